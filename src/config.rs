@@ -1,0 +1,353 @@
+//! Configuration: `config/chronik.toml`, builder overrides and environment overrides.
+//!
+//! Precedence, lowest first: [`Config::default`], the TOML file, the environment
+//! (`CHRONIK_DATABASE_URL`, then `DATABASE_URL`; `CHRONIK_SCHEMA`), builder calls made after
+//! loading. Values are checked by [`Config::validate`] (which [`crate::EventStore::start`]
+//! calls), so a builder chain never panics and every mistake is an [`Error::Config`] that names
+//! the key.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+
+use crate::error::{Error, Result};
+
+/// Default `database_url`.
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Settings of one store. Every field has a builder method of the same name.
+///
+/// ```
+/// use chronik::Config;
+/// use std::time::Duration;
+///
+/// let config = Config::default()
+///     .database_url("postgres://postgres@127.0.0.1:5432/test")
+///     .schema("accounts")
+///     .pool_size(4)
+///     .enable_hard_deletes(true)
+///     .subscription_retry_interval(Duration::from_millis(500));
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// PostgreSQL URL (`postgres://user@host:port/database`).
+    pub database_url: String,
+    /// PostgreSQL schema holding this store; each schema is an isolated store. Default `public`.
+    pub schema: String,
+    /// Connections in the store's pool (the writer uses one at a time). Default 10.
+    pub pool_size: u32,
+    /// Create the schema and apply migrations on start when needed. Default true.
+    pub auto_init: bool,
+    /// Allow `DeleteMode::Hard`. Default false.
+    pub enable_hard_deletes: bool,
+    /// Largest `data` + `metadata` of one event, in bytes. Default 8 MiB.
+    pub max_event_size: usize,
+    /// How long to wait for a database connection before `Error::Unavailable`. Default 5 s.
+    pub connect_timeout: Duration,
+    /// Pause between attempts to (re)connect a subscription or take its lock. Default 1 s.
+    pub subscription_retry_interval: Duration,
+    /// How often the notifier reads `$all` even without a notification. Default 1 s.
+    pub notification_poll_interval: Duration,
+    /// Most appends the writer commits in one transaction. Default 1,000.
+    pub writer_max_batch_appends: usize,
+    /// Most events the writer commits in one transaction (a larger single append still goes
+    /// alone). Default 10,000.
+    pub writer_max_batch_events: usize,
+    /// Most payload bytes the writer commits in one transaction (a larger single append still
+    /// goes alone). Default 64 MiB.
+    pub writer_max_batch_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: DEFAULT_DATABASE_URL.to_string(),
+            schema: "public".to_string(),
+            pool_size: 10,
+            auto_init: true,
+            enable_hard_deletes: false,
+            max_event_size: 8 * 1024 * 1024,
+            connect_timeout: Duration::from_secs(5),
+            subscription_retry_interval: Duration::from_secs(1),
+            notification_poll_interval: Duration::from_secs(1),
+            writer_max_batch_appends: 1_000,
+            writer_max_batch_events: 10_000,
+            writer_max_batch_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+macro_rules! builder {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty),* $(,)?) => {
+        $(
+            $(#[$doc])*
+            #[must_use]
+            pub fn $name(mut self, value: $ty) -> Self {
+                self.$name = value.into();
+                self
+            }
+        )*
+    };
+}
+
+impl Config {
+    builder! {
+        /// Sets `database_url`.
+        database_url: impl Into<String>,
+        /// Sets `schema`.
+        schema: impl Into<String>,
+        /// Sets `pool_size`.
+        pool_size: u32,
+        /// Sets `auto_init`.
+        auto_init: bool,
+        /// Sets `enable_hard_deletes`.
+        enable_hard_deletes: bool,
+        /// Sets `max_event_size` (bytes).
+        max_event_size: usize,
+        /// Sets `connect_timeout`.
+        connect_timeout: Duration,
+        /// Sets `subscription_retry_interval`.
+        subscription_retry_interval: Duration,
+        /// Sets `notification_poll_interval`.
+        notification_poll_interval: Duration,
+        /// Sets `writer_max_batch_appends`.
+        writer_max_batch_appends: usize,
+        /// Sets `writer_max_batch_events`.
+        writer_max_batch_events: usize,
+        /// Sets `writer_max_batch_bytes`.
+        writer_max_batch_bytes: usize,
+    }
+
+    /// Reads a TOML file, then applies the environment overrides.
+    ///
+    /// Unknown keys, wrong types and invalid values are [`Error::Config`] naming the key.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(path.display().to_string(), format!("cannot read file: {e}")))?;
+        Config::from_toml_str(&text)
+            .map_err(|e| match e {
+                Error::Config(mut c) => {
+                    c.reason = format!("{} (in {})", c.reason, path.display());
+                    Error::Config(c)
+                }
+                other => other,
+            })
+            .map(Config::with_env_overrides)
+    }
+
+    /// [`Config::default`] with the environment overrides applied.
+    pub fn from_env() -> Config {
+        Config::default().with_env_overrides()
+    }
+
+    /// Parses TOML text (no environment overrides) and validates it.
+    pub fn from_toml_str(text: &str) -> Result<Config> {
+        let table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| Error::config("<file>", format!("not valid TOML: {}", e.message())))?;
+        let mut config = Config::default();
+        for (key, value) in &table {
+            config.set(key, value)?;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Applies `CHRONIK_DATABASE_URL` (else `DATABASE_URL`) and `CHRONIK_SCHEMA` when set.
+    #[must_use]
+    pub fn with_env_overrides(mut self) -> Config {
+        let non_empty = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(url) = non_empty("CHRONIK_DATABASE_URL").or_else(|| non_empty("DATABASE_URL")) {
+            self.database_url = url;
+        }
+        if let Some(schema) = non_empty("CHRONIK_SCHEMA") {
+            self.schema = schema;
+        }
+        self
+    }
+
+    fn set(&mut self, key: &str, value: &toml::Value) -> Result<()> {
+        match key {
+            "database_url" => self.database_url = string(key, value)?,
+            "schema" => self.schema = string(key, value)?,
+            "pool_size" => self.pool_size = integer(key, value)?,
+            "auto_init" => self.auto_init = boolean(key, value)?,
+            "enable_hard_deletes" => self.enable_hard_deletes = boolean(key, value)?,
+            "max_event_size" => self.max_event_size = integer(key, value)?,
+            "connect_timeout" => self.connect_timeout = duration(key, value)?,
+            "subscription_retry_interval" => self.subscription_retry_interval = duration(key, value)?,
+            "notification_poll_interval" => self.notification_poll_interval = duration(key, value)?,
+            "writer_max_batch_appends" => self.writer_max_batch_appends = integer(key, value)?,
+            "writer_max_batch_events" => self.writer_max_batch_events = integer(key, value)?,
+            "writer_max_batch_bytes" => self.writer_max_batch_bytes = integer(key, value)?,
+            other => return Err(Error::config(other, "unknown key")),
+        }
+        Ok(())
+    }
+
+    /// Checks every value; the error names the first key that is wrong.
+    pub fn validate(&self) -> Result<()> {
+        self.connect_options()?;
+        validate_schema_name(&self.schema)?;
+        let positive = |key: &str, ok: bool| {
+            if ok { Ok(()) } else { Err(Error::config(key, "must be greater than zero")) }
+        };
+        positive("pool_size", self.pool_size > 0)?;
+        if self.pool_size > 1_000 {
+            return Err(Error::config("pool_size", "must be at most 1000"));
+        }
+        positive("max_event_size", self.max_event_size > 0)?;
+        if self.max_event_size > MAX_EVENT_SIZE_LIMIT {
+            return Err(Error::config(
+                "max_event_size",
+                format!("must be at most {MAX_EVENT_SIZE_LIMIT} bytes (PostgreSQL's field limit is 1 GiB)"),
+            ));
+        }
+        positive("connect_timeout", !self.connect_timeout.is_zero())?;
+        positive("subscription_retry_interval", !self.subscription_retry_interval.is_zero())?;
+        positive("notification_poll_interval", !self.notification_poll_interval.is_zero())?;
+        positive("writer_max_batch_appends", self.writer_max_batch_appends > 0)?;
+        positive("writer_max_batch_events", self.writer_max_batch_events > 0)?;
+        positive("writer_max_batch_bytes", self.writer_max_batch_bytes > 0)?;
+        Ok(())
+    }
+
+    /// Parsed connection options for `database_url`, with the store's schema as `search_path`.
+    pub(crate) fn connect_options(&self) -> Result<PgConnectOptions> {
+        let url = self.database_url.trim();
+        if url.starts_with("sqlite:") {
+            return Err(Error::config(
+                "database_url",
+                "the embedded sqlite backend is not available in this build; use a postgres:// URL",
+            ));
+        }
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::config(
+                "database_url",
+                format!("`{}` is not a postgres:// or postgresql:// URL", redact(url)),
+            ));
+        }
+        PgConnectOptions::from_str(url)
+            .map_err(|e| Error::config("database_url", format!("cannot parse `{}`: {e}", redact(url))))
+    }
+}
+
+/// Largest accepted `max_event_size`: 512 MiB, well under PostgreSQL's 1 GiB field limit.
+const MAX_EVENT_SIZE_LIMIT: usize = 512 * 1024 * 1024;
+
+/// Schema names are restricted to plain lower-case SQL identifiers so they never need quoting
+/// surprises in `search_path`, channel names or advisory-lock keys.
+pub(crate) fn validate_schema_name(schema: &str) -> Result<()> {
+    let mut chars = schema.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !first_ok || !rest_ok || schema.len() > 63 {
+        return Err(Error::config(
+            "schema",
+            format!(
+                "`{schema}` is not a valid schema name: use 1-63 lower-case letters, digits and underscores, starting with a letter or underscore"
+            ),
+        ));
+    }
+    if schema.starts_with("pg_") {
+        return Err(Error::config("schema", "names starting with pg_ are reserved by PostgreSQL"));
+    }
+    Ok(())
+}
+
+/// Hides the password of a URL in messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn type_error(key: &str, expected: &str, value: &toml::Value) -> Error {
+    Error::config(key, format!("expected {expected}, found {} `{value}`", value.type_str()))
+}
+
+fn string(key: &str, value: &toml::Value) -> Result<String> {
+    value.as_str().map(str::to_string).ok_or_else(|| type_error(key, "a string", value))
+}
+
+fn boolean(key: &str, value: &toml::Value) -> Result<bool> {
+    value.as_bool().ok_or_else(|| type_error(key, "true or false", value))
+}
+
+fn integer<T: TryFrom<i64>>(key: &str, value: &toml::Value) -> Result<T> {
+    let n = value.as_integer().ok_or_else(|| type_error(key, "an integer", value))?;
+    T::try_from(n).map_err(|_| Error::config(key, format!("{n} is out of range")))
+}
+
+/// A duration is an integer of milliseconds or a string with a unit (`"250ms"`, `"2s"`).
+fn duration(key: &str, value: &toml::Value) -> Result<Duration> {
+    match value {
+        toml::Value::Integer(ms) => {
+            u64::try_from(*ms).map(Duration::from_millis).map_err(|_| Error::config(key, format!("{ms} is negative")))
+        }
+        toml::Value::String(s) => humantime::parse_duration(s)
+            .map_err(|e| Error::config(key, format!("`{s}` is not a duration ({e}); write e.g. \"500ms\" or \"2s\""))),
+        other => Err(type_error(key, "milliseconds or a duration string like \"500ms\"", other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::from_toml_str("pool_sise = 3").unwrap_err();
+        assert!(matches!(err, Error::Config(ref c) if c.key == "pool_sise"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err = Config::from_toml_str("pool_size = \"ten\"").unwrap_err();
+        assert!(matches!(err, Error::Config(ref c) if c.key == "pool_size" && c.reason.contains("integer")), "{err}");
+    }
+
+    #[test]
+    fn durations_accept_milliseconds_and_units() {
+        let c =
+            Config::from_toml_str("subscription_retry_interval = 250\nnotification_poll_interval = \"2s\"").unwrap();
+        assert_eq!(c.subscription_retry_interval, Duration::from_millis(250));
+        assert_eq!(c.notification_poll_interval, Duration::from_secs(2));
+        let err = Config::from_toml_str("connect_timeout = \"soon\"").unwrap_err();
+        assert!(matches!(err, Error::Config(ref c) if c.key == "connect_timeout"), "{err}");
+    }
+
+    #[test]
+    fn bad_url_and_schema_are_named() {
+        let err = Config::default().database_url("mysql://x").validate().unwrap_err();
+        assert!(matches!(err, Error::Config(ref c) if c.key == "database_url"), "{err}");
+        let err = Config::default().schema("Bad-Name").validate().unwrap_err();
+        assert!(matches!(err, Error::Config(ref c) if c.key == "schema"), "{err}");
+        let err = Config::default().pool_size(0).validate().unwrap_err();
+        assert!(matches!(err, Error::Config(ref c) if c.key == "pool_size"), "{err}");
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn shipped_config_file_holds_the_defaults() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/chronik.toml")).unwrap();
+        assert_eq!(Config::from_toml_str(&text).unwrap(), Config::default());
+    }
+}

@@ -1,0 +1,153 @@
+//! The one error type of chronik.
+//!
+//! Every variant carries (or is) a message a user can act on. Domain outcomes of appends and
+//! reads (`WrongExpectedVersion`, `StreamNotFound`, ...) are plain variants so callers can match
+//! on them; infrastructure failures are `Database` (the server answered with an error) or
+//! `Unavailable` (no usable connection or runtime).
+
+use std::fmt;
+
+use uuid::Uuid;
+
+/// The result type of every fallible chronik call.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in chronik.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid: the payload names the key and the reason.
+    #[error("invalid configuration: {0}")]
+    Config(ConfigError),
+
+    /// An argument was rejected before anything was written; the message names the problem.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// The stream's current version does not match the expected version of the call.
+    #[error("wrong expected version: expected {expected}, stream is at version {actual}")]
+    WrongExpectedVersion {
+        /// The version the caller expected (`ExpectedVersion::Exact`).
+        expected: u64,
+        /// The stream's version when the call was checked (0 for an absent stream).
+        actual: u64,
+    },
+
+    /// `ExpectedVersion::NoStream` was given but the stream already has events.
+    #[error("stream already exists (expected no stream)")]
+    StreamExists,
+
+    /// The stream does not exist (or `ExpectedVersion::StreamExists` was given for an absent one).
+    #[error("stream not found")]
+    StreamNotFound,
+
+    /// The stream was soft-deleted: it can no longer be read or appended to.
+    #[error("stream has been deleted")]
+    StreamDeleted,
+
+    /// An event with this id is already stored (or appears twice in the call).
+    #[error("duplicate event id {0}: an event with this id is already stored")]
+    DuplicateEvent(Uuid),
+
+    /// `$all` is written by appending to other streams; it cannot be appended to.
+    #[error("cannot append to the $all stream: append to a named stream instead")]
+    CannotAppendToAllStream,
+
+    /// `$all` cannot be deleted.
+    #[error("cannot delete the $all stream")]
+    CannotDeleteAllStream,
+
+    /// An event referred to by id (for example in `link_to_stream`) does not exist.
+    #[error("event not found")]
+    NotFound,
+
+    /// No snapshot is recorded for that source.
+    #[error("snapshot not found")]
+    SnapshotNotFound,
+
+    /// The operation is disabled by configuration (hard deletes need `enable_hard_deletes = true`).
+    #[error("operation not supported: hard deletes are disabled (set enable_hard_deletes = true)")]
+    NotSupported,
+
+    /// A named subscription with this name is already connected.
+    #[error("subscription already exists")]
+    SubscriptionAlreadyExists,
+
+    /// The subscription already has `concurrency_limit` subscribers.
+    #[error("too many subscribers: the subscription's concurrency_limit is reached")]
+    TooManySubscribers,
+
+    /// An ack named an event number that is not in flight for this subscriber.
+    #[error("unexpected ack: event number not in flight for this subscriber")]
+    UnexpectedAck,
+
+    /// The store's schema is missing or not at the version this build expects.
+    #[error("store schema: {0}")]
+    Migration(String),
+
+    /// Encoding or decoding an event payload failed.
+    #[error("serialization failed: {0}")]
+    Serialization(String),
+
+    /// The database answered with an error.
+    #[error("database error: {0}")]
+    Database(#[source] sqlx::Error),
+
+    /// The database or the store's runtime cannot be reached right now; the message says why.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What is wrong with a configuration: the key and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The configuration key (for example `pool_size`), or the file when it cannot be read.
+    pub key: String,
+    /// Why the value was rejected.
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError { key: key.into(), reason: reason.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.key, self.reason)
+    }
+}
+
+impl Error {
+    pub(crate) fn config(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config(ConfigError::new(key, reason))
+    }
+
+    pub(crate) fn invalid(message: impl Into<String>) -> Self {
+        Error::InvalidArgument(message.into())
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    /// Connection-level failures become `Unavailable`; everything the server reported is
+    /// `Database`.
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_) => Error::Unavailable(format!("database connection: {err}")),
+            sqlx::Error::Database(ref db) if is_connection_loss(db.code().as_deref()) => {
+                Error::Unavailable(format!("database connection: {err}"))
+            }
+            other => Error::Database(other),
+        }
+    }
+}
+
+/// SQLSTATE classes that mean the session is gone (admin shutdown, crash, connection failure).
+fn is_connection_loss(code: Option<&str>) -> bool {
+    matches!(code, Some(c) if c.starts_with("08") || c.starts_with("57P"))
+}

@@ -1,0 +1,76 @@
+//! # chronik
+//!
+//! An event store for Rust applications: streams of immutable events in PostgreSQL, read by
+//! position, and pushed to subscribers.
+//!
+//! ## Architecture
+//!
+//! Three layers, each a folder:
+//!
+//! - **the facade** ([`EventStore`], `store.rs`): a cheap `Clone` handle. It validates input,
+//!   then sends writes to the writer actor and runs reads straight against storage.
+//! - **`runtime/`**: a supervised tree of [`ractor`] actors per store. The `Supervisor`
+//!   restarts its children with backoff; the `Writer` owns appends and commits every queued
+//!   append in ONE transaction (group commit), so many concurrent writers cost one round trip
+//!   and one fsync per batch, not per append. Actors hold no state that is not in the
+//!   database: a restarted one rebuilds from there.
+//! - **`storage/`**: SQL and nothing else. Each store lives in its own PostgreSQL schema
+//!   (connections use it as `search_path`), created by embedded migrations.
+//!
+//! ## Guarantees
+//!
+//! - An append is atomic and durable before `Ok`; nothing of a failed append is stored. If the
+//!   writer dies while committing, the caller's outcome is looked up in the database
+//!   (`txid_status`), so a crash yields neither a false `Ok` nor a false error.
+//! - Stream versions are contiguous from 1, and [`ExpectedVersion`] holds under concurrency.
+//! - Global positions (`$all`) are handed out under a row lock held until commit: unique,
+//!   increasing in commit order, and gap-free up to the committed head (hard deletes may leave
+//!   holes).
+//! - Events are immutable in the database itself: triggers reject UPDATE, DELETE and TRUNCATE
+//!   except a hard delete, permitted for its own transaction only.
+//!
+//! ## Numbering
+//!
+//! Stream versions and global positions start at 1; 0 means "before the first event".
+//!
+//! ## Example
+//!
+//! ```no_run
+//! use chronik::{Config, Error, EventData, EventStore, ExpectedVersion, ALL};
+//!
+//! # async fn demo() -> chronik::Result<()> {
+//! let store = EventStore::start(Config::from_file("config/chronik.toml")?).await?;
+//! let opened = EventData::json("Opened", &serde_json::json!({ "owner": "ana" }))?;
+//! let r = store.append_to_stream("account-1", ExpectedVersion::NoStream, vec![opened]).await?;
+//! assert_eq!(r.stream_version, 1);
+//!
+//! let again = EventData::json("Opened", &serde_json::json!({ "owner": "bob" }))?;
+//! match store.append_to_stream("account-1", ExpectedVersion::NoStream, vec![again]).await {
+//!     Err(Error::StreamExists) => { /* someone else opened it: reload and decide */ }
+//!     other => { other?; }
+//! }
+//! let everything = store.read_all_forward(0, 1_000).await?;
+//! let info = store.stream_info(ALL).await?;
+//! assert_eq!(info.stream_version, everything.last().map_or(0, |e| e.event_number));
+//! store.shutdown().await?;
+//! # Ok(()) }
+//! ```
+
+pub mod admin;
+mod config;
+mod error;
+mod event;
+mod page;
+pub mod runtime;
+mod serializer;
+mod snapshot;
+pub mod storage;
+mod store;
+
+pub use config::{Config, DEFAULT_DATABASE_URL};
+pub use error::{ConfigError, Error, Result};
+pub use event::{ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamInfo, StreamStatus};
+pub use page::{Page, PageRequest, SortBy, SortDirection};
+pub use serializer::{BINCODE_CONTENT_TYPE, BincodeSerializer, JSON_CONTENT_TYPE, JsonSerializer, Serializer};
+pub use snapshot::SnapshotData;
+pub use store::{EventRef, EventStore, MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES};

@@ -1,0 +1,93 @@
+//! Reads of one stream (its own events and its links, in version order) and of `$all` (by
+//! global position). Reads need no lock: `$all` is gap-free up to the committed head because
+//! positions are handed out under the `$all` row lock held until commit.
+
+use super::{EVENT_COLUMNS, EventRow, PgStorage, into_events, signed};
+use crate::error::{Error, Result};
+use crate::event::RecordedEvent;
+
+const FIND_STREAM: &str = "SELECT stream_id, deleted_at IS NOT NULL FROM streams WHERE stream_uuid = $1";
+
+/// Direction of a read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending event numbers.
+    Forward,
+    /// Descending event numbers.
+    Backward,
+}
+
+fn stream_sql(direction: Direction) -> String {
+    let (cmp, order) = match direction {
+        Direction::Forward => (">=", "ASC"),
+        Direction::Backward => ("<=", "DESC"),
+    };
+    // Both halves are index range scans ((stream_id, stream_version) and the links primary
+    // key); the outer ORDER BY merges them.
+    format!(
+        "SELECT * FROM ( \
+            (SELECT e.stream_version AS event_number, {EVENT_COLUMNS} FROM events e \
+             WHERE e.stream_id = $1 AND e.stream_version {cmp} $2 ORDER BY e.stream_version {order} LIMIT $3) \
+            UNION ALL \
+            (SELECT l.link_version AS event_number, {EVENT_COLUMNS} FROM links l JOIN events e ON e.position = l.position \
+             WHERE l.stream_id = $1 AND l.link_version {cmp} $2 ORDER BY l.link_version {order} LIMIT $3) \
+         ) entries ORDER BY event_number {order} LIMIT $3"
+    )
+}
+
+fn all_sql(direction: Direction) -> String {
+    let (cmp, order) = match direction {
+        Direction::Forward => (">=", "ASC"),
+        Direction::Backward => ("<=", "DESC"),
+    };
+    format!(
+        "SELECT e.position AS event_number, {EVENT_COLUMNS} FROM events e \
+         WHERE e.position {cmp} $1 ORDER BY e.position {order} LIMIT $2"
+    )
+}
+
+impl PgStorage {
+    /// The internal id of a live stream: `StreamNotFound` / `StreamDeleted` otherwise.
+    pub(crate) async fn live_stream_id(&self, stream: &str) -> Result<i64> {
+        let row: Option<(i64, bool)> = sqlx::query_as(FIND_STREAM).bind(stream).fetch_optional(&self.pool).await?;
+        match row {
+            None => Err(Error::StreamNotFound),
+            Some((_, true)) => Err(Error::StreamDeleted),
+            Some((id, false)) => Ok(id),
+        }
+    }
+
+    /// Up to `count` entries of `stream` from version `from` (inclusive) in `direction`.
+    pub async fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        count: u64,
+        direction: Direction,
+    ) -> Result<Vec<RecordedEvent>> {
+        let id = self.live_stream_id(stream).await?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<EventRow> = sqlx::query_as(&stream_sql(direction))
+            .bind(id)
+            .bind(signed("version", from)?)
+            .bind(signed("count", count)?)
+            .fetch_all(&self.pool)
+            .await?;
+        into_events(rows)
+    }
+
+    /// Up to `count` events of `$all` from global position `from` (inclusive) in `direction`.
+    pub async fn read_all(&self, from: u64, count: u64, direction: Direction) -> Result<Vec<RecordedEvent>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<EventRow> = sqlx::query_as(&all_sql(direction))
+            .bind(signed("position", from)?)
+            .bind(signed("count", count)?)
+            .fetch_all(&self.pool)
+            .await?;
+        into_events(rows)
+    }
+}
