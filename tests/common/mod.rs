@@ -67,7 +67,22 @@ impl Drop for SchemaGuard {
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?
-                .block_on(chronik::admin::drop(&config))
+                .block_on(async {
+                    // A test that ends mid-transaction may leave a connection holding locks
+                    // that DROP SCHEMA would wait for: end the store's sessions first.
+                    use sqlx::Connection;
+                    if let Ok(mut conn) = sqlx::PgConnection::connect(&database_url()).await {
+                        let name = chronik::storage::postgres::application_name(&config.schema);
+                        let _ = sqlx::query(
+                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                        )
+                        .bind(name)
+                        .execute(&mut conn)
+                        .await;
+                    }
+                    chronik::admin::drop(&config).await
+                })
                 .map_err(|e| e.to_string())
         })
         .join();

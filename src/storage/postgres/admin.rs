@@ -91,26 +91,31 @@ pub async fn create_database(config: &Config) -> Result<bool> {
 /// Returns how many migrations were applied.
 pub async fn init_store(config: &Config) -> Result<usize> {
     let mut conn = connect(config).await?;
-    with_migration_lock(&mut conn, &config.schema, async |conn| {
-        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{}\"", config.schema)).execute(&mut *conn).await?;
-        run_pending(conn).await
-    })
-    .await
+    lock(&mut conn, &config.schema).await?;
+    let outcome = init_locked(&mut conn, &config.schema).await;
+    unlock(&mut conn, &config.schema, outcome).await
+}
+
+async fn init_locked(conn: &mut PgConnection, schema: &str) -> Result<usize> {
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&mut *conn).await?;
+    run_pending(conn).await
 }
 
 /// Applies pending migrations to an existing store. Returns how many were applied.
 pub async fn migrate_store(config: &Config) -> Result<usize> {
     let mut conn = connect(config).await?;
-    with_migration_lock(&mut conn, &config.schema, async |conn| {
-        if !schema_exists(conn, &config.schema).await? || applied_versions(conn).await?.is_empty() {
-            return Err(Error::Migration(format!(
-                "schema `{}` holds no chronik store; run `chronik init` (or start with auto_init = true)",
-                config.schema
-            )));
-        }
-        run_pending(conn).await
-    })
-    .await
+    lock(&mut conn, &config.schema).await?;
+    let outcome = migrate_locked(&mut conn, &config.schema).await;
+    unlock(&mut conn, &config.schema, outcome).await
+}
+
+async fn migrate_locked(conn: &mut PgConnection, schema: &str) -> Result<usize> {
+    if !schema_exists(conn, schema).await? || applied_versions(conn).await?.is_empty() {
+        return Err(Error::Migration(format!(
+            "schema `{schema}` holds no chronik store; run `chronik init` (or start with auto_init = true)"
+        )));
+    }
+    run_pending(conn).await
 }
 
 /// Every migration of this build and whether the store has it.
@@ -132,40 +137,48 @@ pub async fn migration_status(config: &Config) -> Result<Vec<MigrationStatus>> {
 /// Returns whether there was anything to remove.
 pub async fn drop_store(config: &Config) -> Result<bool> {
     let mut conn = connect(config).await?;
-    with_migration_lock(&mut conn, &config.schema, async |conn| {
-        if !schema_exists(conn, &config.schema).await? {
-            return Ok(false);
-        }
-        if config.schema != "public" {
-            sqlx::query(&format!("DROP SCHEMA \"{}\" CASCADE", config.schema)).execute(&mut *conn).await?;
-            return Ok(true);
-        }
-        let had_store = !applied_versions(conn).await?.is_empty();
-        sqlx::raw_sql(
-            "DROP TABLE IF EXISTS events, links, streams, snapshots, _sqlx_migrations CASCADE; \
-             DROP FUNCTION IF EXISTS forbid_event_changes() CASCADE",
-        )
-        .execute(&mut *conn)
-        .await?;
-        Ok(had_store)
-    })
-    .await
+    lock(&mut conn, &config.schema).await?;
+    let outcome = drop_locked(&mut conn, &config.schema).await;
+    unlock(&mut conn, &config.schema, outcome).await
+}
+
+async fn drop_locked(conn: &mut PgConnection, schema: &str) -> Result<bool> {
+    if !schema_exists(conn, schema).await? {
+        return Ok(false);
+    }
+    if schema != "public" {
+        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE")).execute(&mut *conn).await?;
+        return Ok(true);
+    }
+    let had_store = !applied_versions(conn).await?.is_empty();
+    sqlx::raw_sql(
+        "DROP TABLE IF EXISTS events, links, streams, snapshots, _sqlx_migrations CASCADE; \
+         DROP FUNCTION IF EXISTS forbid_event_changes() CASCADE",
+    )
+    .execute(&mut *conn)
+    .await?;
+    Ok(had_store)
 }
 
 async fn run_pending(conn: &mut PgConnection) -> Result<usize> {
     let before = applied_versions(conn).await?.len();
-    migrator().run(&mut *conn).await.map_err(|e| Error::Migration(format!("applying migrations failed: {e}")))?;
+    // Boxed with an explicit `Send` bound: `Migrator::run` is generic over `Acquire`, and
+    // without this the compiler cannot prove the admin futures `Send` for `tokio::spawn`.
+    let migrator = migrator();
+    let run: std::pin::Pin<Box<dyn Future<Output = Result<(), sqlx::migrate::MigrateError>> + Send + '_>> =
+        Box::pin(migrator.run_direct(&mut *conn));
+    run.await.map_err(|e| Error::Migration(format!("applying migrations failed: {e}")))?;
     Ok(applied_versions(conn).await?.len().saturating_sub(before))
 }
 
-/// Runs `work` holding the schema's migration lock (a session advisory lock, released after).
-async fn with_migration_lock<T>(
-    conn: &mut PgConnection,
-    schema: &str,
-    work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
-) -> Result<T> {
+/// Takes the schema's migration lock (a session advisory lock).
+async fn lock(conn: &mut PgConnection, schema: &str) -> Result<()> {
     sqlx::query("SELECT pg_advisory_lock(hashtext($1))").bind(lock_key(schema)).execute(&mut *conn).await?;
-    let outcome = work(conn).await;
+    Ok(())
+}
+
+/// Releases the migration lock, then hands back the outcome of the locked work.
+async fn unlock<T>(conn: &mut PgConnection, schema: &str, outcome: Result<T>) -> Result<T> {
     let unlocked =
         sqlx::query("SELECT pg_advisory_unlock(hashtext($1))").bind(lock_key(schema)).execute(&mut *conn).await;
     let value = outcome?;

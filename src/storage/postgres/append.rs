@@ -15,6 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 use super::{PgStorage, unsigned};
@@ -60,6 +61,12 @@ const ROWS_OF_LINK: &str = "SELECT l.link_version, l.position FROM links l \
      JOIN streams s ON s.stream_id = l.stream_id JOIN events e ON e.position = l.position \
      WHERE s.stream_uuid = $1 AND e.event_id = ANY($2) AND l.xmin::text::bigint = $3 ORDER BY l.link_version";
 
+/// Whether a decided batch has anything to commit.
+enum Written {
+    Nothing,
+    Something,
+}
+
 /// A stream's state while a batch is being decided.
 struct StreamState {
     id: Option<i64>,
@@ -97,6 +104,29 @@ impl PgStorage {
     /// nothing was written; otherwise each request has its own outcome, in order.
     pub async fn write_batch(&self, requests: &[Arc<WriteRequest>]) -> Result<Vec<Result<AppendResult>>> {
         let mut tx = self.pool.begin().await?;
+        match self.decide_and_insert(&mut tx, requests).await {
+            Ok((outcomes, Written::Something)) => {
+                tx.commit().await?;
+                Ok(outcomes)
+            }
+            Ok((outcomes, Written::Nothing)) => {
+                tx.rollback().await?;
+                Ok(outcomes)
+            }
+            Err(e) => {
+                // Roll back right away rather than when the pool next touches the connection:
+                // until then the `$all` lock would stay held.
+                tx.rollback().await.ok();
+                Err(e)
+            }
+        }
+    }
+
+    async fn decide_and_insert(
+        &self,
+        tx: &mut PgConnection,
+        requests: &[Arc<WriteRequest>],
+    ) -> Result<(Vec<Result<AppendResult>>, Written)> {
         let (head, txid): (i64, i64) = sqlx::query_as(LOCK_ALL).fetch_one(&mut *tx).await?;
         for request in requests {
             request.progress.record_txid(txid);
@@ -170,7 +200,7 @@ impl PgStorage {
         for request in requests {
             let slot = slots[request.stream.as_str()];
             let state = &mut streams[slot];
-            let current = (state.version > 0).then(|| state.version as u64);
+            let current = (state.version > 0).then_some(state.version as u64);
             if let Err(e) = request.expected.check(current, state.deleted) {
                 outcomes.push(Err(e));
                 continue;
@@ -213,8 +243,7 @@ impl PgStorage {
         }
 
         if !streams.iter().any(|s| s.touched) {
-            tx.rollback().await?;
-            return Ok(outcomes);
+            return Ok((outcomes, Written::Nothing));
         }
 
         let new_slots: Vec<usize> =
@@ -274,8 +303,7 @@ impl PgStorage {
             .bind(payload)
             .execute(&mut *tx)
             .await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        Ok((outcomes, Written::Something))
     }
 
     /// Finds out what became of a request whose writer stopped before replying.

@@ -63,7 +63,16 @@ impl PgStorage {
 
 /// Connection options for the store: the URL plus `search_path` and `application_name`.
 pub(crate) fn store_connect_options(config: &Config) -> Result<PgConnectOptions> {
-    Ok(config.connect_options()?.application_name("chronik").options([("search_path", config.schema.as_str())]))
+    Ok(config
+        .connect_options()?
+        .application_name(&application_name(&config.schema))
+        .options([("search_path", config.schema.as_str())]))
+}
+
+/// `chronik <schema>`, so `pg_stat_activity` shows which store a connection serves
+/// (PostgreSQL keeps the first 63 bytes).
+pub fn application_name(schema: &str) -> String {
+    format!("chronik {schema}")
 }
 
 /// Converts a stored integer that must not be negative; a negative one is a corrupt row.

@@ -4,6 +4,7 @@
 //! then streams) cannot deadlock with them.
 
 use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
 
 use super::{PgStorage, signed, unsigned};
 use crate::error::{Error, Result};
@@ -29,6 +30,7 @@ const DELETE_EVENTS_OF_STREAM: &str = "DELETE FROM events WHERE stream_id = $1";
 const DELETE_STREAM_ROW: &str = "DELETE FROM streams WHERE stream_id = $1";
 
 type InfoRow = (i64, String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
+type PageRow = (i64, String, i64, DateTime<Utc>, Option<DateTime<Utc>>, i64);
 
 fn into_info((id, uuid, version, created_at, deleted_at): InfoRow) -> Result<StreamInfo> {
     Ok(StreamInfo {
@@ -70,7 +72,7 @@ impl PgStorage {
         );
         let search = request.search.as_deref().map(escape_like);
         let offset = request.page.saturating_sub(1).saturating_mul(request.page_size);
-        let rows: Vec<(i64, String, i64, DateTime<Utc>, Option<DateTime<Utc>>, i64)> = sqlx::query_as(&sql)
+        let rows: Vec<PageRow> = sqlx::query_as(&sql)
             .bind(search)
             .bind(request.include_deleted)
             .bind(signed("page_size", request.page_size)?)
@@ -115,32 +117,47 @@ impl PgStorage {
             return Err(Error::NotSupported);
         }
         let mut tx = self.pool.begin().await?;
-        let row: Option<(i64, i64, bool)> = sqlx::query_as(LOCK_STREAM).bind(stream).fetch_optional(&mut *tx).await?;
-        let Some((id, version, deleted)) = row else {
-            return Err(Error::StreamNotFound);
-        };
-        // A soft-deleted stream can still be hard-deleted (to purge it); deleting it softly
-        // twice is an error like any other use of a deleted stream.
-        let soft_deleted_purge = deleted && mode == DeleteMode::Hard;
-        if !soft_deleted_purge {
-            expected.check(Some(unsigned("stream_version", version)?), deleted)?;
-        }
-        match mode {
-            DeleteMode::Soft => {
-                sqlx::query(SOFT_DELETE).bind(id).execute(&mut *tx).await?;
-            }
-            DeleteMode::Hard => {
-                sqlx::query(ALLOW_HARD_DELETE).execute(&mut *tx).await?;
-                for statement in
-                    [DELETE_LINKS_TO_STREAM, DELETE_LINKS_OF_STREAM, DELETE_EVENTS_OF_STREAM, DELETE_STREAM_ROW]
-                {
-                    sqlx::query(statement).bind(id).execute(&mut *tx).await?;
-                }
+        match delete_locked(&mut tx, stream, expected, mode).await {
+            Ok(()) => Ok(tx.commit().await?),
+            Err(e) => {
+                // Release the row lock now, not when the pool next touches the connection.
+                tx.rollback().await.ok();
+                Err(e)
             }
         }
-        tx.commit().await?;
-        Ok(())
     }
+}
+
+async fn delete_locked(
+    conn: &mut PgConnection,
+    stream: &str,
+    expected: ExpectedVersion,
+    mode: DeleteMode,
+) -> Result<()> {
+    let row: Option<(i64, i64, bool)> = sqlx::query_as(LOCK_STREAM).bind(stream).fetch_optional(&mut *conn).await?;
+    let Some((id, version, deleted)) = row else {
+        return Err(Error::StreamNotFound);
+    };
+    // A soft-deleted stream can still be hard-deleted (to purge it); deleting it softly
+    // twice is an error like any other use of a deleted stream.
+    let soft_deleted_purge = deleted && mode == DeleteMode::Hard;
+    if !soft_deleted_purge {
+        expected.check(Some(unsigned("stream_version", version)?), deleted)?;
+    }
+    match mode {
+        DeleteMode::Soft => {
+            sqlx::query(SOFT_DELETE).bind(id).execute(&mut *conn).await?;
+        }
+        DeleteMode::Hard => {
+            sqlx::query(ALLOW_HARD_DELETE).execute(&mut *conn).await?;
+            for statement in
+                [DELETE_LINKS_TO_STREAM, DELETE_LINKS_OF_STREAM, DELETE_EVENTS_OF_STREAM, DELETE_STREAM_ROW]
+            {
+                sqlx::query(statement).bind(id).execute(&mut *conn).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Escapes `%`, `_` and `\` so a search matches them literally.
