@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::stream::{self, Stream, StreamExt, TryStreamExt};
+use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorRef};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -205,22 +206,32 @@ impl EventStore {
 
     async fn write(&self, request: WriteRequest) -> Result<AppendResult> {
         let request = Arc::new(request);
-        let writer = self.current_writer().await?;
-        match ractor::call!(writer, WriterMsg::Write, Arc::clone(&request)) {
-            Ok(outcome) => outcome,
-            // The writer stopped (crash, kill, shutdown) before answering. Ask the database
-            // what became of the request instead of guessing: never a false Ok, and no false
-            // error for a request that did commit.
-            Err(lost) => match self.inner.storage.resolve_in_doubt(&request).await {
-                Ok(Some(result)) => Ok(result),
-                Ok(None) => Err(Error::Unavailable(format!(
-                    "the writer stopped before committing this write ({lost}); nothing was stored, retry it"
-                ))),
-                Err(e) => Err(Error::Unavailable(format!(
-                    "the writer stopped while committing this write and its outcome cannot be checked ({e}); \
-                     read the stream before retrying"
-                ))),
-            },
+        // A request the writer lost before its transaction reached the `$all` lock cannot have
+        // committed (every commit goes through that lock), so it is handed to the restarted
+        // writer again; a few times at most, in case the request itself is what kills it.
+        let mut attempts = 0;
+        let lost = loop {
+            attempts += 1;
+            let writer = self.current_writer().await?;
+            let lost = match writer.call(|reply| WriterMsg::Write(Arc::clone(&request), reply), None).await {
+                Ok(CallResult::Success(outcome)) => return outcome,
+                Ok(_) => "the writer stopped before answering".to_string(),
+                Err(e) => format!("the writer could not be reached: {e}"),
+            };
+            if attempts >= 3 || request.progress.txid().is_some() {
+                break lost;
+            }
+            tracing::debug!(reason = %lost, "write lost before it reached the database; resubmitting");
+        };
+        // The writer stopped (crash, kill, shutdown) with the request in its hands. Ask the
+        // database what became of it instead of guessing: never a false Ok, and no false error
+        // for a request that did commit.
+        match self.inner.storage.resolve_in_doubt(&request).await {
+            Ok(Some(result)) => Ok(result),
+            Ok(None) => Err(Error::Unavailable(format!("{lost}; nothing of this write was stored, retry it"))),
+            Err(e) => Err(Error::Unavailable(format!(
+                "{lost} and the outcome of this write cannot be checked ({e}); read the stream before retrying"
+            ))),
         }
     }
 

@@ -135,25 +135,42 @@ async fn commit_next_batch(state: &mut WriterState) {
                 let _ = reply.send(outcome);
             }
         }
-        Err(err) if batch.len() > 1 => {
-            // One request may have poisoned the whole transaction (an error the checks did not
-            // foresee); commit the others one by one so they do not share its fate.
-            tracing::warn!(error = %err, requests = batch.len(), "batch failed; committing its requests one by one");
+        Err(err) => {
+            tracing::warn!(error = %err, requests = batch.len(), "batch transaction failed");
+            let alone = batch.len() == 1;
+            let mut err = Some(err);
             for (request, reply) in batch {
-                let outcome = state
-                    .storage
-                    .write_batch(std::slice::from_ref(&request))
-                    .await
-                    .and_then(|mut outcomes| outcomes.pop().unwrap_or_else(|| Err(no_outcome())));
+                let outcome = settle_failed(state, &request, alone, &mut err).await;
                 let _ = reply.send(outcome);
             }
         }
-        Err(err) => {
-            tracing::warn!(error = %err, "append failed");
-            if let Some((_, reply)) = batch.pop() {
-                let _ = reply.send(Err(err));
-            }
-        }
+    }
+}
+
+/// The outcome of one request whose batch transaction failed.
+///
+/// The failure may have hit after COMMIT reached the server (a connection lost while waiting
+/// for its answer), so the database is asked first. A request that did not commit is retried
+/// alone when it shared the batch with others (one request may have poisoned the transaction
+/// with an error the checks did not foresee), or gets the batch's error when it was alone.
+async fn settle_failed(
+    state: &WriterState,
+    request: &Arc<WriteRequest>,
+    alone: bool,
+    batch_error: &mut Option<crate::Error>,
+) -> Result<AppendResult> {
+    match state.storage.resolve_in_doubt(request).await {
+        Ok(Some(committed)) => Ok(committed),
+        Ok(None) if !alone => state
+            .storage
+            .write_batch(std::slice::from_ref(request))
+            .await
+            .and_then(|mut outcomes| outcomes.pop().unwrap_or_else(|| Err(no_outcome()))),
+        Ok(None) => Err(batch_error.take().unwrap_or_else(no_outcome)),
+        Err(e) => Err(crate::Error::Unavailable(format!(
+            "the append's transaction failed ({}) and its outcome cannot be checked ({e}); read the stream before retrying",
+            batch_error.as_ref().map_or_else(String::new, ToString::to_string)
+        ))),
     }
 }
 
