@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorCell, ActorRef};
+use ractor::{Actor, ActorCell, ActorId, ActorRef, ActorStatus};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -210,9 +210,10 @@ impl EventStore {
         // committed (every commit goes through that lock), so it is handed to the restarted
         // writer again; a few times at most, in case the request itself is what kills it.
         let mut attempts = 0;
+        let mut dead = None;
         let lost = loop {
             attempts += 1;
-            let writer = self.current_writer().await?;
+            let writer = self.current_writer(dead).await?;
             let lost = match writer.call(|reply| WriterMsg::Write(Arc::clone(&request), reply), None).await {
                 Ok(CallResult::Success(outcome)) => return outcome,
                 Ok(_) => "the writer stopped before answering".to_string(),
@@ -222,6 +223,7 @@ impl EventStore {
                 break lost;
             }
             tracing::debug!(reason = %lost, "write lost before it reached the database; resubmitting");
+            dead = Some(writer.get_id());
         };
         // The writer stopped (crash, kill, shutdown) with the request in its hands. Ask the
         // database what became of it instead of guessing: never a false Ok, and no false error
@@ -236,17 +238,22 @@ impl EventStore {
     }
 
     /// The live writer, waiting (up to `connect_timeout`) while the supervisor restarts it.
-    async fn current_writer(&self) -> Result<ActorRef<WriterMsg>> {
+    /// `dead` is a writer the caller saw fail: it is not handed out again, so callers wait for
+    /// its successor instead of spinning on it.
+    async fn current_writer(&self, dead: Option<ActorId>) -> Result<ActorRef<WriterMsg>> {
+        let usable = |w: &Option<ActorRef<WriterMsg>>| {
+            w.as_ref().is_some_and(|w| {
+                Some(w.get_id()) != dead
+                    && matches!(w.get_status(), ActorStatus::Running | ActorStatus::Starting | ActorStatus::Upgrading)
+            })
+        };
         let mut slot = self.inner.writer.clone();
-        if let Some(writer) = slot.borrow().clone() {
-            return Ok(writer);
-        }
-        let wait = slot.wait_for(Option::is_some);
+        let wait = slot.wait_for(usable);
         match tokio::time::timeout(self.inner.config.connect_timeout, wait).await {
             Ok(Ok(writer)) => writer.clone().ok_or_else(|| Error::Unavailable("the writer is restarting".into())),
             Ok(Err(_)) => Err(Error::Unavailable("the store's runtime has stopped".into())),
             Err(_) => Err(Error::Unavailable(format!(
-                "the writer did not come back within {:?}",
+                "no running writer within {:?}: the store's runtime is restarting or has given up",
                 self.inner.config.connect_timeout
             ))),
         }

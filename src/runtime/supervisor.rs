@@ -132,6 +132,7 @@ impl Actor for Supervisor {
 async fn spawn_writer(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
     let args = WriterArgs { storage: state.args.storage.clone(), limits: state.args.limits };
     let (writer, _handle) = Actor::spawn_linked(None, Writer, args, myself.get_cell()).await?;
+    tracing::debug!(writer = %writer.get_id(), "writer started");
     state.args.writer_slot.send_replace(Some(writer.clone()));
     state.writer = Some(writer);
     Ok(())

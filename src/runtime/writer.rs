@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use sqlx::{Connection, PgConnection};
 
 use crate::error::Result;
 use crate::event::AppendResult;
@@ -57,6 +58,9 @@ pub struct WriterArgs {
 /// The writer's state.
 pub struct WriterState {
     storage: Storage,
+    /// The writer's own connection (not from the pool: no acquire/release round trips);
+    /// `None` after a failure, reopened by the next batch.
+    connection: Option<PgConnection>,
     limits: BatchLimits,
     queue: VecDeque<(Arc<WriteRequest>, RpcReplyPort<Result<AppendResult>>)>,
     flush_scheduled: bool,
@@ -72,7 +76,13 @@ impl Actor for Writer {
         _myself: ActorRef<WriterMsg>,
         args: WriterArgs,
     ) -> Result<WriterState, ActorProcessingErr> {
-        Ok(WriterState { storage: args.storage, limits: args.limits, queue: VecDeque::new(), flush_scheduled: false })
+        Ok(WriterState {
+            storage: args.storage,
+            connection: None,
+            limits: args.limits,
+            queue: VecDeque::new(),
+            flush_scheduled: false,
+        })
     }
 
     async fn handle(
@@ -107,6 +117,13 @@ impl Actor for Writer {
         }
         Ok(())
     }
+
+    async fn post_stop(&self, _myself: ActorRef<WriterMsg>, state: &mut WriterState) -> Result<(), ActorProcessingErr> {
+        if let Some(conn) = state.connection.take() {
+            conn.close().await.ok();
+        }
+        Ok(())
+    }
 }
 
 /// Takes the next batch off the queue within the limits, commits it, replies to each caller.
@@ -128,7 +145,7 @@ async fn commit_next_batch(state: &mut WriterState) {
         return;
     }
     let requests: Vec<Arc<WriteRequest>> = batch.iter().map(|(r, _)| Arc::clone(r)).collect();
-    match state.storage.write_batch(&requests).await {
+    match write(state, &requests).await {
         Ok(outcomes) => {
             for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                 // A caller that stopped waiting (its task was cancelled) needs no answer.
@@ -154,16 +171,14 @@ async fn commit_next_batch(state: &mut WriterState) {
 /// alone when it shared the batch with others (one request may have poisoned the transaction
 /// with an error the checks did not foresee), or gets the batch's error when it was alone.
 async fn settle_failed(
-    state: &WriterState,
+    state: &mut WriterState,
     request: &Arc<WriteRequest>,
     alone: bool,
     batch_error: &mut Option<crate::Error>,
 ) -> Result<AppendResult> {
     match state.storage.resolve_in_doubt(request).await {
         Ok(Some(committed)) => Ok(committed),
-        Ok(None) if !alone => state
-            .storage
-            .write_batch(std::slice::from_ref(request))
+        Ok(None) if !alone => write(state, std::slice::from_ref(request))
             .await
             .and_then(|mut outcomes| outcomes.pop().unwrap_or_else(|| Err(no_outcome()))),
         Ok(None) => Err(batch_error.take().unwrap_or_else(no_outcome)),
@@ -172,6 +187,20 @@ async fn settle_failed(
             batch_error.as_ref().map_or_else(String::new, ToString::to_string)
         ))),
     }
+}
+
+/// Commits requests on the writer's connection, opening it first if needed. A failed batch
+/// drops the connection: it may be broken, and a fresh one costs little next to the failure.
+async fn write(state: &mut WriterState, requests: &[Arc<WriteRequest>]) -> Result<Vec<Result<AppendResult>>> {
+    let mut conn = match state.connection.take() {
+        Some(conn) => conn,
+        None => state.storage.connect_writer().await?,
+    };
+    let outcome = state.storage.write_batch(&mut conn, requests).await;
+    if outcome.is_ok() {
+        state.connection = Some(conn);
+    }
+    outcome
 }
 
 fn no_outcome() -> crate::Error {

@@ -35,6 +35,7 @@ impl TestStore {
     }
 
     pub async fn start_with(configure: impl FnOnce(Config) -> Config) -> TestStore {
+        init_tracing();
         let config = configure(test_config("s"));
         let guard = SchemaGuard { config: config.clone() };
         let store = EventStore::start(config.clone()).await.expect("store starts");
@@ -106,4 +107,10 @@ pub fn events(t: &str, from: u64, count: u64) -> Vec<EventData> {
 pub async fn raw_connection() -> sqlx::PgConnection {
     use sqlx::Connection;
     sqlx::PgConnection::connect(&database_url()).await.expect("connect")
+}
+
+/// Logs of the library in test output, filtered by `RUST_LOG` (default: warnings).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }

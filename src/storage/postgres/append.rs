@@ -1,21 +1,29 @@
-//! The writer's batch: many appends and links committed in ONE transaction.
+//! The writer's batch: many appends and links committed in ONE transaction, in four round
+//! trips whatever the batch size: BEGIN, lock, write, COMMIT.
 //!
-//! Order of work inside the transaction, and why:
-//! 1. lock the `$all` row first (`FOR UPDATE`): it holds the last global position, and holding
-//!    it until commit serialises every appender of every node, so positions are handed out
-//!    gap-free in commit order. Taking it first also fixes the lock order (`$all`, then
-//!    streams), so writers never deadlock each other;
-//! 2. lock the rows of the streams involved and read their versions;
-//! 3. look up which event ids already exist (and, for links, the linked events);
-//! 4. decide every request in order, in memory: a rejected request changes nothing, the next
-//!    one sees the versions the accepted ones produced;
-//! 5. insert new streams, events and links with one statement each (UNNEST arrays: one SQL text
-//!    for any batch size), bump versions, NOTIFY, commit.
+//! 1. **lock**: the `$all` row first (`FOR UPDATE`; it holds the last global position, and
+//!    holding it until commit serialises every appender of every node, so positions are handed
+//!    out gap-free in commit order), then the rows of the streams involved, in one statement.
+//!    `$all` first fixes the lock order, so writers never deadlock each other; deletes lock a
+//!    single stream row and never `$all`.
+//! 2. **decide** every request in order, in memory: a rejected request changes nothing, the
+//!    next one sees the versions the accepted ones produced.
+//! 3. **write**: new streams, events, links, version bumps and the NOTIFY in one statement
+//!    (data-modifying CTEs over UNNEST arrays: one SQL text for any batch size).
+//!
+//! Duplicate event ids are caught by `ON CONFLICT (event_id) DO NOTHING` rather than by a
+//! lookup before every insert: when fewer events went in than were sent, the transaction is
+//! rolled back and the batch is decided again with the stored ids looked up first (the slow
+//! path, taken only when a duplicate exists).
+//!
+//! Writer connections plan every statement for its parameters (`plan_cache_mode =
+//! force_custom_plan`): a generic plan cached while the store is small (a sequential scan) would
+//! otherwise be kept as it grows, turning each append into a table scan under the `$all` lock.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use super::{PgStorage, unsigned};
@@ -23,10 +31,12 @@ use crate::error::{Error, Result};
 use crate::event::AppendResult;
 use crate::storage::{WriteOp, WriteRequest};
 
-const LOCK_ALL: &str = "SELECT stream_version, txid_current() FROM streams WHERE stream_id = 0 FOR UPDATE";
-
-const LOCK_STREAMS: &str = "SELECT stream_id, stream_uuid, stream_version, deleted_at IS NOT NULL \
-     FROM streams WHERE stream_uuid = ANY($1) FOR UPDATE";
+/// Locks `$all`, then the streams named in `$1`. The stream subquery refers to the outer row so
+/// that it runs after `$all` is locked (a lateral nested loop), never before.
+const LOCK: &str = "SELECT a.stream_version, a.txid, s.stream_id, s.stream_uuid, s.stream_version, s.deleted \
+     FROM (SELECT stream_version, txid_current() AS txid FROM streams WHERE stream_id = 0 FOR UPDATE) a \
+     LEFT JOIN LATERAL (SELECT stream_id, stream_uuid, stream_version, deleted_at IS NOT NULL AS deleted \
+         FROM streams WHERE stream_uuid = ANY($1) AND a.txid IS NOT NULL FOR UPDATE) s ON true";
 
 const STORED_EVENT_IDS: &str = "SELECT event_id FROM events WHERE event_id = ANY($1)";
 
@@ -34,23 +44,36 @@ const LINKABLE_EVENTS: &str = "SELECT event_id, position, stream_id FROM events 
 
 const EXISTING_LINKS: &str = "SELECT stream_id, position FROM links WHERE stream_id = ANY($1) AND position = ANY($2)";
 
-const INSERT_STREAMS: &str = "INSERT INTO streams (stream_uuid, stream_version) \
-     SELECT * FROM UNNEST($1::text[], $2::bigint[]) RETURNING stream_id, stream_uuid";
-
-const INSERT_EVENTS: &str = "INSERT INTO events (position, event_id, stream_id, stream_uuid, stream_version, \
-     event_type, content_type, correlation_id, causation_id, data, metadata) \
-     SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::bigint[], $4::text[], $5::bigint[], \
-     $6::text[], $7::text[], $8::uuid[], $9::uuid[], $10::bytea[], $11::bytea[])";
-
-const INSERT_LINKS: &str = "INSERT INTO links (stream_id, link_version, position) \
-     SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::bigint[])";
-
-/// Bumps stream versions (and the `$all` head, as stream 0) and notifies, in one round trip.
-/// A data-modifying CTE always runs to completion, even though the SELECT does not read it.
-const BUMP_VERSIONS_AND_NOTIFY: &str = "WITH bumped AS ( \
-     UPDATE streams s SET stream_version = u.version \
-     FROM UNNEST($1::bigint[], $2::bigint[]) AS u(stream_id, version) WHERE s.stream_id = u.stream_id) \
-     SELECT pg_notify($3, $4)";
+/// Everything a batch writes, in one statement. Rows of streams created by the batch carry a
+/// NULL stream_id and get the id from `new_streams` by name.
+const WRITE: &str = "WITH new_streams AS ( \
+         INSERT INTO streams (stream_uuid, stream_version) SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
+         RETURNING stream_id, stream_uuid), \
+     inserted_events AS ( \
+         INSERT INTO events (position, event_id, stream_id, stream_uuid, stream_version, event_type, content_type, \
+             correlation_id, causation_id, data, metadata) \
+         SELECT u.position, u.event_id, COALESCE(u.stream_id, ns.stream_id), u.stream_uuid, u.stream_version, \
+             u.event_type, u.content_type, u.correlation_id, u.causation_id, u.data, u.metadata \
+         FROM UNNEST($3::bigint[], $4::uuid[], $5::bigint[], $6::text[], $7::bigint[], $8::text[], $9::text[], \
+             $10::uuid[], $11::uuid[], $12::bytea[], $13::bytea[]) \
+             AS u(position, event_id, stream_id, stream_uuid, stream_version, event_type, content_type, \
+                  correlation_id, causation_id, data, metadata) \
+         LEFT JOIN new_streams ns ON u.stream_id IS NULL AND ns.stream_uuid = u.stream_uuid \
+         ON CONFLICT (event_id) DO NOTHING \
+         RETURNING 1), \
+     inserted_links AS ( \
+         INSERT INTO links (stream_id, link_version, position) \
+         SELECT COALESCE(u.stream_id, ns.stream_id), u.link_version, u.position \
+         FROM UNNEST($14::bigint[], $15::text[], $16::bigint[], $17::bigint[]) \
+             AS u(stream_id, stream_uuid, link_version, position) \
+         LEFT JOIN new_streams ns ON u.stream_id IS NULL AND ns.stream_uuid = u.stream_uuid \
+         RETURNING 1), \
+     bumped AS ( \
+         UPDATE streams s SET stream_version = u.version \
+         FROM UNNEST($18::bigint[], $19::bigint[]) AS u(stream_id, version) WHERE s.stream_id = u.stream_id \
+         RETURNING 1) \
+     SELECT (SELECT count(*) FROM inserted_events), (SELECT count(*) FROM inserted_links), \
+         (SELECT count(*) FROM bumped), pg_notify($20, $21)";
 
 const TXID_STATUS: &str = "SELECT txid_status($1)";
 
@@ -61,10 +84,23 @@ const ROWS_OF_LINK: &str = "SELECT l.link_version, l.position FROM links l \
      JOIN streams s ON s.stream_id = l.stream_id JOIN events e ON e.position = l.position \
      WHERE s.stream_uuid = $1 AND e.event_id = ANY($2) AND l.xmin::text::bigint = $3 ORDER BY l.link_version";
 
-/// Whether a decided batch has anything to commit.
-enum Written {
-    Nothing,
-    Something,
+/// How a batch finds out about event ids that are already stored.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DuplicateCheck {
+    /// Let `ON CONFLICT` find them (no lookup; the common case).
+    OnInsert,
+    /// Look them up before deciding (after `OnInsert` found some).
+    Lookup,
+}
+
+/// What deciding and writing a batch came to.
+enum Decided {
+    /// Something was written: commit.
+    Written(Vec<Result<AppendResult>>),
+    /// Every request was rejected: roll back.
+    NothingToWrite(Vec<Result<AppendResult>>),
+    /// An event id was already stored: roll back and decide again with `Lookup`.
+    DuplicatesFound,
 }
 
 /// A stream's state while a batch is being decided.
@@ -75,14 +111,12 @@ struct StreamState {
     touched: bool,
 }
 
-/// Column arrays of the events to insert. `stream_slot` points into the list of streams so that
-/// ids of streams created by this batch can be filled in once they are known.
+/// Column arrays of the events to insert.
 #[derive(Default)]
 struct EventColumns<'a> {
     position: Vec<i64>,
     event_id: Vec<Uuid>,
     stream_slot: Vec<usize>,
-    stream_uuid: Vec<&'a str>,
     stream_version: Vec<i64>,
     event_type: Vec<&'a str>,
     content_type: Vec<&'a str>,
@@ -92,6 +126,7 @@ struct EventColumns<'a> {
     metadata: Vec<Option<&'a [u8]>>,
 }
 
+/// Column arrays of the links to insert.
 #[derive(Default)]
 struct LinkColumns {
     stream_slot: Vec<usize>,
@@ -100,38 +135,58 @@ struct LinkColumns {
 }
 
 impl PgStorage {
-    /// Commits `requests` in one transaction. The outer `Err` means the transaction failed and
-    /// nothing was written; otherwise each request has its own outcome, in order.
-    pub async fn write_batch(&self, requests: &[Arc<WriteRequest>]) -> Result<Vec<Result<AppendResult>>> {
-        let mut tx = self.pool.begin().await?;
-        match self.decide_and_insert(&mut tx, requests).await {
-            Ok((outcomes, Written::Something)) => {
-                tx.commit().await?;
-                Ok(outcomes)
-            }
-            Ok((outcomes, Written::Nothing)) => {
-                tx.rollback().await?;
-                Ok(outcomes)
-            }
-            Err(e) => {
-                // Roll back right away rather than when the pool next touches the connection:
-                // until then the `$all` lock would stay held.
-                tx.rollback().await.ok();
-                Err(e)
+    /// Opens a connection for the writer: the store's options plus custom plans (see module docs).
+    pub async fn connect_writer(&self) -> Result<PgConnection> {
+        let options = self.connect_options.clone().options([("plan_cache_mode", "force_custom_plan")]);
+        match tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&options)).await {
+            Ok(conn) => Ok(conn?),
+            Err(_) => Err(Error::Unavailable(format!("no database connection within {:?}", self.connect_timeout))),
+        }
+    }
+
+    /// Commits `requests` in one transaction on the writer's connection. The outer `Err` means
+    /// the transaction failed and nothing was written; otherwise each request has its own
+    /// outcome, in order.
+    pub async fn write_batch(
+        &self,
+        conn: &mut PgConnection,
+        requests: &[Arc<WriteRequest>],
+    ) -> Result<Vec<Result<AppendResult>>> {
+        let mut check = DuplicateCheck::OnInsert;
+        loop {
+            let mut tx = conn.begin().await?;
+            let decided = self.decide_and_write(&mut tx, requests, check).await;
+            match decided {
+                Ok(Decided::Written(outcomes)) => {
+                    tx.commit().await?;
+                    return Ok(outcomes);
+                }
+                Ok(Decided::NothingToWrite(outcomes)) => {
+                    tx.rollback().await?;
+                    return Ok(outcomes);
+                }
+                Ok(Decided::DuplicatesFound) if check == DuplicateCheck::OnInsert => {
+                    tx.rollback().await?;
+                    check = DuplicateCheck::Lookup;
+                }
+                Ok(Decided::DuplicatesFound) => {
+                    tx.rollback().await?;
+                    return Err(Error::Unavailable("an event id was stored concurrently; retry".into()));
+                }
+                Err(e) => {
+                    tx.rollback().await.ok();
+                    return Err(e);
+                }
             }
         }
     }
 
-    async fn decide_and_insert(
+    async fn decide_and_write(
         &self,
         tx: &mut PgConnection,
         requests: &[Arc<WriteRequest>],
-    ) -> Result<(Vec<Result<AppendResult>>, Written)> {
-        let (head, txid): (i64, i64) = sqlx::query_as(LOCK_ALL).fetch_one(&mut *tx).await?;
-        for request in requests {
-            request.progress.record_txid(txid);
-        }
-
+        check: DuplicateCheck,
+    ) -> Result<Decided> {
         let mut slots: HashMap<&str, usize> = HashMap::new();
         let mut names: Vec<&str> = Vec::new();
         for request in requests {
@@ -142,56 +197,32 @@ impl PgStorage {
         }
         let mut streams: Vec<StreamState> =
             names.iter().map(|_| StreamState { id: None, version: 0, deleted: false, touched: false }).collect();
-        let locked: Vec<(i64, String, i64, bool)> =
-            sqlx::query_as(LOCK_STREAMS).bind(&names).fetch_all(&mut *tx).await?;
-        for (id, name, version, deleted) in locked {
-            if let Some(&slot) = slots.get(name.as_str()) {
+
+        type LockRow = (i64, i64, Option<i64>, Option<String>, Option<i64>, Option<bool>);
+        let locked: Vec<LockRow> = sqlx::query_as(LOCK).bind(&names).fetch_all(&mut *tx).await?;
+        let (head, txid) = locked
+            .first()
+            .map(|r| (r.0, r.1))
+            .ok_or_else(|| Error::Migration("the `$all` row (stream_id 0) is missing from the streams table".into()))?;
+        for request in requests {
+            request.progress.record_txid(txid);
+        }
+        for row in locked {
+            if let (_, _, Some(id), Some(name), Some(version), Some(deleted)) = row
+                && let Some(&slot) = slots.get(name.as_str())
+            {
                 streams[slot] = StreamState { id: Some(id), version, deleted, touched: false };
             }
         }
 
-        let appended_ids: Vec<Uuid> = requests
-            .iter()
-            .filter_map(|r| match &r.op {
-                WriteOp::Append(events) => Some(events.iter().map(|e| e.event_id)),
-                WriteOp::Link(_) => None,
-            })
-            .flatten()
-            .collect();
-        let mut taken_ids: HashSet<Uuid> = if appended_ids.is_empty() {
-            HashSet::new()
-        } else {
-            sqlx::query_scalar(STORED_EVENT_IDS).bind(&appended_ids).fetch_all(&mut *tx).await?.into_iter().collect()
+        let mut taken_ids: HashSet<Uuid> = match check {
+            DuplicateCheck::OnInsert => HashSet::new(),
+            DuplicateCheck::Lookup => {
+                let ids: Vec<Uuid> = appended_ids(requests).collect();
+                sqlx::query_scalar(STORED_EVENT_IDS).bind(&ids).fetch_all(&mut *tx).await?.into_iter().collect()
+            }
         };
-
-        let linked_ids: Vec<Uuid> = requests
-            .iter()
-            .filter_map(|r| match &r.op {
-                WriteOp::Link(ids) => Some(ids.iter().copied()),
-                WriteOp::Append(_) => None,
-            })
-            .flatten()
-            .collect();
-        let (linkable, mut existing_links) = if linked_ids.is_empty() {
-            (HashMap::new(), HashSet::new())
-        } else {
-            let rows: Vec<(Uuid, i64, i64)> =
-                sqlx::query_as(LINKABLE_EVENTS).bind(&linked_ids).fetch_all(&mut *tx).await?;
-            let positions: Vec<i64> = rows.iter().map(|r| r.1).collect();
-            let target_ids: Vec<i64> = requests
-                .iter()
-                .filter(|r| matches!(r.op, WriteOp::Link(_)))
-                .filter_map(|r| streams[slots[r.stream.as_str()]].id)
-                .collect();
-            let existing: Vec<(i64, i64)> =
-                sqlx::query_as(EXISTING_LINKS).bind(&target_ids).bind(&positions).fetch_all(&mut *tx).await?;
-            let linkable: HashMap<Uuid, (i64, i64)> = rows.into_iter().map(|(id, pos, sid)| (id, (pos, sid))).collect();
-            let existing: HashSet<(usize, i64)> = existing
-                .into_iter()
-                .filter_map(|(sid, pos)| streams.iter().position(|s| s.id == Some(sid)).map(|slot| (slot, pos)))
-                .collect();
-            (linkable, existing)
-        };
+        let (linkable, mut existing_links) = self.link_lookups(tx, requests, &slots, &streams).await?;
 
         let mut position = head;
         let mut events = EventColumns::default();
@@ -219,7 +250,6 @@ impl PgStorage {
                                 events.position.push(position);
                                 events.event_id.push(e.event_id);
                                 events.stream_slot.push(slot);
-                                events.stream_uuid.push(&request.stream);
                                 events.stream_version.push(state.version);
                                 events.event_type.push(&e.event_type);
                                 events.content_type.push(&e.content_type);
@@ -243,67 +273,98 @@ impl PgStorage {
         }
 
         if !streams.iter().any(|s| s.touched) {
-            return Ok((outcomes, Written::Nothing));
+            return Ok(Decided::NothingToWrite(outcomes));
         }
 
-        let new_slots: Vec<usize> =
-            (0..streams.len()).filter(|&i| streams[i].touched && streams[i].id.is_none()).collect();
-        if !new_slots.is_empty() {
-            let new_names: Vec<&str> = new_slots.iter().map(|&i| names[i]).collect();
-            let new_versions: Vec<i64> = new_slots.iter().map(|&i| streams[i].version).collect();
-            let created: Vec<(i64, String)> =
-                sqlx::query_as(INSERT_STREAMS).bind(&new_names).bind(&new_versions).fetch_all(&mut *tx).await?;
-            for (id, name) in created {
-                streams[slots[name.as_str()]].id = Some(id);
-            }
-        }
-        let stream_id =
-            |slot: usize| streams[slot].id.ok_or_else(|| Error::Unavailable("stream row was not created".into()));
-
-        if !events.position.is_empty() {
-            let ids: Vec<i64> = events.stream_slot.iter().map(|&s| stream_id(s)).collect::<Result<_>>()?;
-            sqlx::query(INSERT_EVENTS)
-                .bind(&events.position)
-                .bind(&events.event_id)
-                .bind(&ids)
-                .bind(&events.stream_uuid)
-                .bind(&events.stream_version)
-                .bind(&events.event_type)
-                .bind(&events.content_type)
-                .bind(&events.correlation_id)
-                .bind(&events.causation_id)
-                .bind(&events.data)
-                .bind(&events.metadata)
-                .execute(&mut *tx)
-                .await?;
-        }
-        if !links.position.is_empty() {
-            let ids: Vec<i64> = links.stream_slot.iter().map(|&s| stream_id(s)).collect::<Result<_>>()?;
-            sqlx::query(INSERT_LINKS)
-                .bind(&ids)
-                .bind(&links.link_version)
-                .bind(&links.position)
-                .execute(&mut *tx)
-                .await?;
-        }
-
+        let is_new = |s: &StreamState| s.touched && s.id.is_none();
+        let new_names: Vec<&str> = names.iter().zip(&streams).filter(|(_, s)| is_new(s)).map(|(n, _)| *n).collect();
+        let new_versions: Vec<i64> = streams.iter().filter(|s| is_new(s)).map(|s| s.version).collect();
         let mut bump_ids = vec![0_i64];
         let mut bump_versions = vec![position];
-        for (slot, state) in streams.iter().enumerate() {
-            if state.touched && !new_slots.contains(&slot) {
-                bump_ids.push(stream_id(slot)?);
+        for state in streams.iter().filter(|s| s.touched) {
+            if let Some(id) = state.id {
+                bump_ids.push(id);
                 bump_versions.push(state.version);
             }
         }
+        let event_stream_ids: Vec<Option<i64>> = events.stream_slot.iter().map(|&s| streams[s].id).collect();
+        let event_stream_names: Vec<&str> = events.stream_slot.iter().map(|&s| names[s]).collect();
+        let link_stream_ids: Vec<Option<i64>> = links.stream_slot.iter().map(|&s| streams[s].id).collect();
+        let link_stream_names: Vec<&str> = links.stream_slot.iter().map(|&s| names[s]).collect();
         let payload = if position > head { format!("{},{}", head + 1, position) } else { String::new() };
-        sqlx::query(BUMP_VERSIONS_AND_NOTIFY)
+
+        let (inserted_events, inserted_links, bumped, ()): (i64, i64, i64, ()) = sqlx::query_as(WRITE)
+            .bind(&new_names)
+            .bind(&new_versions)
+            .bind(&events.position)
+            .bind(&events.event_id)
+            .bind(&event_stream_ids)
+            .bind(&event_stream_names)
+            .bind(&events.stream_version)
+            .bind(&events.event_type)
+            .bind(&events.content_type)
+            .bind(&events.correlation_id)
+            .bind(&events.causation_id)
+            .bind(&events.data)
+            .bind(&events.metadata)
+            .bind(&link_stream_ids)
+            .bind(&link_stream_names)
+            .bind(&links.link_version)
+            .bind(&links.position)
             .bind(&bump_ids)
             .bind(&bump_versions)
             .bind(self.channel())
             .bind(payload)
-            .execute(&mut *tx)
+            .fetch_one(&mut *tx)
             .await?;
-        Ok((outcomes, Written::Something))
+        if (inserted_events as usize) < events.position.len() {
+            return Ok(Decided::DuplicatesFound);
+        }
+        if inserted_links as usize != links.position.len() || bumped as usize != bump_ids.len() {
+            return Err(Error::Unavailable(format!(
+                "batch write mismatch: {inserted_links}/{} links, {bumped}/{} stream versions; rolled back",
+                links.position.len(),
+                bump_ids.len()
+            )));
+        }
+        Ok(Decided::Written(outcomes))
+    }
+
+    /// For batches with links: the linked events (id -> position, stream) and which of their
+    /// positions the target streams already link.
+    async fn link_lookups(
+        &self,
+        tx: &mut PgConnection,
+        requests: &[Arc<WriteRequest>],
+        slots: &HashMap<&str, usize>,
+        streams: &[StreamState],
+    ) -> Result<(HashMap<Uuid, (i64, i64)>, HashSet<(usize, i64)>)> {
+        let linked_ids: Vec<Uuid> = requests
+            .iter()
+            .filter_map(|r| match &r.op {
+                WriteOp::Link(ids) => Some(ids.iter().copied()),
+                WriteOp::Append(_) => None,
+            })
+            .flatten()
+            .collect();
+        if linked_ids.is_empty() {
+            return Ok((HashMap::new(), HashSet::new()));
+        }
+        let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(LINKABLE_EVENTS).bind(&linked_ids).fetch_all(&mut *tx).await?;
+        let positions: Vec<i64> = rows.iter().map(|r| r.1).collect();
+        let target_ids: Vec<i64> = requests
+            .iter()
+            .filter(|r| matches!(r.op, WriteOp::Link(_)))
+            .filter_map(|r| streams[slots[r.stream.as_str()]].id)
+            .collect();
+        let existing: Vec<(i64, i64)> =
+            sqlx::query_as(EXISTING_LINKS).bind(&target_ids).bind(&positions).fetch_all(&mut *tx).await?;
+        let linkable = rows.into_iter().map(|(id, pos, sid)| (id, (pos, sid))).collect();
+        let existing = existing
+            .into_iter()
+            .filter_map(|(sid, pos)| streams.iter().position(|s| s.id == Some(sid)).map(|slot| (slot, pos)))
+            .collect();
+        Ok((linkable, existing))
     }
 
     /// Finds out what became of a request whose writer stopped before replying.
@@ -333,7 +394,7 @@ impl PgStorage {
                 let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
                 let rows: Vec<(i64, i64)> =
                     sqlx::query_as(ROWS_OF_APPEND).bind(&ids).bind(xid32).fetch_all(&self.pool).await?;
-                Ok(result_of(&rows, events.len(), |(pos, _)| *pos, |(_, v)| *v)?)
+                result_of(&rows, events.len(), |(pos, _)| *pos, |(_, v)| *v)
             }
             WriteOp::Link(ids) => {
                 let rows: Vec<(i64, i64)> = sqlx::query_as(ROWS_OF_LINK)
@@ -342,10 +403,20 @@ impl PgStorage {
                     .bind(xid32)
                     .fetch_all(&self.pool)
                     .await?;
-                Ok(result_of(&rows, ids.len(), |(_, pos)| *pos, |(v, _)| *v)?)
+                result_of(&rows, ids.len(), |(_, pos)| *pos, |(v, _)| *v)
             }
         }
     }
+}
+
+fn appended_ids(requests: &[Arc<WriteRequest>]) -> impl Iterator<Item = Uuid> + '_ {
+    requests
+        .iter()
+        .filter_map(|r| match &r.op {
+            WriteOp::Append(events) => Some(events.iter().map(|e| e.event_id)),
+            WriteOp::Link(_) => None,
+        })
+        .flatten()
 }
 
 /// Decides one link request against the batch state.

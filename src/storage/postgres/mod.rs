@@ -24,6 +24,8 @@ use crate::event::RecordedEvent;
 #[derive(Debug, Clone)]
 pub struct PgStorage {
     pool: PgPool,
+    connect_options: PgConnectOptions,
+    connect_timeout: std::time::Duration,
     schema: String,
     hard_deletes: bool,
 }
@@ -32,12 +34,18 @@ impl PgStorage {
     /// Opens a pool of `config.pool_size` connections to the store's schema (lazily: the first
     /// use connects).
     pub fn connect_lazy(config: &Config) -> Result<Self> {
-        let options = store_connect_options(config)?;
+        let connect_options = store_connect_options(config)?;
         let pool = PgPoolOptions::new()
             .max_connections(config.pool_size)
             .acquire_timeout(config.connect_timeout)
-            .connect_lazy_with(options);
-        Ok(PgStorage { pool, schema: config.schema.clone(), hard_deletes: config.enable_hard_deletes })
+            .connect_lazy_with(connect_options.clone());
+        Ok(PgStorage {
+            pool,
+            connect_options,
+            connect_timeout: config.connect_timeout,
+            schema: config.schema.clone(),
+            hard_deletes: config.enable_hard_deletes,
+        })
     }
 
     /// The pool (for the runtime's own connections, e.g. the notifier).
