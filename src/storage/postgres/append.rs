@@ -16,9 +16,8 @@
 //! rolled back and the batch is decided again with the stored ids looked up first (the slow
 //! path, taken only when a duplicate exists).
 //!
-//! Writer connections plan every statement for its parameters (`plan_cache_mode =
-//! force_custom_plan`): a generic plan cached while the store is small (a sequential scan) would
-//! otherwise be kept as it grows, turning each append into a table scan under the `$all` lock.
+//! The writer has its own connection, not one from the pool: no acquire/release round trips.
+//! Like every store connection it runs with `enable_seqscan = off` (see `store_connect_options`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -135,9 +134,9 @@ struct LinkColumns {
 }
 
 impl PgStorage {
-    /// Opens a connection for the writer: the store's options plus custom plans (see module docs).
+    /// Opens a connection for the writer (see the module docs for its settings).
     pub async fn connect_writer(&self) -> Result<PgConnection> {
-        let options = self.connect_options.clone().options([("plan_cache_mode", "force_custom_plan")]);
+        let options = self.connect_options.clone();
         match tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&options)).await {
             Ok(conn) => Ok(conn?),
             Err(_) => Err(Error::Unavailable(format!("no database connection within {:?}", self.connect_timeout))),
