@@ -1,27 +1,39 @@
 //! The `Writer` actor: owns appends and links (group commit).
 //!
-//! - **Owns** the queue of write requests that arrived since the last commit.
+//! - **Owns** the queue of write requests not yet committed, up to `MAX_IN_FLIGHT` batches
+//!   being committed (each a task on its own database connection), and the idle connections.
 //! - **Receives** `Write` (one request, answered through its reply port), `Flush` (sent to
-//!   itself), `Drain` (on shutdown: commit everything queued, then answer).
+//!   itself), `BatchDone` (a batch task finished and hands its connection back), `Drain` (on
+//!   shutdown: commit everything queued, then answer).
 //! - **Persists before acknowledging**: every reply is sent after the batch's transaction has
 //!   committed (or has been rolled back, for rejected requests).
-//! - **On a crash** (a panic, a kill): the queued reply ports are dropped, so every caller whose
-//!   request was queued or in flight sees its reply channel close and resolves the outcome from
-//!   the database (see `EventStore::append_to_stream`); the supervisor starts a new writer.
+//! - **On a crash** (a panic, a kill): the batch tasks live in a `JoinSet` owned by the actor's
+//!   state, so they are aborted with it: their transactions roll back with their connections,
+//!   their reply ports are dropped, and every caller resolves its outcome from the database
+//!   (see `EventStore::append_to_stream`). The supervisor starts a new writer.
 //!
 //! Group commit falls out of the mailbox: a `Write` only queues the request and, if none is
-//! pending, sends `Flush` to itself. Every `Write` that arrives while a batch is being committed
-//! sits in the mailbox ahead of the next `Flush`, so the next transaction takes them all.
+//! pending, sends `Flush` to itself. Every `Write` that arrives while batches are being
+//! committed waits in the queue, so the next transaction takes them all.
+//!
+//! Two batches in flight: while one batch commits (its fsync), the next one already sends its
+//! BEGIN and waits on the `$all` lock, so it starts the moment the first commits. The lock keeps
+//! their positions in commit order; the second batch's lock statement re-reads the rows the
+//! first one changed (see `storage::postgres::append`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use sqlx::{Connection, PgConnection};
+use tokio::task::JoinSet;
 
 use crate::error::Result;
 use crate::event::AppendResult;
 use crate::storage::{Storage, WriteRequest};
+
+/// Batches committed at the same time.
+pub const MAX_IN_FLIGHT: usize = 1;
 
 /// Most requests/events/bytes one transaction takes.
 #[derive(Debug, Clone, Copy)]
@@ -34,12 +46,16 @@ pub struct BatchLimits {
     pub bytes: usize,
 }
 
+type Pending = (Arc<WriteRequest>, RpcReplyPort<Result<AppendResult>>);
+
 /// Messages of the writer.
 pub enum WriterMsg {
     /// Commit this request with the next batch and reply with its outcome.
     Write(Arc<WriteRequest>, RpcReplyPort<Result<AppendResult>>),
-    /// Commit what is queued (sent by the writer to itself).
+    /// Start batches for what is queued (sent by the writer to itself).
     Flush,
+    /// A batch task finished; its connection, if still usable.
+    BatchDone(Option<PgConnection>),
     /// Commit everything queued, then reply (used by shutdown).
     Drain(RpcReplyPort<()>),
 }
@@ -58,12 +74,16 @@ pub struct WriterArgs {
 /// The writer's state.
 pub struct WriterState {
     storage: Storage,
-    /// The writer's own connection (not from the pool: no acquire/release round trips);
-    /// `None` after a failure, reopened by the next batch.
-    connection: Option<PgConnection>,
     limits: BatchLimits,
-    queue: VecDeque<(Arc<WriteRequest>, RpcReplyPort<Result<AppendResult>>)>,
+    queue: VecDeque<Pending>,
+    /// Connections of the writer not in use by a batch (not from the pool: no acquire/release
+    /// round trips).
+    idle: Vec<PgConnection>,
+    /// The batch tasks; dropping the set (with the state, when the actor dies) aborts them.
+    batches: JoinSet<()>,
+    in_flight: usize,
     flush_scheduled: bool,
+    drained: Vec<RpcReplyPort<()>>,
 }
 
 impl Actor for Writer {
@@ -78,10 +98,13 @@ impl Actor for Writer {
     ) -> Result<WriterState, ActorProcessingErr> {
         Ok(WriterState {
             storage: args.storage,
-            connection: None,
             limits: args.limits,
             queue: VecDeque::new(),
+            idle: Vec::new(),
+            batches: JoinSet::new(),
+            in_flight: 0,
             flush_scheduled: false,
+            drained: Vec::new(),
         })
     }
 
@@ -101,16 +124,26 @@ impl Actor for Writer {
             }
             WriterMsg::Flush => {
                 state.flush_scheduled = false;
-                commit_next_batch(state).await;
-                if !state.queue.is_empty() {
-                    state.flush_scheduled = true;
-                    myself.cast(WriterMsg::Flush)?;
+                start_batches(&myself, state);
+            }
+            WriterMsg::BatchDone(conn) => {
+                state.in_flight = state.in_flight.saturating_sub(1);
+                state.idle.extend(conn);
+                // Reap finished tasks; a panic inside one was already answered by its guard.
+                while let Some(joined) = state.batches.try_join_next() {
+                    if let Err(e) = joined {
+                        tracing::error!(error = %e, "a batch task failed");
+                    }
                 }
+                start_batches(&myself, state);
             }
             WriterMsg::Drain(reply) => {
-                while !state.queue.is_empty() {
-                    commit_next_batch(state).await;
-                }
+                state.drained.push(reply);
+                start_batches(&myself, state);
+            }
+        }
+        if state.queue.is_empty() && state.in_flight == 0 {
+            for reply in state.drained.drain(..) {
                 // The caller may have given up waiting; nothing is left to tell it.
                 let _ = reply.send(());
             }
@@ -119,15 +152,50 @@ impl Actor for Writer {
     }
 
     async fn post_stop(&self, _myself: ActorRef<WriterMsg>, state: &mut WriterState) -> Result<(), ActorProcessingErr> {
-        if let Some(conn) = state.connection.take() {
+        for conn in state.idle.drain(..) {
             conn.close().await.ok();
         }
         Ok(())
     }
 }
 
-/// Takes the next batch off the queue within the limits, commits it, replies to each caller.
-async fn commit_next_batch(state: &mut WriterState) {
+/// Starts batch tasks for the queue while fewer than `MAX_IN_FLIGHT` are running.
+fn start_batches(myself: &ActorRef<WriterMsg>, state: &mut WriterState) {
+    while state.in_flight < MAX_IN_FLIGHT && !state.queue.is_empty() {
+        let batch = next_batch(state);
+        let conn = state.idle.pop();
+        let storage = state.storage.clone();
+        let done = BatchDone { writer: myself.clone(), conn: None };
+        state.in_flight += 1;
+        state.batches.spawn(async move {
+            let conn = commit_batch(&storage, conn, batch).await;
+            done.with_connection(conn);
+        });
+    }
+}
+
+/// Tells the writer a batch task ended, also when it panicked or was aborted.
+struct BatchDone {
+    writer: ActorRef<WriterMsg>,
+    conn: Option<PgConnection>,
+}
+
+impl BatchDone {
+    /// Hands the connection back (sent when `self` drops, right here).
+    fn with_connection(mut self, conn: Option<PgConnection>) {
+        self.conn = conn;
+    }
+}
+
+impl Drop for BatchDone {
+    fn drop(&mut self) {
+        // Fails only when the writer is gone, and then nobody needs the news.
+        let _ = self.writer.cast(WriterMsg::BatchDone(self.conn.take()));
+    }
+}
+
+/// Takes the next batch off the queue within the limits (at least one request).
+fn next_batch(state: &mut WriterState) -> Vec<Pending> {
     let mut batch = Vec::new();
     let (mut events, mut bytes) = (0, 0);
     while let Some((request, _)) = state.queue.front() {
@@ -141,11 +209,14 @@ async fn commit_next_batch(state: &mut WriterState) {
         bytes += b;
         batch.extend(state.queue.pop_front());
     }
-    if batch.is_empty() {
-        return;
-    }
+    batch
+}
+
+/// Commits one batch and replies to each caller; returns the connection if it is still usable.
+async fn commit_batch(storage: &Storage, conn: Option<PgConnection>, batch: Vec<Pending>) -> Option<PgConnection> {
     let requests: Vec<Arc<WriteRequest>> = batch.iter().map(|(r, _)| Arc::clone(r)).collect();
-    match write(state, &requests).await {
+    let mut conn = conn;
+    match write(storage, &mut conn, &requests).await {
         Ok(outcomes) => {
             for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                 // A caller that stopped waiting (its task was cancelled) needs no answer.
@@ -157,11 +228,12 @@ async fn commit_next_batch(state: &mut WriterState) {
             let alone = batch.len() == 1;
             let mut err = Some(err);
             for (request, reply) in batch {
-                let outcome = settle_failed(state, &request, alone, &mut err).await;
+                let outcome = settle_failed(storage, &mut conn, &request, alone, &mut err).await;
                 let _ = reply.send(outcome);
             }
         }
     }
+    conn
 }
 
 /// The outcome of one request whose batch transaction failed.
@@ -171,14 +243,15 @@ async fn commit_next_batch(state: &mut WriterState) {
 /// alone when it shared the batch with others (one request may have poisoned the transaction
 /// with an error the checks did not foresee), or gets the batch's error when it was alone.
 async fn settle_failed(
-    state: &mut WriterState,
+    storage: &Storage,
+    conn: &mut Option<PgConnection>,
     request: &Arc<WriteRequest>,
     alone: bool,
     batch_error: &mut Option<crate::Error>,
 ) -> Result<AppendResult> {
-    match state.storage.resolve_in_doubt(request).await {
+    match storage.resolve_in_doubt(request).await {
         Ok(Some(committed)) => Ok(committed),
-        Ok(None) if !alone => write(state, std::slice::from_ref(request))
+        Ok(None) if !alone => write(storage, conn, std::slice::from_ref(request))
             .await
             .and_then(|mut outcomes| outcomes.pop().unwrap_or_else(|| Err(no_outcome()))),
         Ok(None) => Err(batch_error.take().unwrap_or_else(no_outcome)),
@@ -189,16 +262,20 @@ async fn settle_failed(
     }
 }
 
-/// Commits requests on the writer's connection, opening it first if needed. A failed batch
-/// drops the connection: it may be broken, and a fresh one costs little next to the failure.
-async fn write(state: &mut WriterState, requests: &[Arc<WriteRequest>]) -> Result<Vec<Result<AppendResult>>> {
-    let mut conn = match state.connection.take() {
+/// Commits requests on a writer connection, opening one first if needed. A failed batch drops
+/// the connection: it may be broken, and a fresh one costs little next to the failure.
+async fn write(
+    storage: &Storage,
+    slot: &mut Option<PgConnection>,
+    requests: &[Arc<WriteRequest>],
+) -> Result<Vec<Result<AppendResult>>> {
+    let mut conn = match slot.take() {
         Some(conn) => conn,
-        None => state.storage.connect_writer().await?,
+        None => storage.connect_writer().await?,
     };
-    let outcome = state.storage.write_batch(&mut conn, requests).await;
+    let outcome = storage.write_batch(&mut conn, requests).await;
     if outcome.is_ok() {
-        state.connection = Some(conn);
+        *slot = Some(conn);
     }
     outcome
 }

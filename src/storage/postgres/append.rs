@@ -1,23 +1,26 @@
 //! The writer's batch: many appends and links committed in ONE transaction, in four round
-//! trips whatever the batch size: BEGIN, lock, write, COMMIT.
+//! trips whatever the batch size (five when it creates streams): BEGIN, lock, write, COMMIT.
 //!
-//! 1. **lock**: the `$all` row first (`FOR UPDATE`; it holds the last global position, and
-//!    holding it until commit serialises every appender of every node, so positions are handed
-//!    out gap-free in commit order), then the rows of the streams involved, in one statement.
-//!    `$all` first fixes the lock order, so writers never deadlock each other; deletes lock a
-//!    single stream row and never `$all`.
+//! 1. **lock**: the `$all` row (`FOR UPDATE`). It holds the last global position, and holding it
+//!    until commit serialises every appender of every node, so positions are handed out gap-free
+//!    in commit order. The same statement reads the streams involved, without locking them.
 //! 2. **decide** every request in order, in memory: a rejected request changes nothing, the
 //!    next one sees the versions the accepted ones produced.
-//! 3. **write**: new streams, events, links, version bumps and the NOTIFY in one statement
-//!    (data-modifying CTEs over UNNEST arrays: one SQL text for any batch size).
+//! 3. **write**: new streams first (when there are any), then events, links, version bumps and
+//!    the NOTIFY in one statement (data-modifying CTEs over UNNEST arrays: one SQL text for any
+//!    batch size).
 //!
-//! Duplicate event ids are caught by `ON CONFLICT (event_id) DO NOTHING` rather than by a
-//! lookup before every insert: when fewer events went in than were sent, the transaction is
-//! rolled back and the batch is decided again with the stored ids looked up first (the slow
-//! path, taken only when a duplicate exists).
+//! Streams are not locked when read because other appenders cannot touch them (they wait for
+//! `$all`); what can change a stream meanwhile is a delete (which never takes `$all`), or, on a
+//! node that waited for another node's commit, rows that committed after the lock statement's
+//! snapshot. The version bump is therefore a compare-and-set on the versions read, and new
+//! streams are inserted with `ON CONFLICT DO NOTHING`: anything that changed makes the batch be
+//! decided again on a fresh snapshot. This saves a row lock per stream per batch.
 //!
-//! The writer has its own connection, not one from the pool: no acquire/release round trips.
-//! Like every store connection it runs with `enable_seqscan = off` (see `store_connect_options`).
+//! Duplicate event ids are caught by `ON CONFLICT DO NOTHING` rather than by a lookup before
+//! every insert: when fewer events went in than were sent, the transaction is rolled back and the
+//! batch is decided again with the stored ids looked up first (taken only when a duplicate
+//! exists).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -30,12 +33,13 @@ use crate::error::{Error, Result};
 use crate::event::AppendResult;
 use crate::storage::{WriteOp, WriteRequest};
 
-/// Locks `$all`, then the streams named in `$1`. The stream subquery refers to the outer row so
-/// that it runs after `$all` is locked (a lateral nested loop), never before.
+/// Locks `$all` and reads the streams named in `$1`. The stream subquery refers to the outer row
+/// so that it runs after `$all` is locked (a lateral nested loop). The stream rows are not
+/// locked: the version bump in `WRITE` is a compare-and-set on the versions read here.
 const LOCK: &str = "SELECT a.stream_version, a.txid, s.stream_id, s.stream_uuid, s.stream_version, s.deleted \
      FROM (SELECT stream_version, txid_current() AS txid FROM streams WHERE stream_id = 0 FOR UPDATE) a \
      LEFT JOIN LATERAL (SELECT stream_id, stream_uuid, stream_version, deleted_at IS NOT NULL AS deleted \
-         FROM streams WHERE stream_uuid = ANY($1) AND a.txid IS NOT NULL FOR UPDATE) s ON true";
+         FROM streams WHERE stream_uuid = ANY($1) AND a.txid IS NOT NULL) s ON true";
 
 const STORED_EVENT_IDS: &str = "SELECT event_id FROM events WHERE event_id = ANY($1)";
 
@@ -43,36 +47,36 @@ const LINKABLE_EVENTS: &str = "SELECT event_id, position, stream_id FROM events 
 
 const EXISTING_LINKS: &str = "SELECT stream_id, position FROM links WHERE stream_id = ANY($1) AND position = ANY($2)";
 
-/// Everything a batch writes, in one statement. Rows of streams created by the batch carry a
-/// NULL stream_id and get the id from `new_streams` by name.
-const WRITE: &str = "WITH new_streams AS ( \
-         INSERT INTO streams (stream_uuid, stream_version) SELECT * FROM UNNEST($1::text[], $2::bigint[]) \
-         RETURNING stream_id, stream_uuid), \
-     inserted_events AS ( \
+/// Creates the streams a batch appends to first. A stream that exists after all (created by a
+/// transaction that committed after the lock statement's snapshot) comes back missing from
+/// RETURNING, and the batch is decided again.
+const INSERT_STREAMS: &str = "INSERT INTO streams (stream_uuid, stream_version) \
+     SELECT * FROM UNNEST($1::text[], $2::bigint[]) ON CONFLICT (stream_uuid) DO NOTHING \
+     RETURNING stream_id, stream_uuid";
+
+/// Everything else a batch writes, in one statement. `bumped` is a compare-and-set: a stream
+/// whose version (or deleted flag) changed since it was read is not updated, and the batch is
+/// decided again. Events skip any unique conflict; fewer events in than sent, with the versions
+/// holding, means an event id was taken.
+const WRITE: &str = "WITH inserted_events AS ( \
          INSERT INTO events (position, event_id, stream_id, stream_uuid, stream_version, event_type, content_type, \
              correlation_id, causation_id, data, metadata) \
-         SELECT u.position, u.event_id, COALESCE(u.stream_id, ns.stream_id), u.stream_uuid, u.stream_version, \
-             u.event_type, u.content_type, u.correlation_id, u.causation_id, u.data, u.metadata \
-         FROM UNNEST($3::bigint[], $4::uuid[], $5::bigint[], $6::text[], $7::bigint[], $8::text[], $9::text[], \
-             $10::uuid[], $11::uuid[], $12::bytea[], $13::bytea[]) \
-             AS u(position, event_id, stream_id, stream_uuid, stream_version, event_type, content_type, \
-                  correlation_id, causation_id, data, metadata) \
-         LEFT JOIN new_streams ns ON u.stream_id IS NULL AND ns.stream_uuid = u.stream_uuid \
-         ON CONFLICT (event_id) DO NOTHING \
+         SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], \
+             $7::text[], $8::uuid[], $9::uuid[], $10::bytea[], $11::bytea[]) \
+         ON CONFLICT DO NOTHING \
          RETURNING 1), \
      inserted_links AS ( \
          INSERT INTO links (stream_id, link_version, position) \
-         SELECT COALESCE(u.stream_id, ns.stream_id), u.link_version, u.position \
-         FROM UNNEST($14::bigint[], $15::text[], $16::bigint[], $17::bigint[]) \
-             AS u(stream_id, stream_uuid, link_version, position) \
-         LEFT JOIN new_streams ns ON u.stream_id IS NULL AND ns.stream_uuid = u.stream_uuid \
+         SELECT * FROM UNNEST($12::bigint[], $13::bigint[], $14::bigint[]) \
+         ON CONFLICT DO NOTHING \
          RETURNING 1), \
      bumped AS ( \
          UPDATE streams s SET stream_version = u.version \
-         FROM UNNEST($18::bigint[], $19::bigint[]) AS u(stream_id, version) WHERE s.stream_id = u.stream_id \
+         FROM UNNEST($15::bigint[], $16::bigint[], $17::bigint[]) AS u(stream_id, read_version, version) \
+         WHERE s.stream_id = u.stream_id AND s.stream_version = u.read_version AND s.deleted_at IS NULL \
          RETURNING 1) \
      SELECT (SELECT count(*) FROM inserted_events), (SELECT count(*) FROM inserted_links), \
-         (SELECT count(*) FROM bumped), pg_notify($20, $21)";
+         (SELECT count(*) FROM bumped), pg_notify($18, $19)";
 
 const TXID_STATUS: &str = "SELECT txid_status($1)";
 
@@ -100,15 +104,26 @@ enum Decided {
     NothingToWrite(Vec<Result<AppendResult>>),
     /// An event id was already stored: roll back and decide again with `Lookup`.
     DuplicatesFound,
+    /// A stream changed between reading and writing it (created, appended to or deleted by a
+    /// transaction that committed meanwhile): roll back and decide again on a fresh snapshot.
+    StreamsChanged,
 }
 
 /// A stream's state while a batch is being decided.
 struct StreamState {
     id: Option<i64>,
+    /// The version as read by the lock statement (the compare-and-set's expected value).
+    read_version: i64,
     version: i64,
     deleted: bool,
+    /// The batch writes to it.
     touched: bool,
+    /// The batch created its row (already at its final version).
+    created: bool,
 }
+
+/// How often a batch is decided again because its streams changed before giving up.
+const MAX_REDECISIONS: usize = 3;
 
 /// Column arrays of the events to insert.
 #[derive(Default)]
@@ -152,6 +167,7 @@ impl PgStorage {
         requests: &[Arc<WriteRequest>],
     ) -> Result<Vec<Result<AppendResult>>> {
         let mut check = DuplicateCheck::OnInsert;
+        let mut redecided = 0;
         loop {
             let mut tx = conn.begin().await?;
             let decided = self.decide_and_write(&mut tx, requests, check).await;
@@ -171,6 +187,14 @@ impl PgStorage {
                 Ok(Decided::DuplicatesFound) => {
                     tx.rollback().await?;
                     return Err(Error::Unavailable("an event id was stored concurrently; retry".into()));
+                }
+                Ok(Decided::StreamsChanged) if redecided < MAX_REDECISIONS => {
+                    tx.rollback().await?;
+                    redecided += 1;
+                }
+                Ok(Decided::StreamsChanged) => {
+                    tx.rollback().await?;
+                    return Err(Error::Unavailable("the streams kept changing under the batch; retry".into()));
                 }
                 Err(e) => {
                     tx.rollback().await.ok();
@@ -194,8 +218,17 @@ impl PgStorage {
                 names.len() - 1
             });
         }
-        let mut streams: Vec<StreamState> =
-            names.iter().map(|_| StreamState { id: None, version: 0, deleted: false, touched: false }).collect();
+        let mut streams: Vec<StreamState> = names
+            .iter()
+            .map(|_| StreamState {
+                id: None,
+                read_version: 0,
+                version: 0,
+                deleted: false,
+                touched: false,
+                created: false,
+            })
+            .collect();
 
         type LockRow = (i64, i64, Option<i64>, Option<String>, Option<i64>, Option<bool>);
         let locked: Vec<LockRow> = sqlx::query_as(LOCK).bind(&names).fetch_all(&mut *tx).await?;
@@ -210,7 +243,14 @@ impl PgStorage {
             if let (_, _, Some(id), Some(name), Some(version), Some(deleted)) = row
                 && let Some(&slot) = slots.get(name.as_str())
             {
-                streams[slot] = StreamState { id: Some(id), version, deleted, touched: false };
+                streams[slot] = StreamState {
+                    id: Some(id),
+                    read_version: version,
+                    version,
+                    deleted,
+                    touched: false,
+                    created: false,
+                };
             }
         }
 
@@ -277,24 +317,38 @@ impl PgStorage {
 
         let is_new = |s: &StreamState| s.touched && s.id.is_none();
         let new_names: Vec<&str> = names.iter().zip(&streams).filter(|(_, s)| is_new(s)).map(|(n, _)| *n).collect();
-        let new_versions: Vec<i64> = streams.iter().filter(|s| is_new(s)).map(|s| s.version).collect();
+        if !new_names.is_empty() {
+            let new_versions: Vec<i64> = streams.iter().filter(|s| is_new(s)).map(|s| s.version).collect();
+            let created: Vec<(i64, String)> =
+                sqlx::query_as(INSERT_STREAMS).bind(&new_names).bind(&new_versions).fetch_all(&mut *tx).await?;
+            if created.len() < new_names.len() {
+                return Ok(Decided::StreamsChanged);
+            }
+            for (id, name) in created {
+                let state = &mut streams[slots[name.as_str()]];
+                state.id = Some(id);
+                state.created = true;
+            }
+        }
         let mut bump_ids = vec![0_i64];
+        let mut bump_read_versions = vec![head];
         let mut bump_versions = vec![position];
-        for state in streams.iter().filter(|s| s.touched) {
+        for state in streams.iter().filter(|s| s.touched && !s.created) {
             if let Some(id) = state.id {
                 bump_ids.push(id);
+                bump_read_versions.push(state.read_version);
                 bump_versions.push(state.version);
             }
         }
-        let event_stream_ids: Vec<Option<i64>> = events.stream_slot.iter().map(|&s| streams[s].id).collect();
+        let stream_id = |slot: usize| {
+            streams[slot].id.ok_or_else(|| Error::Unavailable(format!("stream `{}` has no row", names[slot])))
+        };
+        let event_stream_ids: Vec<i64> = events.stream_slot.iter().map(|&s| stream_id(s)).collect::<Result<_>>()?;
         let event_stream_names: Vec<&str> = events.stream_slot.iter().map(|&s| names[s]).collect();
-        let link_stream_ids: Vec<Option<i64>> = links.stream_slot.iter().map(|&s| streams[s].id).collect();
-        let link_stream_names: Vec<&str> = links.stream_slot.iter().map(|&s| names[s]).collect();
+        let link_stream_ids: Vec<i64> = links.stream_slot.iter().map(|&s| stream_id(s)).collect::<Result<_>>()?;
         let payload = if position > head { format!("{},{}", head + 1, position) } else { String::new() };
 
         let (inserted_events, inserted_links, bumped, ()): (i64, i64, i64, ()) = sqlx::query_as(WRITE)
-            .bind(&new_names)
-            .bind(&new_versions)
             .bind(&events.position)
             .bind(&events.event_id)
             .bind(&event_stream_ids)
@@ -307,24 +361,21 @@ impl PgStorage {
             .bind(&events.data)
             .bind(&events.metadata)
             .bind(&link_stream_ids)
-            .bind(&link_stream_names)
             .bind(&links.link_version)
             .bind(&links.position)
             .bind(&bump_ids)
+            .bind(&bump_read_versions)
             .bind(&bump_versions)
             .bind(self.channel())
             .bind(payload)
             .fetch_one(&mut *tx)
             .await?;
-        if (inserted_events as usize) < events.position.len() {
-            return Ok(Decided::DuplicatesFound);
+        if bumped as usize != bump_ids.len() || (inserted_links as usize) < links.position.len() {
+            return Ok(Decided::StreamsChanged);
         }
-        if inserted_links as usize != links.position.len() || bumped as usize != bump_ids.len() {
-            return Err(Error::Unavailable(format!(
-                "batch write mismatch: {inserted_links}/{} links, {bumped}/{} stream versions; rolled back",
-                links.position.len(),
-                bump_ids.len()
-            )));
+        if (inserted_events as usize) < events.position.len() {
+            // The versions held, so a skipped event collided on its id.
+            return Ok(Decided::DuplicatesFound);
         }
         Ok(Decided::Written(outcomes))
     }
