@@ -56,8 +56,10 @@ const INSERT_STREAMS: &str = "INSERT INTO streams (stream_uuid, stream_version) 
 
 /// Everything else a batch writes, in one statement. `bumped` is a compare-and-set: a stream
 /// whose version (or deleted flag) changed since it was read is not updated, and the batch is
-/// decided again. Events skip any unique conflict; fewer events in than sent, with the versions
-/// holding, means an event id was taken.
+/// decided again. It finds its rows with `stream_id = ANY(..)` rather than a join with the
+/// arrays, so the plan is index lookups whatever the planner thinks of the table (a hash join
+/// would read the whole primary key on every batch). Events skip any unique conflict; fewer
+/// events in than sent, with the versions holding, means an event id was taken.
 const WRITE: &str = "WITH inserted_events AS ( \
          INSERT INTO events (position, event_id, stream_id, stream_uuid, stream_version, event_type, content_type, \
              correlation_id, causation_id, data, metadata) \
@@ -71,9 +73,9 @@ const WRITE: &str = "WITH inserted_events AS ( \
          ON CONFLICT DO NOTHING \
          RETURNING 1), \
      bumped AS ( \
-         UPDATE streams s SET stream_version = u.version \
-         FROM UNNEST($15::bigint[], $16::bigint[], $17::bigint[]) AS u(stream_id, read_version, version) \
-         WHERE s.stream_id = u.stream_id AND s.stream_version = u.read_version AND s.deleted_at IS NULL \
+         UPDATE streams SET stream_version = ($17::bigint[])[array_position($15::bigint[], stream_id)] \
+         WHERE stream_id = ANY($15) AND deleted_at IS NULL \
+           AND stream_version = ($16::bigint[])[array_position($15::bigint[], stream_id)] \
          RETURNING 1) \
      SELECT (SELECT count(*) FROM inserted_events), (SELECT count(*) FROM inserted_links), \
          (SELECT count(*) FROM bumped), pg_notify($18, $19)";

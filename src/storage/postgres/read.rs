@@ -23,13 +23,15 @@ fn stream_sql(direction: Direction) -> String {
         Direction::Backward => ("<=", "DESC"),
     };
     // Both halves are index range scans ((stream_id, stream_version) and the links primary
-    // key); the outer ORDER BY merges them.
+    // key); the outer ORDER BY merges them. Linked events are fetched by a LATERAL lookup so the
+    // plan stays a primary-key probe per link (a hash join would read all of `events`).
     format!(
         "SELECT * FROM ( \
             (SELECT e.stream_version AS event_number, {EVENT_COLUMNS} FROM events e \
              WHERE e.stream_id = $1 AND e.stream_version {cmp} $2 ORDER BY e.stream_version {order} LIMIT $3) \
             UNION ALL \
-            (SELECT l.link_version AS event_number, {EVENT_COLUMNS} FROM links l JOIN events e ON e.position = l.position \
+            (SELECT l.link_version AS event_number, {EVENT_COLUMNS} FROM links l \
+             CROSS JOIN LATERAL (SELECT * FROM events WHERE position = l.position) e \
              WHERE l.stream_id = $1 AND l.link_version {cmp} $2 ORDER BY l.link_version {order} LIMIT $3) \
          ) entries ORDER BY event_number {order} LIMIT $3"
     )

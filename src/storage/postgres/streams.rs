@@ -24,7 +24,7 @@ const SOFT_DELETE: &str = "UPDATE streams SET deleted_at = now() WHERE stream_id
 /// transaction set `chronik.enable_hard_deletes` with SET LOCAL.
 const ALLOW_HARD_DELETE: &str = "SELECT set_config('chronik.enable_hard_deletes', 'on', true)";
 const DELETE_LINKS_TO_STREAM: &str =
-    "DELETE FROM links WHERE position IN (SELECT position FROM events WHERE stream_id = $1)";
+    "DELETE FROM links WHERE position = ANY(ARRAY(SELECT position FROM events WHERE stream_id = $1))";
 const DELETE_LINKS_OF_STREAM: &str = "DELETE FROM links WHERE stream_id = $1";
 const DELETE_EVENTS_OF_STREAM: &str = "DELETE FROM events WHERE stream_id = $1";
 const DELETE_STREAM_ROW: &str = "DELETE FROM streams WHERE stream_id = $1";
