@@ -18,7 +18,7 @@ use crate::runtime::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::runtime::writer::{BatchLimits, WriterMsg};
 use crate::snapshot::SnapshotData;
 use crate::storage::postgres::{Direction, check_up_to_date, init_store};
-use crate::storage::{Storage, WriteOp, WriteProgress, WriteRequest};
+use crate::storage::{Attempt, Storage, WriteOp, WriteProgress, WriteRequest};
 
 /// Longest accepted stream id, in bytes.
 pub const MAX_STREAM_ID_BYTES: usize = 1024;
@@ -219,7 +219,7 @@ impl EventStore {
                 Ok(_) => "the writer stopped before answering".to_string(),
                 Err(e) => format!("the writer could not be reached: {e}"),
             };
-            if attempts >= 3 || request.progress.txid().is_some() {
+            if attempts >= 3 || request.progress.attempt() != Attempt::NotStarted {
                 break lost;
             }
             tracing::debug!(reason = %lost, "write lost before it reached the database; resubmitting");

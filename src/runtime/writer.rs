@@ -30,6 +30,7 @@ use tokio::task::JoinSet;
 
 use crate::error::Result;
 use crate::event::AppendResult;
+use crate::storage::postgres::WriterCache;
 use crate::storage::{Storage, WriteRequest};
 
 /// Batches committed at the same time.
@@ -55,7 +56,7 @@ pub enum WriterMsg {
     /// Start batches for what is queued (sent by the writer to itself).
     Flush,
     /// A batch task finished; its connection, if still usable.
-    BatchDone(Option<PgConnection>),
+    BatchDone(Option<WriterConnection>),
     /// Commit everything queued, then reply (used by shutdown).
     Drain(RpcReplyPort<()>),
 }
@@ -78,7 +79,7 @@ pub struct WriterState {
     queue: VecDeque<Pending>,
     /// Connections of the writer not in use by a batch (not from the pool: no acquire/release
     /// round trips).
-    idle: Vec<PgConnection>,
+    idle: Vec<WriterConnection>,
     /// The batch tasks; dropping the set (with the state, when the actor dies) aborts them.
     batches: JoinSet<()>,
     in_flight: usize,
@@ -152,8 +153,8 @@ impl Actor for Writer {
     }
 
     async fn post_stop(&self, _myself: ActorRef<WriterMsg>, state: &mut WriterState) -> Result<(), ActorProcessingErr> {
-        for conn in state.idle.drain(..) {
-            conn.close().await.ok();
+        for writer in state.idle.drain(..) {
+            writer.conn.close().await.ok();
         }
         Ok(())
     }
@@ -177,12 +178,18 @@ fn start_batches(myself: &ActorRef<WriterMsg>, state: &mut WriterState) {
 /// Tells the writer a batch task ended, also when it panicked or was aborted.
 struct BatchDone {
     writer: ActorRef<WriterMsg>,
-    conn: Option<PgConnection>,
+    conn: Option<WriterConnection>,
+}
+
+/// A writer connection and what the writer remembers of the store on it (for the fast path).
+pub struct WriterConnection {
+    conn: PgConnection,
+    cache: WriterCache,
 }
 
 impl BatchDone {
     /// Hands the connection back (sent when `self` drops, right here).
-    fn with_connection(mut self, conn: Option<PgConnection>) {
+    fn with_connection(mut self, conn: Option<WriterConnection>) {
         self.conn = conn;
     }
 }
@@ -213,7 +220,11 @@ fn next_batch(state: &mut WriterState) -> Vec<Pending> {
 }
 
 /// Commits one batch and replies to each caller; returns the connection if it is still usable.
-async fn commit_batch(storage: &Storage, conn: Option<PgConnection>, batch: Vec<Pending>) -> Option<PgConnection> {
+async fn commit_batch(
+    storage: &Storage,
+    conn: Option<WriterConnection>,
+    batch: Vec<Pending>,
+) -> Option<WriterConnection> {
     let requests: Vec<Arc<WriteRequest>> = batch.iter().map(|(r, _)| Arc::clone(r)).collect();
     let mut conn = conn;
     match write(storage, &mut conn, &requests).await {
@@ -244,7 +255,7 @@ async fn commit_batch(storage: &Storage, conn: Option<PgConnection>, batch: Vec<
 /// with an error the checks did not foresee), or gets the batch's error when it was alone.
 async fn settle_failed(
     storage: &Storage,
-    conn: &mut Option<PgConnection>,
+    conn: &mut Option<WriterConnection>,
     request: &Arc<WriteRequest>,
     alone: bool,
     batch_error: &mut Option<crate::Error>,
@@ -266,16 +277,16 @@ async fn settle_failed(
 /// the connection: it may be broken, and a fresh one costs little next to the failure.
 async fn write(
     storage: &Storage,
-    slot: &mut Option<PgConnection>,
+    slot: &mut Option<WriterConnection>,
     requests: &[Arc<WriteRequest>],
 ) -> Result<Vec<Result<AppendResult>>> {
-    let mut conn = match slot.take() {
-        Some(conn) => conn,
-        None => storage.connect_writer().await?,
+    let mut writer = match slot.take() {
+        Some(writer) => writer,
+        None => WriterConnection { conn: storage.connect_writer().await?, cache: WriterCache::default() },
     };
-    let outcome = storage.write_batch(&mut conn, requests).await;
+    let outcome = storage.write_batch(&mut writer.conn, &mut writer.cache, requests).await;
     if outcome.is_ok() {
-        *slot = Some(conn);
+        *slot = Some(writer);
     }
     outcome
 }

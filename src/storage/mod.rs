@@ -4,7 +4,7 @@
 
 pub mod postgres;
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use uuid::Uuid;
 
@@ -57,24 +57,38 @@ impl WriteOp {
     }
 }
 
-/// The id of the database transaction that took the request, once it holds the `$all` lock.
-///
-/// A request whose writer died before replying is resolved from it: a transaction that never
-/// got this far cannot commit, and one that did can be asked about with `txid_status`.
+/// How far the writer got with a request, so a caller whose reply was lost can learn the
+/// outcome from the database instead of guessing.
 #[derive(Debug, Default)]
-pub struct WriteProgress(AtomicI64);
+pub struct WriteProgress(Mutex<Attempt>);
+
+/// The writer's latest attempt at a request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Attempt {
+    /// Not sent to the database yet (or only in a transaction that never reached the `$all`
+    /// lock, which cannot commit: every path to COMMIT goes through that lock).
+    #[default]
+    NotStarted,
+    /// Sent in a one-statement fast-path batch that gives the request these positions.
+    Fast {
+        /// Global position of the request's first event.
+        first_position: i64,
+    },
+    /// In the transaction with this id, which holds the `$all` lock.
+    Locked {
+        /// `txid_current()` of the transaction.
+        txid: i64,
+    },
+}
 
 impl WriteProgress {
-    /// Records the transaction id (called by storage once the `$all` lock is held).
-    pub fn record_txid(&self, txid: i64) {
-        self.0.store(txid, Ordering::SeqCst);
+    /// Records the writer's latest attempt.
+    pub fn record(&self, attempt: Attempt) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = attempt;
     }
 
-    /// The transaction id, if the request reached the `$all` lock.
-    pub fn txid(&self) -> Option<i64> {
-        match self.0.load(Ordering::SeqCst) {
-            0 => None,
-            txid => Some(txid),
-        }
+    /// The writer's latest attempt.
+    pub fn attempt(&self) -> Attempt {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }

@@ -153,7 +153,8 @@ async fn drop_locked(conn: &mut PgConnection, schema: &str) -> Result<bool> {
     let had_store = !applied_versions(conn).await?.is_empty();
     sqlx::raw_sql(
         "DROP TABLE IF EXISTS events, links, streams, snapshots, _sqlx_migrations CASCADE; \
-         DROP FUNCTION IF EXISTS forbid_event_changes() CASCADE",
+         DROP FUNCTION IF EXISTS forbid_event_changes() CASCADE; \
+         DROP FUNCTION IF EXISTS batch_check(boolean) CASCADE",
     )
     .execute(&mut *conn)
     .await?;

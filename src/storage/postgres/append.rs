@@ -1,26 +1,30 @@
-//! The writer's batch: many appends and links committed in ONE transaction, in four round
-//! trips whatever the batch size (five when it creates streams): BEGIN, lock, write, COMMIT.
+//! The writer's batch: many appends and links committed in ONE transaction.
 //!
-//! 1. **lock**: the `$all` row (`FOR UPDATE`). It holds the last global position, and holding it
-//!    until commit serialises every appender of every node, so positions are handed out gap-free
-//!    in commit order. The same statement reads the streams involved, without locking them.
-//! 2. **decide** every request in order, in memory: a rejected request changes nothing, the
-//!    next one sees the versions the accepted ones produced.
-//! 3. **write**: new streams first (when there are any), then events, links, version bumps and
-//!    the NOTIFY in one statement (data-modifying CTEs over UNNEST arrays: one SQL text for any
-//!    batch size).
+//! **Fast path: one round trip.** The writer remembers (in a [`WriterCache`]) the `$all` head,
+//! its fencing `revision`, and the id and version of every stream it has written. A batch of
+//! appends to remembered streams is decided in memory and sent as ONE autocommitted statement
+//! that compare-and-sets all of it: the `$all` row (head and revision; this takes the `$all`
+//! row lock that serialises every appender, held until the statement commits, so positions stay
+//! gap-free in commit order) and each stream's version and deleted flag. Anything that changed
+//! (another node appended, a stream was deleted, an event id is taken, a caller fenced the
+//! revision) makes `batch_check` abort the whole statement, and the batch takes the slow path.
 //!
-//! Streams are not locked when read because other appenders cannot touch them (they wait for
-//! `$all`); what can change a stream meanwhile is a delete (which never takes `$all`), or, on a
-//! node that waited for another node's commit, rows that committed after the lock statement's
-//! snapshot. The version bump is therefore a compare-and-set on the versions read, and new
-//! streams are inserted with `ON CONFLICT DO NOTHING`: anything that changed makes the batch be
-//! decided again on a fresh snapshot. This saves a row lock per stream per batch.
+//! **Slow path: four round trips** (five when it creates streams): BEGIN; lock `$all` and read
+//! the streams involved; write (new streams, then events, links, version bumps and NOTIFY in one
+//! statement of data-modifying CTEs over UNNEST arrays); COMMIT. It is taken for links, for
+//! streams the writer has not seen, after a rejection, and whenever the fast path bounces. Stream
+//! rows are not locked when read: other appenders wait for `$all`, and what else can change a
+//! stream (a delete, or rows that committed after the lock statement's snapshot on a node that
+//! waited for another node) is caught by compare-and-set bumps and `ON CONFLICT DO NOTHING`
+//! stream creation, after which the batch is decided again on a fresh snapshot.
 //!
-//! Duplicate event ids are caught by `ON CONFLICT DO NOTHING` rather than by a lookup before
-//! every insert: when fewer events went in than were sent, the transaction is rolled back and the
-//! batch is decided again with the stored ids looked up first (taken only when a duplicate
-//! exists).
+//! Both paths decide requests in order, in memory: a rejected request changes nothing, the next
+//! one sees the versions the accepted ones produced. Duplicate event ids are caught by `ON
+//! CONFLICT DO NOTHING`; fewer events in than sent sends the batch to a slow path that looks the
+//! stored ids up first.
+//!
+//! Statements find rows by `= ANY(array)` or LATERAL lookups rather than joins with the arrays,
+//! so their plans stay index probes however large the store grows.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -31,13 +35,13 @@ use uuid::Uuid;
 use super::{PgStorage, unsigned};
 use crate::error::{Error, Result};
 use crate::event::AppendResult;
-use crate::storage::{WriteOp, WriteRequest};
+use crate::storage::{Attempt, WriteOp, WriteRequest};
 
 /// Locks `$all` and reads the streams named in `$1`. The stream subquery refers to the outer row
 /// so that it runs after `$all` is locked (a lateral nested loop). The stream rows are not
 /// locked: the version bump in `WRITE` is a compare-and-set on the versions read here.
-const LOCK: &str = "SELECT a.stream_version, a.txid, s.stream_id, s.stream_uuid, s.stream_version, s.deleted \
-     FROM (SELECT stream_version, txid_current() AS txid FROM streams WHERE stream_id = 0 FOR UPDATE) a \
+const LOCK: &str = "SELECT a.stream_version, a.revision, a.txid, s.stream_id, s.stream_uuid, s.stream_version, s.deleted \
+     FROM (SELECT stream_version, revision, txid_current() AS txid FROM streams WHERE stream_id = 0 FOR UPDATE) a \
      LEFT JOIN LATERAL (SELECT stream_id, stream_uuid, stream_version, deleted_at IS NOT NULL AS deleted \
          FROM streams WHERE stream_uuid = ANY($1) AND a.txid IS NOT NULL) s ON true";
 
@@ -79,6 +83,39 @@ const WRITE: &str = "WITH inserted_events AS ( \
          RETURNING 1) \
      SELECT (SELECT count(*) FROM inserted_events), (SELECT count(*) FROM inserted_links), \
          (SELECT count(*) FROM bumped), pg_notify($18, $19)";
+
+/// The fast path: one autocommitted statement. `fence` compare-and-sets the `$all` row first
+/// (the other parts wait for it through `EXISTS`, evaluated once before they touch a row), and
+/// `batch_check` aborts everything unless every part did all it was meant to.
+const FAST_WRITE: &str = "WITH fence AS ( \
+         UPDATE streams SET stream_version = $1 WHERE stream_id = 0 AND stream_version = $2 AND revision = $3 \
+         RETURNING 1), \
+     inserted_events AS ( \
+         INSERT INTO events (position, event_id, stream_id, stream_uuid, stream_version, event_type, content_type, \
+             correlation_id, causation_id, data, metadata) \
+         SELECT * FROM UNNEST($4::bigint[], $5::uuid[], $6::bigint[], $7::text[], $8::bigint[], $9::text[], \
+             $10::text[], $11::uuid[], $12::uuid[], $13::bytea[], $14::bytea[]) \
+         WHERE EXISTS (SELECT 1 FROM fence) \
+         ON CONFLICT DO NOTHING \
+         RETURNING 1), \
+     bumped AS ( \
+         UPDATE streams SET stream_version = ($17::bigint[])[array_position($15::bigint[], stream_id)] \
+         WHERE stream_id = ANY($15) AND deleted_at IS NULL \
+           AND stream_version = ($16::bigint[])[array_position($15::bigint[], stream_id)] \
+           AND EXISTS (SELECT 1 FROM fence) \
+         RETURNING 1) \
+     SELECT batch_check((SELECT count(*) FROM fence) = 1 \
+             AND (SELECT count(*) FROM inserted_events) = cardinality($4::bigint[]) \
+             AND (SELECT count(*) FROM bumped) = cardinality($15::bigint[])), \
+         pg_notify($18, $19)";
+
+/// SQLSTATE raised by `batch_check`.
+const STALE_BATCH: &str = "CH001";
+
+/// Fences off a fast-path statement that may still be in flight (see `resolve_in_doubt`).
+const FENCE: &str = "UPDATE streams SET revision = revision + 1 WHERE stream_id = 0";
+
+const ROWS_OF_EVENTS: &str = "SELECT position, stream_version FROM events WHERE event_id = ANY($1) ORDER BY position";
 
 const TXID_STATUS: &str = "SELECT txid_status($1)";
 
@@ -124,6 +161,99 @@ struct StreamState {
     created: bool,
 }
 
+impl StreamState {
+    fn absent() -> StreamState {
+        StreamState { id: None, read_version: 0, version: 0, deleted: false, touched: false, created: false }
+    }
+
+    fn read(id: i64, version: i64, deleted: bool) -> StreamState {
+        StreamState { id: Some(id), read_version: version, version, deleted, touched: false, created: false }
+    }
+}
+
+/// The distinct streams of a batch, in first-seen order, and each name's index.
+fn stream_slots(requests: &[Arc<WriteRequest>]) -> (Vec<&str>, HashMap<&str, usize>) {
+    let mut slots: HashMap<&str, usize> = HashMap::new();
+    let mut names: Vec<&str> = Vec::new();
+    for request in requests {
+        slots.entry(request.stream.as_str()).or_insert_with(|| {
+            names.push(request.stream.as_str());
+            names.len() - 1
+        });
+    }
+    (names, slots)
+}
+
+/// A decided batch: each request's outcome and what to write for the accepted ones.
+struct Plan<'a> {
+    outcomes: Vec<Result<AppendResult>>,
+    events: EventColumns<'a>,
+    links: LinkColumns,
+    streams: Vec<StreamState>,
+    /// The `$all` head after the batch.
+    position: i64,
+}
+
+/// Decides every request in order against the streams' state, in memory.
+fn decide<'a>(
+    requests: &'a [Arc<WriteRequest>],
+    slots: &HashMap<&str, usize>,
+    mut streams: Vec<StreamState>,
+    head: i64,
+    mut taken_ids: HashSet<Uuid>,
+    linkable: &HashMap<Uuid, (i64, i64)>,
+    mut existing_links: HashSet<(usize, i64)>,
+) -> Plan<'a> {
+    let mut position = head;
+    let mut events = EventColumns::default();
+    let mut links = LinkColumns::default();
+    let mut outcomes = Vec::with_capacity(requests.len());
+    for request in requests {
+        let slot = slots[request.stream.as_str()];
+        let state = &mut streams[slot];
+        let current = (state.version > 0).then_some(state.version as u64);
+        if let Err(e) = request.expected.check(current, state.deleted) {
+            outcomes.push(Err(e));
+            continue;
+        }
+        let outcome = match &request.op {
+            WriteOp::Append(batch) => {
+                let mut seen = HashSet::with_capacity(batch.len());
+                match batch.iter().find(|e| taken_ids.contains(&e.event_id) || !seen.insert(e.event_id)) {
+                    Some(dup) => Err(Error::DuplicateEvent(dup.event_id)),
+                    None => {
+                        taken_ids.extend(seen);
+                        let first_position = position + 1;
+                        for e in batch {
+                            position += 1;
+                            state.version += 1;
+                            events.position.push(position);
+                            events.event_id.push(e.event_id);
+                            events.stream_slot.push(slot);
+                            events.stream_version.push(state.version);
+                            events.event_type.push(&e.event_type);
+                            events.content_type.push(&e.content_type);
+                            events.correlation_id.push(e.correlation_id);
+                            events.causation_id.push(e.causation_id);
+                            events.data.push(&e.data);
+                            events.metadata.push(e.metadata.as_deref());
+                        }
+                        state.touched = true;
+                        Ok(AppendResult {
+                            stream_version: state.version as u64,
+                            first_position: first_position as u64,
+                            last_position: position as u64,
+                        })
+                    }
+                }
+            }
+            WriteOp::Link(ids) => decide_link(ids, slot, state, linkable, &mut existing_links, &mut links),
+        };
+        outcomes.push(outcome);
+    }
+    Plan { outcomes, events, links, streams, position }
+}
+
 /// How often a batch is decided again because its streams changed before giving up.
 const MAX_REDECISIONS: usize = 3;
 
@@ -150,6 +280,33 @@ struct LinkColumns {
     position: Vec<i64>,
 }
 
+/// What a writer remembers between batches, for the fast path. Only what it read or wrote
+/// itself; a stale entry is harmless (the fast path's compare-and-set bounces) and is dropped.
+#[derive(Debug, Default)]
+pub struct WriterCache {
+    /// `$all`: (head position, revision).
+    all: Option<(i64, i64)>,
+    /// Live streams: name -> (stream_id, version).
+    streams: HashMap<String, (i64, i64)>,
+}
+
+/// Streams remembered at most; past that the cache starts over.
+const MAX_CACHED_STREAMS: usize = 100_000;
+
+impl WriterCache {
+    fn clear(&mut self) {
+        self.all = None;
+        self.streams.clear();
+    }
+
+    fn remember(&mut self, name: &str, id: i64, version: i64) {
+        if self.streams.len() >= MAX_CACHED_STREAMS && !self.streams.contains_key(name) {
+            self.streams.clear();
+        }
+        self.streams.insert(name.to_string(), (id, version));
+    }
+}
+
 impl PgStorage {
     /// Opens a connection for the writer (see the module docs for its settings).
     pub async fn connect_writer(&self) -> Result<PgConnection> {
@@ -166,13 +323,115 @@ impl PgStorage {
     pub async fn write_batch(
         &self,
         conn: &mut PgConnection,
+        cache: &mut WriterCache,
+        requests: &[Arc<WriteRequest>],
+    ) -> Result<Vec<Result<AppendResult>>> {
+        match self.try_fast_path(conn, cache, requests).await {
+            Ok(Some(outcomes)) => return Ok(outcomes),
+            Ok(None) => {}
+            Err(e) => {
+                cache.clear();
+                return Err(e);
+            }
+        }
+        let outcome = self.slow_path(conn, cache, requests).await;
+        if outcome.is_err() {
+            cache.clear();
+        }
+        outcome
+    }
+
+    /// Commits the batch with one statement if the writer knows every stream in it and every
+    /// request is accepted; `Ok(None)` sends the batch to the slow path.
+    async fn try_fast_path(
+        &self,
+        conn: &mut PgConnection,
+        cache: &mut WriterCache,
+        requests: &[Arc<WriteRequest>],
+    ) -> Result<Option<Vec<Result<AppendResult>>>> {
+        let Some((head, revision)) = cache.all else { return Ok(None) };
+        if requests.iter().any(|r| matches!(r.op, WriteOp::Link(_))) {
+            return Ok(None);
+        }
+        let (names, slots) = stream_slots(requests);
+        let mut streams = Vec::with_capacity(names.len());
+        for name in &names {
+            let Some(&(id, version)) = cache.streams.get(*name) else { return Ok(None) };
+            streams.push(StreamState::read(id, version, false));
+        }
+        let plan = decide(requests, &slots, streams, head, HashSet::new(), &HashMap::new(), HashSet::new());
+        if plan.outcomes.iter().any(Result::is_err) {
+            // A rejection may come from a stale cache: let the slow path check it for real.
+            return Ok(None);
+        }
+        for (request, outcome) in requests.iter().zip(&plan.outcomes) {
+            if let Ok(r) = outcome {
+                request.progress.record(Attempt::Fast { first_position: r.first_position as i64 });
+            }
+        }
+        let touched: Vec<usize> = (0..names.len()).filter(|&i| plan.streams[i].touched).collect();
+        let bump_ids: Vec<i64> = touched.iter().filter_map(|&i| plan.streams[i].id).collect();
+        let bump_read: Vec<i64> = touched.iter().map(|&i| plan.streams[i].read_version).collect();
+        let bump_new: Vec<i64> = touched.iter().map(|&i| plan.streams[i].version).collect();
+        let event_stream_ids: Vec<i64> =
+            plan.events.stream_slot.iter().map(|&s| plan.streams[s].id.unwrap_or_default()).collect();
+        let event_stream_names: Vec<&str> = plan.events.stream_slot.iter().map(|&s| names[s]).collect();
+        let events = &plan.events;
+        let written = sqlx::query(FAST_WRITE)
+            .bind(plan.position)
+            .bind(head)
+            .bind(revision)
+            .bind(&events.position)
+            .bind(&events.event_id)
+            .bind(&event_stream_ids)
+            .bind(&event_stream_names)
+            .bind(&events.stream_version)
+            .bind(&events.event_type)
+            .bind(&events.content_type)
+            .bind(&events.correlation_id)
+            .bind(&events.causation_id)
+            .bind(&events.data)
+            .bind(&events.metadata)
+            .bind(&bump_ids)
+            .bind(&bump_read)
+            .bind(&bump_new)
+            .bind(self.channel())
+            .bind(format!("{},{}", head + 1, plan.position))
+            .execute(&mut *conn)
+            .await;
+        match written {
+            Ok(_) => {
+                cache.all = Some((plan.position, revision));
+                for &i in &touched {
+                    if let Some(id) = plan.streams[i].id {
+                        cache.remember(names[i], id, plan.streams[i].version);
+                    }
+                }
+                Ok(Some(plan.outcomes))
+            }
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(STALE_BATCH) => {
+                tracing::debug!("fast path bounced: the store changed since the writer last saw it");
+                for request in requests {
+                    request.progress.record(Attempt::NotStarted);
+                }
+                cache.clear();
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn slow_path(
+        &self,
+        conn: &mut PgConnection,
+        cache: &mut WriterCache,
         requests: &[Arc<WriteRequest>],
     ) -> Result<Vec<Result<AppendResult>>> {
         let mut check = DuplicateCheck::OnInsert;
         let mut redecided = 0;
         loop {
             let mut tx = conn.begin().await?;
-            let decided = self.decide_and_write(&mut tx, requests, check).await;
+            let decided = self.decide_and_write(&mut tx, cache, requests, check).await;
             match decided {
                 Ok(Decided::Written(outcomes)) => {
                     tx.commit().await?;
@@ -209,109 +468,40 @@ impl PgStorage {
     async fn decide_and_write(
         &self,
         tx: &mut PgConnection,
+        cache: &mut WriterCache,
         requests: &[Arc<WriteRequest>],
         check: DuplicateCheck,
     ) -> Result<Decided> {
-        let mut slots: HashMap<&str, usize> = HashMap::new();
-        let mut names: Vec<&str> = Vec::new();
-        for request in requests {
-            slots.entry(request.stream.as_str()).or_insert_with(|| {
-                names.push(request.stream.as_str());
-                names.len() - 1
-            });
-        }
-        let mut streams: Vec<StreamState> = names
-            .iter()
-            .map(|_| StreamState {
-                id: None,
-                read_version: 0,
-                version: 0,
-                deleted: false,
-                touched: false,
-                created: false,
-            })
-            .collect();
+        let (names, slots) = stream_slots(requests);
+        let mut streams: Vec<StreamState> = names.iter().map(|_| StreamState::absent()).collect();
 
-        type LockRow = (i64, i64, Option<i64>, Option<String>, Option<i64>, Option<bool>);
+        type LockRow = (i64, i64, i64, Option<i64>, Option<String>, Option<i64>, Option<bool>);
         let locked: Vec<LockRow> = sqlx::query_as(LOCK).bind(&names).fetch_all(&mut *tx).await?;
-        let (head, txid) = locked
+        let (head, revision, txid) = locked
             .first()
-            .map(|r| (r.0, r.1))
+            .map(|r| (r.0, r.1, r.2))
             .ok_or_else(|| Error::Migration("the `$all` row (stream_id 0) is missing from the streams table".into()))?;
         for request in requests {
-            request.progress.record_txid(txid);
+            request.progress.record(Attempt::Locked { txid });
         }
         for row in locked {
-            if let (_, _, Some(id), Some(name), Some(version), Some(deleted)) = row
+            if let (_, _, _, Some(id), Some(name), Some(version), Some(deleted)) = row
                 && let Some(&slot) = slots.get(name.as_str())
             {
-                streams[slot] = StreamState {
-                    id: Some(id),
-                    read_version: version,
-                    version,
-                    deleted,
-                    touched: false,
-                    created: false,
-                };
+                streams[slot] = StreamState::read(id, version, deleted);
             }
         }
 
-        let mut taken_ids: HashSet<Uuid> = match check {
+        let taken_ids: HashSet<Uuid> = match check {
             DuplicateCheck::OnInsert => HashSet::new(),
             DuplicateCheck::Lookup => {
                 let ids: Vec<Uuid> = appended_ids(requests).collect();
                 sqlx::query_scalar(STORED_EVENT_IDS).bind(&ids).fetch_all(&mut *tx).await?.into_iter().collect()
             }
         };
-        let (linkable, mut existing_links) = self.link_lookups(tx, requests, &slots, &streams).await?;
-
-        let mut position = head;
-        let mut events = EventColumns::default();
-        let mut links = LinkColumns::default();
-        let mut outcomes = Vec::with_capacity(requests.len());
-        for request in requests {
-            let slot = slots[request.stream.as_str()];
-            let state = &mut streams[slot];
-            let current = (state.version > 0).then_some(state.version as u64);
-            if let Err(e) = request.expected.check(current, state.deleted) {
-                outcomes.push(Err(e));
-                continue;
-            }
-            let outcome = match &request.op {
-                WriteOp::Append(batch) => {
-                    let mut seen = HashSet::with_capacity(batch.len());
-                    match batch.iter().find(|e| taken_ids.contains(&e.event_id) || !seen.insert(e.event_id)) {
-                        Some(dup) => Err(Error::DuplicateEvent(dup.event_id)),
-                        None => {
-                            taken_ids.extend(seen);
-                            let first_position = position + 1;
-                            for e in batch {
-                                position += 1;
-                                state.version += 1;
-                                events.position.push(position);
-                                events.event_id.push(e.event_id);
-                                events.stream_slot.push(slot);
-                                events.stream_version.push(state.version);
-                                events.event_type.push(&e.event_type);
-                                events.content_type.push(&e.content_type);
-                                events.correlation_id.push(e.correlation_id);
-                                events.causation_id.push(e.causation_id);
-                                events.data.push(&e.data);
-                                events.metadata.push(e.metadata.as_deref());
-                            }
-                            state.touched = true;
-                            Ok(AppendResult {
-                                stream_version: state.version as u64,
-                                first_position: first_position as u64,
-                                last_position: position as u64,
-                            })
-                        }
-                    }
-                }
-                WriteOp::Link(ids) => decide_link(ids, slot, state, &linkable, &mut existing_links, &mut links),
-            };
-            outcomes.push(outcome);
-        }
+        let (linkable, existing_links) = self.link_lookups(tx, requests, &slots, &streams).await?;
+        let Plan { outcomes, events, links, mut streams, position } =
+            decide(requests, &slots, streams, head, taken_ids, &linkable, existing_links);
 
         if !streams.iter().any(|s| s.touched) {
             return Ok(Decided::NothingToWrite(outcomes));
@@ -379,6 +569,17 @@ impl PgStorage {
             // The versions held, so a skipped event collided on its id.
             return Ok(Decided::DuplicatesFound);
         }
+        // Remember what this transaction leaves behind for the fast path (used once it commits;
+        // a failed commit clears the cache).
+        cache.all = Some((position, revision));
+        for (slot, state) in streams.iter().enumerate() {
+            match state.id {
+                Some(id) if !state.deleted => cache.remember(names[slot], id, state.version),
+                _ => {
+                    cache.streams.remove(names[slot]);
+                }
+            }
+        }
         Ok(Decided::Written(outcomes))
     }
 
@@ -424,10 +625,10 @@ impl PgStorage {
     /// `Ok(Some(result))`: it committed. `Ok(None)`: nothing of it was stored. `Err`: the
     /// outcome could not be learned (the database is unreachable).
     pub async fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<AppendResult>> {
-        let Some(txid) = request.progress.txid() else {
-            // The transaction never held the `$all` lock, so it cannot have committed: every
-            // path to COMMIT goes through that lock.
-            return Ok(None);
+        let txid = match request.progress.attempt() {
+            Attempt::NotStarted => return Ok(None),
+            Attempt::Fast { first_position } => return self.resolve_fast(request, first_position).await,
+            Attempt::Locked { txid } => txid,
         };
         let status = loop {
             let status: Option<String> = sqlx::query_scalar(TXID_STATUS).bind(txid).fetch_one(&self.pool).await?;
@@ -469,6 +670,25 @@ fn appended_ids(requests: &[Arc<WriteRequest>]) -> impl Iterator<Item = Uuid> + 
             WriteOp::Link(_) => None,
         })
         .flatten()
+}
+
+impl PgStorage {
+    /// A fast-path statement commits or not as a whole, by itself, even when its writer is gone.
+    /// Bumping the `$all` revision first fences it: if it has not reached the `$all` row yet, its
+    /// compare-and-set now fails; if it holds the row, the bump waits for it to finish. After
+    /// that, the request committed exactly when its events are at the positions it was given.
+    async fn resolve_fast(&self, request: &WriteRequest, first_position: i64) -> Result<Option<AppendResult>> {
+        let WriteOp::Append(events) = &request.op else { return Ok(None) };
+        sqlx::query(FENCE).execute(&self.pool).await?;
+        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let rows: Vec<(i64, i64)> = sqlx::query_as(ROWS_OF_EVENTS).bind(&ids).fetch_all(&self.pool).await?;
+        let at_given_positions =
+            rows.iter().enumerate().all(|(i, (position, _))| *position == first_position + i as i64);
+        if !at_given_positions {
+            return Ok(None);
+        }
+        result_of(&rows, events.len(), |(pos, _)| *pos, |(_, v)| *v)
+    }
 }
 
 /// Decides one link request against the batch state.
