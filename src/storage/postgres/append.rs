@@ -29,7 +29,9 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use sqlx::{Connection, PgConnection};
+use sqlx::postgres::PgArguments;
+use sqlx::query::{Query, QueryAs};
+use sqlx::{Connection, PgConnection, Postgres};
 use uuid::Uuid;
 
 use super::{PgStorage, unsigned};
@@ -377,21 +379,8 @@ impl PgStorage {
             plan.events.stream_slot.iter().map(|&s| plan.streams[s].id.unwrap_or_default()).collect();
         let event_stream_names: Vec<&str> = plan.events.stream_slot.iter().map(|&s| names[s]).collect();
         let events = &plan.events;
-        let written = sqlx::query(FAST_WRITE)
-            .bind(plan.position)
-            .bind(head)
-            .bind(revision)
-            .bind(&events.position)
-            .bind(&events.event_id)
-            .bind(&event_stream_ids)
-            .bind(&event_stream_names)
-            .bind(&events.stream_version)
-            .bind(&events.event_type)
-            .bind(&events.content_type)
-            .bind(&events.correlation_id)
-            .bind(&events.causation_id)
-            .bind(&events.data)
-            .bind(&events.metadata)
+        let fence = sqlx::query(FAST_WRITE).bind(plan.position).bind(head).bind(revision);
+        let written = bind_events(fence, events, &event_stream_ids, &event_stream_names)
             .bind(&bump_ids)
             .bind(&bump_read)
             .bind(&bump_new)
@@ -540,28 +529,18 @@ impl PgStorage {
         let link_stream_ids: Vec<i64> = links.stream_slot.iter().map(|&s| stream_id(s)).collect::<Result<_>>()?;
         let payload = if position > head { format!("{},{}", head + 1, position) } else { String::new() };
 
-        let (inserted_events, inserted_links, bumped, ()): (i64, i64, i64, ()) = sqlx::query_as(WRITE)
-            .bind(&events.position)
-            .bind(&events.event_id)
-            .bind(&event_stream_ids)
-            .bind(&event_stream_names)
-            .bind(&events.stream_version)
-            .bind(&events.event_type)
-            .bind(&events.content_type)
-            .bind(&events.correlation_id)
-            .bind(&events.causation_id)
-            .bind(&events.data)
-            .bind(&events.metadata)
-            .bind(&link_stream_ids)
-            .bind(&links.link_version)
-            .bind(&links.position)
-            .bind(&bump_ids)
-            .bind(&bump_read_versions)
-            .bind(&bump_versions)
-            .bind(self.channel())
-            .bind(payload)
-            .fetch_one(&mut *tx)
-            .await?;
+        let (inserted_events, inserted_links, bumped, ()): (i64, i64, i64, ()) =
+            bind_events_as(sqlx::query_as(WRITE), &events, &event_stream_ids, &event_stream_names)
+                .bind(&link_stream_ids)
+                .bind(&links.link_version)
+                .bind(&links.position)
+                .bind(&bump_ids)
+                .bind(&bump_read_versions)
+                .bind(&bump_versions)
+                .bind(self.channel())
+                .bind(payload)
+                .fetch_one(&mut *tx)
+                .await?;
         if bumped as usize != bump_ids.len() || (inserted_links as usize) < links.position.len() {
             return Ok(Decided::StreamsChanged);
         }
@@ -689,6 +668,42 @@ impl PgStorage {
         }
         result_of(&rows, events.len(), |(pos, _)| *pos, |(_, v)| *v)
     }
+}
+
+/// Binds the eleven event columns, in the order of the `UNNEST` in both write statements.
+macro_rules! bind_event_columns {
+    ($query:expr, $events:expr, $stream_ids:expr, $names:expr) => {
+        $query
+            .bind(&$events.position)
+            .bind(&$events.event_id)
+            .bind($stream_ids)
+            .bind($names)
+            .bind(&$events.stream_version)
+            .bind(&$events.event_type)
+            .bind(&$events.content_type)
+            .bind(&$events.correlation_id)
+            .bind(&$events.causation_id)
+            .bind(&$events.data)
+            .bind(&$events.metadata)
+    };
+}
+
+fn bind_events<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    events: &'q EventColumns<'_>,
+    stream_ids: &'q [i64],
+    names: &'q [&str],
+) -> Query<'q, Postgres, PgArguments> {
+    bind_event_columns!(query, events, stream_ids, names)
+}
+
+fn bind_events_as<'q, O>(
+    query: QueryAs<'q, Postgres, O, PgArguments>,
+    events: &'q EventColumns<'_>,
+    stream_ids: &'q [i64],
+    names: &'q [&str],
+) -> QueryAs<'q, Postgres, O, PgArguments> {
+    bind_event_columns!(query, events, stream_ids, names)
 }
 
 /// Decides one link request against the batch state.
