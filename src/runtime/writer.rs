@@ -26,12 +26,11 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use sqlx::{Connection, PgConnection};
 use tokio::task::JoinSet;
 
 use crate::error::Result;
 use crate::event::AppendResult;
-use crate::storage::postgres::WriterCache;
+use crate::storage::postgres::WriterSession;
 use crate::storage::{Storage, WriteRequest};
 
 /// Batches committed at the same time (see the module docs for why 1).
@@ -57,7 +56,7 @@ pub enum WriterMsg {
     /// Start batches for what is queued (sent by the writer to itself).
     Flush,
     /// A batch task finished; its connection, if still usable.
-    BatchDone(Option<WriterConnection>),
+    BatchDone(Option<WriterSession>),
     /// Commit everything queued, then reply (used by shutdown).
     Drain(RpcReplyPort<()>),
 }
@@ -80,7 +79,7 @@ pub struct WriterState {
     queue: VecDeque<Pending>,
     /// Connections of the writer not in use by a batch (not from the pool: no acquire/release
     /// round trips).
-    idle: Vec<WriterConnection>,
+    idle: Vec<WriterSession>,
     /// The batch tasks; dropping the set (with the state, when the actor dies) aborts them.
     batches: JoinSet<()>,
     in_flight: usize,
@@ -154,8 +153,8 @@ impl Actor for Writer {
     }
 
     async fn post_stop(&self, _myself: ActorRef<WriterMsg>, state: &mut WriterState) -> Result<(), ActorProcessingErr> {
-        for writer in state.idle.drain(..) {
-            writer.conn.close().await.ok();
+        for session in state.idle.drain(..) {
+            session.close().await;
         }
         Ok(())
     }
@@ -179,18 +178,12 @@ fn start_batches(myself: &ActorRef<WriterMsg>, state: &mut WriterState) {
 /// Tells the writer a batch task ended, also when it panicked or was aborted.
 struct BatchDone {
     writer: ActorRef<WriterMsg>,
-    conn: Option<WriterConnection>,
-}
-
-/// A writer connection and what the writer remembers of the store on it (for the fast path).
-pub struct WriterConnection {
-    conn: PgConnection,
-    cache: WriterCache,
+    conn: Option<WriterSession>,
 }
 
 impl BatchDone {
     /// Hands the connection back (sent when `self` drops, right here).
-    fn with_connection(mut self, conn: Option<WriterConnection>) {
+    fn with_connection(mut self, conn: Option<WriterSession>) {
         self.conn = conn;
     }
 }
@@ -221,11 +214,7 @@ fn next_batch(state: &mut WriterState) -> Vec<Pending> {
 }
 
 /// Commits one batch and replies to each caller; returns the connection if it is still usable.
-async fn commit_batch(
-    storage: &Storage,
-    conn: Option<WriterConnection>,
-    batch: Vec<Pending>,
-) -> Option<WriterConnection> {
+async fn commit_batch(storage: &Storage, conn: Option<WriterSession>, batch: Vec<Pending>) -> Option<WriterSession> {
     let requests: Vec<Arc<WriteRequest>> = batch.iter().map(|(r, _)| Arc::clone(r)).collect();
     let mut conn = conn;
     match write(storage, &mut conn, &requests).await {
@@ -256,7 +245,7 @@ async fn commit_batch(
 /// with an error the checks did not foresee), or gets the batch's error when it was alone.
 async fn settle_failed(
     storage: &Storage,
-    conn: &mut Option<WriterConnection>,
+    conn: &mut Option<WriterSession>,
     request: &Arc<WriteRequest>,
     alone: bool,
     batch_error: &mut Option<crate::Error>,
@@ -278,16 +267,16 @@ async fn settle_failed(
 /// the connection: it may be broken, and a fresh one costs little next to the failure.
 async fn write(
     storage: &Storage,
-    slot: &mut Option<WriterConnection>,
+    slot: &mut Option<WriterSession>,
     requests: &[Arc<WriteRequest>],
 ) -> Result<Vec<Result<AppendResult>>> {
-    let mut writer = match slot.take() {
-        Some(writer) => writer,
-        None => WriterConnection { conn: storage.connect_writer().await?, cache: WriterCache::default() },
+    let mut session = match slot.take() {
+        Some(session) => session,
+        None => storage.open_writer_session().await?,
     };
-    let outcome = storage.write_batch(&mut writer.conn, &mut writer.cache, requests).await;
+    let outcome = storage.write_batch(&mut session, requests).await;
     if outcome.is_ok() {
-        *slot = Some(writer);
+        *slot = Some(session);
     }
     outcome
 }

@@ -1,6 +1,6 @@
 //! The writer's batch: many appends and links committed in ONE transaction.
 //!
-//! **Fast path: one round trip.** The writer remembers (in a [`WriterCache`]) the `$all` head,
+//! **Fast path: one round trip.** The writer remembers (in its [`WriterSession`]) the `$all` head,
 //! its fencing `revision`, and the id and version of every stream it has written. A batch of
 //! appends to remembered streams is decided in memory and sent as ONE autocommitted statement
 //! that compare-and-sets all of it: the `$all` row (head and revision; this takes the `$all`
@@ -29,9 +29,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use sqlx::postgres::PgArguments;
-use sqlx::query::{Query, QueryAs};
-use sqlx::{Connection, PgConnection, Postgres};
+use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
 use super::{PgStorage, unsigned};
@@ -60,36 +58,21 @@ const INSERT_STREAMS: &str = "INSERT INTO streams (stream_uuid, stream_version) 
      SELECT * FROM UNNEST($1::text[], $2::bigint[]) ON CONFLICT (stream_uuid) DO NOTHING \
      RETURNING stream_id, stream_uuid";
 
-/// Everything else a batch writes, in one statement. `bumped` is a compare-and-set: a stream
-/// whose version (or deleted flag) changed since it was read is not updated, and the batch is
-/// decided again. It finds its rows with `stream_id = ANY(..)` rather than a join with the
-/// arrays, so the plan is index lookups whatever the planner thinks of the table (a hash join
-/// would read the whole primary key on every batch). Events skip any unique conflict; fewer
-/// events in than sent, with the versions holding, means an event id was taken.
-const WRITE: &str = "WITH inserted_events AS ( \
-         INSERT INTO events (position, event_id, stream_id, stream_uuid, stream_version, event_type, content_type, \
-             correlation_id, causation_id, data, metadata) \
-         SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::bigint[], $4::text[], $5::bigint[], $6::text[], \
-             $7::text[], $8::uuid[], $9::uuid[], $10::bytea[], $11::bytea[]) \
-         ON CONFLICT DO NOTHING \
-         RETURNING 1), \
-     inserted_links AS ( \
-         INSERT INTO links (stream_id, link_version, position) \
-         SELECT * FROM UNNEST($12::bigint[], $13::bigint[], $14::bigint[]) \
-         ON CONFLICT DO NOTHING \
-         RETURNING 1), \
-     bumped AS ( \
-         UPDATE streams SET stream_version = ($17::bigint[])[array_position($15::bigint[], stream_id)] \
-         WHERE stream_id = ANY($15) AND deleted_at IS NULL \
-           AND stream_version = ($16::bigint[])[array_position($15::bigint[], stream_id)] \
-         RETURNING 1) \
-     SELECT (SELECT count(*) FROM inserted_events), (SELECT count(*) FROM inserted_links), \
-         (SELECT count(*) FROM bumped), pg_notify($18, $19)";
-
-/// The fast path: one autocommitted statement. `fence` compare-and-sets the `$all` row first
-/// (the other parts wait for it through `EXISTS`, evaluated once before they touch a row), and
-/// `batch_check` aborts everything unless every part did all it was meant to.
-const FAST_WRITE: &str = "WITH fence AS ( \
+/// Everything a batch writes (after creating its new streams), in one statement, on both paths.
+///
+/// - `fence` compare-and-sets the `$all` row (head and revision). On the fast path this takes the
+///   `$all` lock; on the slow path the transaction holds it already, so the check holds by
+///   construction. The other parts wait for it through `EXISTS`, evaluated once before they
+///   touch a row.
+/// - events and links skip any unique conflict; fewer in than sent, with the versions holding,
+///   means an event id was taken.
+/// - `bumped` compare-and-sets each stream's version and deleted flag. It finds its rows with
+///   `stream_id = ANY(..)` rather than a join with the arrays, so the plan is index lookups
+///   whatever the planner thinks of the table (a hash join would read the whole primary key on
+///   every batch).
+/// - with `$21` (the fast path, autocommitted) `batch_check` aborts the whole statement unless
+///   every part did all it was meant to; the slow path reads the counts and decides itself.
+const WRITE: &str = "WITH fence AS ( \
          UPDATE streams SET stream_version = $1 WHERE stream_id = 0 AND stream_version = $2 AND revision = $3 \
          RETURNING 1), \
      inserted_events AS ( \
@@ -100,16 +83,26 @@ const FAST_WRITE: &str = "WITH fence AS ( \
          WHERE EXISTS (SELECT 1 FROM fence) \
          ON CONFLICT DO NOTHING \
          RETURNING 1), \
+     inserted_links AS ( \
+         INSERT INTO links (stream_id, link_version, position) \
+         SELECT * FROM UNNEST($15::bigint[], $16::bigint[], $17::bigint[]) \
+         WHERE EXISTS (SELECT 1 FROM fence) \
+         ON CONFLICT DO NOTHING \
+         RETURNING 1), \
      bumped AS ( \
-         UPDATE streams SET stream_version = ($17::bigint[])[array_position($15::bigint[], stream_id)] \
-         WHERE stream_id = ANY($15) AND deleted_at IS NULL \
-           AND stream_version = ($16::bigint[])[array_position($15::bigint[], stream_id)] \
+         UPDATE streams SET stream_version = ($20::bigint[])[array_position($18::bigint[], stream_id)] \
+         WHERE stream_id = ANY($18) AND deleted_at IS NULL \
+           AND stream_version = ($19::bigint[])[array_position($18::bigint[], stream_id)] \
            AND EXISTS (SELECT 1 FROM fence) \
-         RETURNING 1) \
-     SELECT batch_check((SELECT count(*) FROM fence) = 1 \
-             AND (SELECT count(*) FROM inserted_events) = cardinality($4::bigint[]) \
-             AND (SELECT count(*) FROM bumped) = cardinality($15::bigint[])), \
-         pg_notify($18, $19)";
+         RETURNING 1), \
+     counts AS ( \
+         SELECT (SELECT count(*) FROM fence) AS fence, (SELECT count(*) FROM inserted_events) AS events, \
+             (SELECT count(*) FROM inserted_links) AS links, (SELECT count(*) FROM bumped) AS bumped) \
+     SELECT fence, events, links, bumped, \
+         CASE WHEN $21 THEN batch_check(fence = 1 AND events = cardinality($4::bigint[]) \
+             AND links = cardinality($15::bigint[]) AND bumped = cardinality($18::bigint[])) END, \
+         pg_notify($22, $23) \
+     FROM counts";
 
 /// SQLSTATE raised by `batch_check`.
 const STALE_BATCH: &str = "CH001";
@@ -282,10 +275,25 @@ struct LinkColumns {
     position: Vec<i64>,
 }
 
-/// What a writer remembers between batches, for the fast path. Only what it read or wrote
-/// itself; a stale entry is harmless (the fast path's compare-and-set bounces) and is dropped.
+/// The writer's own connection (not from the pool: no acquire/release round trips) and what the
+/// writer remembers of the store on it, for the fast path.
+#[derive(Debug)]
+pub struct WriterSession {
+    conn: PgConnection,
+    cache: WriterCache,
+}
+
+impl WriterSession {
+    /// Closes the connection politely.
+    pub async fn close(self) {
+        self.conn.close().await.ok();
+    }
+}
+
+/// What a writer remembers between batches. Only what it read or wrote itself; a stale entry is
+/// harmless (the fast path's compare-and-set bounces) and is dropped.
 #[derive(Debug, Default)]
-pub struct WriterCache {
+struct WriterCache {
     /// `$all`: (head position, revision).
     all: Option<(i64, i64)>,
     /// Live streams: name -> (stream_id, version).
@@ -307,27 +315,47 @@ impl WriterCache {
         }
         self.streams.insert(name.to_string(), (id, version));
     }
+
+    /// Remembers the state a committed plan leaves behind.
+    fn record(&mut self, names: &[&str], plan: &Plan<'_>, revision: i64) {
+        self.all = Some((plan.position, revision));
+        for (name, state) in names.iter().zip(&plan.streams) {
+            match state.id {
+                Some(id) if !state.deleted => self.remember(name, id, state.version),
+                _ => {
+                    self.streams.remove(*name);
+                }
+            }
+        }
+    }
+}
+
+/// How much of a plan the write statement applied.
+struct Applied {
+    fence: i64,
+    events: i64,
+    links: i64,
+    bumped: i64,
 }
 
 impl PgStorage {
-    /// Opens a connection for the writer (see the module docs for its settings).
-    pub async fn connect_writer(&self) -> Result<PgConnection> {
-        let options = self.connect_options.clone();
-        match tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&options)).await {
-            Ok(conn) => Ok(conn?),
+    /// Opens a session for the writer: its own connection, with nothing remembered yet.
+    pub async fn open_writer_session(&self) -> Result<WriterSession> {
+        match tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&self.connect_options)).await {
+            Ok(conn) => Ok(WriterSession { conn: conn?, cache: WriterCache::default() }),
             Err(_) => Err(Error::Unavailable(format!("no database connection within {:?}", self.connect_timeout))),
         }
     }
 
-    /// Commits `requests` in one transaction on the writer's connection. The outer `Err` means
-    /// the transaction failed and nothing was written; otherwise each request has its own
-    /// outcome, in order.
+    /// Commits `requests` in one transaction in the writer's session. The outer `Err` means the
+    /// transaction failed and nothing was written; otherwise each request has its own outcome,
+    /// in order.
     pub async fn write_batch(
         &self,
-        conn: &mut PgConnection,
-        cache: &mut WriterCache,
+        session: &mut WriterSession,
         requests: &[Arc<WriteRequest>],
     ) -> Result<Vec<Result<AppendResult>>> {
+        let WriterSession { conn, cache } = session;
         match self.try_fast_path(conn, cache, requests).await {
             Ok(Some(outcomes)) => return Ok(outcomes),
             Ok(None) => {}
@@ -371,34 +399,12 @@ impl PgStorage {
                 request.progress.record(Attempt::Fast { first_position: r.first_position as i64 });
             }
         }
-        let touched: Vec<usize> = (0..names.len()).filter(|&i| plan.streams[i].touched).collect();
-        let bump_ids: Vec<i64> = touched.iter().filter_map(|&i| plan.streams[i].id).collect();
-        let bump_read: Vec<i64> = touched.iter().map(|&i| plan.streams[i].read_version).collect();
-        let bump_new: Vec<i64> = touched.iter().map(|&i| plan.streams[i].version).collect();
-        let event_stream_ids: Vec<i64> =
-            plan.events.stream_slot.iter().map(|&s| plan.streams[s].id.unwrap_or_default()).collect();
-        let event_stream_names: Vec<&str> = plan.events.stream_slot.iter().map(|&s| names[s]).collect();
-        let events = &plan.events;
-        let fence = sqlx::query(FAST_WRITE).bind(plan.position).bind(head).bind(revision);
-        let written = bind_events(fence, events, &event_stream_ids, &event_stream_names)
-            .bind(&bump_ids)
-            .bind(&bump_read)
-            .bind(&bump_new)
-            .bind(self.channel())
-            .bind(format!("{},{}", head + 1, plan.position))
-            .execute(&mut *conn)
-            .await;
-        match written {
+        match self.apply(conn, &plan, &names, head, revision, true).await {
             Ok(_) => {
-                cache.all = Some((plan.position, revision));
-                for &i in &touched {
-                    if let Some(id) = plan.streams[i].id {
-                        cache.remember(names[i], id, plan.streams[i].version);
-                    }
-                }
+                cache.record(&names, &plan, revision);
                 Ok(Some(plan.outcomes))
             }
-            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(STALE_BATCH) => {
+            Err(Error::Database(sqlx::Error::Database(e))) if e.code().as_deref() == Some(STALE_BATCH) => {
                 tracing::debug!("fast path bounced: the store changed since the writer last saw it");
                 for request in requests {
                     request.progress.record(Attempt::NotStarted);
@@ -406,8 +412,61 @@ impl PgStorage {
                 cache.clear();
                 Ok(None)
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         }
+    }
+
+    /// Runs `WRITE` for a decided plan. With `abort_on_mismatch` the statement aborts itself
+    /// (SQLSTATE `CH001`) unless it applied everything.
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        plan: &Plan<'_>,
+        names: &[&str],
+        head: i64,
+        revision: i64,
+        abort_on_mismatch: bool,
+    ) -> Result<Applied> {
+        let stream_id = |slot: usize| {
+            plan.streams[slot].id.ok_or_else(|| Error::Unavailable(format!("stream `{}` has no row", names[slot])))
+        };
+        let events = &plan.events;
+        let event_stream_ids: Vec<i64> = events.stream_slot.iter().map(|&s| stream_id(s)).collect::<Result<_>>()?;
+        let event_stream_names: Vec<&str> = events.stream_slot.iter().map(|&s| names[s]).collect();
+        let link_stream_ids: Vec<i64> = plan.links.stream_slot.iter().map(|&s| stream_id(s)).collect::<Result<_>>()?;
+        // Streams the batch created are already at their final version.
+        let bumps: Vec<&StreamState> = plan.streams.iter().filter(|s| s.touched && !s.created).collect();
+        let bump_ids: Vec<i64> = bumps.iter().filter_map(|s| s.id).collect();
+        let bump_read: Vec<i64> = bumps.iter().map(|s| s.read_version).collect();
+        let bump_new: Vec<i64> = bumps.iter().map(|s| s.version).collect();
+        let payload = if plan.position > head { format!("{},{}", head + 1, plan.position) } else { String::new() };
+        let (fence, events_in, links_in, bumped, _, ()): (i64, i64, i64, i64, Option<bool>, ()) = sqlx::query_as(WRITE)
+            .bind(plan.position)
+            .bind(head)
+            .bind(revision)
+            .bind(&events.position)
+            .bind(&events.event_id)
+            .bind(&event_stream_ids)
+            .bind(&event_stream_names)
+            .bind(&events.stream_version)
+            .bind(&events.event_type)
+            .bind(&events.content_type)
+            .bind(&events.correlation_id)
+            .bind(&events.causation_id)
+            .bind(&events.data)
+            .bind(&events.metadata)
+            .bind(&link_stream_ids)
+            .bind(&plan.links.link_version)
+            .bind(&plan.links.position)
+            .bind(&bump_ids)
+            .bind(&bump_read)
+            .bind(&bump_new)
+            .bind(abort_on_mismatch)
+            .bind(self.channel())
+            .bind(payload)
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(Applied { fence, events: events_in, links: links_in, bumped })
     }
 
     async fn slow_path(
@@ -489,77 +548,44 @@ impl PgStorage {
             }
         };
         let (linkable, existing_links) = self.link_lookups(tx, requests, &slots, &streams).await?;
-        let Plan { outcomes, events, links, mut streams, position } =
-            decide(requests, &slots, streams, head, taken_ids, &linkable, existing_links);
+        let mut plan = decide(requests, &slots, streams, head, taken_ids, &linkable, existing_links);
 
-        if !streams.iter().any(|s| s.touched) {
-            return Ok(Decided::NothingToWrite(outcomes));
+        if !plan.streams.iter().any(|s| s.touched) {
+            return Ok(Decided::NothingToWrite(plan.outcomes));
         }
 
         let is_new = |s: &StreamState| s.touched && s.id.is_none();
-        let new_names: Vec<&str> = names.iter().zip(&streams).filter(|(_, s)| is_new(s)).map(|(n, _)| *n).collect();
+        let new_names: Vec<&str> =
+            names.iter().zip(&plan.streams).filter(|(_, s)| is_new(s)).map(|(n, _)| *n).collect();
         if !new_names.is_empty() {
-            let new_versions: Vec<i64> = streams.iter().filter(|s| is_new(s)).map(|s| s.version).collect();
+            let new_versions: Vec<i64> = plan.streams.iter().filter(|s| is_new(s)).map(|s| s.version).collect();
             let created: Vec<(i64, String)> =
                 sqlx::query_as(INSERT_STREAMS).bind(&new_names).bind(&new_versions).fetch_all(&mut *tx).await?;
             if created.len() < new_names.len() {
                 return Ok(Decided::StreamsChanged);
             }
             for (id, name) in created {
-                let state = &mut streams[slots[name.as_str()]];
+                let state = &mut plan.streams[slots[name.as_str()]];
                 state.id = Some(id);
                 state.created = true;
             }
         }
-        let mut bump_ids = vec![0_i64];
-        let mut bump_read_versions = vec![head];
-        let mut bump_versions = vec![position];
-        for state in streams.iter().filter(|s| s.touched && !s.created) {
-            if let Some(id) = state.id {
-                bump_ids.push(id);
-                bump_read_versions.push(state.read_version);
-                bump_versions.push(state.version);
-            }
-        }
-        let stream_id = |slot: usize| {
-            streams[slot].id.ok_or_else(|| Error::Unavailable(format!("stream `{}` has no row", names[slot])))
-        };
-        let event_stream_ids: Vec<i64> = events.stream_slot.iter().map(|&s| stream_id(s)).collect::<Result<_>>()?;
-        let event_stream_names: Vec<&str> = events.stream_slot.iter().map(|&s| names[s]).collect();
-        let link_stream_ids: Vec<i64> = links.stream_slot.iter().map(|&s| stream_id(s)).collect::<Result<_>>()?;
-        let payload = if position > head { format!("{},{}", head + 1, position) } else { String::new() };
 
-        let (inserted_events, inserted_links, bumped, ()): (i64, i64, i64, ()) =
-            bind_events_as(sqlx::query_as(WRITE), &events, &event_stream_ids, &event_stream_names)
-                .bind(&link_stream_ids)
-                .bind(&links.link_version)
-                .bind(&links.position)
-                .bind(&bump_ids)
-                .bind(&bump_read_versions)
-                .bind(&bump_versions)
-                .bind(self.channel())
-                .bind(payload)
-                .fetch_one(&mut *tx)
-                .await?;
-        if bumped as usize != bump_ids.len() || (inserted_links as usize) < links.position.len() {
+        let applied = self.apply(tx, &plan, &names, head, revision, false).await?;
+        let bumps = plan.streams.iter().filter(|s| s.touched && !s.created).count();
+        if applied.fence != 1
+            || applied.bumped as usize != bumps
+            || (applied.links as usize) < plan.links.position.len()
+        {
             return Ok(Decided::StreamsChanged);
         }
-        if (inserted_events as usize) < events.position.len() {
+        if (applied.events as usize) < plan.events.position.len() {
             // The versions held, so a skipped event collided on its id.
             return Ok(Decided::DuplicatesFound);
         }
-        // Remember what this transaction leaves behind for the fast path (used once it commits;
-        // a failed commit clears the cache).
-        cache.all = Some((position, revision));
-        for (slot, state) in streams.iter().enumerate() {
-            match state.id {
-                Some(id) if !state.deleted => cache.remember(names[slot], id, state.version),
-                _ => {
-                    cache.streams.remove(names[slot]);
-                }
-            }
-        }
-        Ok(Decided::Written(outcomes))
+        // Remembered for the fast path once the transaction commits (a failed commit clears it).
+        cache.record(&names, &plan, revision);
+        Ok(Decided::Written(plan.outcomes))
     }
 
     /// For batches with links: the linked events (id -> position, stream) and which of their
@@ -668,42 +694,6 @@ impl PgStorage {
         }
         result_of(&rows, events.len(), |(pos, _)| *pos, |(_, v)| *v)
     }
-}
-
-/// Binds the eleven event columns, in the order of the `UNNEST` in both write statements.
-macro_rules! bind_event_columns {
-    ($query:expr, $events:expr, $stream_ids:expr, $names:expr) => {
-        $query
-            .bind(&$events.position)
-            .bind(&$events.event_id)
-            .bind($stream_ids)
-            .bind($names)
-            .bind(&$events.stream_version)
-            .bind(&$events.event_type)
-            .bind(&$events.content_type)
-            .bind(&$events.correlation_id)
-            .bind(&$events.causation_id)
-            .bind(&$events.data)
-            .bind(&$events.metadata)
-    };
-}
-
-fn bind_events<'q>(
-    query: Query<'q, Postgres, PgArguments>,
-    events: &'q EventColumns<'_>,
-    stream_ids: &'q [i64],
-    names: &'q [&str],
-) -> Query<'q, Postgres, PgArguments> {
-    bind_event_columns!(query, events, stream_ids, names)
-}
-
-fn bind_events_as<'q, O>(
-    query: QueryAs<'q, Postgres, O, PgArguments>,
-    events: &'q EventColumns<'_>,
-    stream_ids: &'q [i64],
-    names: &'q [&str],
-) -> QueryAs<'q, Postgres, O, PgArguments> {
-    bind_event_columns!(query, events, stream_ids, names)
 }
 
 /// Decides one link request against the batch state.

@@ -10,7 +10,7 @@ mod streams;
 
 pub(crate) use admin::check_up_to_date;
 pub use admin::{MigrationStatus, create_database, drop_store, init_store, migrate_store, migration_status};
-pub use append::WriterCache;
+pub use append::WriterSession;
 pub use read::Direction;
 
 use chrono::{DateTime, Utc};

@@ -29,6 +29,11 @@ const DELETE_LINKS_OF_STREAM: &str = "DELETE FROM links WHERE stream_id = $1";
 const DELETE_EVENTS_OF_STREAM: &str = "DELETE FROM events WHERE stream_id = $1";
 const DELETE_STREAM_ROW: &str = "DELETE FROM streams WHERE stream_id = $1";
 
+/// The streams a page request lists: never `$all`; `$1` an escaped search text or NULL, `$2`
+/// whether soft-deleted streams are included.
+const LISTED_STREAMS: &str = "stream_id <> 0 \
+     AND ($1::text IS NULL OR stream_uuid ILIKE '%' || $1 || '%' ESCAPE '\\') AND ($2 OR deleted_at IS NULL)";
+
 type InfoRow = (i64, String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
 type PageRow = (i64, String, i64, DateTime<Utc>, Option<DateTime<Utc>>, i64);
 
@@ -65,9 +70,7 @@ impl PgStorage {
         // Only the two enums above are spliced into the text; user input is bound.
         let sql = format!(
             "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at, count(*) OVER () \
-             FROM streams WHERE stream_id <> 0 \
-               AND ($1::text IS NULL OR stream_uuid ILIKE '%' || $1 || '%' ESCAPE '\\') \
-               AND ($2 OR deleted_at IS NULL) \
+             FROM streams WHERE {LISTED_STREAMS} \
              ORDER BY {column} {direction}, stream_id {direction} LIMIT $3 OFFSET $4"
         );
         let search = request.search.as_deref().map(escape_like);
@@ -97,14 +100,11 @@ impl PgStorage {
     }
 
     async fn count_streams(&self, request: &PageRequest) -> Result<u64> {
-        let count: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM streams WHERE stream_id <> 0 \
-             AND ($1::text IS NULL OR stream_uuid ILIKE '%' || $1 || '%' ESCAPE '\\') AND ($2 OR deleted_at IS NULL)",
-        )
-        .bind(request.search.as_deref().map(escape_like))
-        .bind(request.include_deleted)
-        .fetch_one(&self.pool)
-        .await?;
+        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM streams WHERE {LISTED_STREAMS}"))
+            .bind(request.search.as_deref().map(escape_like))
+            .bind(request.include_deleted)
+            .fetch_one(&self.pool)
+            .await?;
         unsigned("count", count)
     }
 
