@@ -346,32 +346,17 @@ impl Bench<'_> {
 
     /// (b): [`B_TASKS`] tasks, each appending `per_task` single events to its own stream.
     async fn chronik_single(&mut self, per_task: usize) -> Result<Measured> {
-        let streams = self.fresh_streams(B_TASKS);
-        let first_payload = self.seq;
-        self.seq += (B_TASKS * per_task) as u64;
-        let started = Instant::now();
-        let tasks: Vec<_> = streams
-            .enumerate()
-            .map(|(task, stream)| {
-                let store = self.store.clone();
-                tokio::spawn(async move {
-                    let stream = stream_name(stream);
-                    let mut latencies = Vec::with_capacity(per_task);
-                    for i in 0..per_task {
-                        let event = chronik_event(first_payload + (task * per_task + i) as u64);
-                        let call = Instant::now();
-                        store.append_to_stream(&stream, ExpectedVersion::Any, vec![event]).await?;
-                        latencies.push(call.elapsed());
-                    }
-                    Ok::<_, chronik::Error>(latencies)
-                })
-            })
-            .collect();
-        let mut latencies = Vec::with_capacity(B_TASKS * per_task);
-        for task in tasks {
-            latencies.extend(task.await??);
-        }
-        Ok(Measured { events: B_TASKS * per_task, elapsed: started.elapsed(), latencies })
+        let store = self.store.clone();
+        // Appended with `Any`: the version argument only numbers the raw rows.
+        self.single_event_writers(per_task, move |stream, _version, payload_no| {
+            let store = store.clone();
+            async move {
+                let event = chronik_event(payload_no);
+                store.append_to_stream(&stream_name(stream), ExpectedVersion::Any, vec![event]).await?;
+                Ok(())
+            }
+        })
+        .await
     }
 
     /// (b-raw): [`B_TASKS`] tasks over the pool, each inserting `per_task` rows of its own
@@ -384,6 +369,38 @@ impl Bench<'_> {
             self.raw_table
         )
         .into();
+        let (pool, positions) = (pool.clone(), Arc::clone(&self.positions));
+        self.single_event_writers(per_task, move |stream, version, payload_no| {
+            let (pool, sql, positions) = (pool.clone(), Arc::clone(&sql), Arc::clone(&positions));
+            async move {
+                let (data, metadata) = payload(payload_no);
+                sqlx::query(&sql)
+                    .bind(positions.fetch_add(1, Ordering::Relaxed) + 1)
+                    .bind(Uuid::new_v4())
+                    .bind(stream)
+                    .bind(stream_name(stream))
+                    .bind(version)
+                    .bind(EVENT_TYPE)
+                    .bind(CONTENT_TYPE)
+                    .bind(None::<Uuid>)
+                    .bind(None::<Uuid>)
+                    .bind(data)
+                    .bind(Some(metadata))
+                    .execute(&pool)
+                    .await?;
+                Ok(())
+            }
+        })
+        .await
+    }
+
+    /// Runs [`B_TASKS`] tasks, each making `per_task` calls of `write(stream, version,
+    /// payload number)` for its own fresh stream, and times every call.
+    async fn single_event_writers<F, Fut>(&mut self, per_task: usize, write: F) -> Result<Measured>
+    where
+        F: Fn(i64, i64, u64) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send,
+    {
         let streams = self.fresh_streams(B_TASKS);
         let first_payload = self.seq;
         self.seq += (B_TASKS * per_task) as u64;
@@ -391,30 +408,15 @@ impl Bench<'_> {
         let tasks: Vec<_> = streams
             .enumerate()
             .map(|(task, stream)| {
-                let (pool, sql, positions) = (pool.clone(), Arc::clone(&sql), Arc::clone(&self.positions));
+                let write = write.clone();
                 tokio::spawn(async move {
-                    let name = stream_name(stream);
                     let mut latencies = Vec::with_capacity(per_task);
                     for i in 0..per_task {
-                        let (data, metadata) = payload(first_payload + (task * per_task + i) as u64);
                         let call = Instant::now();
-                        sqlx::query(&sql)
-                            .bind(positions.fetch_add(1, Ordering::Relaxed) + 1)
-                            .bind(Uuid::new_v4())
-                            .bind(stream)
-                            .bind(&name)
-                            .bind(i as i64 + 1)
-                            .bind(EVENT_TYPE)
-                            .bind(CONTENT_TYPE)
-                            .bind(None::<Uuid>)
-                            .bind(None::<Uuid>)
-                            .bind(data)
-                            .bind(Some(metadata))
-                            .execute(&pool)
-                            .await?;
+                        write(stream, i as i64 + 1, first_payload + (task * per_task + i) as u64).await?;
                         latencies.push(call.elapsed());
                     }
-                    Ok::<_, sqlx::Error>(latencies)
+                    Ok::<_, BoxError>(latencies)
                 })
             })
             .collect();
