@@ -49,16 +49,6 @@ impl PgStorage {
         })
     }
 
-    /// The pool (for the runtime's own connections, e.g. the notifier).
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    /// The store's schema.
-    pub fn schema(&self) -> &str {
-        &self.schema
-    }
-
     /// The NOTIFY channel on which the writer announces committed positions.
     pub fn channel(&self) -> String {
         format!("chronik.{}.events", self.schema)
