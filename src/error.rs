@@ -70,12 +70,16 @@ pub enum Error {
     NotSupported,
 
     /// A named subscription with this name is already connected.
-    #[error("subscription already exists")]
+    #[error("subscription already exists: it has a subscriber and its concurrency_limit is 1")]
     SubscriptionAlreadyExists,
 
     /// The subscription already has `concurrency_limit` subscribers.
     #[error("too many subscribers: the subscription's concurrency_limit is reached")]
     TooManySubscribers,
+
+    /// No subscription of that stream and name exists.
+    #[error("subscription not found: no subscription of that stream and name")]
+    SubscriptionNotFound,
 
     /// An ack named an event number that is not in flight for this subscriber.
     #[error("unexpected ack: event number not in flight for this subscriber")]

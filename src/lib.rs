@@ -66,6 +66,7 @@ mod serializer;
 mod snapshot;
 pub mod storage;
 mod store;
+mod subscription;
 
 pub use config::{Config, DEFAULT_DATABASE_URL};
 pub use error::{ConfigError, Error, Result};
@@ -74,6 +75,10 @@ pub use page::{Page, PageRequest, SortBy, SortDirection};
 pub use serializer::{BINCODE_CONTENT_TYPE, BincodeSerializer, JSON_CONTENT_TYPE, JsonSerializer, Serializer};
 pub use snapshot::SnapshotData;
 pub use store::{EventRef, EventStore, MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES};
+pub use subscription::{
+    DropReason, LIVE_BUFFER, LiveMessage, LiveSubscription, StartFrom, Subscription, SubscriptionInfo,
+    SubscriptionMessage, SubscriptionOptions, SubscriptionPhase, SubscriptionStatus,
+};
 
 /// The README's examples, compiled as doctests so they cannot drift from the API.
 #[doc = include_str!("../README.md")]

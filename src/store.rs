@@ -14,9 +14,15 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamInfo};
 use crate::page::{Page, PageRequest};
+use crate::runtime::publisher::{Hub, Listener};
+use crate::runtime::registry::{Connected, RegistryMsg, SubscriptionKey};
+use crate::runtime::subscription::SubscriptionMsg;
 use crate::runtime::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::runtime::writer::{BatchLimits, WriterMsg};
 use crate::snapshot::SnapshotData;
+use crate::subscription::{
+    DropReason, LIVE_BUFFER, LiveSubscription, Subscription, SubscriptionInfo, SubscriptionOptions, SubscriptionStatus,
+};
 use crate::storage::postgres::{Direction, check_up_to_date, init_store};
 use crate::storage::{Attempt, Storage, WriteOp, WriteProgress, WriteRequest};
 
@@ -48,6 +54,8 @@ struct Inner {
     storage: Storage,
     supervisor: ActorRef<SupervisorMsg>,
     writer: watch::Receiver<Option<ActorRef<WriterMsg>>>,
+    registry: watch::Receiver<Option<ActorRef<RegistryMsg>>>,
+    hub: Arc<Hub>,
     closed: AtomicBool,
 }
 
@@ -104,6 +112,8 @@ impl EventStore {
         }
         let storage = Storage::connect_lazy(&config)?;
         let (writer_slot, writer) = watch::channel(None);
+        let (registry_slot, registry) = watch::channel(None);
+        let hub = Arc::new(Hub::default());
         let args = SupervisorArgs {
             storage: storage.clone(),
             limits: BatchLimits {
@@ -111,14 +121,26 @@ impl EventStore {
                 events: config.writer_max_batch_events,
                 bytes: config.writer_max_batch_bytes,
             },
+            hub: Arc::clone(&hub),
+            retry_interval: config.subscription_retry_interval,
+            poll_interval: config.notification_poll_interval,
             writer_slot,
+            registry_slot,
         };
         let (supervisor, _handle) = Actor::spawn(None, Supervisor, args)
             .await
             .map_err(|e| Error::Unavailable(format!("cannot start the store's supervisor: {e}")))?;
         tracing::info!(schema = %config.schema, "chronik store started");
         Ok(EventStore {
-            inner: Arc::new(Inner { config, storage, supervisor, writer, closed: AtomicBool::new(false) }),
+            inner: Arc::new(Inner {
+                config,
+                storage,
+                supervisor,
+                writer,
+                registry,
+                hub,
+                closed: AtomicBool::new(false),
+            }),
         })
     }
 
@@ -439,11 +461,139 @@ impl EventStore {
         self.inner.storage.delete_snapshot(source_uuid).await
     }
 
+    /// Connects to the named subscription `name` of `stream` (starting it on this node if
+    /// needed). The first message is [`SubscriptionMessage::Subscribed`](crate::SubscriptionMessage),
+    /// once this node owns the subscription (another node may own it: this one then waits and
+    /// takes over when it goes).
+    ///
+    /// Errors: [`Error::SubscriptionAlreadyExists`] if it has a subscriber and its
+    /// `concurrency_limit` is 1, [`Error::TooManySubscribers`] past the limit,
+    /// [`Error::InvalidArgument`] for invalid options or stream ids.
+    pub async fn subscribe_to_stream(
+        &self,
+        stream: &str,
+        name: &str,
+        options: SubscriptionOptions,
+    ) -> Result<Subscription> {
+        self.ensure_open()?;
+        validate_stream_id(stream)?;
+        validate_subscription_name(name)?;
+        let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
+        let registry = self.registry()?;
+        let request = key.clone();
+        let connected: Connected =
+            match registry.call(|reply| RegistryMsg::Subscribe { key: request, options, reply }, None).await {
+                Ok(CallResult::Success(result)) => result?,
+                _ => return Err(Error::Unavailable("the subscription registry stopped".into())),
+            };
+        Ok(Subscription::new(key, connected.consumer, connected.rx, connected.actor, registry))
+    }
+
+    /// Connects to the named subscription `name` of `$all` (see
+    /// [`subscribe_to_stream`](Self::subscribe_to_stream)).
+    pub async fn subscribe_to_all_streams(&self, name: &str, options: SubscriptionOptions) -> Result<Subscription> {
+        self.subscribe_to_stream(ALL, name, options).await
+    }
+
+    /// Stops the named subscription on this node: writes its checkpoint, releases its lock
+    /// (another node may take it over) and drops its subscribers with
+    /// [`DropReason::Unsubscribed`]. Its checkpoint stays. Not running here is not an error.
+    pub async fn unsubscribe_from_stream(&self, stream: &str, name: &str) -> Result<()> {
+        self.ensure_open()?;
+        self.stop_subscription(stream, name, DropReason::Unsubscribed).await.map(|_| ())
+    }
+
+    /// Stops the named subscription of `$all` on this node (see
+    /// [`unsubscribe_from_stream`](Self::unsubscribe_from_stream)).
+    pub async fn unsubscribe_from_all_streams(&self, name: &str) -> Result<()> {
+        self.unsubscribe_from_stream(ALL, name).await
+    }
+
+    /// Deletes the named subscription: stops it on this node (subscribers get
+    /// [`DropReason::Deleted`]) and deletes its checkpoint, so subscribing again starts from
+    /// `start_from`. [`Error::SubscriptionNotFound`] if it neither runs here nor is stored.
+    pub async fn delete_subscription(&self, stream: &str, name: &str) -> Result<()> {
+        self.ensure_open()?;
+        let running = self.stop_subscription(stream, name, DropReason::Deleted).await?;
+        let stored = self.inner.storage.delete_subscription(stream, name).await?;
+        if running || stored { Ok(()) } else { Err(Error::SubscriptionNotFound) }
+    }
+
+    async fn stop_subscription(&self, stream: &str, name: &str, reason: DropReason) -> Result<bool> {
+        validate_stream_id(stream)?;
+        validate_subscription_name(name)?;
+        let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
+        let registry = self.registry()?;
+        match registry.call(|reply| RegistryMsg::Unsubscribe { key, reason, reply }, None).await {
+            Ok(CallResult::Success(running)) => Ok(running),
+            _ => Err(Error::Unavailable("the subscription registry stopped".into())),
+        }
+    }
+
+    /// The in-memory state of a named subscription running on this node;
+    /// [`Error::SubscriptionNotFound`] if it does not run here.
+    pub async fn subscription_status(&self, stream: &str, name: &str) -> Result<SubscriptionStatus> {
+        self.ensure_open()?;
+        let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
+        let registry = self.registry()?;
+        let actor = match registry.call(|reply| RegistryMsg::Actor { key, reply }, None).await {
+            Ok(CallResult::Success(actor)) => actor.ok_or(Error::SubscriptionNotFound)?,
+            _ => return Err(Error::Unavailable("the subscription registry stopped".into())),
+        };
+        match actor.call(SubscriptionMsg::Status, None).await {
+            Ok(CallResult::Success(status)) => Ok(status),
+            _ => Err(Error::Unavailable("the subscription is restarting".into())),
+        }
+    }
+
+    /// Every named subscription stored in this store, with its checkpoint, its lag behind its
+    /// stream and the database session that owns it (whichever node runs it).
+    pub async fn list_subscriptions(&self) -> Result<Vec<SubscriptionInfo>> {
+        self.ensure_open()?;
+        self.inner.storage.list_subscriptions().await
+    }
+
+    /// A transient, live-only listener on `stream` (or [`ALL`]): events committed from now on,
+    /// no acks, no checkpoint. It never slows writers: if it falls [`LIVE_BUFFER`] messages
+    /// behind, it drops events and says so ([`LiveMessage::Lagged`](crate::LiveMessage)).
+    pub async fn subscribe(&self, stream: &str) -> Result<LiveSubscription> {
+        self.ensure_open()?;
+        validate_stream_id(stream)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(LIVE_BUFFER);
+        let id = self.inner.hub.next_id();
+        self.inner.hub.listen(stream, id, Listener::Live(tx)).await?;
+        Ok(LiveSubscription::new(stream.to_string(), id, rx, Arc::clone(&self.inner.hub)))
+    }
+
+    fn registry(&self) -> Result<ActorRef<RegistryMsg>> {
+        self.inner
+            .registry
+            .borrow()
+            .clone()
+            .ok_or_else(|| Error::Unavailable("the subscription registry is restarting".into()))
+    }
+
     /// The writer actor, for tests that kill it to exercise supervision.
     #[doc(hidden)]
     pub fn writer_actor(&self) -> Option<ActorCell> {
         self.inner.writer.borrow().as_ref().map(ActorRef::get_cell)
     }
+}
+
+fn validate_subscription_name(name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid("subscription name is empty"));
+    }
+    if name.len() > MAX_STREAM_ID_BYTES {
+        return Err(Error::invalid(format!(
+            "subscription name is {} bytes long, over the limit of {MAX_STREAM_ID_BYTES}",
+            name.len()
+        )));
+    }
+    if name.contains('\0') {
+        return Err(Error::invalid("subscription name contains a NUL character"));
+    }
+    Ok(())
 }
 
 fn validate_stream_id(stream: &str) -> Result<()> {

@@ -3,6 +3,74 @@
 //!
 //! - [`supervisor`]: the per-store supervisor, restarting children with backoff.
 //! - [`writer`]: group commit of appends and links.
+//! - [`notifier`]: LISTEN, one read of each new `$all` range, routed to the publishers.
+//! - [`publisher`]: live fan-out per stream and for `$all`, spawned on demand.
+//! - [`registry`]: which named subscriptions run on this node and who is connected.
+//! - [`subscription`]: one actor per named subscription (the catch-up/live state machine).
+//! - [`locks`]: the node's advisory locks on subscriptions, and checkpoint writes.
 
+pub mod locks;
+pub mod notifier;
+pub mod publisher;
+pub mod registry;
+pub mod subscription;
 pub mod supervisor;
 pub mod writer;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::ActorRef;
+use tokio::sync::watch;
+
+use crate::error::{Error, Result};
+use crate::storage::Storage;
+
+/// What every subscription-side actor of one store shares.
+#[derive(Clone)]
+pub struct Context {
+    /// The store's storage.
+    pub storage: Storage,
+    /// The publishers.
+    pub hub: Arc<publisher::Hub>,
+    /// The current lock keeper (`None` while it restarts).
+    pub locks: watch::Receiver<Option<ActorRef<locks::LockMsg>>>,
+    /// How often ownership and failed reads are retried.
+    pub retry_interval: Duration,
+}
+
+impl Context {
+    /// The running lock keeper.
+    pub fn lock_keeper(&self) -> Result<ActorRef<locks::LockMsg>> {
+        self.locks.borrow().clone().ok_or_else(|| Error::Unavailable("the lock keeper is restarting".into()))
+    }
+}
+
+/// Most restarts of one actor within `RESTART_WINDOW` before its supervisor gives up.
+pub const RESTART_BUDGET: usize = 20;
+/// The window of the restart budget.
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Restarts of one actor: exponential backoff (50 ms doubling up to 5 s) within a budget of
+/// `RESTART_BUDGET` restarts per `RESTART_WINDOW`.
+#[derive(Debug, Default)]
+pub struct RestartBudget {
+    restarts: VecDeque<Instant>,
+}
+
+impl RestartBudget {
+    /// Records a failure: the wait before the next restart, or `None` past the budget.
+    pub fn next_backoff(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        self.restarts.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
+        self.restarts.push_back(now);
+        if self.restarts.len() > RESTART_BUDGET {
+            return None;
+        }
+        let exponent = u32::try_from(self.restarts.len() - 1).unwrap_or(u32::MAX).min(16);
+        Some(FIRST_BACKOFF.saturating_mul(2_u32.saturating_pow(exponent)).min(MAX_BACKOFF))
+    }
+}

@@ -1,36 +1,55 @@
 //! The per-store `Supervisor` actor: parent of every runtime actor of one store.
 //!
-//! - **Owns** the writer's current `ActorRef`, published through a `watch` channel so the
-//!   facade always talks to the live writer.
-//! - **Receives** supervision events of its children, `RestartWriter` (sent to itself after a
+//! - **Owns** its children: the `Writer`, the `Notifier`, the `LockKeeper` and the
+//!   `SubscriptionRegistry` (which in turn supervises the subscription actors). The writer's,
+//!   the lock keeper's and the registry's current `ActorRef`s are published through `watch`
+//!   channels, so callers always reach the live one.
+//! - **Receives** supervision events of its children, `Restart` (sent to itself after a
 //!   backoff) and `Shutdown`.
 //! - **Persists** nothing itself; children rebuild their state from the database.
-//! - **On a child's crash**: restarts it after an exponential backoff (50 ms doubling up to
-//!   5 s), within a budget of `RESTART_BUDGET` restarts per `RESTART_WINDOW`. Past the budget it
-//!   gives up and stops, and the store answers `Error::Unavailable` until it is started again.
-//!   ractor's default is to stop a supervisor when a child fails; this actor overrides that.
+//! - **On a child's crash**: restarts it after an exponential backoff within a restart budget
+//!   per child (see [`RestartBudget`]). Past the budget it gives up and stops, and the store
+//!   answers `Error::Unavailable` until it is started again. A restarted lock keeper holds no
+//!   locks, so the registry tells every subscription it lost its own. ractor's default is to
+//!   stop a supervisor when a child fails; this actor overrides that.
 
-use std::collections::VecDeque;
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::watch;
 
+use super::locks::{LockKeeper, LockKeeperArgs, LockMsg};
+use super::notifier::{Notifier, NotifierArgs};
+use super::publisher::Hub;
+use super::registry::{RegistryMsg, SubscriptionRegistry};
 use super::writer::{BatchLimits, Writer, WriterArgs, WriterMsg};
+use super::{Context, RestartBudget};
 use crate::storage::Storage;
 
-/// Most restarts of one child within `RESTART_WINDOW` before the supervisor gives up.
-pub const RESTART_BUDGET: usize = 20;
-/// The window of the restart budget.
-pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long shutdown waits for each child to finish.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The supervisor's children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Child {
+    /// The writer.
+    Writer,
+    /// The notifier.
+    Notifier,
+    /// The lock keeper.
+    Locks,
+    /// The subscription registry.
+    Registry,
+}
 
 /// Messages of the supervisor.
 pub enum SupervisorMsg {
-    /// Start a new writer (after a crash and its backoff).
-    RestartWriter,
-    /// Drain and stop the children, then reply.
+    /// Start a new child (after a crash and its backoff).
+    Restart(Child),
+    /// Stop the subscriptions (writing checkpoints), drain the writer, stop the children, then
+    /// reply.
     Shutdown(RpcReplyPort<()>),
 }
 
@@ -43,15 +62,24 @@ pub struct SupervisorArgs {
     pub storage: Storage,
     /// The writer's batch limits.
     pub limits: BatchLimits,
+    /// The publishers.
+    pub hub: Arc<Hub>,
+    /// How often subscriptions retry ownership and failed reads.
+    pub retry_interval: Duration,
+    /// How often the notifier reads without a notification.
+    pub poll_interval: Duration,
     /// Where the current writer is published (`None` while it is restarting).
     pub writer_slot: watch::Sender<Option<ActorRef<WriterMsg>>>,
+    /// Where the current registry is published.
+    pub registry_slot: watch::Sender<Option<ActorRef<RegistryMsg>>>,
 }
 
 /// The supervisor's state.
 pub struct SupervisorState {
     args: SupervisorArgs,
-    writer: Option<ActorRef<WriterMsg>>,
-    restarts: VecDeque<Instant>,
+    locks_slot: watch::Sender<Option<ActorRef<LockMsg>>>,
+    children: HashMap<Child, ActorCell>,
+    budgets: HashMap<Child, RestartBudget>,
     shutting_down: bool,
 }
 
@@ -65,8 +93,16 @@ impl Actor for Supervisor {
         myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
-        let mut state = SupervisorState { args, writer: None, restarts: VecDeque::new(), shutting_down: false };
-        spawn_writer(&myself, &mut state).await?;
+        let mut state = SupervisorState {
+            args,
+            locks_slot: watch::channel(None).0,
+            children: HashMap::new(),
+            budgets: HashMap::new(),
+            shutting_down: false,
+        };
+        for child in [Child::Writer, Child::Locks, Child::Notifier, Child::Registry] {
+            state.spawn(&myself, child).await?;
+        }
         Ok(state)
     }
 
@@ -77,19 +113,16 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SupervisorMsg::RestartWriter if !state.shutting_down => spawn_writer(&myself, state).await?,
-            SupervisorMsg::RestartWriter => {}
+            SupervisorMsg::Restart(child) if !state.shutting_down => {
+                state.spawn(&myself, child).await?;
+                if child == Child::Locks {
+                    state.tell_registry(RegistryMsg::LocksReset);
+                }
+            }
+            SupervisorMsg::Restart(_) => {}
             SupervisorMsg::Shutdown(reply) => {
                 state.shutting_down = true;
-                state.args.writer_slot.send_replace(None);
-                if let Some(writer) = state.writer.take() {
-                    // Commit what callers already queued before stopping the writer.
-                    let drained = ractor::call!(writer, WriterMsg::Drain);
-                    if let Err(e) = drained {
-                        tracing::warn!(error = %e, "writer could not drain its queue at shutdown");
-                    }
-                    writer.stop_and_wait(None, Some(Duration::from_secs(10))).await.ok();
-                }
+                state.shutdown().await;
                 let _ = reply.send(());
             }
         }
@@ -107,33 +140,113 @@ impl Actor for Supervisor {
             SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.unwrap_or_else(|| "stopped".into())),
             _ => return Ok(()),
         };
-        let is_writer = state.writer.as_ref().is_some_and(|w| w.get_id() == cell.get_id());
-        if !is_writer || state.shutting_down {
+        let Some(child) = state.children.iter().find(|(_, c)| c.get_id() == cell.get_id()).map(|(k, _)| *k) else {
+            return Ok(());
+        };
+        if state.shutting_down {
             return Ok(());
         }
-        state.writer = None;
-        state.args.writer_slot.send_replace(None);
-        let now = Instant::now();
-        state.restarts.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
-        state.restarts.push_back(now);
-        if state.restarts.len() > RESTART_BUDGET {
-            tracing::error!(reason, "writer failed {RESTART_BUDGET} times within {RESTART_WINDOW:?}; giving up");
-            myself.stop(Some("writer restart budget exhausted".into()));
-            return Ok(());
+        state.children.remove(&child);
+        state.clear_slot(child);
+        match state.budgets.entry(child).or_default().next_backoff() {
+            Some(backoff) => {
+                tracing::error!(?child, reason, ?backoff, "runtime actor stopped unexpectedly; restarting");
+                myself.send_after(backoff, move || SupervisorMsg::Restart(child));
+            }
+            None => {
+                tracing::error!(?child, reason, "runtime actor keeps failing; giving up");
+                myself.stop(Some(format!("{child:?} restart budget exhausted")));
+            }
         }
-        let exponent = u32::try_from(state.restarts.len() - 1).unwrap_or(u32::MAX).min(16);
-        let backoff = FIRST_BACKOFF.saturating_mul(2_u32.saturating_pow(exponent)).min(MAX_BACKOFF);
-        tracing::error!(reason, ?backoff, "writer stopped unexpectedly; restarting");
-        myself.send_after(backoff, || SupervisorMsg::RestartWriter);
         Ok(())
     }
 }
 
-async fn spawn_writer(myself: &ActorRef<SupervisorMsg>, state: &mut SupervisorState) -> Result<(), ActorProcessingErr> {
-    let args = WriterArgs { storage: state.args.storage.clone(), limits: state.args.limits };
-    let (writer, _handle) = Actor::spawn_linked(None, Writer, args, myself.get_cell()).await?;
-    tracing::debug!(writer = %writer.get_id(), "writer started");
-    state.args.writer_slot.send_replace(Some(writer.clone()));
-    state.writer = Some(writer);
-    Ok(())
+impl SupervisorState {
+    fn context(&self) -> Context {
+        Context {
+            storage: self.args.storage.clone(),
+            hub: Arc::clone(&self.args.hub),
+            locks: self.locks_slot.subscribe(),
+            retry_interval: self.args.retry_interval,
+        }
+    }
+
+    async fn spawn(&mut self, myself: &ActorRef<SupervisorMsg>, child: Child) -> Result<(), ActorProcessingErr> {
+        let parent = myself.get_cell();
+        let storage = self.args.storage.clone();
+        let cell = match child {
+            Child::Writer => {
+                let args = WriterArgs { storage, limits: self.args.limits };
+                let (writer, _) = Actor::spawn_linked(None, Writer, args, parent).await?;
+                self.args.writer_slot.send_replace(Some(writer.clone()));
+                writer.get_cell()
+            }
+            Child::Notifier => {
+                let args = NotifierArgs {
+                    storage,
+                    hub: Arc::clone(&self.args.hub),
+                    poll_interval: self.args.poll_interval,
+                    retry_interval: self.args.retry_interval,
+                };
+                Actor::spawn_linked(None, Notifier, args, parent).await?.0.get_cell()
+            }
+            Child::Locks => {
+                let args = LockKeeperArgs { storage, ping_interval: self.args.retry_interval };
+                let (keeper, _) = Actor::spawn_linked(None, LockKeeper, args, parent).await?;
+                self.locks_slot.send_replace(Some(keeper.clone()));
+                keeper.get_cell()
+            }
+            Child::Registry => {
+                let (registry, _) = Actor::spawn_linked(None, SubscriptionRegistry, self.context(), parent).await?;
+                self.args.registry_slot.send_replace(Some(registry.clone()));
+                registry.get_cell()
+            }
+        };
+        tracing::debug!(?child, actor = %cell.get_id(), "runtime actor started");
+        self.children.insert(child, cell);
+        Ok(())
+    }
+
+    fn clear_slot(&self, child: Child) {
+        match child {
+            Child::Writer => drop(self.args.writer_slot.send_replace(None)),
+            Child::Locks => drop(self.locks_slot.send_replace(None)),
+            Child::Registry => drop(self.args.registry_slot.send_replace(None)),
+            Child::Notifier => {}
+        }
+    }
+
+    fn tell_registry(&self, msg: RegistryMsg) {
+        if let Some(registry) = self.args.registry_slot.borrow().as_ref() {
+            let _ = registry.cast(msg);
+        }
+    }
+
+    /// Subscriptions first (their checkpoints go through the lock keeper), then the lock
+    /// keeper, the notifier and the publishers, and the writer last, after committing what
+    /// callers already queued.
+    async fn shutdown(&mut self) {
+        let registry = self.args.registry_slot.send_replace(None);
+        if let Some(registry) = registry {
+            if let Err(e) = ractor::call!(registry, RegistryMsg::Shutdown) {
+                tracing::warn!(error = %e, "subscriptions did not confirm shutdown");
+            }
+        }
+        for child in [Child::Registry, Child::Locks, Child::Notifier] {
+            if let Some(cell) = self.children.remove(&child) {
+                cell.stop_and_wait(None, Some(STOP_TIMEOUT)).await.ok();
+            }
+        }
+        self.locks_slot.send_replace(None);
+        self.args.hub.stop_all().await;
+        self.args.writer_slot.send_replace(None);
+        if let Some(cell) = self.children.remove(&Child::Writer) {
+            let writer: ActorRef<WriterMsg> = cell.clone().into();
+            if let Err(e) = ractor::call!(writer, WriterMsg::Drain) {
+                tracing::warn!(error = %e, "writer could not drain its queue at shutdown");
+            }
+            cell.stop_and_wait(None, Some(STOP_TIMEOUT)).await.ok();
+        }
+    }
 }

@@ -439,7 +439,14 @@ impl PgStorage {
         let bump_ids: Vec<i64> = bumps.iter().filter_map(|s| s.id).collect();
         let bump_read: Vec<i64> = bumps.iter().map(|s| s.read_version).collect();
         let bump_new: Vec<i64> = bumps.iter().map(|s| s.version).collect();
-        let payload = if plan.position > head { format!("{},{}", head + 1, plan.position) } else { String::new() };
+        // `first,last,links` (see `subscriptions::parse_payload`): the positions the batch took
+        // (`0,0` for links only) and whether it linked events into streams.
+        let links = u8::from(!plan.links.link_version.is_empty());
+        let payload = if plan.position > head {
+            format!("{},{},{links}", head + 1, plan.position)
+        } else {
+            format!("0,0,{links}")
+        };
         let (fence, events_in, links_in, bumped, _, ()): (i64, i64, i64, i64, Option<bool>, ()) = sqlx::query_as(WRITE)
             .bind(plan.position)
             .bind(head)

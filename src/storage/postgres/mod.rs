@@ -7,11 +7,13 @@ mod append;
 mod read;
 mod snapshots;
 mod streams;
+mod subscriptions;
 
 pub(crate) use admin::check_up_to_date;
 pub use admin::{MigrationStatus, create_database, drop_store, init_store, migrate_store, migration_status};
 pub use append::WriterSession;
 pub use read::Direction;
+pub use subscriptions::{LockSession, NotificationListener, SubscriptionRow, Wake};
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

@@ -1,0 +1,198 @@
+//! The `LockKeeper` actor: the node's ownership of named subscriptions.
+//!
+//! - **Owns** one dedicated database connection (a `LockSession`) holding the advisory lock of
+//!   every subscription this node runs, and which subscription actor holds which lock.
+//! - **Receives** `TryLock`, `Unlock`, `SaveCheckpoint` (checkpoints are written on the lock's
+//!   own connection, so only a live owner can write one) and `Ping` (every retry interval).
+//! - **Persists** checkpoints for the subscription actors, before replying.
+//! - **When the connection dies** (a failed ping or write), PostgreSQL has released every lock
+//!   with it, and another node may take them over: it tells each holder `LockLost` at once, and
+//!   they stop delivering and queue for their lock again.
+//! - **On a crash**: its connection closes with it (releasing the locks); the supervisor starts
+//!   a new keeper and has the registry tell every subscription actor its lock is lost.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
+
+use super::subscription::SubscriptionMsg;
+use crate::error::Result;
+use crate::storage::Storage;
+use crate::storage::postgres::LockSession;
+
+/// What became of a checkpoint write.
+#[derive(Debug)]
+pub enum CheckpointOutcome {
+    /// Written.
+    Saved,
+    /// The subscription's row is gone (the subscription was deleted).
+    RowGone,
+    /// The caller does not hold the lock (any more): it must not write.
+    NotOwner,
+    /// The write failed; the lock may still be held.
+    Failed(crate::Error),
+}
+
+/// Messages of the lock keeper.
+pub enum LockMsg {
+    /// Take subscription `id`'s lock for `owner` if no other session holds it.
+    TryLock {
+        /// The subscription's id.
+        id: i32,
+        /// The subscription actor asking.
+        owner: ActorRef<SubscriptionMsg>,
+        /// Whether the lock is now held for `owner`.
+        reply: RpcReplyPort<Result<bool>>,
+    },
+    /// Release subscription `id`'s lock if `owner` holds it.
+    Unlock {
+        /// The subscription's id.
+        id: i32,
+        /// The subscription actor releasing it.
+        owner: ActorId,
+    },
+    /// Write subscription `id`'s checkpoint if `owner` holds its lock.
+    SaveCheckpoint {
+        /// The subscription's id.
+        id: i32,
+        /// The subscription actor writing.
+        owner: ActorId,
+        /// The checkpoint.
+        checkpoint: u64,
+        /// What became of it.
+        reply: RpcReplyPort<CheckpointOutcome>,
+    },
+    /// Check the connection (sent by a timer).
+    Ping,
+}
+
+/// The lock keeper actor.
+pub struct LockKeeper;
+
+/// Arguments of the lock keeper.
+pub struct LockKeeperArgs {
+    /// The store's storage.
+    pub storage: Storage,
+    /// How often the connection is checked while it holds locks.
+    pub ping_interval: Duration,
+}
+
+/// The lock keeper's state.
+pub struct LockKeeperState {
+    storage: Storage,
+    session: Option<LockSession>,
+    held: HashMap<i32, ActorRef<SubscriptionMsg>>,
+}
+
+impl Actor for LockKeeper {
+    type Msg = LockMsg;
+    type State = LockKeeperState;
+    type Arguments = LockKeeperArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<LockMsg>,
+        args: LockKeeperArgs,
+    ) -> Result<LockKeeperState, ActorProcessingErr> {
+        myself.send_interval(args.ping_interval, || LockMsg::Ping);
+        Ok(LockKeeperState { storage: args.storage, session: None, held: HashMap::new() })
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<LockMsg>,
+        msg: LockMsg,
+        state: &mut LockKeeperState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            LockMsg::TryLock { id, owner, reply } => {
+                let _ = reply.send(state.try_lock(id, owner).await);
+            }
+            LockMsg::Unlock { id, owner } => {
+                if state.held.get(&id).is_some_and(|h| h.get_id() == owner) {
+                    state.held.remove(&id);
+                    if let Some(session) = state.session.as_mut()
+                        && let Err(e) = session.unlock(id).await
+                    {
+                        state.lost(&format!("unlock failed: {e}"));
+                    }
+                }
+            }
+            LockMsg::SaveCheckpoint { id, owner, checkpoint, reply } => {
+                let outcome = state.save(id, owner, checkpoint).await;
+                let _ = reply.send(outcome);
+            }
+            LockMsg::Ping => {
+                if !state.held.is_empty()
+                    && let Some(session) = state.session.as_mut()
+                    && let Err(e) = session.ping().await
+                {
+                    state.lost(&format!("ping failed: {e}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<LockMsg>, state: &mut LockKeeperState) -> Result<(), ActorProcessingErr> {
+        if let Some(session) = state.session.take() {
+            session.close().await;
+        }
+        Ok(())
+    }
+}
+
+impl LockKeeperState {
+    async fn try_lock(&mut self, id: i32, owner: ActorRef<SubscriptionMsg>) -> Result<bool> {
+        if let Some(holder) = self.held.get(&id) {
+            // The lock is this node's already: a restarted subscription actor takes it over
+            // from its dead predecessor. Two live actors never ask for one subscription.
+            if holder.get_id() != owner.get_id() {
+                self.held.insert(id, owner);
+            }
+            return Ok(true);
+        }
+        let session = match self.session.as_mut() {
+            Some(session) => session,
+            None => self.session.insert(self.storage.open_lock_session().await?),
+        };
+        match session.try_lock(id).await {
+            Ok(true) => {
+                self.held.insert(id, owner);
+                Ok(true)
+            }
+            Ok(false) => Ok(false),
+            Err(e) => {
+                self.lost(&format!("lock request failed: {e}"));
+                Err(e)
+            }
+        }
+    }
+
+    async fn save(&mut self, id: i32, owner: ActorId, checkpoint: u64) -> CheckpointOutcome {
+        if self.held.get(&id).is_none_or(|h| h.get_id() != owner) {
+            return CheckpointOutcome::NotOwner;
+        }
+        let Some(session) = self.session.as_mut() else { return CheckpointOutcome::NotOwner };
+        match session.save_checkpoint(id, checkpoint).await {
+            Ok(true) => CheckpointOutcome::Saved,
+            Ok(false) => CheckpointOutcome::RowGone,
+            Err(e @ crate::Error::Unavailable(_)) => {
+                self.lost(&format!("checkpoint write failed: {e}"));
+                CheckpointOutcome::NotOwner
+            }
+            Err(e) => CheckpointOutcome::Failed(e),
+        }
+    }
+
+    /// The connection is gone, and every lock with it: tell every holder.
+    fn lost(&mut self, why: &str) {
+        tracing::warn!(reason = why, subscriptions = self.held.len(), "lock connection lost; ownership released");
+        // Dropped, not closed: there is nobody left to say goodbye to.
+        self.session = None;
+        for (_, holder) in self.held.drain() {
+            let _ = holder.cast(SubscriptionMsg::LockLost);
+        }
+    }
+}

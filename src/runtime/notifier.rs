@@ -1,0 +1,213 @@
+//! The `Notifier` actor: turns the writer's NOTIFY into ONE read of the new `$all` range per
+//! node, routed in memory to the publishers.
+//!
+//! - **Owns** the position it has read `$all` up to (`cursor`) and a task that LISTENs on the
+//!   store's channel and forwards each wake-up.
+//! - **Receives** `Wake` (a notification, or a lost and re-established LISTEN connection) and
+//!   `Poll` (every `notification_poll_interval`).
+//! - **Persists** nothing. A notification is only a wake-up: on every wake it reads from its
+//!   own cursor, so events committed while the LISTEN connection was down are read when it is
+//!   back (or at the next poll), without waiting for another append. When nobody listens it
+//!   reads nothing and only follows the positions the notifications announce.
+//! - **On a crash**: the supervisor starts a new one, which starts at the current head and tells
+//!   every listener that events may have been missed, so subscriptions re-read from storage.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::task::JoinSet;
+
+use super::publisher::Hub;
+use crate::error::Result;
+use crate::storage::Storage;
+use crate::storage::postgres::Wake;
+
+/// Most events one read takes; a wider range is read in pages.
+const PAGE: u64 = 1_000;
+/// Past this many events behind, the notifier skips ahead and lets subscriptions catch up from
+/// storage themselves (a node that fell far behind should not replay the backlog live).
+const MAX_BEHIND: u64 = 10_000;
+
+/// Messages of the notifier.
+pub enum NotifierMsg {
+    /// What the LISTEN task heard.
+    Wake(Wake),
+    /// The poll interval elapsed.
+    Poll,
+}
+
+/// The notifier actor.
+pub struct Notifier;
+
+/// Arguments of the notifier.
+pub struct NotifierArgs {
+    /// The store's storage.
+    pub storage: Storage,
+    /// Where it routes what it reads.
+    pub hub: Arc<Hub>,
+    /// How often it reads without a notification.
+    pub poll_interval: Duration,
+    /// How long it waits before re-opening a failed LISTEN connection.
+    pub retry_interval: Duration,
+}
+
+/// The notifier's state.
+pub struct NotifierState {
+    storage: Storage,
+    hub: Arc<Hub>,
+    /// Every position up to this one has been routed (or skipped with a `Missed`); `None` until
+    /// the head could be read.
+    cursor: Option<u64>,
+    /// The LISTEN task; aborted with the state.
+    tasks: JoinSet<()>,
+}
+
+impl Actor for Notifier {
+    type Msg = NotifierMsg;
+    type State = NotifierState;
+    type Arguments = NotifierArgs;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<NotifierMsg>,
+        args: NotifierArgs,
+    ) -> Result<NotifierState, ActorProcessingErr> {
+        let mut tasks = JoinSet::new();
+        tasks.spawn(listen(args.storage.clone(), myself.clone(), args.retry_interval));
+        let poll = args.poll_interval;
+        let ticker = myself.clone();
+        tasks.spawn(async move {
+            let mut interval = tokio::time::interval(poll);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                if ticker.cast(NotifierMsg::Poll).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut state = NotifierState { storage: args.storage, hub: args.hub, cursor: None, tasks };
+        // A predecessor may have died between reading and routing: listeners re-check storage.
+        if state.start_at_head().await {
+            state.hub.publish_missed(false).await;
+        }
+        Ok(state)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<NotifierMsg>,
+        msg: NotifierMsg,
+        state: &mut NotifierState,
+    ) -> Result<(), ActorProcessingErr> {
+        let outcome = match msg {
+            NotifierMsg::Wake(Wake::Committed { last, links }) => {
+                if links {
+                    state.hub.publish_missed(true).await;
+                }
+                state.advance(Some(last)).await
+            }
+            NotifierMsg::Wake(Wake::Resync) => state.advance(None).await,
+            NotifierMsg::Poll if state.hub.has_listeners() => state.advance(None).await,
+            NotifierMsg::Poll => Ok(()),
+        };
+        if let Err(e) = outcome {
+            // The next wake or poll reads from the same cursor: nothing is lost.
+            tracing::warn!(error = %e, "notifier could not read new events; retrying at the next wake");
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<NotifierMsg>, state: &mut NotifierState) -> Result<(), ActorProcessingErr> {
+        state.tasks.abort_all();
+        Ok(())
+    }
+}
+
+impl NotifierState {
+    /// Sets the cursor to the current head; whether it could.
+    async fn start_at_head(&mut self) -> bool {
+        match self.storage.head(crate::event::ALL).await {
+            Ok(head) => {
+                self.cursor = Some(head);
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "notifier cannot read the head yet");
+                false
+            }
+        }
+    }
+
+    /// Reads and routes everything committed after the cursor, up to `announced` (or the
+    /// current head when the wake-up did not say).
+    async fn advance(&mut self, announced: Option<u64>) -> Result<()> {
+        if !self.hub.has_listeners() {
+            // Nobody listens: read nothing, just follow the announced head.
+            match announced {
+                Some(last) => self.cursor = Some(self.cursor.unwrap_or(0).max(last)),
+                None => self.cursor = None,
+            }
+            return Ok(());
+        }
+        let Some(mut cursor) = self.cursor else {
+            if self.start_at_head().await {
+                self.hub.publish_missed(false).await;
+            }
+            return Ok(());
+        };
+        let target = match announced {
+            Some(last) => last,
+            None => self.storage.head(crate::event::ALL).await?,
+        };
+        if target <= cursor {
+            return Ok(());
+        }
+        if target - cursor > MAX_BEHIND {
+            self.cursor = Some(target);
+            self.hub.publish_missed(false).await;
+            return Ok(());
+        }
+        while cursor < target {
+            let count = (target - cursor).min(PAGE);
+            let events = self.storage.read_all(cursor + 1, count, crate::storage::postgres::Direction::Forward).await?;
+            // A short page means every position up to `target` was read (the rest are holes
+            // left by hard deletes): positions up to an announced head are all committed.
+            let to = if (events.len() as u64) < count { target } else { events.last().map_or(target, |e| e.event_number) };
+            self.hub.publish(cursor, to, events).await;
+            cursor = to;
+            self.cursor = Some(cursor);
+        }
+        Ok(())
+    }
+}
+
+/// The LISTEN loop: forwards every wake-up, re-opening the connection when it fails.
+async fn listen(storage: Storage, notifier: ActorRef<NotifierMsg>, retry_interval: Duration) {
+    loop {
+        match storage.listen().await {
+            Ok(mut listener) => {
+                // Anything committed before LISTEN took effect is read on this wake.
+                if notifier.cast(NotifierMsg::Wake(Wake::Resync)).is_err() {
+                    return;
+                }
+                loop {
+                    match listener.recv().await {
+                        Ok(wake) => {
+                            if notifier.cast(NotifierMsg::Wake(wake)).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "LISTEN connection failed; re-opening it");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot LISTEN for new events; retrying"),
+        }
+        tokio::time::sleep(retry_interval).await;
+    }
+}

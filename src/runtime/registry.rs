@@ -1,0 +1,319 @@
+//! The `SubscriptionRegistry` actor: which named subscriptions run on this node, and who is
+//! connected to each.
+//!
+//! - **Owns** per subscription: its options, its subscribers' channels, its actor (a linked
+//!   child) and the `watch` slot through which handles find the current actor for acks.
+//! - **Receives** `Subscribe` (enforcing `concurrency_limit`), `Disconnect`, `Unsubscribe`,
+//!   `Actor` (for status), `LocksReset` (the lock keeper was restarted) and `Shutdown`.
+//! - **Persists** nothing itself; subscription actors write their checkpoints.
+//! - **When a subscription actor crashes** it keeps its subscribers and starts a new actor for
+//!   them after a backoff (within a restart budget); the new one resumes from the persisted
+//!   checkpoint. Past the budget, the subscribers are dropped with the reason.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use tokio::sync::{mpsc, watch};
+
+use super::subscription::{Consumer, Delivery, SubscriptionActor, SubscriptionArgs, SubscriptionMsg};
+use super::{Context, RestartBudget};
+use crate::error::{Error, Result};
+use crate::subscription::{DropReason, SubscriptionMessage, SubscriptionOptions};
+
+/// How long the registry waits for a subscription to write its checkpoint and stop.
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A named subscription: stream (or `$all`) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SubscriptionKey {
+    /// The subscribed stream, or `$all`.
+    pub stream: String,
+    /// The subscription's name.
+    pub name: String,
+}
+
+impl fmt::Display for SubscriptionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.stream, self.name)
+    }
+}
+
+/// What a new subscriber gets.
+pub struct Connected {
+    /// Its id.
+    pub consumer: u64,
+    /// Its channel.
+    pub rx: mpsc::UnboundedReceiver<Delivery>,
+    /// Where the subscription's current actor is found.
+    pub actor: watch::Receiver<Option<ActorRef<SubscriptionMsg>>>,
+}
+
+/// Messages of the registry.
+pub enum RegistryMsg {
+    /// Connect a subscriber, starting the subscription if it is not running here.
+    Subscribe {
+        /// Which subscription.
+        key: SubscriptionKey,
+        /// Its options (those of the first subscriber hold).
+        options: SubscriptionOptions,
+        /// The new subscriber's connection.
+        reply: RpcReplyPort<Result<Connected>>,
+    },
+    /// Disconnect a subscriber; the last one stops the subscription.
+    Disconnect {
+        /// Which subscription.
+        key: SubscriptionKey,
+        /// Which subscriber.
+        consumer: u64,
+        /// Answered once done, if given.
+        reply: Option<RpcReplyPort<()>>,
+    },
+    /// Stop the subscription on this node, dropping every subscriber with `reason`.
+    Unsubscribe {
+        /// Which subscription.
+        key: SubscriptionKey,
+        /// What the subscribers are told.
+        reason: DropReason,
+        /// Whether it was running here.
+        reply: RpcReplyPort<bool>,
+    },
+    /// The subscription's current actor, if it runs here.
+    Actor {
+        /// Which subscription.
+        key: SubscriptionKey,
+        /// The actor.
+        reply: RpcReplyPort<Option<ActorRef<SubscriptionMsg>>>,
+    },
+    /// Start a crashed subscription's new actor (sent to itself after a backoff).
+    Restart(SubscriptionKey),
+    /// The lock keeper restarted: every lock this node held is gone.
+    LocksReset,
+    /// Stop every subscription (writing checkpoints), then reply.
+    Shutdown(RpcReplyPort<()>),
+}
+
+struct Entry {
+    options: SubscriptionOptions,
+    consumers: Vec<Consumer>,
+    actor: Option<ActorRef<SubscriptionMsg>>,
+    listener: super::publisher::ListenerId,
+    slot: watch::Sender<Option<ActorRef<SubscriptionMsg>>>,
+    budget: RestartBudget,
+}
+
+/// The registry actor.
+pub struct SubscriptionRegistry;
+
+/// The registry's state.
+pub struct RegistryState {
+    ctx: Context,
+    entries: HashMap<SubscriptionKey, Entry>,
+    next_consumer: u64,
+    shutting_down: bool,
+}
+
+impl Actor for SubscriptionRegistry {
+    type Msg = RegistryMsg;
+    type State = RegistryState;
+    type Arguments = Context;
+
+    async fn pre_start(&self, _myself: ActorRef<RegistryMsg>, ctx: Context) -> Result<RegistryState, ActorProcessingErr> {
+        Ok(RegistryState { ctx, entries: HashMap::new(), next_consumer: 0, shutting_down: false })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<RegistryMsg>,
+        msg: RegistryMsg,
+        state: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            RegistryMsg::Subscribe { key, options, reply } => {
+                let _ = reply.send(state.subscribe(&myself, key, options).await);
+            }
+            RegistryMsg::Disconnect { key, consumer, reply } => {
+                state.disconnect(&key, consumer).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(());
+                }
+            }
+            RegistryMsg::Unsubscribe { key, reason, reply } => {
+                let running = state.stop(&key, reason).await;
+                let _ = reply.send(running);
+            }
+            RegistryMsg::Actor { key, reply } => {
+                let _ = reply.send(state.entries.get(&key).and_then(|e| e.actor.clone()));
+            }
+            RegistryMsg::Restart(key) => {
+                if !state.shutting_down && state.entries.get(&key).is_some_and(|e| e.actor.is_none()) {
+                    if let Err(e) = state.spawn(&myself, &key).await {
+                        tracing::error!(subscription = %key, error = %e, "cannot restart subscription");
+                        state.give_up(&key, &e.to_string());
+                    }
+                }
+            }
+            RegistryMsg::LocksReset => {
+                for actor in state.entries.values().filter_map(|e| e.actor.as_ref()) {
+                    let _ = actor.cast(SubscriptionMsg::LockLost);
+                }
+            }
+            RegistryMsg::Shutdown(reply) => {
+                state.shutting_down = true;
+                let keys: Vec<SubscriptionKey> = state.entries.keys().cloned().collect();
+                for key in keys {
+                    state.stop(&key, DropReason::Shutdown).await;
+                }
+                let _ = reply.send(());
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        myself: ActorRef<RegistryMsg>,
+        event: SupervisionEvent,
+        state: &mut RegistryState,
+    ) -> Result<(), ActorProcessingErr> {
+        let (cell, reason) = match event {
+            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
+            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.unwrap_or_else(|| "stopped".into())),
+            _ => return Ok(()),
+        };
+        // Subscriptions stopped on purpose were removed first; this one died.
+        let Some((key, entry)) =
+            state.entries.iter_mut().find(|(_, e)| e.actor.as_ref().is_some_and(|a| a.get_id() == cell.get_id()))
+        else {
+            return Ok(());
+        };
+        let key = key.clone();
+        entry.actor = None;
+        entry.slot.send_replace(None);
+        state.ctx.hub.unlisten(&key.stream, entry.listener).await;
+        if state.shutting_down {
+            return Ok(());
+        }
+        match entry.budget.next_backoff() {
+            Some(backoff) => {
+                tracing::error!(subscription = %key, reason, ?backoff, "subscription actor died; restarting it from its checkpoint");
+                myself.send_after(backoff, move || RegistryMsg::Restart(key));
+            }
+            None => {
+                tracing::error!(subscription = %key, reason, "subscription actor keeps dying; giving up");
+                state.give_up(&key, &reason);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl RegistryState {
+    async fn subscribe(
+        &mut self,
+        myself: &ActorRef<RegistryMsg>,
+        key: SubscriptionKey,
+        options: SubscriptionOptions,
+    ) -> Result<Connected> {
+        if self.shutting_down {
+            return Err(Error::Unavailable("the store is shutting down".into()));
+        }
+        options.validate()?;
+        self.next_consumer += 1;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let consumer = Consumer { id: self.next_consumer, tx };
+        if let Some(entry) = self.entries.get_mut(&key) {
+            if entry.options.concurrency_limit <= 1 {
+                return Err(Error::SubscriptionAlreadyExists);
+            }
+            if entry.consumers.len() >= entry.options.concurrency_limit {
+                return Err(Error::TooManySubscribers);
+            }
+            entry.consumers.push(consumer.clone());
+            if let Some(actor) = &entry.actor {
+                let _ = actor.cast(SubscriptionMsg::Connect(consumer));
+            }
+            return Ok(Connected { consumer: self.next_consumer, rx, actor: entry.slot.subscribe() });
+        }
+        let (slot, actor) = watch::channel(None);
+        let entry = Entry {
+            options,
+            consumers: vec![consumer],
+            actor: None,
+            listener: 0,
+            slot,
+            budget: RestartBudget::default(),
+        };
+        self.entries.insert(key.clone(), entry);
+        if let Err(e) = self.spawn(myself, &key).await {
+            self.entries.remove(&key);
+            return Err(e);
+        }
+        Ok(Connected { consumer: self.next_consumer, rx, actor })
+    }
+
+    async fn spawn(&mut self, myself: &ActorRef<RegistryMsg>, key: &SubscriptionKey) -> Result<()> {
+        let Some(entry) = self.entries.get_mut(key) else { return Ok(()) };
+        entry.listener = self.ctx.hub.next_id();
+        let args = SubscriptionArgs {
+            ctx: self.ctx.clone(),
+            key: key.clone(),
+            options: entry.options.clone(),
+            consumers: entry.consumers.clone(),
+            listener: entry.listener,
+        };
+        let (actor, _) = Actor::spawn_linked(None, SubscriptionActor, args, myself.get_cell())
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot start subscription {key}: {e}")))?;
+        entry.slot.send_replace(Some(actor.clone()));
+        entry.actor = Some(actor);
+        Ok(())
+    }
+
+    async fn disconnect(&mut self, key: &SubscriptionKey, consumer: u64) {
+        let Some(entry) = self.entries.get_mut(key) else { return };
+        entry.consumers.retain(|c| c.id != consumer);
+        if entry.consumers.is_empty() {
+            self.stop(key, DropReason::Unsubscribed).await;
+        } else if let Some(actor) = &entry.actor {
+            let _ = actor.cast(SubscriptionMsg::Disconnect(consumer));
+        }
+    }
+
+    /// Stops a subscription here (its actor writes its checkpoint and drops its subscribers);
+    /// whether it was running.
+    async fn stop(&mut self, key: &SubscriptionKey, reason: DropReason) -> bool {
+        let Some(entry) = self.entries.remove(key) else { return false };
+        entry.slot.send_replace(None);
+        let stopped = match &entry.actor {
+            Some(actor) => {
+                let reason = reason.clone();
+                let call = actor.call(|reply| SubscriptionMsg::Stop(reason, reply), Some(STOP_TIMEOUT)).await;
+                matches!(call, Ok(ractor::rpc::CallResult::Success(())))
+            }
+            None => false,
+        };
+        if !stopped {
+            // Dead, restarting, or stuck: the registry tells the subscribers itself.
+            if let Some(actor) = &entry.actor {
+                actor.stop(Some("stopped by the registry".into()));
+                self.ctx.hub.unlisten(&key.stream, entry.listener).await;
+            }
+            for consumer in &entry.consumers {
+                let _ = consumer.tx.send(Delivery { incarnation: 0, message: SubscriptionMessage::Dropped(reason.clone()) });
+            }
+        }
+        true
+    }
+
+    fn give_up(&mut self, key: &SubscriptionKey, reason: &str) {
+        if let Some(entry) = self.entries.remove(key) {
+            entry.slot.send_replace(None);
+            let message = SubscriptionMessage::Dropped(DropReason::Failed(reason.to_string()));
+            for consumer in &entry.consumers {
+                let _ = consumer.tx.send(Delivery { incarnation: 0, message: message.clone() });
+            }
+        }
+    }
+}

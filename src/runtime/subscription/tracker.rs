@@ -1,0 +1,383 @@
+//! The bookkeeping of one subscription, free of I/O: the queue of events taken in but not yet
+//! delivered, the events in flight per subscriber and per partition, and the checkpoint.
+//!
+//! Events enter in increasing event number. The checkpoint is derived, never counted: every
+//! event number up to `received` that is not outstanding (queued or in flight) was acked or
+//! skipped (rejected by the selector, or a hole in `$all`), so the checkpoint is the number just
+//! below the oldest outstanding event. It therefore only ever covers a contiguous run of acked
+//! events, whatever order the acks come in.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+
+use crate::error::{Error, Result};
+use crate::event::RecordedEvent;
+
+/// What a subscriber acks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Acks {
+    /// Exactly these event numbers.
+    Events(Vec<u64>),
+    /// This event number and every older one in flight for the subscriber.
+    UpTo(u64),
+}
+
+struct Queued {
+    event: RecordedEvent,
+    partition: Option<u64>,
+}
+
+struct InFlight {
+    consumer: u64,
+    partition: Option<u64>,
+    event: RecordedEvent,
+}
+
+/// Queue, in-flight events and checkpoint of one subscription.
+pub struct Tracker {
+    buffer_size: usize,
+    queue: VecDeque<Queued>,
+    in_flight: BTreeMap<u64, InFlight>,
+    per_consumer: HashMap<u64, usize>,
+    /// Partition -> (subscriber it is in flight at, events in flight).
+    partitions: HashMap<u64, (u64, usize)>,
+    outstanding: BTreeSet<u64>,
+    received: u64,
+    peak: usize,
+    next_consumer: usize,
+}
+
+impl Tracker {
+    /// An empty tracker whose checkpoint is `checkpoint`.
+    pub fn new(buffer_size: usize, checkpoint: u64) -> Self {
+        Tracker {
+            buffer_size,
+            queue: VecDeque::new(),
+            in_flight: BTreeMap::new(),
+            per_consumer: HashMap::new(),
+            partitions: HashMap::new(),
+            outstanding: BTreeSet::new(),
+            received: checkpoint,
+            peak: 0,
+            next_consumer: 0,
+        }
+    }
+
+    /// The last event number taken in.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Events queued, not delivered.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Most events ever queued at once.
+    pub fn peak_queued(&self) -> usize {
+        self.peak
+    }
+
+    /// Events delivered, not acked.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// The event number of the oldest queued event.
+    pub fn first_queued(&self) -> Option<u64> {
+        self.queue.front().map(|q| q.event.event_number)
+    }
+
+    /// The checkpoint: every event up to it was acked or skipped.
+    pub fn acked(&self) -> u64 {
+        self.outstanding.first().map_or(self.received, |oldest| oldest - 1)
+    }
+
+    /// Queues an event (its number must be above `received`).
+    pub fn push(&mut self, event: RecordedEvent, partition: Option<u64>) {
+        debug_assert!(event.event_number > self.received);
+        self.received = event.event_number;
+        self.outstanding.insert(event.event_number);
+        self.queue.push_back(Queued { event, partition });
+        self.peak = self.peak.max(self.queue.len());
+    }
+
+    /// Records that nothing up to `n` needs delivering beyond what is already queued (a
+    /// selector-rejected event, or positions of `$all` without events).
+    pub fn skip_to(&mut self, n: u64) {
+        self.received = self.received.max(n);
+    }
+
+    /// Hands queued events to subscribers with room (`buffer_size` in flight each), in order,
+    /// keeping a partition on the subscriber that has it in flight. Returns the batches to send:
+    /// each holds consecutive events of one source stream for one subscriber.
+    pub fn dispatch(&mut self, consumers: &[u64]) -> Vec<(u64, Vec<RecordedEvent>)> {
+        let mut room: Vec<usize> =
+            consumers.iter().map(|c| self.buffer_size.saturating_sub(self.in_flight_of(*c))).collect();
+        let mut batches: Vec<(u64, Vec<RecordedEvent>)> = Vec::new();
+        if self.queue.is_empty() || room.iter().all(|r| *r == 0) {
+            return batches;
+        }
+        let mut kept = VecDeque::new();
+        // Partitions with an older event still queued in this pass: a newer one must wait.
+        let mut blocked = HashSet::new();
+        let mut previous: Option<usize> = None;
+        while let Some(queued) = self.queue.pop_front() {
+            if room.iter().all(|r| *r == 0) {
+                kept.push_back(queued);
+                break;
+            }
+            let target = match queued.partition {
+                Some(p) if blocked.contains(&p) => None,
+                Some(p) if self.partitions.contains_key(&p) => {
+                    let owner = self.partitions[&p].0;
+                    consumers.iter().position(|c| *c == owner).filter(|i| room[*i] > 0)
+                }
+                _ => self.choose(consumers, &room, previous, &batches, &queued.event),
+            };
+            let Some(index) = target else {
+                if let Some(p) = queued.partition {
+                    blocked.insert(p);
+                }
+                kept.push_back(queued);
+                continue;
+            };
+            room[index] -= 1;
+            previous = Some(index);
+            let consumer = consumers[index];
+            *self.per_consumer.entry(consumer).or_default() += 1;
+            if let Some(p) = queued.partition {
+                self.partitions.entry(p).or_insert((consumer, 0)).1 += 1;
+            }
+            let event = queued.event;
+            match batches.last_mut() {
+                Some((to, batch))
+                    if *to == consumer
+                        && batch.last().is_some_and(|last| last.stream_uuid == event.stream_uuid) =>
+                {
+                    batch.push(event.clone())
+                }
+                _ => batches.push((consumer, vec![event.clone()])),
+            }
+            self.in_flight.insert(event.event_number, InFlight { consumer, partition: queued.partition, event });
+        }
+        kept.append(&mut self.queue);
+        self.queue = kept;
+        batches
+    }
+
+    /// The subscriber for an unpartitioned (or not yet placed) event: the one that took the
+    /// previous event if it is of the same stream and it has room (fewer, longer batches), else
+    /// the next one with room in turn.
+    fn choose(
+        &mut self,
+        consumers: &[u64],
+        room: &[usize],
+        previous: Option<usize>,
+        batches: &[(u64, Vec<RecordedEvent>)],
+        event: &RecordedEvent,
+    ) -> Option<usize> {
+        if let (Some(index), Some((_, batch))) = (previous, batches.last())
+            && room[index] > 0
+            && batch.last().is_some_and(|last| last.stream_uuid == event.stream_uuid)
+        {
+            return Some(index);
+        }
+        for step in 0..consumers.len() {
+            let index = (self.next_consumer + step) % consumers.len();
+            if room[index] > 0 {
+                self.next_consumer = (index + 1) % consumers.len();
+                return Some(index);
+            }
+        }
+        None
+    }
+
+    fn in_flight_of(&self, consumer: u64) -> usize {
+        self.per_consumer.get(&consumer).copied().unwrap_or(0)
+    }
+
+    /// Acks events in flight for `consumer`; the number acked. If any named event is not in
+    /// flight for it, nothing is acked: [`Error::UnexpectedAck`].
+    pub fn ack(&mut self, consumer: u64, acks: &Acks) -> Result<usize> {
+        let numbers: Vec<u64> = match acks {
+            Acks::Events(numbers) => {
+                if numbers.iter().any(|n| self.in_flight.get(n).is_none_or(|f| f.consumer != consumer)) {
+                    return Err(Error::UnexpectedAck);
+                }
+                numbers.clone()
+            }
+            Acks::UpTo(n) => {
+                if self.in_flight.get(n).is_none_or(|f| f.consumer != consumer) {
+                    return Err(Error::UnexpectedAck);
+                }
+                self.in_flight.range(..=n).filter(|(_, f)| f.consumer == consumer).map(|(n, _)| *n).collect()
+            }
+        };
+        let mut acked = 0;
+        for n in numbers {
+            if self.take_in_flight(n).is_some() {
+                self.outstanding.remove(&n);
+                acked += 1;
+            }
+        }
+        Ok(acked)
+    }
+
+    fn take_in_flight(&mut self, n: u64) -> Option<InFlight> {
+        let flight = self.in_flight.remove(&n)?;
+        if let Some(count) = self.per_consumer.get_mut(&flight.consumer) {
+            *count -= 1;
+            if *count == 0 {
+                self.per_consumer.remove(&flight.consumer);
+            }
+        }
+        if let Some(p) = flight.partition
+            && let Some((_, count)) = self.partitions.get_mut(&p)
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.partitions.remove(&p);
+            }
+        }
+        Some(flight)
+    }
+
+    /// Puts the events in flight at `consumer` back in the queue, in order, for the others.
+    pub fn disconnect(&mut self, consumer: u64) {
+        let numbers: Vec<u64> =
+            self.in_flight.iter().filter(|(_, f)| f.consumer == consumer).map(|(n, _)| *n).collect();
+        if numbers.is_empty() {
+            return;
+        }
+        let mut returned: VecDeque<Queued> = numbers
+            .into_iter()
+            .filter_map(|n| self.take_in_flight(n))
+            .map(|f| Queued { event: f.event, partition: f.partition })
+            .collect();
+        let mut merged = VecDeque::with_capacity(self.queue.len() + returned.len());
+        while let (Some(a), Some(b)) = (returned.front(), self.queue.front()) {
+            let next = if a.event.event_number < b.event.event_number { &mut returned } else { &mut self.queue };
+            merged.extend(next.pop_front());
+        }
+        merged.append(&mut returned);
+        merged.append(&mut self.queue);
+        self.queue = merged;
+        self.peak = self.peak.max(self.queue.len());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(stream: &str, n: u64) -> RecordedEvent {
+        RecordedEvent {
+            event_number: n,
+            event_id: uuid::Uuid::new_v4(),
+            stream_uuid: stream.into(),
+            stream_version: n,
+            global_position: n,
+            event_type: "T".into(),
+            correlation_id: None,
+            causation_id: None,
+            data: Vec::new(),
+            metadata: None,
+            content_type: "application/json".into(),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    fn numbers(batch: &[RecordedEvent]) -> Vec<u64> {
+        batch.iter().map(|e| e.event_number).collect()
+    }
+
+    #[test]
+    fn checkpoint_moves_only_over_a_contiguous_run_of_acks() {
+        let mut t = Tracker::new(10, 0);
+        for n in 1..=4 {
+            t.push(event("a", n), None);
+        }
+        let batches = t.dispatch(&[1]);
+        assert_eq!(numbers(&batches[0].1), vec![1, 2, 3, 4]);
+        t.ack(1, &Acks::Events(vec![2, 3])).unwrap();
+        assert_eq!(t.acked(), 0, "1 is not acked yet");
+        t.ack(1, &Acks::Events(vec![1])).unwrap();
+        assert_eq!(t.acked(), 3);
+        t.skip_to(9);
+        assert_eq!(t.acked(), 3, "4 is still in flight");
+        t.ack(1, &Acks::UpTo(4)).unwrap();
+        assert_eq!(t.acked(), 9, "skipped numbers count as acked");
+    }
+
+    #[test]
+    fn unknown_or_foreign_acks_are_rejected_without_acking_anything() {
+        let mut t = Tracker::new(1, 0);
+        t.push(event("a", 1), None);
+        t.push(event("a", 2), None);
+        t.dispatch(&[1, 2]);
+        assert!(matches!(t.ack(1, &Acks::Events(vec![1, 2])), Err(Error::UnexpectedAck)));
+        assert!(matches!(t.ack(1, &Acks::UpTo(7)), Err(Error::UnexpectedAck)));
+        assert_eq!(t.in_flight(), 2);
+        assert_eq!(t.ack(2, &Acks::UpTo(2)).unwrap(), 1);
+    }
+
+    #[test]
+    fn batches_hold_one_stream_and_at_most_buffer_size() {
+        let mut t = Tracker::new(3, 0);
+        for (n, s) in [(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "b"), (6, "b")] {
+            t.push(event(s, n), None);
+        }
+        let batches = t.dispatch(&[1]);
+        let shapes: Vec<Vec<u64>> = batches.iter().map(|(_, b)| numbers(b)).collect();
+        assert_eq!(shapes, vec![vec![1, 2], vec![3]]);
+        assert_eq!(t.queued(), 3);
+    }
+
+    #[test]
+    fn a_partition_stays_on_its_subscriber_while_in_flight() {
+        let mut t = Tracker::new(10, 0);
+        for n in 1..=4 {
+            t.push(event(if n % 2 == 1 { "x" } else { "y" }, n), Some(n % 2));
+        }
+        let first = t.dispatch(&[1, 2]);
+        let owner_of = |n: u64| first.iter().find(|(_, b)| numbers(b).contains(&n)).map(|(c, _)| *c).unwrap();
+        assert_eq!(owner_of(1), owner_of(3));
+        assert_eq!(owner_of(2), owner_of(4));
+        assert_ne!(owner_of(1), owner_of(2));
+        // A new event of partition 1 while 1 and 3 are in flight goes to the same subscriber.
+        t.push(event("x", 5), Some(1));
+        let second = t.dispatch(&[1, 2]);
+        assert_eq!(second, vec![(owner_of(1), second[0].1.clone())]);
+        assert_eq!(numbers(&second[0].1), vec![5]);
+    }
+
+    #[test]
+    fn a_blocked_partition_waits_in_order_while_others_pass() {
+        let mut t = Tracker::new(1, 0);
+        t.push(event("x", 1), Some(7));
+        t.dispatch(&[1, 2]);
+        // Subscriber 1 holds partition 7 and is full; 2 and 3 (partition 7) must wait, 4 passes.
+        t.push(event("x", 2), Some(7));
+        t.push(event("x", 3), Some(7));
+        t.push(event("z", 4), Some(9));
+        let batches = t.dispatch(&[1, 2]);
+        assert_eq!(batches.len(), 1);
+        assert_eq!(numbers(&batches[0].1), vec![4]);
+        assert_eq!(t.first_queued(), Some(2));
+    }
+
+    #[test]
+    fn a_disconnected_subscribers_events_go_back_in_order() {
+        let mut t = Tracker::new(2, 0);
+        for n in 1..=5 {
+            t.push(event("a", n), None);
+        }
+        t.dispatch(&[1]);
+        assert_eq!(t.first_queued(), Some(3));
+        t.disconnect(1);
+        assert_eq!(t.in_flight(), 0);
+        let again = t.dispatch(&[2]);
+        assert_eq!(numbers(&again[0].1), vec![1, 2]);
+        assert_eq!(t.acked(), 0);
+    }
+}

@@ -1,0 +1,238 @@
+//! Named subscriptions in the database: their rows (checkpoints), the per-node lock session that
+//! owns them, and the LISTEN connection that wakes the notifier.
+//!
+//! Ownership is a session-level advisory lock keyed on the schema and the subscription id. One
+//! dedicated connection per node (a [`LockSession`]) holds the locks of every subscription the
+//! node runs, and checkpoints are written on that same connection: a node whose lock connection
+//! died (and with it its locks) cannot move a checkpoint, because its writes fail with it.
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
+
+use super::{PgStorage, signed, unsigned};
+use crate::error::{Error, Result};
+use crate::subscription::SubscriptionInfo;
+
+const CREATE: &str = "INSERT INTO subscriptions (stream_uuid, subscription_name, last_seen) VALUES ($1, $2, $3) \
+     ON CONFLICT (stream_uuid, subscription_name) DO NOTHING";
+
+const FIND: &str =
+    "SELECT subscription_id, last_seen FROM subscriptions WHERE stream_uuid = $1 AND subscription_name = $2";
+
+const DELETE: &str = "DELETE FROM subscriptions WHERE stream_uuid = $1 AND subscription_name = $2";
+
+/// The stream's version, or for `$all` (row 0) the last global position; no row reads as 0.
+const HEAD: &str = "SELECT stream_version FROM streams WHERE stream_uuid = $1";
+
+/// The advisory lock key of a subscription: the schema's oid in the high half, the
+/// subscription id in the low half (`pg_locks` shows them as `classid` and `objid`).
+const LOCK_KEY: &str = "((to_regnamespace(current_schema())::oid::bigint << 32) | $1::bigint)";
+
+/// Every subscription with its stream's head and the session that owns it, if any.
+const LIST: &str = "SELECT s.stream_uuid, s.subscription_name, s.last_seen, COALESCE(h.stream_version, 0), \
+         s.created_at, s.updated_at, o.pid, o.application_name \
+     FROM subscriptions s \
+     LEFT JOIN streams h ON h.stream_uuid = s.stream_uuid \
+     LEFT JOIN LATERAL ( \
+         SELECT l.pid, a.application_name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+           AND l.classid = to_regnamespace(current_schema())::oid AND l.objid = s.subscription_id::oid \
+         LIMIT 1) o ON true \
+     ORDER BY s.stream_uuid, s.subscription_name";
+
+type ListRow = (String, String, i64, i64, DateTime<Utc>, DateTime<Utc>, Option<i32>, Option<String>);
+
+/// A subscription's row: its id (the low half of its lock key) and its checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriptionRow {
+    /// The row's id.
+    pub id: i32,
+    /// The checkpoint: every event up to this event number was acked.
+    pub last_seen: u64,
+}
+
+impl PgStorage {
+    /// The subscription's row, created with checkpoint `start` if it does not exist yet.
+    pub async fn subscription_row(&self, stream: &str, name: &str, start: u64) -> Result<SubscriptionRow> {
+        sqlx::query(CREATE).bind(stream).bind(name).bind(signed("start position", start)?).execute(&self.pool).await?;
+        self.find_subscription(stream, name).await?.ok_or(Error::SubscriptionNotFound)
+    }
+
+    /// The subscription's row, if it exists.
+    pub async fn find_subscription(&self, stream: &str, name: &str) -> Result<Option<SubscriptionRow>> {
+        let row: Option<(i32, i64)> = sqlx::query_as(FIND).bind(stream).bind(name).fetch_optional(&self.pool).await?;
+        row.map(|(id, last_seen)| Ok(SubscriptionRow { id, last_seen: unsigned("last_seen", last_seen)? })).transpose()
+    }
+
+    /// Deletes the subscription's row (its checkpoint); whether there was one.
+    pub async fn delete_subscription(&self, stream: &str, name: &str) -> Result<bool> {
+        let done = sqlx::query(DELETE).bind(stream).bind(name).execute(&self.pool).await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// The last event number of `stream` (for `$all`, the last global position); 0 if the
+    /// stream has no row.
+    pub async fn head(&self, stream: &str) -> Result<u64> {
+        let row: Option<(i64,)> = sqlx::query_as(HEAD).bind(stream).fetch_optional(&self.pool).await?;
+        row.map_or(Ok(0), |(version,)| unsigned("stream_version", version))
+    }
+
+    /// Every subscription of the store, with checkpoint, lag and owner.
+    pub async fn list_subscriptions(&self) -> Result<Vec<SubscriptionInfo>> {
+        let rows: Vec<ListRow> = sqlx::query_as(LIST).fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|(stream, name, last_seen, head, created_at, updated_at, pid, application)| {
+                let checkpoint = unsigned("last_seen", last_seen)?;
+                let head = unsigned("stream_version", head)?;
+                Ok(SubscriptionInfo {
+                    stream,
+                    name,
+                    checkpoint,
+                    head,
+                    lag: head.saturating_sub(checkpoint),
+                    owner_pid: pid,
+                    owner_application: application,
+                    created_at,
+                    updated_at,
+                })
+            })
+            .collect()
+    }
+
+    /// Opens the node's dedicated lock connection.
+    pub async fn open_lock_session(&self) -> Result<LockSession> {
+        match tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&self.connect_options)).await {
+            Ok(conn) => Ok(LockSession { conn: conn? }),
+            Err(_) => Err(Error::Unavailable(format!("no database connection within {:?}", self.connect_timeout))),
+        }
+    }
+
+    /// Opens the LISTEN connection on the store's channel (its own pool of one connection, so it
+    /// never takes one from the store's pool).
+    pub async fn listen(&self) -> Result<NotificationListener> {
+        let pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(self.connect_timeout)
+            .connect_lazy_with(self.connect_options.clone());
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(&self.channel()).await?;
+        Ok(NotificationListener { listener })
+    }
+}
+
+/// The connection holding a node's subscription locks; checkpoints are written through it.
+#[derive(Debug)]
+pub struct LockSession {
+    conn: PgConnection,
+}
+
+impl LockSession {
+    /// Takes the subscription's lock if no other session holds it.
+    pub async fn try_lock(&mut self, subscription_id: i32) -> Result<bool> {
+        let sql = format!("SELECT pg_try_advisory_lock({LOCK_KEY})");
+        let (locked,): (bool,) = sqlx::query_as(&sql).bind(subscription_id).fetch_one(&mut self.conn).await?;
+        Ok(locked)
+    }
+
+    /// Releases the subscription's lock.
+    pub async fn unlock(&mut self, subscription_id: i32) -> Result<()> {
+        let sql = format!("SELECT pg_advisory_unlock({LOCK_KEY})");
+        sqlx::query(&sql).bind(subscription_id).execute(&mut self.conn).await?;
+        Ok(())
+    }
+
+    /// Writes the subscription's checkpoint; `false` if its row is gone (deleted).
+    pub async fn save_checkpoint(&mut self, subscription_id: i32, last_seen: u64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE subscriptions SET last_seen = $2, updated_at = now() WHERE subscription_id = $1",
+        )
+        .bind(subscription_id)
+        .bind(signed("checkpoint", last_seen)?)
+        .execute(&mut self.conn)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Reads the subscription's checkpoint (after taking its lock: a previous owner may have
+    /// moved it).
+    pub async fn checkpoint(&mut self, subscription_id: i32) -> Result<Option<u64>> {
+        let row: Option<(i64,)> = sqlx::query_as("SELECT last_seen FROM subscriptions WHERE subscription_id = $1")
+            .bind(subscription_id)
+            .fetch_optional(&mut self.conn)
+            .await?;
+        row.map(|(last_seen,)| unsigned("last_seen", last_seen)).transpose()
+    }
+
+    /// Checks that the connection (and with it every lock it holds) is alive.
+    pub async fn ping(&mut self) -> Result<()> {
+        self.conn.ping().await?;
+        Ok(())
+    }
+
+    /// Closes the connection, releasing its locks.
+    pub async fn close(self) {
+        if let Err(e) = self.conn.close().await {
+            tracing::debug!(error = %e, "lock connection did not close cleanly");
+        }
+    }
+}
+
+/// What woke the notifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wake {
+    /// A batch committed; every global position up to `last` is committed. `links` if the
+    /// batch also linked events into streams (links never enter `$all`).
+    Committed {
+        /// The last global position of the batch (0 for a batch of links only).
+        last: u64,
+        /// Whether the batch wrote links.
+        links: bool,
+    },
+    /// Notifications may have been missed: the connection was lost (it is re-established on
+    /// the next `recv`) or a payload could not be read. The notifier reads from its own position.
+    Resync,
+}
+
+/// The LISTEN connection on the store's channel.
+pub struct NotificationListener {
+    listener: PgListener,
+}
+
+impl NotificationListener {
+    /// The next wake-up. Reconnects after a lost connection (reporting it as
+    /// [`Wake::Resync`]); an error means it could not reconnect.
+    pub async fn recv(&mut self) -> Result<Wake> {
+        match self.listener.try_recv().await? {
+            None => Ok(Wake::Resync),
+            Some(notification) => Ok(parse_payload(notification.payload())),
+        }
+    }
+}
+
+/// Parses the writer's payload `first,last,links` (see `append.rs`). A payload it cannot read
+/// still wakes the notifier, which then reads from its own position.
+fn parse_payload(payload: &str) -> Wake {
+    let mut parts = payload.split(',');
+    let _first = parts.next();
+    let last = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let links = parts.next() == Some("1");
+    if last == 0 && !links {
+        return Wake::Resync;
+    }
+    Wake::Committed { last, links }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_are_parsed_and_unreadable_ones_still_wake() {
+        assert_eq!(parse_payload("5,9,0"), Wake::Committed { last: 9, links: false });
+        assert_eq!(parse_payload("5,9,1"), Wake::Committed { last: 9, links: true });
+        assert_eq!(parse_payload("0,0,1"), Wake::Committed { last: 0, links: true });
+        assert_eq!(parse_payload("garbage"), Wake::Resync);
+    }
+}

@@ -1,0 +1,276 @@
+//! Named subscriptions: delivery order, start positions, back-pressure, acks and checkpoints.
+
+mod common;
+
+use std::time::Duration;
+
+use chronik::{
+    ALL, DeleteMode, Error, ExpectedVersion, RecordedEvent, StartFrom, Subscription, SubscriptionMessage,
+    SubscriptionOptions,
+};
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn next(sub: &mut Subscription) -> SubscriptionMessage {
+    tokio::time::timeout(WAIT, sub.recv()).await.expect("a message in time").expect("subscription open")
+}
+
+/// Receives until `count` events arrived, acking each batch; returns them.
+async fn receive_acking(sub: &mut Subscription, count: usize) -> Vec<RecordedEvent> {
+    let mut got = Vec::new();
+    while got.len() < count {
+        if let SubscriptionMessage::Events(batch) = next(sub).await {
+            sub.ack(&batch).await.expect("ack");
+            got.extend(batch);
+        }
+    }
+    got
+}
+
+/// Skips messages until `Dropped`, then checks the channel ends.
+async fn dropped(sub: &mut Subscription) -> chronik::DropReason {
+    loop {
+        if let SubscriptionMessage::Dropped(reason) = next(sub).await {
+            assert!(sub.recv().await.is_none(), "nothing follows Dropped");
+            return reason;
+        }
+    }
+}
+
+async fn expect_quiet(sub: &mut Subscription, within: Duration) {
+    if let Ok(Some(msg)) = tokio::time::timeout(within, sub.recv()).await {
+        panic!("expected nothing, got {msg:?}");
+    }
+}
+
+async fn stored_checkpoint(store: &TestStore, stream: &str, name: &str) -> u64 {
+    let all = store.list_subscriptions().await.unwrap();
+    all.iter().find(|s| s.stream == stream && s.name == name).map(|s| s.checkpoint).expect("subscription stored")
+}
+
+async fn quick_store() -> TestStore {
+    TestStore::start_with(|c| {
+        c.subscription_retry_interval(Duration::from_millis(100)).notification_poll_interval(Duration::from_millis(200))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn subscribed_arrives_before_events_then_caught_up() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 3)).await.unwrap();
+    let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+    assert_eq!(batch.iter().map(|e| e.event_number).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::CaughtUp);
+    sub.ack(&batch).await.unwrap();
+    // Live from here.
+    store.append_to_stream("b", ExpectedVersion::NoStream, events("E", 4, 2)).await.unwrap();
+    let live = receive_acking(&mut sub, 2).await;
+    assert_eq!(live.iter().map(|e| (e.event_number, e.stream_uuid.as_str())).collect::<Vec<_>>(), vec![(4, "b"), (5, "b")]);
+}
+
+#[tokio::test]
+async fn stream_subscription_numbers_by_stream_version_and_ignores_other_streams() {
+    let store = quick_store().await;
+    store.append_to_stream("other", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();
+    store.append_to_stream("mine", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();
+    let mut sub = store.subscribe_to_stream("mine", "s", SubscriptionOptions::default()).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    let got = receive_acking(&mut sub, 2).await;
+    assert_eq!(got.iter().map(|e| e.event_number).collect::<Vec<_>>(), vec![1, 2]);
+    store.append_to_stream("other", ExpectedVersion::Any, events("E", 3, 1)).await.unwrap();
+    store.append_to_stream("mine", ExpectedVersion::Any, events("E", 3, 1)).await.unwrap();
+    let live = receive_acking(&mut sub, 1).await;
+    assert_eq!((live[0].event_number, live[0].stream_uuid.as_str(), live[0].global_position), (3, "mine", 6));
+}
+
+#[tokio::test]
+async fn start_from_origin_current_and_after() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 5)).await.unwrap();
+    let mut origin = store.subscribe_to_all_streams("origin", SubscriptionOptions::default()).await.unwrap();
+    let mut current = store
+        .subscribe_to_all_streams("current", SubscriptionOptions::default().start_from(StartFrom::Current))
+        .await
+        .unwrap();
+    let mut after = store
+        .subscribe_to_all_streams("after", SubscriptionOptions::default().start_from(StartFrom::After(3)))
+        .await
+        .unwrap();
+    assert_eq!(receive_acking(&mut origin, 5).await.first().map(|e| e.event_number), Some(1));
+    assert_eq!(receive_acking(&mut after, 2).await.iter().map(|e| e.event_number).collect::<Vec<_>>(), vec![4, 5]);
+    assert_eq!(next(&mut current).await, SubscriptionMessage::Subscribed);
+    assert_eq!(next(&mut current).await, SubscriptionMessage::CaughtUp);
+    store.append_to_stream("a", ExpectedVersion::Any, events("E", 6, 1)).await.unwrap();
+    assert_eq!(receive_acking(&mut current, 1).await[0].event_number, 6);
+}
+
+#[tokio::test]
+async fn buffer_size_one_delivers_one_event_until_it_is_acked() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 3)).await.unwrap();
+    let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default().buffer_size(1)).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    for n in 1..=3 {
+        let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+        assert_eq!(batch.iter().map(|e| e.event_number).collect::<Vec<_>>(), vec![n]);
+        // Nothing more until the ack (CaughtUp comes once the backlog is out, after the last).
+        if n < 3 {
+            expect_quiet(&mut sub, Duration::from_millis(200)).await;
+        }
+        sub.ack(&batch).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn ack_of_an_event_not_in_flight_is_unexpected() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();
+    let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default().buffer_size(1)).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+    assert!(matches!(sub.ack_number(2).await, Err(Error::UnexpectedAck)), "2 is not in flight yet");
+    assert!(matches!(sub.ack_number(99).await, Err(Error::UnexpectedAck)));
+    sub.ack(&batch).await.unwrap();
+    assert!(matches!(sub.ack(&batch).await, Err(Error::UnexpectedAck)), "acked twice");
+}
+
+#[tokio::test]
+async fn checkpoint_follows_the_threshold_and_the_timer() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 10)).await.unwrap();
+    let options = SubscriptionOptions::default()
+        .buffer_size(1)
+        .checkpoint_threshold(3)
+        .checkpoint_after(Duration::from_millis(400));
+    let mut sub = store.subscribe_to_all_streams("s", options).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    for expected_after_ack in [0, 0, 3, 3, 3, 6] {
+        let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+        sub.ack(&batch).await.unwrap();
+        assert_eq!(stored_checkpoint(&store, ALL, "s").await, expected_after_ack);
+    }
+    // One more ack, below the threshold: the timer writes it.
+    let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+    sub.ack(&batch).await.unwrap();
+    assert_eq!(stored_checkpoint(&store, ALL, "s").await, 6);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(stored_checkpoint(&store, ALL, "s").await, 7);
+}
+
+#[tokio::test]
+async fn checkpoint_never_passes_an_unacked_event() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 4)).await.unwrap();
+    let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+    sub.ack(&batch[1..]).await.unwrap();
+    assert_eq!(stored_checkpoint(&store, ALL, "s").await, 0);
+    sub.ack(&batch[..1]).await.unwrap();
+    assert_eq!(stored_checkpoint(&store, ALL, "s").await, 4);
+}
+
+#[tokio::test]
+async fn resubscribing_resumes_after_the_last_acked_event() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 5)).await.unwrap();
+    let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default().buffer_size(2)).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+    sub.ack(&batch).await.unwrap();
+    sub.unsubscribe().await.unwrap();
+    let mut again = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    assert_eq!(next(&mut again).await, SubscriptionMessage::Subscribed);
+    let got = receive_acking(&mut again, 3).await;
+    assert_eq!(got.iter().map(|e| e.event_number).collect::<Vec<_>>(), vec![3, 4, 5]);
+}
+
+#[tokio::test]
+async fn transient_subscription_starts_over_every_time() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 3)).await.unwrap();
+    for _ in 0..2 {
+        let options = SubscriptionOptions::default().transient(true);
+        let mut sub = store.subscribe_to_all_streams("t", options).await.unwrap();
+        assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+        assert_eq!(receive_acking(&mut sub, 3).await[0].event_number, 1);
+        sub.unsubscribe().await.unwrap();
+    }
+    assert!(store.list_subscriptions().await.unwrap().is_empty(), "transient subscriptions are not stored");
+}
+
+#[tokio::test]
+async fn same_name_twice_is_rejected_and_concurrency_limit_is_enforced() {
+    let store = quick_store().await;
+    let _first = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    let err = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap_err();
+    assert!(matches!(err, Error::SubscriptionAlreadyExists), "{err}");
+    let options = SubscriptionOptions::default().concurrency_limit(2);
+    let _a = store.subscribe_to_all_streams("c", options.clone()).await.unwrap();
+    let _b = store.subscribe_to_all_streams("c", options.clone()).await.unwrap();
+    let err = store.subscribe_to_all_streams("c", options).await.unwrap_err();
+    assert!(matches!(err, Error::TooManySubscribers), "{err}");
+}
+
+#[tokio::test]
+async fn selector_rejected_events_still_move_the_checkpoint() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, vec![event("Keep", 1), event("Noise", 2), event("Noise", 3)])
+        .await
+        .unwrap();
+    let options = SubscriptionOptions::default().selector(|e| e.event_type != "Noise");
+    let mut sub = store.subscribe_to_all_streams("s", options).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    let got = receive_acking(&mut sub, 1).await;
+    assert_eq!(got.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>(), vec!["Keep"]);
+    assert_eq!(stored_checkpoint(&store, ALL, "s").await, 3);
+}
+
+#[tokio::test]
+async fn a_soft_deleted_stream_delivers_nothing_while_all_still_does() {
+    let store = quick_store().await;
+    store.append_to_stream("gone", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();
+    store.delete_stream("gone", ExpectedVersion::Any, DeleteMode::Soft).await.unwrap();
+    let mut stream_sub = store.subscribe_to_stream("gone", "s", SubscriptionOptions::default()).await.unwrap();
+    let mut all_sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    assert_eq!(next(&mut stream_sub).await, SubscriptionMessage::Subscribed);
+    assert_eq!(next(&mut stream_sub).await, SubscriptionMessage::CaughtUp);
+    expect_quiet(&mut stream_sub, Duration::from_millis(300)).await;
+    assert_eq!(receive_acking(&mut all_sub, 2).await.len(), 2);
+}
+
+#[tokio::test]
+async fn delete_subscription_forgets_the_checkpoint() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();
+    let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    receive_acking(&mut sub, 2).await;
+    store.delete_subscription(ALL, "s").await.unwrap();
+    assert_eq!(dropped(&mut sub).await, chronik::DropReason::Deleted);
+    assert!(matches!(store.delete_subscription(ALL, "s").await, Err(Error::SubscriptionNotFound)));
+    let mut again = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    assert_eq!(next(&mut again).await, SubscriptionMessage::Subscribed);
+    assert_eq!(receive_acking(&mut again, 2).await[0].event_number, 1);
+}
+
+#[tokio::test]
+async fn live_listener_gets_events_committed_after_it_subscribed() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();
+    let mut live = store.subscribe(ALL).await.unwrap();
+    let mut stream_live = store.subscribe("b").await.unwrap();
+    store.append_to_stream("b", ExpectedVersion::NoStream, events("E", 3, 2)).await.unwrap();
+    let Some(chronik::LiveMessage::Events(got)) = tokio::time::timeout(WAIT, live.recv()).await.unwrap() else {
+        panic!("live events expected")
+    };
+    assert_eq!(got.iter().map(|e| e.event_number).collect::<Vec<_>>(), vec![3, 4]);
+    let Some(chronik::LiveMessage::Events(got)) = tokio::time::timeout(WAIT, stream_live.recv()).await.unwrap() else {
+        panic!("live events expected")
+    };
+    assert_eq!(got.iter().map(|e| e.event_number).collect::<Vec<_>>(), vec![1, 2]);
+}
