@@ -573,6 +573,18 @@ impl EventStore {
             .ok_or_else(|| Error::Unavailable("the subscription registry is restarting".into()))
     }
 
+    /// The actor of a named subscription running on this node, for tests that kill it to
+    /// exercise supervision.
+    #[doc(hidden)]
+    pub async fn subscription_actor(&self, stream: &str, name: &str) -> Option<ActorCell> {
+        let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
+        let registry = self.registry().ok()?;
+        match registry.call(|reply| RegistryMsg::Actor { key, reply }, None).await {
+            Ok(CallResult::Success(actor)) => actor.map(|a| a.get_cell()),
+            _ => None,
+        }
+    }
+
     /// The writer actor, for tests that kill it to exercise supervision.
     #[doc(hidden)]
     pub fn writer_actor(&self) -> Option<ActorCell> {
