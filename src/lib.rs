@@ -12,8 +12,13 @@
 //! - **`runtime/`**: a supervised tree of [`ractor`] actors per store. The `Supervisor`
 //!   restarts its children with backoff; the `Writer` owns appends and commits every queued
 //!   append in ONE transaction (group commit), so many concurrent writers cost one round trip
-//!   and one fsync per batch, not per append. Actors hold no state that is not in the
-//!   database: a restarted one rebuilds from there.
+//!   and one fsync per batch, not per append. The `Notifier` LISTENs for committed batches and
+//!   reads each new `$all` range once per node; `Publisher`s fan it out per stream and for
+//!   `$all`; the `SubscriptionRegistry` runs one `Subscription` actor per named subscription
+//!   (catch-up from storage, then live; acks, back-pressure, checkpoints), and the
+//!   `LockKeeper` holds the advisory locks that give each named subscription one owner across
+//!   nodes. Actors hold no state that is not in the database: a restarted one rebuilds from
+//!   there.
 //! - **`storage/`**: SQL and nothing else. Each store lives in its own PostgreSQL schema
 //!   (connections use it as `search_path`), created by embedded migrations.
 //!
@@ -29,6 +34,12 @@
 //! - Events are immutable in the database itself: triggers reject UPDATE, DELETE and TRUNCATE
 //!   except a hard delete, permitted for its own transaction only.
 //!
+//! - A named subscription delivers every event after its checkpoint at least once, in order
+//!   per stream (per partition with competing consumers), across actor crashes, lost
+//!   connections, database and process restarts; its checkpoint only covers acked events.
+//! - Memory is bounded: at most `buffer_size` events in flight per subscriber and `max_size`
+//!   queued per subscription; past that a subscription reads from storage instead.
+//!
 //! ## Numbering
 //!
 //! Stream versions and global positions start at 1; 0 means "before the first event".
@@ -36,7 +47,9 @@
 //! ## Example
 //!
 //! ```no_run
-//! use chronik::{Config, Error, EventData, EventStore, ExpectedVersion, ALL};
+//! use chronik::{
+//!     Config, Error, EventData, EventStore, ExpectedVersion, SubscriptionMessage, SubscriptionOptions, ALL,
+//! };
 //!
 //! # async fn demo() -> chronik::Result<()> {
 //! let store = EventStore::start(Config::from_file("config/chronik.toml")?).await?;
@@ -52,6 +65,16 @@
 //! let everything = store.read_all_forward(0, 1_000).await?;
 //! let info = store.stream_info(ALL).await?;
 //! assert_eq!(info.stream_version, everything.last().map_or(0, |e| e.event_number));
+//!
+//! // A persistent subscription: acked events move its checkpoint; it resumes after it.
+//! let mut sub = store.subscribe_to_all_streams("projector", SubscriptionOptions::default()).await?;
+//! while let Some(msg) = sub.recv().await {
+//!     match msg {
+//!         SubscriptionMessage::Events(batch) => sub.ack(&batch).await?,
+//!         SubscriptionMessage::CaughtUp => break,
+//!         _ => {}
+//!     }
+//! }
 //! store.shutdown().await?;
 //! # Ok(()) }
 //! ```

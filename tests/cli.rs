@@ -382,3 +382,266 @@ fn invalid_json_data_is_rejected() {
     assert!(out.status.success(), "{}", describe(&out));
     assert_eq!(cli.json(&["read", "s"])[0]["data"]["from"], "stdin");
 }
+
+/// A running `chronik` process whose stdout and stderr lines arrive on channels, so a test can
+/// wait for a line with a timeout while the process keeps running.
+struct Running {
+    child: std::process::Child,
+    stdout: std::sync::mpsc::Receiver<String>,
+    stderr: std::sync::mpsc::Receiver<String>,
+    /// Every stderr line read so far, for assertion messages.
+    stderr_seen: Vec<String>,
+}
+
+impl Running {
+    fn spawn(cli: &Cli, args: &[&str]) -> Running {
+        let mut child = cli
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        let stdout = lines_of(child.stdout.take().expect("stdout"));
+        let stderr = lines_of(child.stderr.take().expect("stderr"));
+        Running { child, stdout, stderr, stderr_seen: Vec::new() }
+    }
+
+    /// Waits (up to `within`) for a stderr line containing `text`.
+    fn wait_for_stderr(&mut self, text: &str, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.stderr.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(text);
+                    self.stderr_seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("no stderr line with {text:?} within {within:?}; stderr so far: {:?}", self.stderr_seen);
+    }
+
+    /// The next stdout line, if one comes within `within`.
+    fn next_line(&self, within: std::time::Duration) -> Option<String> {
+        self.stdout.recv_timeout(within).ok()
+    }
+
+    /// Waits (up to 30 s) for the process to end; its status, remaining stdout and all stderr.
+    fn finish(mut self) -> (std::process::ExitStatus, Vec<String>, String) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("chronik did not exit; stderr so far: {:?}", self.stderr_seen);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        // The readers end with the pipes.
+        let rest: Vec<String> = self.stdout.iter().collect();
+        self.stderr_seen.extend(self.stderr.iter());
+        (status, rest, self.stderr_seen.join("\n"))
+    }
+}
+
+/// The lines of a pipe, read on a thread of their own.
+fn lines_of(pipe: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Appends `Ping` events to `stream` until `tail` prints a line, and returns that line.
+///
+/// The first events committed right after a live listener starts can be reported to it as
+/// missed instead of delivered (a warning on stderr), so one event is not enough to know the
+/// tail is live.
+fn ping_until_printed(cli: &Cli, tail: &Running, stream: &str) -> String {
+    for n in 1..=10 {
+        cli.ok(&["append", stream, "Ping", &format!(r#"{{"n":{n}}}"#)]);
+        if let Some(line) = tail.next_line(std::time::Duration::from_secs(1)) {
+            return line;
+        }
+    }
+    panic!("tail printed nothing for 10 appends to `{stream}`; stderr so far: {:?}", tail.stderr_seen);
+}
+
+#[test]
+fn subscriptions_list_checkpoint_lag_and_owner() {
+    let cli = Cli::new();
+    cli.ok(&["setup"]);
+    assert!(cli.ok(&["subscriptions"]).contains("no subscriptions"));
+    assert_eq!(cli.json(&["subscriptions"]), serde_json::json!([]));
+    for n in 1..=5 {
+        cli.ok(&["append", "acc-1", "Deposited", &format!(r#"{{"amount":{n}}}"#)]);
+    }
+
+    // Two subscriptions made through the library: `audit` on acc-1 acks 3 of its 5 events,
+    // `projector` on $all acks none.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let config = chronik::Config::default().database_url(cli.url.as_str()).schema(cli.schema.as_str()).pool_size(2);
+    let (store, audit, projector) = runtime.block_on(async {
+        let store = chronik::EventStore::start(config).await.expect("store starts");
+        let options = chronik::SubscriptionOptions::default;
+        let mut audit = store.subscribe_to_stream("acc-1", "audit", options()).await.expect("subscribe");
+        let projector = store.subscribe_to_all_streams("projector", options()).await.expect("subscribe");
+        loop {
+            let message = tokio::time::timeout(std::time::Duration::from_secs(10), audit.recv()).await;
+            if let Ok(Some(chronik::SubscriptionMessage::Events(batch))) = message {
+                assert_eq!(batch.first().map(|e| e.event_number), Some(1));
+                break;
+            }
+            assert!(message.is_ok(), "no events within 10 s");
+        }
+        audit.ack_number(3).await.expect("ack");
+        (store, audit, projector)
+    });
+
+    // The subscription's actor writes the checkpoint right after the ack.
+    let named = |list: &Value, name: &str| -> Value {
+        let entries = list.as_array().expect("array");
+        entries.iter().find(|s| s["name"] == name).cloned().unwrap_or_else(|| panic!("no `{name}` in {list}"))
+    };
+    let mut list = Value::Null;
+    for _ in 0..100 {
+        list = cli.json(&["subscriptions"]);
+        if named(&list, "audit")["checkpoint"] == 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let entries = list.as_array().expect("array");
+    assert_eq!(entries.len(), 2, "{list}");
+    let all = named(&list, "projector");
+    assert_eq!(all["stream"], "$all", "{list}");
+    assert_eq!((&all["checkpoint"], &all["head"], &all["lag"]), (&0.into(), &5.into(), &5.into()), "{list}");
+    let audit_info = named(&list, "audit");
+    assert_eq!(audit_info["stream"], "acc-1", "{list}");
+    assert_eq!(
+        (&audit_info["checkpoint"], &audit_info["head"], &audit_info["lag"]),
+        (&3.into(), &5.into(), &2.into()),
+        "{list}"
+    );
+    // The library's store owns both, so its session is named.
+    let application = format!("chronik {}", cli.schema);
+    for entry in entries {
+        assert!(entry["owner_pid"].as_i64().is_some_and(|pid| pid > 0), "{list}");
+        assert_eq!(entry["owner_application"], application.as_str(), "{list}");
+        assert!(entry["updated_at"].is_string() && entry["created_at"].is_string(), "{list}");
+    }
+
+    let table = cli.ok(&["subscriptions"]);
+    assert!(table.contains("checkpoint") && table.contains("lag") && table.contains("owner"), "{table}");
+    let audit_row = table.lines().find(|l| l.contains("audit")).unwrap_or_else(|| panic!("no audit row: {table}"));
+    let cells: Vec<&str> = audit_row.split(['│', '┆']).map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(&cells[..5], ["acc-1", "audit", "3", "5", "2"], "{table}");
+    assert!(cells[5].starts_with("pid ") && cells[5].contains(&application), "{table}");
+
+    // Stopped, the subscriptions keep their checkpoints and have no owner.
+    runtime.block_on(async {
+        drop((audit, projector));
+        store.shutdown().await.expect("shutdown");
+    });
+    let list = cli.json(&["subscriptions"]);
+    assert_eq!(named(&list, "audit")["checkpoint"], 3, "{list}");
+    assert!(list.as_array().unwrap().iter().all(|s| s["owner_pid"].is_null()), "{list}");
+    let table = cli.ok(&["subscriptions"]);
+    assert!(!table.contains("pid "), "{table}");
+}
+
+#[test]
+fn tail_prints_events_appended_after_it_started() {
+    let cli = Cli::new();
+    cli.ok(&["setup"]);
+    cli.ok(&["append", "orders", "Old", r#"{"n":0}"#]);
+    let mut tail = Running::spawn(&cli, &["--json", "tail", "orders", "--count", "4"]);
+    tail.wait_for_stderr("following `orders`", std::time::Duration::from_secs(30));
+
+    let mut lines = vec![ping_until_printed(&cli, &tail, "orders")];
+    cli.ok(&["append", "other", "Noise", "{}"]);
+    for (event_type, data) in [("Placed", r#"{"id": 7}"#), ("Paid", r#"{"id": 7, "amount": 12}"#), ("Shipped", "{}")] {
+        cli.ok(&["append", "orders", event_type, data]);
+    }
+    let (status, rest, stderr) = tail.finish();
+    assert!(status.success(), "tail failed: {status}\n{stderr}");
+    assert!(!stderr.contains("error:"), "{stderr}");
+    lines.extend(rest);
+    assert_eq!(lines.len(), 4, "--count 4 prints 4 lines: {lines:#?}\n{stderr}");
+
+    let events: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {l}")))
+        .collect();
+    assert!(events.iter().all(|e| e["stream_uuid"] == "orders"), "only `orders`: {lines:#?}");
+    // Each line is one event: the first is a Ping (more if a late one arrived), then the
+    // appends in order.
+    let types: Vec<&str> = events.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    let pings = types.iter().take_while(|t| **t == "Ping").count();
+    assert!(pings >= 1, "{types:?}");
+    assert_eq!(types[pings..], ["Placed", "Paid", "Shipped"][..4 - pings], "{types:?}");
+    let versions: Vec<u64> = events.iter().map(|e| e["stream_version"].as_u64().unwrap()).collect();
+    assert!(versions.windows(2).all(|w| w[1] == w[0] + 1), "consecutive versions: {versions:?}");
+    assert_eq!(events[pings]["data"], serde_json::json!({ "id": 7 }), "{lines:#?}");
+    // A stream tail numbers by stream version.
+    assert!(events.iter().all(|e| e["event_number"] == e["stream_version"]), "{lines:#?}");
+}
+
+#[cfg(unix)]
+#[test]
+fn tail_all_stops_cleanly_on_ctrl_c() {
+    let cli = Cli::new();
+    cli.ok(&["setup"]);
+    let mut tail = Running::spawn(&cli, &["tail", "$all"]);
+    tail.wait_for_stderr("following `$all`", std::time::Duration::from_secs(30));
+    let line = ping_until_printed(&cli, &tail, "acc-1");
+    // `<position> <stream>@<version> <type> <data>`
+    let fields: Vec<&str> = line.splitn(4, ' ').collect();
+    assert!(fields[0].parse::<u64>().is_ok(), "{line}");
+    assert!(fields[1].starts_with("acc-1@"), "{line}");
+    assert_eq!(fields[2], "Ping", "{line}");
+    assert!(fields[3].starts_with(r#"{"n":"#), "{line}");
+    cli.ok(&["append", "acc-2", "Deposited", r#"{ "amount": 5 }"#]);
+    // (A late Ping may come first.)
+    let line = std::iter::from_fn(|| tail.next_line(std::time::Duration::from_secs(10)))
+        .find(|l| !l.contains(" Ping "))
+        .expect("a line for acc-2");
+    assert!(line.ends_with(r#" acc-2@1 Deposited {"amount":5}"#), "{line}");
+
+    let kill = Command::new("kill").args(["-INT", &tail.child.id().to_string()]).status().expect("kill runs");
+    assert!(kill.success());
+    let (status, rest, stderr) = tail.finish();
+    assert_eq!(status.code(), Some(0), "Ctrl-C is a clean stop: {stderr}");
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(!stderr.contains("error:") && !stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn tail_rejects_bad_stream_ids() {
+    let cli = Cli::new();
+    // No store in the schema: refused, as for `read`, and none is created.
+    let line = cli.fail(&["tail", "orders", "--count", "1"]);
+    assert!(line.contains("holds no chronik store"), "{line}");
+    assert!(!cli.store_exists());
+
+    cli.ok(&["setup"]);
+    let line = cli.fail(&["tail", ""]);
+    assert!(line.contains("cannot follow stream") && line.contains("stream id is empty"), "{line}");
+    let long = "x".repeat(chronik::MAX_STREAM_ID_BYTES + 1);
+    let line = cli.fail(&["tail", &long]);
+    assert!(line.contains("over the limit"), "{line}");
+    let out = cli.run(&["tail", "orders", "--count", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+}

@@ -1,7 +1,8 @@
 //! `chronik`: the command line tool of the chronik event store.
 //!
 //! It administers a store (`create`, `init`, `migrate`, `migrations`, `drop`, `reset`, `setup`)
-//! and works with its streams (`append`, `read`, `info`, `streams`, `delete`).
+//! and works with its streams (`append`, `read`, `info`, `streams`, `delete`), its named
+//! subscriptions (`subscriptions`) and its live events (`tail`).
 //!
 //! The configuration comes from `--config FILE`, else `config/chronik.toml` in the current
 //! directory when it exists, else the defaults; the environment (`CHRONIK_DATABASE_URL`, then
@@ -16,8 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use chronik::{
-    AppendResult, Config, DeleteMode, EventData, EventStore, ExpectedVersion, JSON_CONTENT_TYPE, Page, PageRequest,
-    RecordedEvent, SortBy, SortDirection, StreamInfo, admin,
+    AppendResult, Config, DeleteMode, EventData, EventStore, ExpectedVersion, JSON_CONTENT_TYPE, LiveMessage, Page,
+    PageRequest, RecordedEvent, SortBy, SortDirection, StreamInfo, SubscriptionInfo, admin,
 };
 use chrono::SecondsFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -84,6 +85,10 @@ enum Command {
     Streams(StreamsArgs),
     /// Delete a stream (soft by default).
     Delete(DeleteArgs),
+    /// List the store's named subscriptions: checkpoint, lag and owning session.
+    Subscriptions,
+    /// Print the events appended to a stream (or `$all`) from now on, until Ctrl-C.
+    Tail(TailArgs),
 }
 
 /// Confirmation of a destructive command.
@@ -204,6 +209,16 @@ struct DeleteArgs {
     expected: ExpectedVersion,
 }
 
+/// Arguments of `tail`.
+#[derive(Debug, Args)]
+struct TailArgs {
+    /// The stream to follow, or `$all` for every stream.
+    stream: String,
+    /// Exit after this many events (default: run until Ctrl-C).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    count: Option<u64>,
+}
+
 /// Parses `any`, `no-stream`, `exists` (or `stream-exists`) or a version number.
 fn parse_expected(text: &str) -> Result<ExpectedVersion, String> {
     match text.trim().to_ascii_lowercase().replace('_', "-").as_str() {
@@ -292,6 +307,8 @@ async fn run(cli: Cli) -> Outcome {
         Command::Info(args) => with_store(config, true, async |store| info(store, &args, json).await).await,
         Command::Streams(args) => with_store(config, true, async |store| streams(store, &args, json).await).await,
         Command::Delete(args) => with_store(config, true, async |store| delete(store, &args, json).await).await,
+        Command::Subscriptions => with_store(config, true, async |store| subscriptions(store, json).await).await,
+        Command::Tail(args) => with_store(config, true, async |store| tail(store, &args, json).await).await,
     }
 }
 
@@ -663,6 +680,106 @@ async fn delete(store: &EventStore, args: &DeleteArgs, json: bool) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `subscriptions`.
+async fn subscriptions(store: &EventStore, json: bool) -> Outcome {
+    let list = store.list_subscriptions().await.context(|| "cannot list subscriptions".into())?;
+    if json {
+        print_json(&Value::Array(list.iter().map(subscription_json).collect()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        print_line(&format!("no subscriptions in schema `{}`", store.config().schema))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = new_table(["stream", "name", "checkpoint", "head", "lag", "owner", "updated_at"]);
+    for s in &list {
+        let owner = match (s.owner_pid, &s.owner_application) {
+            (Some(pid), Some(application)) if !application.is_empty() => format!("pid {pid} ({application})"),
+            (Some(pid), _) => format!("pid {pid}"),
+            (None, _) => "-".to_string(),
+        };
+        table.add_row(vec![
+            s.stream.clone(),
+            s.name.clone(),
+            s.checkpoint.to_string(),
+            s.head.to_string(),
+            s.lag.to_string(),
+            owner,
+            s.updated_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        ]);
+    }
+    print_line(&table.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A subscription for `--json`.
+fn subscription_json(s: &SubscriptionInfo) -> Value {
+    json!({
+        "stream": s.stream,
+        "name": s.name,
+        "checkpoint": s.checkpoint,
+        "head": s.head,
+        "lag": s.lag,
+        "owner_pid": s.owner_pid,
+        "owner_application": s.owner_application,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    })
+}
+
+/// `tail`: prints each event committed to the stream from now on, one line each, until Ctrl-C,
+/// `--count` events, or a closed stdout.
+async fn tail(store: &EventStore, args: &TailArgs, json: bool) -> Outcome {
+    let mut live = store.subscribe(&args.stream).await.context(|| format!("cannot follow stream `{}`", args.stream))?;
+    // Tests and scripts wait for this line before appending.
+    eprintln!("following `{}`: waiting for new events (Ctrl-C to stop)", args.stream);
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let mut printed = 0;
+    loop {
+        let message = tokio::select! {
+            signal = &mut ctrl_c => {
+                signal.map_err(|e| Failure::new(format!("cannot wait for Ctrl-C: {e}")))?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            message = live.recv() => message,
+        };
+        match message {
+            Some(LiveMessage::Events(events)) => {
+                for e in &events {
+                    let line = if json {
+                        serde_json::to_string(&event_json(e)).map_err(|e| Failure::new(e.to_string()))?
+                    } else {
+                        tail_line(e)
+                    };
+                    if !print_live_line(&line)? {
+                        // Nobody reads any more (`chronik tail x | head -3`).
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                    printed += 1;
+                    if args.count.is_some_and(|count| printed >= count) {
+                        return Ok(ExitCode::SUCCESS);
+                    }
+                }
+            }
+            Some(LiveMessage::Lagged { missed }) => match missed {
+                Some(n) => eprintln!(
+                    "warning: fell behind and missed {n} event{}; `chronik read` shows them",
+                    if n == 1 { "" } else { "s" }
+                ),
+                None => eprintln!("warning: events may have been missed; `chronik read` shows them"),
+            },
+            Some(_) => {}
+            None => return Err(Failure::new(format!("stopped following `{}`: the store shut down", args.stream))),
+        }
+    }
+}
+
+/// One event as a `tail` line: `<event_number> <stream>@<version> <type> <data>`.
+fn tail_line(e: &RecordedEvent) -> String {
+    format!("{} {}@{} {} {}", e.event_number, e.stream_uuid, e.stream_version, e.event_type, data_text(e))
+}
+
 /// `created` or `deleted`.
 fn status_text(info: &StreamInfo) -> &'static str {
     if info.deleted_at.is_some() { "deleted" } else { "created" }
@@ -715,7 +832,7 @@ fn hex(bytes: &[u8]) -> String {
     out
 }
 
-/// The `data` cell of the `read` table: compact JSON, else `<N bytes content_type>`.
+/// The `data` cell of the `read` table (and of a `tail` line): compact JSON, else `<N bytes content_type>`.
 fn data_text(e: &RecordedEvent) -> String {
     if e.content_type == JSON_CONTENT_TYPE && serde_json::from_slice::<serde::de::IgnoredAny>(&e.data).is_ok() {
         // Valid JSON: shown as stored (key order kept), without its insignificant whitespace.
@@ -779,6 +896,16 @@ fn print_line(text: &str) -> Result<(), Failure> {
             Err(Failure::new(format!("cannot write to stdout: {e}")))
         }
         _ => Ok(()),
+    }
+}
+
+/// One line on stdout; `false` once stdout is closed (the reader went away).
+fn print_live_line(text: &str) -> Result<bool, Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(Failure::new(format!("cannot write to stdout: {e}"))),
     }
 }
 

@@ -144,10 +144,13 @@ impl NotifierState {
     /// current head when the wake-up did not say).
     async fn advance(&mut self, announced: Option<u64>) -> Result<()> {
         if !self.hub.has_listeners() {
-            // Nobody listens: read nothing, just follow the announced head.
-            match announced {
-                Some(last) => self.cursor = Some(self.cursor.unwrap_or(0).max(last)),
-                None => self.cursor = None,
+            // Nobody listens: read no events, just follow the head, so that a listener that
+            // joins gets everything committed after it joined.
+            match (announced, self.cursor) {
+                (Some(last), Some(cursor)) => self.cursor = Some(cursor.max(last)),
+                _ => {
+                    self.start_at_head().await;
+                }
             }
             return Ok(());
         }

@@ -27,8 +27,6 @@
 pub mod tracker;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::mpsc;
 
@@ -46,8 +44,8 @@ use crate::subscription::{
 
 /// Most events one catch-up read takes.
 const READ_BATCH: usize = 1_000;
-/// Longest wait between attempts to take the lock after errors.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// After errors, attempts to take the lock back off up to this many retry intervals.
+const MAX_BACKOFF_INTERVALS: u32 = 8;
 
 /// Tells deliveries of one ownership apart from another's, across actors and restarts.
 static INCARNATIONS: AtomicU64 = AtomicU64::new(1);
@@ -263,11 +261,10 @@ impl SubscriptionState {
             }
             Err(e) => {
                 self.acquire_failures += 1;
-                let backoff = self
-                    .ctx
-                    .retry_interval
+                let interval = self.ctx.retry_interval;
+                let backoff = interval
                     .saturating_mul(2_u32.saturating_pow(self.acquire_failures.min(8) - 1))
-                    .min(MAX_BACKOFF.max(self.ctx.retry_interval));
+                    .min(interval.saturating_mul(MAX_BACKOFF_INTERVALS));
                 tracing::warn!(subscription = %self.key, error = %e, ?backoff, "cannot take the subscription; retrying");
                 myself.send_after(backoff, || SubscriptionMsg::Acquire);
             }
