@@ -41,7 +41,9 @@ struct Sizes {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt().with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into())).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
     let quick = std::env::args().any(|a| a == "--quick");
     let sizes = if quick {
         Sizes { backlog: 100_000, latency_seconds: 2, idle_subscriptions: 200 }
@@ -138,8 +140,7 @@ async fn raw_read(url: &str, schema: &str, total: u64) -> Result<f64> {
 
 /// Events per second delivered and acked from the backlog to one `$all` subscription.
 async fn catch_up(store: &EventStore, total: u64) -> Result<f64> {
-    let options =
-        SubscriptionOptions::default().buffer_size(1_000).max_size(10_000).checkpoint_threshold(1_000);
+    let options = SubscriptionOptions::default().buffer_size(1_000).max_size(10_000).checkpoint_threshold(1_000);
     let started = Instant::now();
     let mut sub = store.subscribe_to_all_streams("catch-up", options).await?;
     let mut received = 0_u64;
