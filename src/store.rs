@@ -20,11 +20,11 @@ use crate::runtime::subscription::SubscriptionMsg;
 use crate::runtime::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::runtime::writer::{BatchLimits, WriterMsg};
 use crate::snapshot::SnapshotData;
+use crate::storage::postgres::{Direction, check_up_to_date, init_store};
+use crate::storage::{Attempt, Storage, WriteOp, WriteProgress, WriteRequest};
 use crate::subscription::{
     DropReason, LIVE_BUFFER, LiveSubscription, Subscription, SubscriptionInfo, SubscriptionOptions, SubscriptionStatus,
 };
-use crate::storage::postgres::{Direction, check_up_to_date, init_store};
-use crate::storage::{Attempt, Storage, WriteOp, WriteProgress, WriteRequest};
 
 /// Longest accepted stream id, in bytes.
 pub const MAX_STREAM_ID_BYTES: usize = 1024;

@@ -193,7 +193,11 @@ impl SubscriptionOptions {
 
     pub(crate) fn validate(&self) -> Result<()> {
         let positive = |name: &str, value: u64| {
-            if value == 0 { Err(Error::invalid(format!("subscription option {name} must be at least 1"))) } else { Ok(()) }
+            if value == 0 {
+                Err(Error::invalid(format!("subscription option {name} must be at least 1")))
+            } else {
+                Ok(())
+            }
         };
         positive("buffer_size", self.buffer_size as u64)?;
         positive("max_size", self.max_size as u64)?;

@@ -69,7 +69,10 @@ async fn subscribed_arrives_before_events_then_caught_up() {
     // Live from here.
     store.append_to_stream("b", ExpectedVersion::NoStream, events("E", 4, 2)).await.unwrap();
     let live = receive_acking(&mut sub, 2).await;
-    assert_eq!(live.iter().map(|e| (e.event_number, e.stream_uuid.as_str())).collect::<Vec<_>>(), vec![(4, "b"), (5, "b")]);
+    assert_eq!(
+        live.iter().map(|e| (e.event_number, e.stream_uuid.as_str())).collect::<Vec<_>>(),
+        vec![(4, "b"), (5, "b")]
+    );
 }
 
 #[tokio::test]
@@ -219,7 +222,8 @@ async fn same_name_twice_is_rejected_and_concurrency_limit_is_enforced() {
 #[tokio::test]
 async fn selector_rejected_events_still_move_the_checkpoint() {
     let store = quick_store().await;
-    store.append_to_stream("a", ExpectedVersion::NoStream, vec![event("Keep", 1), event("Noise", 2), event("Noise", 3)])
+    store
+        .append_to_stream("a", ExpectedVersion::NoStream, vec![event("Keep", 1), event("Noise", 2), event("Noise", 3)])
         .await
         .unwrap();
     let options = SubscriptionOptions::default().selector(|e| e.event_type != "Noise");

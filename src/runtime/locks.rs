@@ -135,7 +135,11 @@ impl Actor for LockKeeper {
         Ok(())
     }
 
-    async fn post_stop(&self, _myself: ActorRef<LockMsg>, state: &mut LockKeeperState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<LockMsg>,
+        state: &mut LockKeeperState,
+    ) -> Result<(), ActorProcessingErr> {
         if let Some(session) = state.session.take() {
             session.close().await;
         }

@@ -119,7 +119,11 @@ impl Actor for Notifier {
         Ok(())
     }
 
-    async fn post_stop(&self, _myself: ActorRef<NotifierMsg>, state: &mut NotifierState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<NotifierMsg>,
+        state: &mut NotifierState,
+    ) -> Result<(), ActorProcessingErr> {
         state.tasks.abort_all();
         Ok(())
     }
@@ -177,7 +181,8 @@ impl NotifierState {
             let events = self.storage.read_all(cursor + 1, count, crate::storage::postgres::Direction::Forward).await?;
             // A short page means every position up to `target` was read (the rest are holes
             // left by hard deletes): positions up to an announced head are all committed.
-            let to = if (events.len() as u64) < count { target } else { events.last().map_or(target, |e| e.event_number) };
+            let to =
+                if (events.len() as u64) < count { target } else { events.last().map_or(target, |e| e.event_number) };
             self.hub.publish(cursor, to, events).await;
             cursor = to;
             self.cursor = Some(cursor);

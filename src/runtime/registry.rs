@@ -119,7 +119,11 @@ impl Actor for SubscriptionRegistry {
     type State = RegistryState;
     type Arguments = Context;
 
-    async fn pre_start(&self, _myself: ActorRef<RegistryMsg>, ctx: Context) -> Result<RegistryState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _myself: ActorRef<RegistryMsg>,
+        ctx: Context,
+    ) -> Result<RegistryState, ActorProcessingErr> {
         Ok(RegistryState { ctx, entries: HashMap::new(), next_consumer: 0, shutting_down: false })
     }
 
@@ -301,7 +305,9 @@ impl RegistryState {
                 self.ctx.hub.unlisten(&key.stream, entry.listener).await;
             }
             for consumer in &entry.consumers {
-                let _ = consumer.tx.send(Delivery { incarnation: 0, message: SubscriptionMessage::Dropped(reason.clone()) });
+                let _ = consumer
+                    .tx
+                    .send(Delivery { incarnation: 0, message: SubscriptionMessage::Dropped(reason.clone()) });
             }
         }
         true

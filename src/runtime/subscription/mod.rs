@@ -26,8 +26,8 @@
 
 pub mod tracker;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::mpsc;
 
 pub use self::tracker::{Acks, Tracker};

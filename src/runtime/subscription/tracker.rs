@@ -151,8 +151,7 @@ impl Tracker {
             let event = queued.event;
             match batches.last_mut() {
                 Some((to, batch))
-                    if *to == consumer
-                        && batch.last().is_some_and(|last| last.stream_uuid == event.stream_uuid) =>
+                    if *to == consumer && batch.last().is_some_and(|last| last.stream_uuid == event.stream_uuid) =>
                 {
                     batch.push(event.clone())
                 }

@@ -145,13 +145,12 @@ impl LockSession {
 
     /// Writes the subscription's checkpoint; `false` if its row is gone (deleted).
     pub async fn save_checkpoint(&mut self, subscription_id: i32, last_seen: u64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE subscriptions SET last_seen = $2, updated_at = now() WHERE subscription_id = $1",
-        )
-        .bind(subscription_id)
-        .bind(signed("checkpoint", last_seen)?)
-        .execute(&mut self.conn)
-        .await?;
+        let done =
+            sqlx::query("UPDATE subscriptions SET last_seen = $2, updated_at = now() WHERE subscription_id = $1")
+                .bind(subscription_id)
+                .bind(signed("checkpoint", last_seen)?)
+                .execute(&mut self.conn)
+                .await?;
         Ok(done.rows_affected() > 0)
     }
 
