@@ -2,7 +2,8 @@
 //!
 //! - **Owns** one dedicated database connection (a `LockSession`) holding the advisory lock of
 //!   every subscription this node runs, and which subscription actor holds which lock.
-//! - **Receives** `TryLock`, `Unlock`, `SaveCheckpoint` (checkpoints are written on the lock's
+//! - **Receives** `TryLock`, `Unlock`, `ReleaseAll` (for a dead subscription actor),
+//!   `SaveCheckpoint` (checkpoints are written on the lock's
 //!   own connection, so only a live owner can write one) and `Ping` (every retry interval).
 //! - **Persists** checkpoints for the subscription actors, before replying.
 //! - **When the connection dies** (a failed ping or write), PostgreSQL has released every lock
@@ -50,6 +51,11 @@ pub enum LockMsg {
         /// The subscription's id.
         id: i32,
         /// The subscription actor releasing it.
+        owner: ActorId,
+    },
+    /// Release every lock `owner` holds (it died).
+    ReleaseAll {
+        /// The dead subscription actor.
         owner: ActorId,
     },
     /// Write subscription `id`'s checkpoint if `owner` holds its lock.
@@ -111,6 +117,17 @@ impl Actor for LockKeeper {
             }
             LockMsg::Unlock { id, owner } => {
                 if state.held.get(&id).is_some_and(|h| h.get_id() == owner) {
+                    state.held.remove(&id);
+                    if let Some(session) = state.session.as_mut()
+                        && let Err(e) = session.unlock(id).await
+                    {
+                        state.lost(&format!("unlock failed: {e}"));
+                    }
+                }
+            }
+            LockMsg::ReleaseAll { owner } => {
+                let ids: Vec<i32> = state.held.iter().filter(|(_, h)| h.get_id() == owner).map(|(id, _)| *id).collect();
+                for id in ids {
                     state.held.remove(&id);
                     if let Some(session) = state.session.as_mut()
                         && let Err(e) = session.unlock(id).await

@@ -6,8 +6,8 @@
 //! - **Receives** `Subscribe` (enforcing `concurrency_limit`), `Disconnect`, `Unsubscribe`,
 //!   `Actor` (for status), `LocksReset` (the lock keeper was restarted) and `Shutdown`.
 //! - **Persists** nothing itself; subscription actors write their checkpoints.
-//! - **When a subscription actor crashes** it keeps its subscribers and starts a new actor for
-//!   them after a backoff (within a restart budget); the new one resumes from the persisted
+//! - **When a subscription actor crashes** it releases the actor's lock (another node may take
+//!   over meanwhile), keeps its subscribers and starts a new actor for them after a backoff (within a restart budget); the new one resumes from the persisted
 //!   checkpoint. Past the budget, the subscribers are dropped with the reason.
 
 use std::collections::HashMap;
@@ -17,6 +17,7 @@ use std::time::Duration;
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::sync::{mpsc, watch};
 
+use super::locks::LockMsg;
 use super::subscription::{Consumer, Delivery, SubscriptionActor, SubscriptionArgs, SubscriptionMsg};
 use super::{Context, RestartBudget};
 use crate::error::{Error, Result};
@@ -196,6 +197,10 @@ impl Actor for SubscriptionRegistry {
         entry.actor = None;
         entry.slot.send_replace(None);
         state.ctx.hub.unlisten(&key.stream, entry.listener).await;
+        // Its lock goes with it: while it waits for its restart, another node may take over.
+        if let Ok(keeper) = state.ctx.lock_keeper() {
+            let _ = keeper.cast(LockMsg::ReleaseAll { owner: cell.get_id() });
+        }
         if state.shutting_down {
             return Ok(());
         }
@@ -303,6 +308,9 @@ impl RegistryState {
             if let Some(actor) = &entry.actor {
                 actor.stop(Some("stopped by the registry".into()));
                 self.ctx.hub.unlisten(&key.stream, entry.listener).await;
+                if let Ok(keeper) = self.ctx.lock_keeper() {
+                    let _ = keeper.cast(LockMsg::ReleaseAll { owner: actor.get_id() });
+                }
             }
             for consumer in &entry.consumers {
                 let _ = consumer
