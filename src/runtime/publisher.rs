@@ -7,11 +7,11 @@
 //! - **Receives** `Add`/`Remove` of listeners and `Publish` of what the notifier read.
 //! - **Persists** nothing: a live feed is a wake-up with data attached, never the only copy. A
 //!   listener that misses something re-reads it from storage.
-//! - **On a crash**: it does no I/O and nothing in it can fail; should it stop anyway, the next
-//!   `listen` for its stream replaces it, and subscription actors that see a gap in positions
-//!   read the missing events from storage.
+//! - **On a crash**: it does no I/O and nothing in it can fail. Should it stop anyway, the next
+//!   `listen` for its stream replaces it; the hub keeps every listener, moves them to the new
+//!   publisher and tells them events may have been missed, so subscriptions re-read storage.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -46,6 +46,7 @@ pub enum LiveFeed {
 }
 
 /// One listener of a publisher.
+#[derive(Clone)]
 pub enum Listener {
     /// A subscription actor.
     Subscription(ActorRef<SubscriptionMsg>),
@@ -150,7 +151,7 @@ fn offer(listener: &mut LiveListener, feed: &LiveFeed) -> bool {
 
 struct Entry {
     publisher: ActorRef<PublisherMsg>,
-    listeners: HashSet<ListenerId>,
+    listeners: HashMap<ListenerId, Listener>,
 }
 
 /// The store's publishers by stream (`$all` included), shared by the notifier (which routes
@@ -176,22 +177,32 @@ impl Hub {
     /// Adds a listener to `stream`'s publisher, spawning it if needed.
     pub async fn listen(&self, stream: &str, id: ListenerId, listener: Listener) -> Result<()> {
         let mut publishers = self.publishers.lock().await;
-        let running = publishers.get(stream).is_some_and(|e| e.publisher.get_status() == ractor::ActorStatus::Running);
-        if !running {
+        // A publisher just spawned is still `Starting`; only a stopped one is replaced.
+        let alive = publishers.get(stream).is_some_and(|e| {
+            !matches!(e.publisher.get_status(), ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped)
+        });
+        if !alive {
             let (publisher, _) = Actor::spawn(None, Publisher, ())
                 .await
                 .map_err(|e| Error::Unavailable(format!("cannot start a publisher for `{stream}`: {e}")))?;
-            if let Some(stale) = publishers.insert(stream.to_string(), Entry { publisher, listeners: HashSet::new() }) {
-                self.listening.fetch_sub(stale.listeners.len(), Ordering::Relaxed);
-                stale.publisher.stop(None);
+            let listeners = publishers.remove(stream).map(|stale| stale.listeners).unwrap_or_default();
+            // The listeners of a publisher that stopped move to its successor, told that events
+            // may have been missed meanwhile.
+            for (id, listener) in &listeners {
+                let _ = publisher.cast(PublisherMsg::Add(*id, listener.clone()));
             }
+            if !listeners.is_empty() {
+                let _ = publisher.cast(PublisherMsg::Publish(LiveFeed::Missed));
+            }
+            publishers.insert(stream.to_string(), Entry { publisher, listeners });
         }
         let entry = publishers.get_mut(stream).ok_or_else(|| Error::Unavailable("publisher vanished".into()))?;
+        let listener_copy = listener.clone();
         entry
             .publisher
             .cast(PublisherMsg::Add(id, listener))
             .map_err(|e| Error::Unavailable(format!("publisher for `{stream}` stopped: {e}")))?;
-        if entry.listeners.insert(id) {
+        if entry.listeners.insert(id, listener_copy).is_none() {
             self.listening.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
@@ -202,7 +213,7 @@ impl Hub {
     pub async fn unlisten(&self, stream: &str, id: ListenerId) {
         let mut publishers = self.publishers.lock().await;
         let Some(entry) = publishers.get_mut(stream) else { return };
-        if !entry.listeners.remove(&id) {
+        if entry.listeners.remove(&id).is_none() {
             return;
         }
         self.listening.fetch_sub(1, Ordering::Relaxed);

@@ -190,10 +190,7 @@ impl Actor for SubscriptionActor {
                 }
                 state.consumers.push(consumer);
             }
-            SubscriptionMsg::Disconnect(id) => {
-                state.consumers.retain(|c| c.id != id);
-                state.tracker.disconnect(id);
-            }
+            SubscriptionMsg::Disconnect(id) => state.disconnect(&myself, id),
             SubscriptionMsg::Ack { consumer, incarnation, acks, reply } => {
                 let outcome = state.ack(&myself, consumer, incarnation, &acks).await;
                 let _ = reply.send(outcome);
@@ -357,6 +354,15 @@ impl SubscriptionState {
         }
     }
 
+    /// A subscriber left: its in-flight events go back to the queue; any the queue had to let
+    /// go of are read from storage again.
+    fn disconnect(&mut self, myself: &ActorRef<SubscriptionMsg>, id: u64) {
+        self.consumers.retain(|c| c.id != id);
+        if self.tracker.disconnect(id, self.options.max_size) && self.phase == SubscriptionPhase::Live {
+            self.fall_behind(myself);
+        }
+    }
+
     /// Queues an event, or skips it if the selector rejects it.
     fn take(&mut self, event: RecordedEvent) {
         if self.options.selects(&event) {
@@ -439,8 +445,7 @@ impl SubscriptionState {
                     .is_some_and(|c| send(c, self.incarnation, SubscriptionMessage::Events(batch)));
                 if !delivered {
                     // Its handle is gone; the registry's Disconnect follows.
-                    self.consumers.retain(|c| c.id != id);
-                    self.tracker.disconnect(id);
+                    self.disconnect(myself, id);
                 }
             }
             if self.phase == SubscriptionPhase::Live

@@ -241,12 +241,14 @@ impl Tracker {
         Some(flight)
     }
 
-    /// Puts the events in flight at `consumer` back in the queue, in order, for the others.
-    pub fn disconnect(&mut self, consumer: u64) {
+    /// Puts the events in flight at `consumer` back in the queue, in order, for the others. If
+    /// that takes the queue past `max_size`, its newest events are let go and `received` moves
+    /// back before them: `true` tells the caller to read them from storage again.
+    pub fn disconnect(&mut self, consumer: u64, max_size: usize) -> bool {
         let numbers: Vec<u64> =
             self.in_flight.iter().filter(|(_, f)| f.consumer == consumer).map(|(n, _)| *n).collect();
         if numbers.is_empty() {
-            return;
+            return false;
         }
         let mut returned: VecDeque<Queued> = numbers
             .into_iter()
@@ -261,7 +263,26 @@ impl Tracker {
         merged.append(&mut returned);
         merged.append(&mut self.queue);
         self.queue = merged;
+        let let_go = self.truncate(max_size);
         self.peak = self.peak.max(self.queue.len());
+        let_go
+    }
+
+    /// Lets go of the newest queued events past `max_size` (only those above every event in
+    /// flight, so nothing is read twice while in flight); whether any were let go.
+    fn truncate(&mut self, max_size: usize) -> bool {
+        let floor = self.in_flight.keys().next_back().copied().unwrap_or(0);
+        let mut let_go = false;
+        while self.queue.len() > max_size && self.queue.back().is_some_and(|q| q.event.event_number > floor) {
+            if let Some(q) = self.queue.pop_back() {
+                self.outstanding.remove(&q.event.event_number);
+                let_go = true;
+            }
+        }
+        if let_go {
+            self.received = self.queue.back().map_or(floor, |q| q.event.event_number.max(floor));
+        }
+        let_go
     }
 }
 
@@ -373,10 +394,25 @@ mod tests {
         }
         t.dispatch(&[1]);
         assert_eq!(t.first_queued(), Some(3));
-        t.disconnect(1);
+        assert!(!t.disconnect(1, 10));
         assert_eq!(t.in_flight(), 0);
         let again = t.dispatch(&[2]);
         assert_eq!(numbers(&again[0].1), vec![1, 2]);
+        assert_eq!(t.acked(), 0);
+    }
+
+    #[test]
+    fn events_coming_back_never_push_the_queue_past_max_size() {
+        let mut t = Tracker::new(10, 0);
+        for n in 1..=10 {
+            t.push(event("a", n), None);
+        }
+        t.dispatch(&[1]);
+        for n in 11..=30 {
+            t.push(event("a", n), None);
+        }
+        assert!(t.disconnect(1, 20), "the newest queued events are let go");
+        assert_eq!((t.queued(), t.peak_queued(), t.first_queued(), t.received()), (20, 20, Some(1), 20));
         assert_eq!(t.acked(), 0);
     }
 }
