@@ -593,33 +593,26 @@ impl EventStore {
 }
 
 fn validate_subscription_name(name: &str) -> Result<()> {
+    validate_name("subscription name", name)
+}
+
+fn validate_stream_id(stream: &str) -> Result<()> {
+    validate_name("stream id", stream)
+}
+
+/// A stream id or subscription name: not empty, at most `MAX_STREAM_ID_BYTES`, no NUL.
+fn validate_name(what: &str, name: &str) -> Result<()> {
     if name.is_empty() {
-        return Err(Error::invalid("subscription name is empty"));
+        return Err(Error::invalid(format!("{what} is empty")));
     }
     if name.len() > MAX_STREAM_ID_BYTES {
         return Err(Error::invalid(format!(
-            "subscription name is {} bytes long, over the limit of {MAX_STREAM_ID_BYTES}",
+            "{what} is {} bytes long, over the limit of {MAX_STREAM_ID_BYTES}",
             name.len()
         )));
     }
     if name.contains('\0') {
-        return Err(Error::invalid("subscription name contains a NUL character"));
-    }
-    Ok(())
-}
-
-fn validate_stream_id(stream: &str) -> Result<()> {
-    if stream.is_empty() {
-        return Err(Error::invalid("stream id is empty"));
-    }
-    if stream.len() > MAX_STREAM_ID_BYTES {
-        return Err(Error::invalid(format!(
-            "stream id is {} bytes long, over the limit of {MAX_STREAM_ID_BYTES}",
-            stream.len()
-        )));
-    }
-    if stream.contains('\0') {
-        return Err(Error::invalid("stream id contains a NUL character"));
+        return Err(Error::invalid(format!("{what} contains a NUL character")));
     }
     Ok(())
 }
