@@ -283,3 +283,22 @@ async fn live_listener_gets_events_committed_after_it_subscribed() {
     };
     assert_eq!(got.iter().map(|e| e.event_number).collect::<Vec<_>>(), vec![1, 2]);
 }
+
+#[tokio::test]
+async fn links_reach_a_live_stream_subscription_without_another_append() {
+    let store = quick_store().await;
+    let appended = store.append_to_stream("source", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();
+    assert_eq!(appended.last_position, 2);
+    let mut sub = store.subscribe_to_stream("picked", "s", SubscriptionOptions::default()).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::CaughtUp);
+    // Links never enter `$all`: the stream's subscription learns of them from the link batch's
+    // notification.
+    let source = store.read_stream_forward("source", 0, 10).await.unwrap();
+    store.link_to_stream("picked", ExpectedVersion::NoStream, &source).await.unwrap();
+    let got = receive_acking(&mut sub, 2).await;
+    assert_eq!(
+        got.iter().map(|e| (e.event_number, e.stream_uuid.as_str())).collect::<Vec<_>>(),
+        vec![(1, "source"), (2, "source")]
+    );
+}
