@@ -18,32 +18,11 @@ use common::*;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-const WAIT: Duration = Duration::from_secs(20);
 /// How long the tests keep listening after the last expected event, for duplicates.
 const QUIET: Duration = Duration::from_millis(500);
 
 async fn quick_store(pool_size: u32) -> TestStore {
-    TestStore::start_with(|c| {
-        c.pool_size(pool_size)
-            .subscription_retry_interval(Duration::from_millis(100))
-            .notification_poll_interval(Duration::from_millis(200))
-    })
-    .await
-}
-
-async fn next(sub: &mut Subscription) -> SubscriptionMessage {
-    tokio::time::timeout(WAIT, sub.recv()).await.expect("a message in time").expect("subscription open")
-}
-
-/// The next `Events` batch, skipping `Subscribed` and `CaughtUp`.
-async fn next_batch(sub: &mut Subscription) -> Vec<RecordedEvent> {
-    loop {
-        match next(sub).await {
-            SubscriptionMessage::Events(batch) => return batch,
-            SubscriptionMessage::Dropped(reason) => panic!("subscriber dropped: {reason}"),
-            _ => {}
-        }
-    }
+    TestStore::start_with(|c| quick(c.pool_size(pool_size))).await
 }
 
 /// Fails if an `Events` batch arrives within `within` (`Subscribed`/`CaughtUp` are fine).
@@ -59,10 +38,6 @@ async fn expect_no_events(sub: &mut Subscription, within: Duration) {
     }
 }
 
-fn numbers(events: &[RecordedEvent]) -> Vec<u64> {
-    events.iter().map(|e| e.event_number).collect()
-}
-
 /// Polls `check` until it is true, for at most `WAIT`.
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
@@ -74,11 +49,6 @@ where
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn stored_checkpoint(store: &EventStore, stream: &str, name: &str) -> u64 {
-    let all = store.list_subscriptions().await.expect("list subscriptions");
-    all.iter().find(|s| s.stream == stream && s.name == name).map(|s| s.checkpoint).expect("subscription stored")
 }
 
 async fn status(store: &EventStore, name: &str) -> SubscriptionStatus {

@@ -15,34 +15,8 @@ use chronik::{
 };
 use common::*;
 
-const WAIT: Duration = Duration::from_secs(10);
-/// The retry interval of the stores here: ownership, lock pings and reconnects.
-const RETRY: Duration = Duration::from_millis(100);
 /// How long a takeover may take: a few retry intervals, with room for a loaded machine.
 const TAKEOVER: Duration = Duration::from_secs(3);
-
-fn quick(config: Config) -> Config {
-    config.subscription_retry_interval(RETRY).notification_poll_interval(Duration::from_millis(200))
-}
-
-async fn next_within(sub: &mut Subscription, within: Duration) -> SubscriptionMessage {
-    tokio::time::timeout(within, sub.recv())
-        .await
-        .unwrap_or_else(|_| panic!("no message within {within:?}"))
-        .expect("subscription open")
-}
-
-async fn next(sub: &mut Subscription) -> SubscriptionMessage {
-    next_within(sub, WAIT).await
-}
-
-/// The next message, which must be a batch of events.
-async fn next_events(sub: &mut Subscription) -> Vec<RecordedEvent> {
-    match next(sub).await {
-        SubscriptionMessage::Events(batch) => batch,
-        other => panic!("events expected, got {other:?}"),
-    }
-}
 
 /// Receives until `count` events arrived, acking each batch; returns their numbers. Nothing but
 /// events and `CaughtUp` may arrive meanwhile.
@@ -108,28 +82,12 @@ async fn receive_after_subscribed(sub: &mut Subscription, expected: std::ops::Ra
     got
 }
 
-async fn expect_quiet(sub: &mut Subscription, within: Duration) {
-    if let Ok(Some(msg)) = tokio::time::timeout(within, sub.recv()).await {
-        panic!("expected nothing, got {msg:?}");
-    }
-}
-
 /// Nothing is delivered within `within`: no events, no new ownership. A `CaughtUp` may still
 /// come (the end of a read the node did before it lost the subscription).
 async fn expect_no_delivery(sub: &mut Subscription, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;
     while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, sub.recv()).await {
         assert_eq!(msg, SubscriptionMessage::CaughtUp, "expected no delivery");
-    }
-}
-
-/// Skips messages until `Dropped`, then checks the channel ends.
-async fn dropped(sub: &mut Subscription) -> DropReason {
-    loop {
-        if let SubscriptionMessage::Dropped(reason) = next(sub).await {
-            assert!(sub.recv().await.is_none(), "nothing follows Dropped");
-            return reason;
-        }
     }
 }
 

@@ -10,12 +10,6 @@ use chronik::{
 };
 use common::*;
 
-const WAIT: Duration = Duration::from_secs(10);
-
-async fn next(sub: &mut Subscription) -> SubscriptionMessage {
-    tokio::time::timeout(WAIT, sub.recv()).await.expect("a message in time").expect("subscription open")
-}
-
 /// Receives until `count` events arrived, acking each batch; returns them.
 async fn receive_acking(sub: &mut Subscription, count: usize) -> Vec<RecordedEvent> {
     let mut got = Vec::new();
@@ -28,41 +22,13 @@ async fn receive_acking(sub: &mut Subscription, count: usize) -> Vec<RecordedEve
     got
 }
 
-/// Skips messages until `Dropped`, then checks the channel ends.
-async fn dropped(sub: &mut Subscription) -> chronik::DropReason {
-    loop {
-        if let SubscriptionMessage::Dropped(reason) = next(sub).await {
-            assert!(sub.recv().await.is_none(), "nothing follows Dropped");
-            return reason;
-        }
-    }
-}
-
-async fn expect_quiet(sub: &mut Subscription, within: Duration) {
-    if let Ok(Some(msg)) = tokio::time::timeout(within, sub.recv()).await {
-        panic!("expected nothing, got {msg:?}");
-    }
-}
-
-async fn stored_checkpoint(store: &TestStore, stream: &str, name: &str) -> u64 {
-    let all = store.list_subscriptions().await.unwrap();
-    all.iter().find(|s| s.stream == stream && s.name == name).map(|s| s.checkpoint).expect("subscription stored")
-}
-
-async fn quick_store() -> TestStore {
-    TestStore::start_with(|c| {
-        c.subscription_retry_interval(Duration::from_millis(100)).notification_poll_interval(Duration::from_millis(200))
-    })
-    .await
-}
-
 #[tokio::test]
 async fn subscribed_arrives_before_events_then_caught_up() {
     let store = quick_store().await;
     store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 3)).await.unwrap();
     let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
     assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
-    let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+    let batch = next_events(&mut sub).await;
     assert_eq!(batch.iter().map(|e| e.event_number).collect::<Vec<_>>(), vec![1, 2, 3]);
     assert_eq!(next(&mut sub).await, SubscriptionMessage::CaughtUp);
     sub.ack(&batch).await.unwrap();
@@ -118,7 +84,7 @@ async fn buffer_size_one_delivers_one_event_until_it_is_acked() {
     let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default().buffer_size(1)).await.unwrap();
     assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
     for n in 1..=3 {
-        let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+        let batch = next_events(&mut sub).await;
         assert_eq!(batch.iter().map(|e| e.event_number).collect::<Vec<_>>(), vec![n]);
         // Nothing more until the ack (CaughtUp comes once the backlog is out, after the last).
         if n < 3 {
@@ -134,7 +100,7 @@ async fn ack_of_an_event_not_in_flight_is_unexpected() {
     store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();
     let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default().buffer_size(1)).await.unwrap();
     assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
-    let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+    let batch = next_events(&mut sub).await;
     assert!(matches!(sub.ack_number(2).await, Err(Error::UnexpectedAck)), "2 is not in flight yet");
     assert!(matches!(sub.ack_number(99).await, Err(Error::UnexpectedAck)));
     sub.ack(&batch).await.unwrap();
@@ -152,16 +118,16 @@ async fn checkpoint_follows_the_threshold_and_the_timer() {
     let mut sub = store.subscribe_to_all_streams("s", options).await.unwrap();
     assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
     for expected_after_ack in [0, 0, 3, 3, 3, 6] {
-        let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+        let batch = next_events(&mut sub).await;
         sub.ack(&batch).await.unwrap();
-        assert_eq!(stored_checkpoint(&store, ALL, "s").await, expected_after_ack);
+        assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, expected_after_ack);
     }
     // One more ack, below the threshold: the timer writes it.
-    let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+    let batch = next_events(&mut sub).await;
     sub.ack(&batch).await.unwrap();
-    assert_eq!(stored_checkpoint(&store, ALL, "s").await, 6);
+    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 6);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(stored_checkpoint(&store, ALL, "s").await, 7);
+    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 7);
 }
 
 #[tokio::test]
@@ -170,11 +136,11 @@ async fn checkpoint_never_passes_an_unacked_event() {
     store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 4)).await.unwrap();
     let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
     assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
-    let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+    let batch = next_events(&mut sub).await;
     sub.ack(&batch[1..]).await.unwrap();
-    assert_eq!(stored_checkpoint(&store, ALL, "s").await, 0);
+    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 0);
     sub.ack(&batch[..1]).await.unwrap();
-    assert_eq!(stored_checkpoint(&store, ALL, "s").await, 4);
+    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 4);
 }
 
 #[tokio::test]
@@ -183,7 +149,7 @@ async fn resubscribing_resumes_after_the_last_acked_event() {
     store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 5)).await.unwrap();
     let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default().buffer_size(2)).await.unwrap();
     assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
-    let SubscriptionMessage::Events(batch) = next(&mut sub).await else { panic!("events expected") };
+    let batch = next_events(&mut sub).await;
     sub.ack(&batch).await.unwrap();
     sub.unsubscribe().await.unwrap();
     let mut again = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
@@ -231,7 +197,7 @@ async fn selector_rejected_events_still_move_the_checkpoint() {
     assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
     let got = receive_acking(&mut sub, 1).await;
     assert_eq!(got.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>(), vec!["Keep"]);
-    assert_eq!(stored_checkpoint(&store, ALL, "s").await, 3);
+    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 3);
 }
 
 #[tokio::test]

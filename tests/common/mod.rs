@@ -5,6 +5,10 @@
 
 use chronik::{Config, EventData, EventStore};
 
+mod subscriptions;
+#[allow(unused_imports)] // not every test binary uses them
+pub use subscriptions::*;
+
 /// The database the tests use.
 pub fn database_url() -> String {
     std::env::var("CHRONIK_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())

@@ -1,0 +1,83 @@
+//! Helpers of the subscription tests: quick retry intervals, receiving with a timeout, and
+//! reading the stored checkpoint.
+
+use std::time::Duration;
+
+use chronik::{Config, DropReason, EventStore, RecordedEvent, Subscription, SubscriptionMessage};
+
+use super::TestStore;
+
+/// The longest a test waits for one message.
+pub const WAIT: Duration = Duration::from_secs(20);
+/// The retry interval of the subscription tests' stores: ownership, lock pings, reconnects.
+pub const RETRY: Duration = Duration::from_millis(100);
+
+/// Short retry and poll intervals, so takeovers and recoveries happen within a test.
+pub fn quick(config: Config) -> Config {
+    config.subscription_retry_interval(RETRY).notification_poll_interval(Duration::from_millis(200))
+}
+
+/// A store with [`quick`] intervals.
+pub async fn quick_store() -> TestStore {
+    TestStore::start_with(quick).await
+}
+
+/// The next message within `within`.
+pub async fn next_within(sub: &mut Subscription, within: Duration) -> SubscriptionMessage {
+    tokio::time::timeout(within, sub.recv())
+        .await
+        .unwrap_or_else(|_| panic!("no message within {within:?}"))
+        .expect("subscription open")
+}
+
+/// The next message within [`WAIT`].
+pub async fn next(sub: &mut Subscription) -> SubscriptionMessage {
+    next_within(sub, WAIT).await
+}
+
+/// The next message, which must be a batch of events.
+pub async fn next_events(sub: &mut Subscription) -> Vec<RecordedEvent> {
+    match next(sub).await {
+        SubscriptionMessage::Events(batch) => batch,
+        other => panic!("events expected, got {other:?}"),
+    }
+}
+
+/// The next `Events` batch, skipping `Subscribed` and `CaughtUp`.
+pub async fn next_batch(sub: &mut Subscription) -> Vec<RecordedEvent> {
+    loop {
+        match next(sub).await {
+            SubscriptionMessage::Events(batch) => return batch,
+            SubscriptionMessage::Dropped(reason) => panic!("subscriber dropped: {reason}"),
+            _ => {}
+        }
+    }
+}
+
+/// Skips messages until `Dropped`, then checks the channel ends.
+pub async fn dropped(sub: &mut Subscription) -> DropReason {
+    loop {
+        if let SubscriptionMessage::Dropped(reason) = next(sub).await {
+            assert!(sub.recv().await.is_none(), "nothing follows Dropped");
+            return reason;
+        }
+    }
+}
+
+/// Fails if any message arrives within `within`.
+pub async fn expect_quiet(sub: &mut Subscription, within: Duration) {
+    if let Ok(Some(msg)) = tokio::time::timeout(within, sub.recv()).await {
+        panic!("expected nothing, got {msg:?}");
+    }
+}
+
+/// The event numbers of `events`.
+pub fn numbers(events: &[RecordedEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.event_number).collect()
+}
+
+/// The checkpoint stored in the database for `stream`/`name`.
+pub async fn stored_checkpoint(store: &EventStore, stream: &str, name: &str) -> u64 {
+    let all = store.list_subscriptions().await.expect("list subscriptions");
+    all.iter().find(|s| s.stream == stream && s.name == name).map(|s| s.checkpoint).expect("subscription stored")
+}
