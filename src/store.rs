@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::stream::{self, Stream, StreamExt, TryStreamExt};
 use ractor::rpc::CallResult;
-use ractor::{Actor, ActorCell, ActorId, ActorRef, ActorStatus};
+use ractor::{Actor, ActorCell, ActorId, ActorRef, ActorStatus, RpcReplyPort};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -479,14 +479,10 @@ impl EventStore {
         validate_stream_id(stream)?;
         validate_subscription_name(name)?;
         let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
-        let registry = self.registry()?;
         let request = key.clone();
         let connected: Connected =
-            match registry.call(|reply| RegistryMsg::Subscribe { key: request, options, reply }, None).await {
-                Ok(CallResult::Success(result)) => result?,
-                _ => return Err(Error::Unavailable("the subscription registry stopped".into())),
-            };
-        Ok(Subscription::new(key, connected.consumer, connected.rx, connected.actor, registry))
+            self.ask_registry(|reply| RegistryMsg::Subscribe { key: request, options, reply }).await??;
+        Ok(Subscription::new(key, connected.consumer, connected.rx, connected.actor, self.registry()?))
     }
 
     /// Connects to the named subscription `name` of `$all` (see
@@ -523,23 +519,14 @@ impl EventStore {
         validate_stream_id(stream)?;
         validate_subscription_name(name)?;
         let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
-        let registry = self.registry()?;
-        match registry.call(|reply| RegistryMsg::Unsubscribe { key, reason, reply }, None).await {
-            Ok(CallResult::Success(running)) => Ok(running),
-            _ => Err(Error::Unavailable("the subscription registry stopped".into())),
-        }
+        self.ask_registry(|reply| RegistryMsg::Unsubscribe { key, reason, reply }).await
     }
 
     /// The in-memory state of a named subscription running on this node;
     /// [`Error::SubscriptionNotFound`] if it does not run here.
     pub async fn subscription_status(&self, stream: &str, name: &str) -> Result<SubscriptionStatus> {
         self.ensure_open()?;
-        let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
-        let registry = self.registry()?;
-        let actor = match registry.call(|reply| RegistryMsg::Actor { key, reply }, None).await {
-            Ok(CallResult::Success(actor)) => actor.ok_or(Error::SubscriptionNotFound)?,
-            _ => return Err(Error::Unavailable("the subscription registry stopped".into())),
-        };
+        let actor = self.running_subscription(stream, name).await?.ok_or(Error::SubscriptionNotFound)?;
         match actor.call(SubscriptionMsg::Status, None).await {
             Ok(CallResult::Success(status)) => Ok(status),
             _ => Err(Error::Unavailable("the subscription is restarting".into())),
@@ -573,16 +560,25 @@ impl EventStore {
             .ok_or_else(|| Error::Unavailable("the subscription registry is restarting".into()))
     }
 
+    /// Sends the registry a request and waits for its answer.
+    async fn ask_registry<T: Send + 'static>(&self, request: impl FnOnce(RpcReplyPort<T>) -> RegistryMsg) -> Result<T> {
+        match self.registry()?.call(request, None).await {
+            Ok(CallResult::Success(answer)) => Ok(answer),
+            _ => Err(Error::Unavailable("the subscription registry stopped".into())),
+        }
+    }
+
+    /// The actor of a named subscription, if it runs on this node.
+    async fn running_subscription(&self, stream: &str, name: &str) -> Result<Option<ActorRef<SubscriptionMsg>>> {
+        let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
+        self.ask_registry(|reply| RegistryMsg::Actor { key, reply }).await
+    }
+
     /// The actor of a named subscription running on this node, for tests that kill it to
     /// exercise supervision.
     #[doc(hidden)]
     pub async fn subscription_actor(&self, stream: &str, name: &str) -> Option<ActorCell> {
-        let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
-        let registry = self.registry().ok()?;
-        match registry.call(|reply| RegistryMsg::Actor { key, reply }, None).await {
-            Ok(CallResult::Success(actor)) => actor.map(|a| a.get_cell()),
-            _ => None,
-        }
+        self.running_subscription(stream, name).await.ok().flatten().map(|a| a.get_cell())
     }
 
     /// The writer actor, for tests that kill it to exercise supervision.

@@ -890,13 +890,7 @@ fn print_json(value: &Value) -> Result<(), Failure> {
 
 /// One line (or block) on stdout. A closed pipe (`chronik read x | head`) is not an error.
 fn print_line(text: &str) -> Result<(), Failure> {
-    let mut stdout = std::io::stdout().lock();
-    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            Err(Failure::new(format!("cannot write to stdout: {e}")))
-        }
-        _ => Ok(()),
-    }
+    print_live_line(text).map(|_| ())
 }
 
 /// One line on stdout; `false` once stdout is closed (the reader went away).

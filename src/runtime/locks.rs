@@ -2,8 +2,8 @@
 //!
 //! - **Owns** one dedicated database connection (a `LockSession`) holding the advisory lock of
 //!   every subscription this node runs, and which subscription actor holds which lock.
-//! - **Receives** `TryLock`, `Unlock`, `ReleaseAll` (for a dead subscription actor),
-//!   `SaveCheckpoint` (checkpoints are written on the lock's
+//! - **Receives** `TryLock`, `Release` (from a subscription actor that stops, or for one that
+//!   died), `SaveCheckpoint` (checkpoints are written on the lock's
 //!   own connection, so only a live owner can write one) and `Ping` (every retry interval).
 //! - **Persists** checkpoints for the subscription actors, before replying.
 //! - **When the connection dies** (a failed ping or write), PostgreSQL has released every lock
@@ -46,16 +46,9 @@ pub enum LockMsg {
         /// Whether the lock is now held for `owner`.
         reply: RpcReplyPort<Result<bool>>,
     },
-    /// Release subscription `id`'s lock if `owner` holds it.
-    Unlock {
-        /// The subscription's id.
-        id: i32,
-        /// The subscription actor releasing it.
-        owner: ActorId,
-    },
-    /// Release every lock `owner` holds (it died).
-    ReleaseAll {
-        /// The dead subscription actor.
+    /// Release the lock `owner` holds (it stopped or died), if any.
+    Release {
+        /// The subscription actor.
         owner: ActorId,
     },
     /// Write subscription `id`'s checkpoint if `owner` holds its lock.
@@ -115,19 +108,10 @@ impl Actor for LockKeeper {
             LockMsg::TryLock { id, owner, reply } => {
                 let _ = reply.send(state.try_lock(id, owner).await);
             }
-            LockMsg::Unlock { id, owner } => {
-                if state.held.get(&id).is_some_and(|h| h.get_id() == owner) {
-                    state.held.remove(&id);
-                    if let Some(session) = state.session.as_mut()
-                        && let Err(e) = session.unlock(id).await
-                    {
-                        state.lost(&format!("unlock failed: {e}"));
-                    }
-                }
-            }
-            LockMsg::ReleaseAll { owner } => {
-                let ids: Vec<i32> = state.held.iter().filter(|(_, h)| h.get_id() == owner).map(|(id, _)| *id).collect();
-                for id in ids {
+            LockMsg::Release { owner } => {
+                let held: Vec<i32> =
+                    state.held.iter().filter(|(_, h)| h.get_id() == owner).map(|(id, _)| *id).collect();
+                for id in held {
                     state.held.remove(&id);
                     if let Some(session) = state.session.as_mut()
                         && let Err(e) = session.unlock(id).await

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ractor::ActorRef;
+use ractor::{ActorCell, ActorRef, SupervisionEvent};
 use tokio::sync::watch;
 
 use crate::error::{Error, Result};
@@ -72,5 +72,15 @@ impl RestartBudget {
         }
         let exponent = u32::try_from(self.restarts.len() - 1).unwrap_or(u32::MAX).min(16);
         Some(FIRST_BACKOFF.saturating_mul(2_u32.saturating_pow(exponent)).min(MAX_BACKOFF))
+    }
+}
+
+/// The child a supervision event says has stopped (failed or terminated), and why; `None` for
+/// events that are not a stop.
+pub fn stopped_child(event: SupervisionEvent) -> Option<(ActorCell, String)> {
+    match event {
+        SupervisionEvent::ActorFailed(cell, err) => Some((cell, err.to_string())),
+        SupervisionEvent::ActorTerminated(cell, _, reason) => Some((cell, reason.unwrap_or_else(|| "stopped".into()))),
+        _ => None,
     }
 }

@@ -75,18 +75,7 @@ impl Actor for Notifier {
     ) -> Result<NotifierState, ActorProcessingErr> {
         let mut tasks = JoinSet::new();
         tasks.spawn(listen(args.storage.clone(), myself.clone(), args.retry_interval));
-        let poll = args.poll_interval;
-        let ticker = myself.clone();
-        tasks.spawn(async move {
-            let mut interval = tokio::time::interval(poll);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                if ticker.cast(NotifierMsg::Poll).is_err() {
-                    return;
-                }
-            }
-        });
+        myself.send_interval(args.poll_interval, || NotifierMsg::Poll);
         let mut state = NotifierState { storage: args.storage, hub: args.hub, cursor: None, tasks };
         // A predecessor may have died between reading and routing: listeners re-check storage.
         if state.start_at_head().await {

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::locks::LockMsg;
 use super::subscription::{Consumer, Delivery, SubscriptionActor, SubscriptionArgs, SubscriptionMsg};
-use super::{Context, RestartBudget};
+use super::{Context, RestartBudget, stopped_child};
 use crate::error::{Error, Result};
 use crate::subscription::{DropReason, SubscriptionMessage, SubscriptionOptions};
 
@@ -182,11 +182,7 @@ impl Actor for SubscriptionRegistry {
         event: SupervisionEvent,
         state: &mut RegistryState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, reason) = match event {
-            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.unwrap_or_else(|| "stopped".into())),
-            _ => return Ok(()),
-        };
+        let Some((cell, reason)) = stopped_child(event) else { return Ok(()) };
         // Subscriptions stopped on purpose were removed first; this one died.
         let Some((key, entry)) =
             state.entries.iter_mut().find(|(_, e)| e.actor.as_ref().is_some_and(|a| a.get_id() == cell.get_id()))
@@ -199,7 +195,7 @@ impl Actor for SubscriptionRegistry {
         state.ctx.hub.unlisten(&key.stream, entry.listener).await;
         // Its lock goes with it: while it waits for its restart, another node may take over.
         if let Ok(keeper) = state.ctx.lock_keeper() {
-            let _ = keeper.cast(LockMsg::ReleaseAll { owner: cell.get_id() });
+            let _ = keeper.cast(LockMsg::Release { owner: cell.get_id() });
         }
         if state.shutting_down {
             return Ok(());
@@ -309,7 +305,7 @@ impl RegistryState {
                 actor.stop(Some("stopped by the registry".into()));
                 self.ctx.hub.unlisten(&key.stream, entry.listener).await;
                 if let Ok(keeper) = self.ctx.lock_keeper() {
-                    let _ = keeper.cast(LockMsg::ReleaseAll { owner: actor.get_id() });
+                    let _ = keeper.cast(LockMsg::Release { owner: actor.get_id() });
                 }
             }
             for consumer in &entry.consumers {

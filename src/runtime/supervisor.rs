@@ -25,7 +25,7 @@ use super::notifier::{Notifier, NotifierArgs};
 use super::publisher::Hub;
 use super::registry::{RegistryMsg, SubscriptionRegistry};
 use super::writer::{BatchLimits, Writer, WriterArgs, WriterMsg};
-use super::{Context, RestartBudget};
+use super::{Context, RestartBudget, stopped_child};
 use crate::storage::Storage;
 
 /// How long shutdown waits for each child to finish.
@@ -135,11 +135,7 @@ impl Actor for Supervisor {
         event: SupervisionEvent,
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
-        let (cell, reason) = match event {
-            SupervisionEvent::ActorFailed(cell, err) => (cell, err.to_string()),
-            SupervisionEvent::ActorTerminated(cell, _, reason) => (cell, reason.unwrap_or_else(|| "stopped".into())),
-            _ => return Ok(()),
-        };
+        let Some((cell, reason)) = stopped_child(event) else { return Ok(()) };
         let Some(child) = state.children.iter().find(|(_, c)| c.get_id() == cell.get_id()).map(|(k, _)| *k) else {
             return Ok(());
         };

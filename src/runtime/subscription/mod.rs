@@ -270,28 +270,46 @@ impl SubscriptionState {
 
     /// The checkpoint to resume after, once owned; `None` if another node owns it.
     async fn try_acquire(&mut self, myself: &ActorRef<SubscriptionMsg>) -> Result<Option<u64>> {
-        let storage = &self.ctx.storage;
-        let start = match self.options.start_from {
-            StartFrom::Origin => 0,
-            StartFrom::After(n) => n,
-            StartFrom::Current => storage.head(&self.key.stream).await?,
-        };
         if self.options.transient {
-            return Ok(Some(start));
+            return self.start_position().await.map(Some);
         }
-        let row = storage.subscription_row(&self.key.stream, &self.key.name, start).await?;
-        self.row = Some(row.id);
+        let storage = &self.ctx.storage;
+        // The row is looked up (or created) once; retries while another node owns the
+        // subscription only ask for the lock.
+        let id = match self.row {
+            Some(id) => id,
+            None => {
+                let start = self.start_position().await?;
+                let row = self.ctx.storage.subscription_row(&self.key.stream, &self.key.name, start).await?;
+                self.row = Some(row.id);
+                row.id
+            }
+        };
         let keeper = self.ctx.lock_keeper()?;
         let owner = myself.clone();
-        let locked = ractor::call!(keeper, |reply| LockMsg::TryLock { id: row.id, owner, reply })
+        let locked = ractor::call!(keeper, |reply| LockMsg::TryLock { id, owner, reply })
             .map_err(|e| Error::Unavailable(format!("lock keeper: {e}")))??;
         if !locked {
             return Ok(None);
         }
         // Read after locking: the previous owner may have moved it until it let go.
         match storage.find_subscription(&self.key.stream, &self.key.name).await? {
-            Some(row) => Ok(Some(row.last_seen)),
-            None => Err(Error::SubscriptionNotFound),
+            Some(row) if row.id == id => Ok(Some(row.last_seen)),
+            _ => {
+                // Deleted (perhaps re-created) meanwhile: let go and start over with its new row.
+                self.row = None;
+                let _ = keeper.cast(LockMsg::Release { owner: myself.get_id() });
+                Err(Error::SubscriptionNotFound)
+            }
+        }
+    }
+
+    /// Where a new subscription starts, per `start_from`.
+    async fn start_position(&self) -> Result<u64> {
+        match self.options.start_from {
+            StartFrom::Origin => Ok(0),
+            StartFrom::After(n) => Ok(n),
+            StartFrom::Current => self.ctx.storage.head(&self.key.stream).await,
         }
     }
 
@@ -500,8 +518,8 @@ impl SubscriptionState {
 
     async fn stop(&mut self, myself: &ActorRef<SubscriptionMsg>, reason: DropReason) {
         self.persist(myself).await;
-        if let (Some(id), Ok(keeper), false) = (self.row, self.ctx.lock_keeper(), self.options.transient) {
-            let _ = keeper.cast(LockMsg::Unlock { id, owner: myself.get_id() });
+        if let Ok(keeper) = self.ctx.lock_keeper() {
+            let _ = keeper.cast(LockMsg::Release { owner: myself.get_id() });
         }
         self.broadcast(SubscriptionMessage::Dropped(reason));
         self.consumers.clear();

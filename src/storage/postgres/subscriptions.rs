@@ -25,9 +25,19 @@ const DELETE: &str = "DELETE FROM subscriptions WHERE stream_uuid = $1 AND subsc
 /// The stream's version, or for `$all` (row 0) the last global position; no row reads as 0.
 const HEAD: &str = "SELECT stream_version FROM streams WHERE stream_uuid = $1";
 
-/// The advisory lock key of a subscription: the schema's oid in the high half, the
+/// The advisory lock key of subscription `$1`: the schema's oid in the high half, the
 /// subscription id in the low half (`pg_locks` shows them as `classid` and `objid`).
-const LOCK_KEY: &str = "((to_regnamespace(current_schema())::oid::bigint << 32) | $1::bigint)";
+macro_rules! lock_key {
+    () => {
+        "((to_regnamespace(current_schema())::oid::bigint << 32) | $1::bigint)"
+    };
+}
+
+const TRY_LOCK: &str = concat!("SELECT pg_try_advisory_lock(", lock_key!(), ")");
+
+const UNLOCK: &str = concat!("SELECT pg_advisory_unlock(", lock_key!(), ")");
+
+const SAVE_CHECKPOINT: &str = "UPDATE subscriptions SET last_seen = $2, updated_at = now() WHERE subscription_id = $1";
 
 /// Every subscription with its stream's head and the session that owns it, if any.
 const LIST: &str = "SELECT s.stream_uuid, s.subscription_name, s.last_seen, COALESCE(h.stream_version, 0), \
@@ -131,37 +141,24 @@ pub struct LockSession {
 impl LockSession {
     /// Takes the subscription's lock if no other session holds it.
     pub async fn try_lock(&mut self, subscription_id: i32) -> Result<bool> {
-        let sql = format!("SELECT pg_try_advisory_lock({LOCK_KEY})");
-        let (locked,): (bool,) = sqlx::query_as(&sql).bind(subscription_id).fetch_one(&mut self.conn).await?;
+        let (locked,): (bool,) = sqlx::query_as(TRY_LOCK).bind(subscription_id).fetch_one(&mut self.conn).await?;
         Ok(locked)
     }
 
     /// Releases the subscription's lock.
     pub async fn unlock(&mut self, subscription_id: i32) -> Result<()> {
-        let sql = format!("SELECT pg_advisory_unlock({LOCK_KEY})");
-        sqlx::query(&sql).bind(subscription_id).execute(&mut self.conn).await?;
+        sqlx::query(UNLOCK).bind(subscription_id).execute(&mut self.conn).await?;
         Ok(())
     }
 
     /// Writes the subscription's checkpoint; `false` if its row is gone (deleted).
     pub async fn save_checkpoint(&mut self, subscription_id: i32, last_seen: u64) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE subscriptions SET last_seen = $2, updated_at = now() WHERE subscription_id = $1")
-                .bind(subscription_id)
-                .bind(signed("checkpoint", last_seen)?)
-                .execute(&mut self.conn)
-                .await?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Reads the subscription's checkpoint (after taking its lock: a previous owner may have
-    /// moved it).
-    pub async fn checkpoint(&mut self, subscription_id: i32) -> Result<Option<u64>> {
-        let row: Option<(i64,)> = sqlx::query_as("SELECT last_seen FROM subscriptions WHERE subscription_id = $1")
+        let done = sqlx::query(SAVE_CHECKPOINT)
             .bind(subscription_id)
-            .fetch_optional(&mut self.conn)
+            .bind(signed("checkpoint", last_seen)?)
+            .execute(&mut self.conn)
             .await?;
-        row.map(|(last_seen,)| unsigned("last_seen", last_seen)).transpose()
+        Ok(done.rows_affected() > 0)
     }
 
     /// Checks that the connection (and with it every lock it holds) is alive.
