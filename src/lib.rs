@@ -99,8 +99,8 @@ pub use serializer::{BINCODE_CONTENT_TYPE, BincodeSerializer, JSON_CONTENT_TYPE,
 pub use snapshot::SnapshotData;
 pub use store::{EventRef, EventStore, MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES};
 pub use subscription::{
-    DropReason, LIVE_BUFFER, LiveMessage, LiveSubscription, StartFrom, Subscription, SubscriptionInfo,
-    SubscriptionMessage, SubscriptionOptions, SubscriptionPhase, SubscriptionStatus,
+    DropReason, LIVE_BUFFER, LiveMessage, LiveSubscription, NackAction, ParkedEvent, StartFrom, Subscription,
+    SubscriptionInfo, SubscriptionMessage, SubscriptionOptions, SubscriptionPhase, SubscriptionStatus,
 };
 
 /// The README's examples, compiled as doctests so they cannot drift from the API.

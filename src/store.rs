@@ -23,7 +23,8 @@ use crate::snapshot::SnapshotData;
 use crate::storage::postgres::{Direction, check_up_to_date, init_store};
 use crate::storage::{Attempt, Storage, WriteOp, WriteProgress, WriteRequest};
 use crate::subscription::{
-    DropReason, LIVE_BUFFER, LiveSubscription, Subscription, SubscriptionInfo, SubscriptionOptions, SubscriptionStatus,
+    DropReason, LIVE_BUFFER, LiveSubscription, ParkedEvent, Subscription, SubscriptionInfo, SubscriptionOptions,
+    SubscriptionStatus,
 };
 
 /// Longest accepted stream id, in bytes.
@@ -538,6 +539,39 @@ impl EventStore {
     pub async fn list_subscriptions(&self) -> Result<Vec<SubscriptionInfo>> {
         self.ensure_open()?;
         self.inner.storage.list_subscriptions().await
+    }
+
+    /// Delivers the parked events of a named subscription again, ahead of new events, once
+    /// each: a replayed event leaves the parked list when it is acked or skipped (nacked with
+    /// [`NackAction::Park`](crate::NackAction) it stays parked). Works from any process: the
+    /// events are marked for replay in the database and the node that owns the subscription,
+    /// wherever it runs, is notified (a subscription that runs nowhere replays them when it
+    /// next starts). Returns how many parked events are marked;
+    /// [`Error::SubscriptionNotFound`] if the subscription does not exist.
+    pub async fn replay_parked(&self, stream: &str, name: &str) -> Result<u64> {
+        self.ensure_open()?;
+        validate_stream_id(stream)?;
+        validate_subscription_name(name)?;
+        let (id, marked) = self.inner.storage.request_replay(stream, name).await?.ok_or(Error::SubscriptionNotFound)?;
+        // Running here: wait until the events are queued, so that they come before anything
+        // appended after this call returns.
+        if let Some(actor) = self.running_subscription(stream, name).await?
+            && let Ok(CallResult::Success(queued)) =
+                actor.call(|reply| SubscriptionMsg::ReplayParked { id, reply: Some(reply) }, None).await
+        {
+            queued?;
+        }
+        Ok(marked)
+    }
+
+    /// The parked events of a named subscription, oldest first (see
+    /// [`NackAction::Park`](crate::NackAction)); [`Error::SubscriptionNotFound`] if it does not
+    /// exist.
+    pub async fn parked_events(&self, stream: &str, name: &str) -> Result<Vec<ParkedEvent>> {
+        self.ensure_open()?;
+        validate_stream_id(stream)?;
+        validate_subscription_name(name)?;
+        self.inner.storage.parked_events(stream, name).await?.ok_or(Error::SubscriptionNotFound)
     }
 
     /// A transient, live-only listener on `stream` (or [`ALL`]): events committed from now on,

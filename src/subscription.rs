@@ -5,14 +5,16 @@
 //! The subscription itself (queue, in-flight events, checkpoint, ownership) is an actor in
 //! `runtime/subscription/`; a handle only receives its messages and sends acks.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use ractor::ActorRef;
 use ractor::rpc::CallResult;
+use ractor::{ActorRef, RpcReplyPort};
 use tokio::sync::{mpsc, watch};
 
 use crate::error::{Error, Result};
@@ -52,7 +54,9 @@ type SelectorFn = Arc<dyn Fn(&RecordedEvent) -> bool + Send + Sync>;
 ///     .partition_by(|e| e.stream_uuid.clone())
 ///     .selector(|e| e.event_type != "Noise")
 ///     .checkpoint_threshold(100)
-///     .checkpoint_after(Duration::from_millis(200));
+///     .checkpoint_after(Duration::from_millis(200))
+///     .message_timeout(Duration::from_secs(30))
+///     .max_retry_count(10);
 /// assert_eq!(options.buffer_size, 100);
 /// ```
 #[derive(Clone)]
@@ -71,8 +75,15 @@ pub struct SubscriptionOptions {
     pub checkpoint_threshold: u64,
     /// Longest time an acked event waits for its checkpoint to be written (default 1 s).
     pub checkpoint_after: Duration,
-    /// A transient subscription keeps no checkpoint and takes no lock: it starts from
-    /// `start_from` every time and runs on every node that subscribes (default false).
+    /// Longest time an event may stay in flight without an ack or a nack; past it, the event
+    /// is retried as if nacked with [`NackAction::Retry`] (default 30 s).
+    pub message_timeout: Duration,
+    /// Most retries of one event (nacks with [`NackAction::Retry`], message timeouts, failures
+    /// of a [`Subscriber`](crate::Subscriber)); the next one parks it (default 10).
+    pub max_retry_count: u32,
+    /// A transient subscription keeps no checkpoint, takes no lock and has no parked list: it
+    /// starts from `start_from` every time and runs on every node that subscribes (default
+    /// false).
     pub transient: bool,
     partition_by: Option<PartitionFn>,
     selector: Option<SelectorFn>,
@@ -87,6 +98,8 @@ impl Default for SubscriptionOptions {
             concurrency_limit: 1,
             checkpoint_threshold: 1,
             checkpoint_after: Duration::from_secs(1),
+            message_timeout: Duration::from_secs(30),
+            max_retry_count: 10,
             transient: false,
             partition_by: None,
             selector: None,
@@ -103,6 +116,8 @@ impl fmt::Debug for SubscriptionOptions {
             .field("concurrency_limit", &self.concurrency_limit)
             .field("checkpoint_threshold", &self.checkpoint_threshold)
             .field("checkpoint_after", &self.checkpoint_after)
+            .field("message_timeout", &self.message_timeout)
+            .field("max_retry_count", &self.max_retry_count)
             .field("transient", &self.transient)
             .field("partition_by", &self.partition_by.is_some())
             .field("selector", &self.selector.is_some())
@@ -176,7 +191,21 @@ impl SubscriptionOptions {
         self
     }
 
-    /// Makes the subscription transient (no checkpoint, no lock).
+    /// Sets the longest time an event may stay in flight before it is retried.
+    #[must_use]
+    pub fn message_timeout(mut self, timeout: Duration) -> Self {
+        self.message_timeout = timeout;
+        self
+    }
+
+    /// Sets the most retries of one event before it is parked.
+    #[must_use]
+    pub fn max_retry_count(mut self, retries: u32) -> Self {
+        self.max_retry_count = retries;
+        self
+    }
+
+    /// Makes the subscription transient (no checkpoint, no lock, no parked list).
     #[must_use]
     pub fn transient(mut self, transient: bool) -> Self {
         self.transient = transient;
@@ -203,6 +232,9 @@ impl SubscriptionOptions {
         positive("max_size", self.max_size as u64)?;
         positive("concurrency_limit", self.concurrency_limit as u64)?;
         positive("checkpoint_threshold", self.checkpoint_threshold)?;
+        if self.message_timeout.is_zero() {
+            return Err(Error::invalid("subscription option message_timeout must be longer than zero"));
+        }
         if let StartFrom::After(n) = self.start_from
             && i64::try_from(n).is_err()
         {
@@ -238,6 +270,8 @@ pub enum DropReason {
     Deleted,
     /// The store shut down.
     Shutdown,
+    /// The subscriber nacked an event with [`NackAction::Stop`], giving this reason.
+    Stopped(String),
     /// The subscription failed and could not be restarted.
     Failed(String),
 }
@@ -248,8 +282,40 @@ impl fmt::Display for DropReason {
             DropReason::Unsubscribed => f.write_str("unsubscribed"),
             DropReason::Deleted => f.write_str("subscription deleted"),
             DropReason::Shutdown => f.write_str("store shut down"),
+            DropReason::Stopped(why) => write!(f, "stopped by the subscriber: {why}"),
             DropReason::Failed(why) => write!(f, "subscription failed: {why}"),
         }
+    }
+}
+
+/// What a subscriber wants done with an event it could not process (see
+/// [`Subscription::nack`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum NackAction {
+    /// Deliver it again (to any subscriber; ahead of newer events, but after those already in
+    /// flight), counting a retry; past `max_retry_count` retries it is parked instead.
+    Retry,
+    /// Record it in the subscription's parked list (with the reason, the time and its retry
+    /// count) and move on: it no longer holds the checkpoint back.
+    /// [`EventStore::replay_parked`](crate::EventStore::replay_parked) delivers it again.
+    Park,
+    /// Treat it as processed, like an ack.
+    Skip,
+    /// Disconnect this subscriber: it gets [`DropReason::Stopped`], and every event in flight
+    /// for it (this one included, its retry count unchanged) goes to the other subscribers or
+    /// the next one to connect.
+    Stop,
+}
+
+impl fmt::Display for NackAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NackAction::Retry => "retry",
+            NackAction::Park => "park",
+            NackAction::Skip => "skip",
+            NackAction::Stop => "stop",
+        })
     }
 }
 
@@ -281,7 +347,11 @@ pub struct Subscription {
     actor: watch::Receiver<Option<ActorRef<SubscriptionMsg>>>,
     registry: ActorRef<RegistryMsg>,
     incarnation: u64,
-    connected: bool,
+    /// Deliveries of this incarnation older than this were taken back (a pause) and are stale.
+    epoch: u64,
+    connected: AtomicBool,
+    /// Retry counts of delivered events that were retried before.
+    retries: Mutex<HashMap<u64, u32>>,
 }
 
 impl fmt::Debug for Subscription {
@@ -302,7 +372,17 @@ impl Subscription {
         actor: watch::Receiver<Option<ActorRef<SubscriptionMsg>>>,
         registry: ActorRef<RegistryMsg>,
     ) -> Self {
-        Subscription { key, consumer, rx, actor, registry, incarnation: 0, connected: true }
+        Subscription {
+            key,
+            consumer,
+            rx,
+            actor,
+            registry,
+            incarnation: 0,
+            epoch: 0,
+            connected: AtomicBool::new(true),
+            retries: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The subscribed stream (or `$all`).
@@ -317,12 +397,36 @@ impl Subscription {
 
     /// The next message; `None` once the subscriber is disconnected.
     pub async fn recv(&mut self) -> Option<SubscriptionMessage> {
-        let delivery = self.rx.recv().await?;
-        self.incarnation = delivery.incarnation;
-        if matches!(delivery.message, SubscriptionMessage::Dropped(_)) {
-            self.connected = false;
+        loop {
+            let delivery = self.rx.recv().await?;
+            if delivery.incarnation == self.incarnation && delivery.epoch < self.epoch {
+                continue;
+            }
+            if delivery.incarnation != self.incarnation {
+                self.incarnation = delivery.incarnation;
+                self.epoch = delivery.epoch;
+                self.retry_counts().clear();
+            }
+            match &delivery.message {
+                SubscriptionMessage::Dropped(_) => self.connected.store(false, Ordering::Relaxed),
+                SubscriptionMessage::Events(_) if !delivery.retries.is_empty() => {
+                    self.retry_counts().extend(delivery.retries.iter().copied());
+                }
+                _ => {}
+            }
+            return Some(delivery.message);
         }
-        Some(delivery.message)
+    }
+
+    /// How many times this delivered event was retried before (0 on its first delivery): by
+    /// [`NackAction::Retry`], a message timeout or a failed
+    /// [`Subscriber`](crate::Subscriber). Known until the event is acked or nacked.
+    pub fn retry_count(&self, event: &RecordedEvent) -> u32 {
+        self.retry_counts().get(&event.event_number).copied().unwrap_or(0)
+    }
+
+    fn retry_counts(&self) -> std::sync::MutexGuard<'_, HashMap<u64, u32>> {
+        self.retries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Acks these delivered events (by event number). Every one must be in flight for this
@@ -334,36 +438,114 @@ impl Subscription {
         if events.is_empty() {
             return Ok(());
         }
-        self.send_ack(Acks::Events(events.iter().map(|e| e.event_number).collect())).await
+        let numbers: Vec<u64> = events.iter().map(|e| e.event_number).collect();
+        self.forget_retries(|n| numbers.contains(&n));
+        self.call(|consumer, incarnation, reply| SubscriptionMsg::Ack {
+            consumer,
+            incarnation,
+            acks: Acks::Events(numbers),
+            reply,
+        })
+        .await
     }
 
     /// Acks event number `n` and every older event in flight for this subscriber. `n` must be in
     /// flight for this subscriber, else [`Error::UnexpectedAck`].
     pub async fn ack_number(&self, n: u64) -> Result<()> {
-        self.send_ack(Acks::UpTo(n)).await
+        self.forget_retries(|k| k <= n);
+        self.call(|consumer, incarnation, reply| SubscriptionMsg::Ack {
+            consumer,
+            incarnation,
+            acks: Acks::UpTo(n),
+            reply,
+        })
+        .await
     }
 
-    async fn send_ack(&self, acks: Acks) -> Result<()> {
+    /// Tells the subscription this delivered event could not be processed, and what to do with
+    /// it (see [`NackAction`]); `reason` is logged and stored with a parked event. The event must
+    /// be in flight for this subscriber, else [`Error::UnexpectedAck`].
+    ///
+    /// [`NackAction::Park`] on a transient subscription is [`Error::InvalidArgument`]: it has no
+    /// parked list. After [`NackAction::Stop`] this subscriber receives
+    /// [`DropReason::Stopped`] and nothing more.
+    pub async fn nack(&self, event: &RecordedEvent, action: NackAction, reason: impl Into<String>) -> Result<()> {
+        let (number, reason) = (event.event_number, reason.into());
+        let why = reason.clone();
+        self.call(|consumer, incarnation, reply| SubscriptionMsg::Nack {
+            consumer,
+            incarnation,
+            number,
+            action,
+            reason: why,
+            reply,
+        })
+        .await?;
+        self.forget_retries(|n| n == number);
+        if action == NackAction::Stop && self.connected.swap(false, Ordering::Relaxed) {
+            self.disconnect(Some(DropReason::Stopped(reason))).await?;
+        }
+        Ok(())
+    }
+
+    fn forget_retries(&self, acked: impl Fn(u64) -> bool) {
+        let mut retries = self.retry_counts();
+        if !retries.is_empty() {
+            retries.retain(|n, _| !acked(*n));
+        }
+    }
+
+    /// Sends the current subscription actor a request from this subscriber. A request to a
+    /// subscription that is restarting or stopped is moot: its events come again.
+    async fn call<T: Send + Default + 'static>(
+        &self,
+        request: impl FnOnce(u64, u64, RpcReplyPort<Result<T>>) -> SubscriptionMsg,
+    ) -> Result<T> {
         let Some(actor) = self.actor.borrow().clone() else {
-            tracing::debug!(subscription = %self.key, "ack while the subscription restarts: its events come again");
-            return Ok(());
+            tracing::debug!(subscription = %self.key, "request while the subscription restarts: its events come again");
+            return Ok(T::default());
         };
         let (consumer, incarnation) = (self.consumer, self.incarnation);
-        match actor.call(|reply| SubscriptionMsg::Ack { consumer, incarnation, acks, reply }, None).await {
+        match actor.call(|reply| request(consumer, incarnation, reply), None).await {
             Ok(CallResult::Success(result)) => result,
             _ => {
-                tracing::debug!(subscription = %self.key, "ack to a stopped subscription: its events come again");
-                Ok(())
+                tracing::debug!(subscription = %self.key, "request to a stopped subscription: its events come again");
+                Ok(T::default())
             }
         }
     }
 
+    /// Stops delivery to this subscriber and gives its events in flight back (to the others,
+    /// or to itself on [`resume`](Self::resume)); deliveries already on their way are
+    /// discarded. The subscription keeps running and keeps its ownership. With `retry`, that
+    /// event (it must be in flight here) also counts a retry, and is parked past
+    /// `max_retry_count`.
+    pub(crate) async fn pause(&mut self, retry: Option<(u64, String)>) -> Result<()> {
+        let epoch = self
+            .call(|consumer, incarnation, reply| SubscriptionMsg::Pause { consumer, incarnation, retry, reply })
+            .await?;
+        self.epoch = self.epoch.max(epoch);
+        Ok(())
+    }
+
+    /// Resumes delivery to this subscriber after [`pause`](Self::pause).
+    pub(crate) async fn resume(&self) -> Result<()> {
+        self.call(|consumer, _, reply| SubscriptionMsg::Resume { consumer, reply }).await
+    }
+
     /// Disconnects this subscriber (its in-flight events go to the others); the last one to
     /// leave stops the subscription on this node, writing its checkpoint first.
-    pub async fn unsubscribe(mut self) -> Result<()> {
-        self.connected = false;
+    pub async fn unsubscribe(self) -> Result<()> {
+        if self.connected.swap(false, Ordering::Relaxed) {
+            self.disconnect(None).await?;
+        }
+        Ok(())
+    }
+
+    async fn disconnect(&self, reason: Option<DropReason>) -> Result<()> {
         let (key, consumer) = (self.key.clone(), self.consumer);
-        match self.registry.call(|reply| RegistryMsg::Disconnect { key, consumer, reply: Some(reply) }, None).await {
+        let request = |reply| RegistryMsg::Disconnect { key, consumer, reason, reply: Some(reply) };
+        match self.registry.call(request, None).await {
             Ok(CallResult::Success(())) => Ok(()),
             _ => Err(Error::Unavailable("the store's subscription registry has stopped".into())),
         }
@@ -372,10 +554,10 @@ impl Subscription {
 
 impl Drop for Subscription {
     fn drop(&mut self) {
-        if self.connected {
+        if self.connected.load(Ordering::Relaxed) {
             let (key, consumer) = (self.key.clone(), self.consumer);
             // A stopped registry has already disconnected everyone.
-            let _ = self.registry.cast(RegistryMsg::Disconnect { key, consumer, reply: None });
+            let _ = self.registry.cast(RegistryMsg::Disconnect { key, consumer, reason: None, reply: None });
         }
     }
 }
@@ -465,6 +647,24 @@ pub struct SubscriptionInfo {
     pub updated_at: DateTime<Utc>,
 }
 
+/// An event in a subscription's parked list (see
+/// [`EventStore::parked_events`](crate::EventStore::parked_events)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ParkedEvent {
+    /// Its number within the subscription: the stream version, or for `$all` the global
+    /// position.
+    pub event_number: u64,
+    /// How many times it was retried before it was parked.
+    pub retry_count: u32,
+    /// Why it was parked (the subscriber's reason, or the retries that ran out).
+    pub reason: String,
+    /// When it was parked.
+    pub parked_at: DateTime<Utc>,
+    /// Whether a replay was asked for and it has not been acked since.
+    pub replay_requested: bool,
+}
+
 /// Where a subscription running on this node is (see
 /// [`EventStore::subscription_status`](crate::EventStore::subscription_status)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -498,4 +698,8 @@ pub struct SubscriptionStatus {
     pub acked: u64,
     /// The checkpoint as last written to the database.
     pub persisted: u64,
+    /// Replayed parked events queued or in flight.
+    pub replaying: usize,
+    /// Subscribers paused (their [`SubscriberHandle`](crate::SubscriberHandle) was paused).
+    pub paused: usize,
 }

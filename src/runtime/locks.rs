@@ -3,9 +3,9 @@
 //! - **Owns** one dedicated database connection (a `LockSession`) holding the advisory lock of
 //!   every subscription this node runs, and which subscription actor holds which lock.
 //! - **Receives** `TryLock`, `Release` (from a subscription actor that stops, or for one that
-//!   died), `SaveCheckpoint` (checkpoints are written on the lock's
-//!   own connection, so only a live owner can write one) and `Ping` (every retry interval).
-//! - **Persists** checkpoints for the subscription actors, before replying.
+//!   died), `Write` (checkpoints, retry counts and parks are written on the lock's own
+//!   connection, so only a live owner can write them) and `Ping` (every retry interval).
+//! - **Persists** what the subscription actors ask it to write, before replying.
 //! - **When the connection dies** (a failed ping or write), PostgreSQL has released every lock
 //!   with it, and another node may take them over: it tells each holder `LockLost` at once, and
 //!   they stop delivering and queue for their lock again.
@@ -20,11 +20,11 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 use super::subscription::SubscriptionMsg;
 use crate::error::Result;
 use crate::storage::Storage;
-use crate::storage::postgres::LockSession;
+use crate::storage::postgres::{LockSession, SubscriptionWrite};
 
-/// What became of a checkpoint write.
+/// What became of a subscription's write.
 #[derive(Debug)]
-pub enum CheckpointOutcome {
+pub enum WriteOutcome {
     /// Written.
     Saved,
     /// The subscription's row is gone (the subscription was deleted).
@@ -51,16 +51,16 @@ pub enum LockMsg {
         /// The subscription actor.
         owner: ActorId,
     },
-    /// Write subscription `id`'s checkpoint if `owner` holds its lock.
-    SaveCheckpoint {
+    /// Write subscription `id`'s changes if `owner` holds its lock.
+    Write {
         /// The subscription's id.
         id: i32,
         /// The subscription actor writing.
         owner: ActorId,
-        /// The checkpoint.
-        checkpoint: u64,
+        /// What to write.
+        write: SubscriptionWrite,
         /// What became of it.
-        reply: RpcReplyPort<CheckpointOutcome>,
+        reply: RpcReplyPort<WriteOutcome>,
     },
     /// Check the connection (sent by a timer).
     Ping,
@@ -120,8 +120,8 @@ impl Actor for LockKeeper {
                     }
                 }
             }
-            LockMsg::SaveCheckpoint { id, owner, checkpoint, reply } => {
-                let outcome = state.save(id, owner, checkpoint).await;
+            LockMsg::Write { id, owner, write, reply } => {
+                let outcome = state.write(id, owner, &write).await;
                 let _ = reply.send(outcome);
             }
             LockMsg::Ping => {
@@ -175,19 +175,19 @@ impl LockKeeperState {
         }
     }
 
-    async fn save(&mut self, id: i32, owner: ActorId, checkpoint: u64) -> CheckpointOutcome {
+    async fn write(&mut self, id: i32, owner: ActorId, write: &SubscriptionWrite) -> WriteOutcome {
         if self.held.get(&id).is_none_or(|h| h.get_id() != owner) {
-            return CheckpointOutcome::NotOwner;
+            return WriteOutcome::NotOwner;
         }
-        let Some(session) = self.session.as_mut() else { return CheckpointOutcome::NotOwner };
-        match session.save_checkpoint(id, checkpoint).await {
-            Ok(true) => CheckpointOutcome::Saved,
-            Ok(false) => CheckpointOutcome::RowGone,
+        let Some(session) = self.session.as_mut() else { return WriteOutcome::NotOwner };
+        match session.write(id, write).await {
+            Ok(true) => WriteOutcome::Saved,
+            Ok(false) => WriteOutcome::RowGone,
             Err(e @ crate::Error::Unavailable(_)) => {
-                self.lost(&format!("checkpoint write failed: {e}"));
-                CheckpointOutcome::NotOwner
+                self.lost(&format!("subscription write failed: {e}"));
+                WriteOutcome::NotOwner
             }
-            Err(e) => CheckpointOutcome::Failed(e),
+            Err(e) => WriteOutcome::Failed(e),
         }
     }
 

@@ -4,7 +4,8 @@
 //! - **Owns** the position it has read `$all` up to (`cursor`) and a task that LISTENs on the
 //!   store's channel and forwards each wake-up.
 //! - **Receives** `Wake` (a notification, or a lost and re-established LISTEN connection) and
-//!   `Poll` (every `notification_poll_interval`).
+//!   `Poll` (every `notification_poll_interval`). A replay request for parked events is passed
+//!   to the subscription registry.
 //! - **Persists** nothing. A notification is only a wake-up: on every wake it reads from its
 //!   own cursor, so events committed while the LISTEN connection was down are read when it is
 //!   back (or at the next poll), without waiting for another append. When nobody listens it
@@ -16,9 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::publisher::Hub;
+use super::registry::RegistryMsg;
 use crate::error::Result;
 use crate::storage::Storage;
 use crate::storage::postgres::Wake;
@@ -50,12 +53,15 @@ pub struct NotifierArgs {
     pub poll_interval: Duration,
     /// How long it waits before re-opening a failed LISTEN connection.
     pub retry_interval: Duration,
+    /// Where replay requests go.
+    pub registry: watch::Receiver<Option<ActorRef<RegistryMsg>>>,
 }
 
 /// The notifier's state.
 pub struct NotifierState {
     storage: Storage,
     hub: Arc<Hub>,
+    registry: watch::Receiver<Option<ActorRef<RegistryMsg>>>,
     /// Every position up to this one has been routed (or skipped with a `Missed`); `None` until
     /// the head could be read.
     cursor: Option<u64>,
@@ -76,7 +82,8 @@ impl Actor for Notifier {
         let mut tasks = JoinSet::new();
         tasks.spawn(listen(args.storage.clone(), myself.clone(), args.retry_interval));
         myself.send_interval(args.poll_interval, || NotifierMsg::Poll);
-        let mut state = NotifierState { storage: args.storage, hub: args.hub, cursor: None, tasks };
+        let mut state =
+            NotifierState { storage: args.storage, hub: args.hub, registry: args.registry, cursor: None, tasks };
         // A predecessor may have died between reading and routing: listeners re-check storage.
         if state.start_at_head().await {
             state.hub.publish_missed(false).await;
@@ -98,6 +105,12 @@ impl Actor for Notifier {
                 state.advance(Some(last)).await
             }
             NotifierMsg::Wake(Wake::Resync) => state.advance(None).await,
+            NotifierMsg::Wake(Wake::Replay(id)) => {
+                if let Some(registry) = state.registry.borrow().as_ref() {
+                    let _ = registry.cast(RegistryMsg::ReplayRequested(id));
+                }
+                Ok(())
+            }
             NotifierMsg::Poll if state.hub.has_listeners() => state.advance(None).await,
             NotifierMsg::Poll => Ok(()),
         };

@@ -4,7 +4,8 @@
 //! - **Owns** per subscription: its options, its subscribers' channels, its actor (a linked
 //!   child) and the `watch` slot through which handles find the current actor for acks.
 //! - **Receives** `Subscribe` (enforcing `concurrency_limit`), `Disconnect`, `Unsubscribe`,
-//!   `Actor` (for status), `LocksReset` (the lock keeper was restarted) and `Shutdown`.
+//!   `Actor` (for status), `ReplayRequested` (a notification, passed on to the subscriptions),
+//!   `LocksReset` (the lock keeper was restarted) and `Shutdown`.
 //! - **Persists** nothing itself; subscription actors write their checkpoints.
 //! - **When a subscription actor crashes** it releases the actor's lock (another node may take
 //!   over meanwhile), keeps its subscribers and starts a new actor for them after a backoff (within a restart budget); the new one resumes from the persisted
@@ -68,6 +69,8 @@ pub enum RegistryMsg {
         key: SubscriptionKey,
         /// Which subscriber.
         consumer: u64,
+        /// What the subscriber is told, if it is to be told ([`DropReason::Stopped`]).
+        reason: Option<DropReason>,
         /// Answered once done, if given.
         reply: Option<RpcReplyPort<()>>,
     },
@@ -87,6 +90,9 @@ pub enum RegistryMsg {
         /// The actor.
         reply: RpcReplyPort<Option<ActorRef<SubscriptionMsg>>>,
     },
+    /// Parked events of subscription row `id` were marked for replay (a notification): tell
+    /// the subscription, if it runs here.
+    ReplayRequested(i32),
     /// Start a crashed subscription's new actor (sent to itself after a backoff).
     Restart(SubscriptionKey),
     /// The lock keeper restarted: every lock this node held is gone.
@@ -138,8 +144,8 @@ impl Actor for SubscriptionRegistry {
             RegistryMsg::Subscribe { key, options, reply } => {
                 let _ = reply.send(state.subscribe(&myself, key, options).await);
             }
-            RegistryMsg::Disconnect { key, consumer, reply } => {
-                state.disconnect(&key, consumer).await;
+            RegistryMsg::Disconnect { key, consumer, reason, reply } => {
+                state.disconnect(&key, consumer, reason).await;
                 if let Some(reply) = reply {
                     let _ = reply.send(());
                 }
@@ -157,6 +163,12 @@ impl Actor for SubscriptionRegistry {
                         tracing::error!(subscription = %key, error = %e, "cannot restart subscription");
                         state.give_up(&key, &e.to_string());
                     }
+                }
+            }
+            RegistryMsg::ReplayRequested(id) => {
+                // Only the subscription whose row it is acts on it.
+                for actor in state.entries.values().filter_map(|e| e.actor.as_ref()) {
+                    let _ = actor.cast(SubscriptionMsg::ReplayParked { id, reply: None });
                 }
             }
             RegistryMsg::LocksReset => {
@@ -276,8 +288,13 @@ impl RegistryState {
         Ok(())
     }
 
-    async fn disconnect(&mut self, key: &SubscriptionKey, consumer: u64) {
+    async fn disconnect(&mut self, key: &SubscriptionKey, consumer: u64, reason: Option<DropReason>) {
         let Some(entry) = self.entries.get_mut(key) else { return };
+        if let Some(reason) = &reason
+            && let Some(leaving) = entry.consumers.iter().find(|c| c.id == consumer)
+        {
+            let _ = leaving.tx.send(Delivery::last_word(SubscriptionMessage::Dropped(reason.clone())));
+        }
         entry.consumers.retain(|c| c.id != consumer);
         if entry.consumers.is_empty() {
             self.stop(key, DropReason::Unsubscribed).await;
@@ -309,9 +326,7 @@ impl RegistryState {
                 }
             }
             for consumer in &entry.consumers {
-                let _ = consumer
-                    .tx
-                    .send(Delivery { incarnation: 0, message: SubscriptionMessage::Dropped(reason.clone()) });
+                let _ = consumer.tx.send(Delivery::last_word(SubscriptionMessage::Dropped(reason.clone())));
             }
         }
         true
@@ -322,7 +337,7 @@ impl RegistryState {
             entry.slot.send_replace(None);
             let message = SubscriptionMessage::Dropped(DropReason::Failed(reason.to_string()));
             for consumer in &entry.consumers {
-                let _ = consumer.tx.send(Delivery { incarnation: 0, message: message.clone() });
+                let _ = consumer.tx.send(Delivery::last_word(message.clone()));
             }
         }
     }

@@ -184,6 +184,7 @@ impl SupervisorState {
                     hub: Arc::clone(&self.args.hub),
                     poll_interval: self.args.poll_interval,
                     retry_interval: self.args.retry_interval,
+                    registry: self.args.registry_slot.subscribe(),
                 };
                 Actor::spawn_linked(None, Notifier, args, parent).await?.0.get_cell()
             }

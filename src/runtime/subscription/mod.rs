@@ -10,15 +10,21 @@
 //! - **Owns** the subscribers' channels, the queue of events not yet delivered (at most
 //!   `max_size`), the events in flight per subscriber and partition (at most `buffer_size`
 //!   each), and the checkpoint (see [`tracker`]).
-//! - **Receives** `Connect`/`Disconnect` of subscribers (from the registry), `Ack`, `Live`
-//!   feeds (from its publisher), `Acquire` and `CatchUp` (sent to itself), `LockLost` (from the
-//!   lock keeper), `FlushCheckpoint` (its timer), `Status` and `Stop`.
-//! - **Persists** the checkpoint through the lock keeper (on the connection that holds its
-//!   lock): when `checkpoint_threshold` events were acked, `checkpoint_after` after an
-//!   unwritten ack, and when it stops. The timer only writes; it never changes the phase.
+//!   It also owns the retry counts, the parked events after the checkpoint (skipped when read
+//!   again) and the parked events being replayed.
+//! - **Receives** `Connect`/`Disconnect` of subscribers (from the registry), `Ack`, `Nack`,
+//!   `Pause`/`Resume` (from a subscriber actor), `Live` feeds (from its publisher), `Acquire`,
+//!   `CatchUp` and `FillReplay` (sent to itself), `ReplayParked` (from the facade or, through
+//!   the registry, a notification), `LockLost` (from the lock keeper), `FlushCheckpoint` and
+//!   `Sweep` (its timers), `Status` and `Stop`.
+//! - **Persists** through the lock keeper (on the connection that holds its lock): retry
+//!   counts and parks before it answers the nack that caused them; the checkpoint (with the
+//!   rows of replayed events that were acked) when `checkpoint_threshold` events were
+//!   finished, `checkpoint_after` after an unwritten one, and when it stops. The timers only
+//!   write and retry; they never change the phase.
 //! - **On a crash**: the registry restarts it with the same subscribers; it retakes the lock
-//!   and resumes after the persisted checkpoint, so subscribers see `Subscribed` and the
-//!   unacked events again (at-least-once, never a gap).
+//!   and resumes after the persisted checkpoint with the stored retry counts and parks, so
+//!   subscribers see `Subscribed` and the unacked events again (at-least-once, never a gap).
 //!
 //! Live feeds bound nothing by themselves (mailboxes are unbounded), so the actor takes live
 //! events only while its queue has room; past `max_size` it drops them and reads from storage
@@ -26,20 +32,23 @@
 
 pub mod tracker;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::mpsc;
 
-pub use self::tracker::{Acks, Tracker};
+pub use self::tracker::{Acks, Finished, Tracker};
 use super::Context;
-use super::locks::{CheckpointOutcome, LockMsg};
+use super::locks::{LockMsg, WriteOutcome};
 use super::publisher::{Listener, ListenerId, LiveFeed};
 use super::registry::SubscriptionKey;
 use crate::error::{Error, Result};
 use crate::event::{ALL, RecordedEvent};
-use crate::storage::postgres::Direction;
+use crate::storage::postgres::{Direction, NackRecord, StoredNack, SubscriptionWrite};
 use crate::subscription::{
-    DropReason, StartFrom, SubscriptionMessage, SubscriptionOptions, SubscriptionPhase, SubscriptionStatus,
+    DropReason, NackAction, StartFrom, SubscriptionMessage, SubscriptionOptions, SubscriptionPhase, SubscriptionStatus,
 };
 
 /// Most events one catch-up read takes.
@@ -51,13 +60,25 @@ const MAX_BACKOFF_INTERVALS: u32 = 8;
 static INCARNATIONS: AtomicU64 = AtomicU64::new(1);
 
 /// A message on a subscriber's channel, tagged with the incarnation that sent it so acks of a
-/// previous one can be ignored.
+/// previous one can be ignored, and with the subscriber's epoch so deliveries taken back by a
+/// pause can be told from the ones after it.
 #[derive(Debug)]
 pub struct Delivery {
     /// The ownership that sent it.
     pub incarnation: u64,
+    /// The subscriber's pause count within the incarnation when it was sent.
+    pub epoch: u64,
+    /// Retry counts of the delivered events that were retried before.
+    pub retries: Vec<(u64, u32)>,
     /// The message.
     pub message: SubscriptionMessage,
+}
+
+impl Delivery {
+    /// A message outside any incarnation (the registry's last word to a subscriber).
+    pub fn last_word(message: SubscriptionMessage) -> Self {
+        Delivery { incarnation: 0, epoch: 0, retries: Vec::new(), message }
+    }
 }
 
 /// A connected subscriber, as the actor sees it.
@@ -86,6 +107,50 @@ pub enum SubscriptionMsg {
         /// `Ok`, or `UnexpectedAck`.
         reply: RpcReplyPort<Result<()>>,
     },
+    /// A subscriber nacks an event.
+    Nack {
+        /// The subscriber.
+        consumer: u64,
+        /// The incarnation of the delivery being nacked.
+        incarnation: u64,
+        /// The event.
+        number: u64,
+        /// What to do with it.
+        action: NackAction,
+        /// Why.
+        reason: String,
+        /// `Ok`, `UnexpectedAck`, or why a park could not be recorded.
+        reply: RpcReplyPort<Result<()>>,
+    },
+    /// Stop delivering to a subscriber and take back its events in flight (a subscriber actor
+    /// pausing, or backing off after a failure: then `retry` names the event that failed).
+    Pause {
+        /// The subscriber.
+        consumer: u64,
+        /// The incarnation of the deliveries it has.
+        incarnation: u64,
+        /// The event whose failure counts as a retry, and why it failed.
+        retry: Option<(u64, String)>,
+        /// The subscriber's new epoch: deliveries from before it are stale.
+        reply: RpcReplyPort<Result<u64>>,
+    },
+    /// Deliver to a paused subscriber again.
+    Resume {
+        /// The subscriber.
+        consumer: u64,
+        /// Done.
+        reply: RpcReplyPort<Result<()>>,
+    },
+    /// Replay the parked events of subscription row `id` marked for replay (ignored by the
+    /// other subscriptions).
+    ReplayParked {
+        /// The subscription's row id.
+        id: i32,
+        /// Answered once the events are queued, if given.
+        reply: Option<RpcReplyPort<Result<()>>>,
+    },
+    /// Read the next parked events to replay (sent to itself).
+    FillReplay,
     /// What the publisher saw committed.
     Live(LiveFeed),
     /// Try to take ownership (sent to itself).
@@ -96,6 +161,8 @@ pub enum SubscriptionMsg {
     LockLost,
     /// Write the checkpoint if acks are unwritten (timer).
     FlushCheckpoint,
+    /// Retry the events in flight for longer than `message_timeout` (timer).
+    Sweep,
     /// The in-memory state.
     Status(RpcReplyPort<SubscriptionStatus>),
     /// Write the checkpoint, release the lock, drop the subscribers with `reason` and stop.
@@ -135,6 +202,18 @@ pub struct SubscriptionState {
     persisted: u64,
     unpersisted_acks: u64,
     flush_scheduled: bool,
+    sweep_scheduled: bool,
+    /// Per subscriber, how often it was paused (see [`Delivery::epoch`]).
+    epochs: HashMap<u64, u64>,
+    paused: HashSet<u64>,
+    /// Parked events after the checkpoint: finished, so skipped when read again.
+    parked: BTreeSet<u64>,
+    /// Parked events to replay not yet read into the replay lane, with their retry counts.
+    replay_pending: VecDeque<(u64, u32)>,
+    /// Replayed parked events that were acked or skipped: their rows go with the next write.
+    cleared: Vec<u64>,
+    /// Retry counts may be stored for events the checkpoint has passed.
+    forget_retries: bool,
     /// Highest `$all` position of a live range seen while catching up.
     live_to: u64,
     /// The backlog ends here; `CaughtUp` is sent once it has all been delivered.
@@ -168,6 +247,13 @@ impl Actor for SubscriptionActor {
             persisted: 0,
             unpersisted_acks: 0,
             flush_scheduled: false,
+            sweep_scheduled: false,
+            epochs: HashMap::new(),
+            paused: HashSet::new(),
+            parked: BTreeSet::new(),
+            replay_pending: VecDeque::new(),
+            cleared: Vec::new(),
+            forget_retries: false,
             live_to: 0,
             caught_up_at: None,
             catch_up_stalled: false,
@@ -186,7 +272,7 @@ impl Actor for SubscriptionActor {
         match msg {
             SubscriptionMsg::Connect(consumer) => {
                 if state.phase != SubscriptionPhase::Waiting {
-                    send(&consumer, state.incarnation, SubscriptionMessage::Subscribed);
+                    state.send(&consumer, SubscriptionMessage::Subscribed, Vec::new());
                 }
                 state.consumers.push(consumer);
             }
@@ -194,6 +280,29 @@ impl Actor for SubscriptionActor {
             SubscriptionMsg::Ack { consumer, incarnation, acks, reply } => {
                 let outcome = state.ack(&myself, consumer, incarnation, &acks).await;
                 let _ = reply.send(outcome);
+            }
+            SubscriptionMsg::Nack { consumer, incarnation, number, action, reason, reply } => {
+                let outcome = state.nack(&myself, consumer, incarnation, number, action, reason).await;
+                let _ = reply.send(outcome);
+            }
+            SubscriptionMsg::Pause { consumer, incarnation, retry, reply } => {
+                let epoch = state.pause(&myself, consumer, incarnation, retry).await;
+                let _ = reply.send(Ok(epoch));
+            }
+            SubscriptionMsg::Resume { consumer, reply } => {
+                state.paused.remove(&consumer);
+                let _ = reply.send(Ok(()));
+            }
+            SubscriptionMsg::ReplayParked { id, reply } => {
+                let outcome = state.replay_parked(&myself, id).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(outcome);
+                }
+            }
+            SubscriptionMsg::FillReplay => state.fill_replay(&myself).await,
+            SubscriptionMsg::Sweep => {
+                state.sweep_scheduled = false;
+                state.sweep(&myself).await;
             }
             SubscriptionMsg::Live(feed) => state.take_live(&myself, feed),
             SubscriptionMsg::Acquire => state.acquire(&myself).await,
@@ -218,18 +327,20 @@ impl Actor for SubscriptionActor {
     }
 }
 
-fn send(consumer: &Consumer, incarnation: u64, message: SubscriptionMessage) -> bool {
-    consumer.tx.send(Delivery { incarnation, message }).is_ok()
-}
-
 impl SubscriptionState {
     fn is_all(&self) -> bool {
         self.key.stream == ALL
     }
 
+    /// Sends a subscriber a message of this incarnation; whether its handle is still there.
+    fn send(&self, consumer: &Consumer, message: SubscriptionMessage, retries: Vec<(u64, u32)>) -> bool {
+        let epoch = self.epochs.get(&consumer.id).copied().unwrap_or(0);
+        consumer.tx.send(Delivery { incarnation: self.incarnation, epoch, retries, message }).is_ok()
+    }
+
     fn broadcast(&self, message: SubscriptionMessage) {
         for consumer in &self.consumers {
-            send(consumer, self.incarnation, message.clone());
+            self.send(consumer, message.clone(), Vec::new());
         }
     }
 
@@ -240,16 +351,19 @@ impl SubscriptionState {
             return;
         }
         match self.try_acquire(myself).await {
-            Ok(Some(checkpoint)) => {
+            Ok(Some((checkpoint, nacks))) => {
                 self.acquire_failures = 0;
                 self.incarnation = INCARNATIONS.fetch_add(1, Ordering::Relaxed);
-                self.tracker = Tracker::new(self.options.buffer_size, checkpoint);
+                self.reset(checkpoint);
+                for nack in nacks {
+                    self.restore(nack);
+                }
                 self.persisted = checkpoint;
-                self.unpersisted_acks = 0;
                 self.live_to = 0;
                 self.phase = SubscriptionPhase::CatchingUp;
                 tracing::debug!(subscription = %self.key, checkpoint, "subscription owned; catching up");
                 self.broadcast(SubscriptionMessage::Subscribed);
+                let _ = myself.cast(SubscriptionMsg::FillReplay);
                 let _ = myself.cast(SubscriptionMsg::CatchUp);
             }
             Ok(None) => {
@@ -268,10 +382,38 @@ impl SubscriptionState {
         }
     }
 
-    /// The checkpoint to resume after, once owned; `None` if another node owns it.
-    async fn try_acquire(&mut self, myself: &ActorRef<SubscriptionMsg>) -> Result<Option<u64>> {
+    /// Forgets everything delivered under the previous ownership: it all comes again after
+    /// `checkpoint`.
+    fn reset(&mut self, checkpoint: u64) {
+        self.tracker = Tracker::new(self.options.buffer_size, checkpoint);
+        self.unpersisted_acks = 0;
+        self.parked.clear();
+        self.replay_pending.clear();
+        self.cleared.clear();
+        self.forget_retries = false;
+        self.caught_up_at = None;
+    }
+
+    /// Takes back what a previous owner recorded about one event.
+    fn restore(&mut self, nack: StoredNack) {
+        let n = nack.event_number;
+        if !nack.parked {
+            self.tracker.set_retries(n, nack.retry_count);
+            return;
+        }
+        if n > self.tracker.acked() {
+            self.parked.insert(n);
+        }
+        if nack.replay_requested {
+            self.replay_pending.push_back((n, nack.retry_count));
+        }
+    }
+
+    /// The checkpoint to resume after and what was recorded about retried and parked events,
+    /// once owned; `None` if another node owns it.
+    async fn try_acquire(&mut self, myself: &ActorRef<SubscriptionMsg>) -> Result<Option<(u64, Vec<StoredNack>)>> {
         if self.options.transient {
-            return self.start_position().await.map(Some);
+            return Ok(Some((self.start_position().await?, Vec::new())));
         }
         let storage = &self.ctx.storage;
         // The row is looked up (or created) once; retries while another node owns the
@@ -294,7 +436,10 @@ impl SubscriptionState {
         }
         // Read after locking: the previous owner may have moved it until it let go.
         match storage.find_subscription(&self.key.stream, &self.key.name).await? {
-            Some(row) if row.id == id => Ok(Some(row.last_seen)),
+            Some(row) if row.id == id => {
+                let nacks = storage.load_nacks(id, row.last_seen).await?;
+                Ok(Some((row.last_seen, nacks)))
+            }
             _ => {
                 // Deleted (perhaps re-created) meanwhile: let go and start over with its new row.
                 self.row = None;
@@ -321,8 +466,7 @@ impl SubscriptionState {
         self.phase = SubscriptionPhase::Waiting;
         // Acks of what was delivered so far are moot: it comes again under the next ownership.
         self.incarnation = INCARNATIONS.fetch_add(1, Ordering::Relaxed);
-        self.tracker = Tracker::new(self.options.buffer_size, self.persisted);
-        self.caught_up_at = None;
+        self.reset(self.persisted);
         myself.send_after(self.ctx.retry_interval, || SubscriptionMsg::Acquire);
     }
 
@@ -376,14 +520,21 @@ impl SubscriptionState {
     /// go of are read from storage again.
     fn disconnect(&mut self, myself: &ActorRef<SubscriptionMsg>, id: u64) {
         self.consumers.retain(|c| c.id != id);
-        if self.tracker.disconnect(id, self.options.max_size) && self.phase == SubscriptionPhase::Live {
+        self.paused.remove(&id);
+        self.epochs.remove(&id);
+        self.release(myself, id);
+    }
+
+    /// Takes back the events in flight at a subscriber.
+    fn release(&mut self, myself: &ActorRef<SubscriptionMsg>, id: u64) {
+        if self.tracker.release(id, self.options.max_size) && self.phase == SubscriptionPhase::Live {
             self.fall_behind(myself);
         }
     }
 
-    /// Queues an event, or skips it if the selector rejects it.
+    /// Queues an event, or skips it if it is parked or the selector rejects it.
     fn take(&mut self, event: RecordedEvent) {
-        if self.options.selects(&event) {
+        if !self.parked.contains(&event.event_number) && self.options.selects(&event) {
             let partition = self.options.partition_of(&event);
             self.tracker.push(event, partition);
         } else {
@@ -442,25 +593,245 @@ impl SubscriptionState {
             tracing::debug!(subscription = %self.key, "ack of a previous ownership ignored");
             return Ok(());
         }
-        let acked = self.tracker.ack(consumer, acks)?;
-        self.unpersisted_acks += acked as u64;
+        let finished = self.tracker.ack(consumer, acks)?;
+        self.finished(myself, &finished).await;
+        Ok(())
+    }
+
+    /// Books events that left for good (acked or skipped), writing the checkpoint past the
+    /// threshold.
+    async fn finished(&mut self, myself: &ActorRef<SubscriptionMsg>, finished: &[Finished]) {
+        for done in finished {
+            if done.replay {
+                self.cleared.push(done.number);
+                self.parked.remove(&done.number);
+            }
+            self.forget_retries |= done.retried;
+        }
+        self.unpersisted_acks += finished.len() as u64;
+        if self.unpersisted_acks >= self.options.checkpoint_threshold {
+            self.persist(myself).await;
+        }
+    }
+
+    async fn nack(
+        &mut self,
+        myself: &ActorRef<SubscriptionMsg>,
+        consumer: u64,
+        incarnation: u64,
+        number: u64,
+        action: NackAction,
+        reason: String,
+    ) -> Result<()> {
+        if incarnation != self.incarnation {
+            tracing::debug!(subscription = %self.key, "nack of a previous ownership ignored");
+            return Ok(());
+        }
+        self.tracker.check(consumer, number)?;
+        tracing::debug!(subscription = %self.key, event_number = number, %action, reason, "event nacked");
+        match action {
+            NackAction::Skip => {
+                let finished: Vec<Finished> = self.tracker.finish(number).into_iter().collect();
+                self.finished(myself, &finished).await;
+                Ok(())
+            }
+            NackAction::Park if self.options.transient => Err(Error::invalid(
+                "a transient subscription has no parked list: nack with Retry, Skip or Stop instead",
+            )),
+            NackAction::Park => self.park(myself, vec![(number, reason)]).await,
+            NackAction::Retry => self.retry(myself, vec![number], &reason).await,
+            // The handle disconnects the subscriber through the registry, which takes its
+            // events back.
+            NackAction::Stop => Ok(()),
+        }
+    }
+
+    /// Counts a retry of each event and puts it back in its lane; those past
+    /// `max_retry_count` are parked instead. Retry counts are written before the events go
+    /// back, so they hold across restarts.
+    async fn retry(&mut self, myself: &ActorRef<SubscriptionMsg>, numbers: Vec<u64>, reason: &str) -> Result<()> {
+        let max = self.options.max_retry_count;
+        let (mut again, mut parks, mut records) = (Vec::new(), Vec::new(), Vec::new());
+        for n in numbers {
+            let retry_count = self.tracker.retries(n) + 1;
+            if retry_count > max {
+                parks.push((n, format!("{reason} (parked after {max} retries)")));
+                continue;
+            }
+            // A replayed event's row stays as parked: its count only lives here.
+            if !self.options.transient && !self.tracker.is_replaying(n) {
+                records.push(NackRecord { event_number: n, retry_count, reason: reason.to_string(), parked: false });
+            }
+            again.push(n);
+        }
+        if !records.is_empty() {
+            let write = SubscriptionWrite { nacks: records, ..SubscriptionWrite::default() };
+            match self.write(myself, write).await {
+                // The next owner delivers these events again.
+                WriteOutcome::NotOwner | WriteOutcome::RowGone => return Ok(()),
+                WriteOutcome::Failed(e) => {
+                    tracing::warn!(subscription = %self.key, error = %e, "retry count not stored; retrying anyway");
+                }
+                WriteOutcome::Saved => {}
+            }
+        }
+        let mut let_go = false;
+        for n in again {
+            let_go |= self.tracker.retry(n, self.options.max_size);
+        }
+        if let_go && self.phase == SubscriptionPhase::Live {
+            self.fall_behind(myself);
+        }
+        if parks.is_empty() { Ok(()) } else { self.park(myself, parks).await }
+    }
+
+    /// Records events as parked, then lets them go: they no longer hold the checkpoint back.
+    async fn park(&mut self, myself: &ActorRef<SubscriptionMsg>, parks: Vec<(u64, String)>) -> Result<()> {
+        if self.options.transient {
+            for (n, reason) in &parks {
+                tracing::warn!(subscription = %self.key, event_number = n, reason, "event dropped: a transient subscription has no parked list");
+            }
+            let finished: Vec<Finished> = parks.iter().filter_map(|(n, _)| self.tracker.finish(*n)).collect();
+            self.finished(myself, &finished).await;
+            return Ok(());
+        }
+        let nacks = parks
+            .iter()
+            .map(|(n, reason)| NackRecord {
+                event_number: *n,
+                retry_count: self.tracker.retries(*n),
+                reason: reason.clone(),
+                parked: true,
+            })
+            .collect();
+        match self.write(myself, SubscriptionWrite { nacks, ..SubscriptionWrite::default() }).await {
+            WriteOutcome::Saved => {}
+            WriteOutcome::NotOwner | WriteOutcome::RowGone => return Ok(()),
+            WriteOutcome::Failed(e) => return Err(e),
+        }
+        for (n, reason) in &parks {
+            tracing::warn!(subscription = %self.key, event_number = n, reason, "event parked");
+            self.parked.insert(*n);
+            // A replayed event parked again keeps its row (now parked again, not replaying).
+            self.tracker.finish(*n);
+        }
+        self.unpersisted_acks += parks.len() as u64;
         if self.unpersisted_acks >= self.options.checkpoint_threshold {
             self.persist(myself).await;
         }
         Ok(())
     }
 
+    /// Stops delivering to a subscriber and takes its events back; the subscriber's new epoch.
+    async fn pause(
+        &mut self,
+        myself: &ActorRef<SubscriptionMsg>,
+        consumer: u64,
+        incarnation: u64,
+        retry: Option<(u64, String)>,
+    ) -> u64 {
+        if let Some((n, reason)) = retry
+            && incarnation == self.incarnation
+            && self.tracker.check(consumer, n).is_ok()
+            && let Err(e) = self.retry(myself, vec![n], &reason).await
+        {
+            tracing::warn!(subscription = %self.key, error = %e, "failed event not parked; it comes again");
+        }
+        self.paused.insert(consumer);
+        let epoch = self.epochs.entry(consumer).or_default();
+        *epoch += 1;
+        let epoch = *epoch;
+        self.release(myself, consumer);
+        epoch
+    }
+
+    /// Retries the events in flight for longer than `message_timeout`.
+    async fn sweep(&mut self, myself: &ActorRef<SubscriptionMsg>) {
+        if self.phase == SubscriptionPhase::Waiting {
+            return;
+        }
+        let expired = self.tracker.expired(Instant::now(), self.options.message_timeout);
+        if expired.is_empty() {
+            return;
+        }
+        tracing::warn!(subscription = %self.key, events = expired.len(), timeout = ?self.options.message_timeout, "events neither acked nor nacked in time; retrying them");
+        if let Err(e) = self.retry(myself, expired, "message timeout").await {
+            tracing::warn!(subscription = %self.key, error = %e, "timed-out events not parked; they come again");
+        }
+    }
+
+    /// Queues the parked events of row `id` marked for replay, ahead of new events.
+    async fn replay_parked(&mut self, myself: &ActorRef<SubscriptionMsg>, id: i32) -> Result<()> {
+        if self.row != Some(id) || self.phase == SubscriptionPhase::Waiting {
+            // Not this one, or not owned yet: taking ownership loads the requests.
+            return Ok(());
+        }
+        let requests = self.ctx.storage.replay_requests(id).await?;
+        for request in requests {
+            let n = request.event_number;
+            // Already replaying, or replayed and acked with its row not yet deleted.
+            if self.tracker.is_replaying(n) || self.cleared.contains(&n) || self.replay_pending.iter().any(|p| p.0 == n)
+            {
+                continue;
+            }
+            self.replay_pending.push_back((n, request.retry_count));
+        }
+        self.fill_replay(myself).await;
+        Ok(())
+    }
+
+    /// Reads parked events to replay into the replay lane, up to `READ_BATCH` at a time.
+    async fn fill_replay(&mut self, myself: &ActorRef<SubscriptionMsg>) {
+        while self.phase != SubscriptionPhase::Waiting
+            && self.tracker.replay_queued() < READ_BATCH
+            && !self.replay_pending.is_empty()
+        {
+            let take = self.replay_pending.len().min(READ_BATCH);
+            let chunk: Vec<(u64, u32)> = self.replay_pending.drain(..take).collect();
+            let numbers: Vec<u64> = chunk.iter().map(|c| c.0).collect();
+            let events = match self.ctx.storage.read_numbers(&self.key.stream, &numbers).await {
+                Ok(events) => events,
+                Err(e) => {
+                    tracing::warn!(subscription = %self.key, error = %e, "cannot read parked events to replay; retrying");
+                    for item in chunk.into_iter().rev() {
+                        self.replay_pending.push_front(item);
+                    }
+                    myself.send_after(self.ctx.retry_interval, || SubscriptionMsg::FillReplay);
+                    return;
+                }
+            };
+            let found: HashSet<u64> = events.iter().map(|e| e.event_number).collect();
+            for (n, retries) in chunk {
+                if !found.contains(&n) {
+                    // Hard-deleted since it was parked: nothing to replay, its row can go.
+                    self.cleared.push(n);
+                } else {
+                    self.tracker.set_retries(n, retries);
+                }
+            }
+            for event in events {
+                let partition = self.options.partition_of(&event);
+                self.tracker.push_replay(event, partition);
+            }
+        }
+    }
+
     /// Hands queued events to subscribers with room, says `CaughtUp` once the backlog is out,
-    /// resumes a stalled catch-up, and arms the checkpoint timer if anything is unwritten.
+    /// resumes a stalled catch-up or replay, and arms the checkpoint and message timers.
     fn deliver(&mut self, myself: &ActorRef<SubscriptionMsg>) {
         if self.phase != SubscriptionPhase::Waiting {
-            let ids: Vec<u64> = self.consumers.iter().map(|c| c.id).collect();
+            let ids: Vec<u64> = self.consumers.iter().map(|c| c.id).filter(|id| !self.paused.contains(id)).collect();
             for (id, batch) in self.tracker.dispatch(&ids) {
+                let retries: Vec<(u64, u32)> = batch
+                    .iter()
+                    .map(|e| (e.event_number, self.tracker.retries(e.event_number)))
+                    .filter(|(_, count)| *count > 0)
+                    .collect();
                 let delivered = self
                     .consumers
                     .iter()
                     .find(|c| c.id == id)
-                    .is_some_and(|c| send(c, self.incarnation, SubscriptionMessage::Events(batch)));
+                    .is_some_and(|c| self.send(c, SubscriptionMessage::Events(batch), retries));
                 if !delivered {
                     // Its handle is gone; the registry's Disconnect follows.
                     self.disconnect(myself, id);
@@ -477,43 +848,80 @@ impl SubscriptionState {
                 self.catch_up_stalled = false;
                 let _ = myself.cast(SubscriptionMsg::CatchUp);
             }
+            if self.tracker.replay_queued() == 0 && !self.replay_pending.is_empty() {
+                let _ = myself.cast(SubscriptionMsg::FillReplay);
+            }
+            if !self.sweep_scheduled
+                && let Some(oldest) = self.tracker.oldest_delivery()
+            {
+                self.sweep_scheduled = true;
+                let due = (oldest + self.options.message_timeout).saturating_duration_since(Instant::now());
+                myself.send_after(due, || SubscriptionMsg::Sweep);
+            }
         }
-        if self.tracker.acked() > self.persisted && !self.flush_scheduled && self.phase != SubscriptionPhase::Waiting {
+        let unwritten = self.tracker.acked() > self.persisted || !self.cleared.is_empty();
+        if unwritten && !self.flush_scheduled && self.phase != SubscriptionPhase::Waiting {
             self.flush_scheduled = true;
             myself.send_after(self.options.checkpoint_after, || SubscriptionMsg::FlushCheckpoint);
         }
     }
 
-    /// Writes the checkpoint if it moved. Failures leave it to the next ack or timer.
+    /// Writes the checkpoint if it moved (with the rows of replayed events that were acked).
+    /// Failures leave it to the next ack or timer.
     async fn persist(&mut self, myself: &ActorRef<SubscriptionMsg>) {
         let checkpoint = self.tracker.acked();
-        if checkpoint <= self.persisted || self.phase == SubscriptionPhase::Waiting {
+        let moved = checkpoint > self.persisted;
+        if (!moved && self.cleared.is_empty()) || self.phase == SubscriptionPhase::Waiting {
             return;
         }
         if self.options.transient {
             self.persisted = checkpoint;
             self.unpersisted_acks = 0;
+            self.cleared.clear();
             return;
         }
-        let (Some(id), Ok(keeper)) = (self.row, self.ctx.lock_keeper()) else { return };
-        let owner = myself.get_id();
-        let outcome = ractor::call!(keeper, |reply| LockMsg::SaveCheckpoint { id, owner, checkpoint, reply });
-        match outcome {
-            Ok(CheckpointOutcome::Saved) => {
+        let write = SubscriptionWrite {
+            checkpoint: moved.then_some(checkpoint),
+            nacks: Vec::new(),
+            cleared: self.cleared.clone(),
+            forget_retries_upto: (moved && self.forget_retries).then_some(checkpoint),
+        };
+        match self.write(myself, write).await {
+            WriteOutcome::Saved | WriteOutcome::RowGone => {
                 self.persisted = checkpoint;
                 self.unpersisted_acks = 0;
+                self.cleared.clear();
+                self.forget_retries &= !moved;
+                self.parked = self.parked.split_off(&(checkpoint + 1));
             }
-            Ok(CheckpointOutcome::RowGone) => {
-                tracing::warn!(subscription = %self.key, "subscription row deleted elsewhere; checkpoint not kept");
-                self.persisted = checkpoint;
-                self.unpersisted_acks = 0;
-            }
-            Ok(CheckpointOutcome::NotOwner) => self.lock_lost(myself),
-            Ok(CheckpointOutcome::Failed(e)) => {
+            WriteOutcome::NotOwner => {}
+            WriteOutcome::Failed(e) => {
                 tracing::warn!(subscription = %self.key, error = %e, "checkpoint write failed; retrying later");
             }
-            Err(e) => tracing::warn!(subscription = %self.key, error = %e, "lock keeper unreachable"),
         }
+    }
+
+    /// Writes through the lock keeper, on the connection holding this subscription's lock. A
+    /// lost lock sends the subscription back to waiting.
+    async fn write(&mut self, myself: &ActorRef<SubscriptionMsg>, write: SubscriptionWrite) -> WriteOutcome {
+        let Some(id) = self.row else { return WriteOutcome::NotOwner };
+        let keeper = match self.ctx.lock_keeper() {
+            Ok(keeper) => keeper,
+            Err(e) => return WriteOutcome::Failed(e),
+        };
+        let owner = myself.get_id();
+        let outcome = match ractor::call!(keeper, |reply| LockMsg::Write { id, owner, write, reply }) {
+            Ok(outcome) => outcome,
+            Err(e) => WriteOutcome::Failed(Error::Unavailable(format!("lock keeper: {e}"))),
+        };
+        match &outcome {
+            WriteOutcome::NotOwner => self.lock_lost(myself),
+            WriteOutcome::RowGone => {
+                tracing::warn!(subscription = %self.key, "subscription row deleted elsewhere; nothing more is kept");
+            }
+            WriteOutcome::Saved | WriteOutcome::Failed(_) => {}
+        }
+        outcome
     }
 
     async fn stop(&mut self, myself: &ActorRef<SubscriptionMsg>, reason: DropReason) {
@@ -537,6 +945,8 @@ impl SubscriptionState {
             last_received: self.tracker.received(),
             acked: self.tracker.acked(),
             persisted: self.persisted,
+            replaying: self.tracker.replaying() + self.replay_pending.len(),
+            paused: self.paused.len(),
         }
     }
 }

@@ -1,13 +1,19 @@
 //! The bookkeeping of one subscription, free of I/O: the queue of events taken in but not yet
-//! delivered, the events in flight per subscriber and per partition, and the checkpoint.
+//! delivered, the parked events being replayed, the events in flight per subscriber and per
+//! partition (with when they were delivered, for the message timeout), retry counts, and the
+//! checkpoint.
 //!
-//! Events enter in increasing event number. The checkpoint is derived, never counted: every
-//! event number up to `received` that is not outstanding (queued or in flight) was acked or
-//! skipped (rejected by the selector, or a hole in `$all`), so the checkpoint is the number just
-//! below the oldest outstanding event. It therefore only ever covers a contiguous run of acked
-//! events, whatever order the acks come in.
+//! Events enter the queue in increasing event number. The checkpoint is derived, never
+//! counted: every event number up to `received` that is not outstanding (queued or in flight)
+//! was acked, skipped or parked (or rejected by the selector, or a hole in `$all`), so the
+//! checkpoint is the number just below the oldest outstanding event. It therefore only ever
+//! covers a contiguous run of finished events, whatever order the acks come in.
+//!
+//! Replayed parked events travel in their own lane, delivered ahead of the queue. They were
+//! finished once already (parked), so they never hold the checkpoint back.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
@@ -21,6 +27,17 @@ pub enum Acks {
     UpTo(u64),
 }
 
+/// An event that left the subscription for good (acked, skipped or parked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    /// Its number.
+    pub number: u64,
+    /// It was a replayed parked event (its parked row can go).
+    pub replay: bool,
+    /// It had been retried (a stored retry count may exist).
+    pub retried: bool,
+}
+
 struct Queued {
     event: RecordedEvent,
     partition: Option<u64>,
@@ -30,21 +47,27 @@ struct InFlight {
     consumer: u64,
     partition: Option<u64>,
     event: RecordedEvent,
+    replay: bool,
+    since: Instant,
 }
 
-/// Queue, in-flight events and checkpoint of one subscription.
+/// Queue, replay lane, in-flight events, retry counts and checkpoint of one subscription.
 pub struct Tracker {
     buffer_size: usize,
     queue: VecDeque<Queued>,
+    replay: VecDeque<Queued>,
     in_flight: BTreeMap<u64, InFlight>,
     per_consumer: HashMap<u64, usize>,
     /// Partition -> (subscriber it is in flight at, events in flight).
     partitions: HashMap<u64, (u64, usize)>,
     outstanding: BTreeSet<u64>,
+    retries: HashMap<u64, u32>,
     received: u64,
     peak: usize,
     next_consumer: usize,
 }
+
+type Batches = Vec<(u64, Vec<RecordedEvent>)>;
 
 impl Tracker {
     /// An empty tracker whose checkpoint is `checkpoint`.
@@ -52,10 +75,12 @@ impl Tracker {
         Tracker {
             buffer_size,
             queue: VecDeque::new(),
+            replay: VecDeque::new(),
             in_flight: BTreeMap::new(),
             per_consumer: HashMap::new(),
             partitions: HashMap::new(),
             outstanding: BTreeSet::new(),
+            retries: HashMap::new(),
             received: checkpoint,
             peak: 0,
             next_consumer: 0,
@@ -67,9 +92,24 @@ impl Tracker {
         self.received
     }
 
-    /// Events queued, not delivered.
+    /// Events queued, not delivered (replayed parked events not included).
     pub fn queued(&self) -> usize {
         self.queue.len()
+    }
+
+    /// Replayed parked events waiting for delivery.
+    pub fn replay_queued(&self) -> usize {
+        self.replay.len()
+    }
+
+    /// Replayed parked events queued or in flight.
+    pub fn replaying(&self) -> usize {
+        self.replay.len() + self.in_flight.values().filter(|f| f.replay).count()
+    }
+
+    /// Whether event `n` is being replayed (queued in the replay lane or in flight as a replay).
+    pub fn is_replaying(&self, n: u64) -> bool {
+        self.in_flight.get(&n).is_some_and(|f| f.replay) || self.replay.iter().any(|q| q.event.event_number == n)
     }
 
     /// Most events ever queued at once.
@@ -87,9 +127,21 @@ impl Tracker {
         self.queue.front().map(|q| q.event.event_number)
     }
 
-    /// The checkpoint: every event up to it was acked or skipped.
+    /// The checkpoint: every event up to it was finished or skipped.
     pub fn acked(&self) -> u64 {
         self.outstanding.first().map_or(self.received, |oldest| oldest - 1)
+    }
+
+    /// Times event `n` was retried.
+    pub fn retries(&self, n: u64) -> u32 {
+        self.retries.get(&n).copied().unwrap_or(0)
+    }
+
+    /// Sets event `n`'s retry count (as stored by a previous owner).
+    pub fn set_retries(&mut self, n: u64, count: u32) {
+        if count > 0 {
+            self.retries.insert(n, count);
+        }
     }
 
     /// Queues an event (its number must be above `received`).
@@ -101,27 +153,59 @@ impl Tracker {
         self.peak = self.peak.max(self.queue.len());
     }
 
+    /// Queues a parked event for replay, ahead of the queue; `false` (and nothing queued) if it
+    /// is already being replayed or is in flight.
+    pub fn push_replay(&mut self, event: RecordedEvent, partition: Option<u64>) -> bool {
+        let n = event.event_number;
+        if self.in_flight.contains_key(&n) || self.replay.iter().any(|q| q.event.event_number == n) {
+            return false;
+        }
+        let at = self.replay.partition_point(|q| q.event.event_number < n);
+        self.replay.insert(at, Queued { event, partition });
+        true
+    }
+
     /// Records that nothing up to `n` needs delivering beyond what is already queued (a
-    /// selector-rejected event, or positions of `$all` without events).
+    /// selector-rejected event, a parked one, or positions of `$all` without events).
     pub fn skip_to(&mut self, n: u64) {
         self.received = self.received.max(n);
     }
 
-    /// Hands queued events to subscribers with room (`buffer_size` in flight each), in order,
-    /// keeping a partition on the subscriber that has it in flight. Returns the batches to send:
-    /// each holds consecutive events of one source stream for one subscriber.
-    pub fn dispatch(&mut self, consumers: &[u64]) -> Vec<(u64, Vec<RecordedEvent>)> {
+    /// Hands replayed and queued events to subscribers with room (`buffer_size` in flight
+    /// each), in order, keeping a partition on the subscriber that has it in flight. Returns the
+    /// batches to send: each holds consecutive events of one source stream for one subscriber.
+    pub fn dispatch(&mut self, consumers: &[u64]) -> Batches {
         let mut room: Vec<usize> =
             consumers.iter().map(|c| self.buffer_size.saturating_sub(self.in_flight_of(*c))).collect();
-        let mut batches: Vec<(u64, Vec<RecordedEvent>)> = Vec::new();
-        if self.queue.is_empty() || room.iter().all(|r| *r == 0) {
-            return batches;
+        let mut batches = Vec::new();
+        let now = Instant::now();
+        let replay = std::mem::take(&mut self.replay);
+        self.replay = self.dispatch_lane(replay, true, consumers, &mut room, &mut batches, now);
+        let queue = std::mem::take(&mut self.queue);
+        self.queue = self.dispatch_lane(queue, false, consumers, &mut room, &mut batches, now);
+        batches
+    }
+
+    /// Dispatches one lane; returns what stays queued in it.
+    fn dispatch_lane(
+        &mut self,
+        mut lane: VecDeque<Queued>,
+        replay: bool,
+        consumers: &[u64],
+        room: &mut [usize],
+        batches: &mut Batches,
+        now: Instant,
+    ) -> VecDeque<Queued> {
+        if lane.is_empty() || room.iter().all(|r| *r == 0) {
+            return lane;
         }
+        // Batches never mix the lanes.
+        let first = batches.len();
         let mut kept = VecDeque::new();
         // Partitions with an older event still queued in this pass: a newer one must wait.
         let mut blocked = HashSet::new();
         let mut previous: Option<usize> = None;
-        while let Some(queued) = self.queue.pop_front() {
+        while let Some(queued) = lane.pop_front() {
             if room.iter().all(|r| *r == 0) {
                 kept.push_back(queued);
                 break;
@@ -132,7 +216,7 @@ impl Tracker {
                     let owner = self.partitions[&p].0;
                     consumers.iter().position(|c| *c == owner).filter(|i| room[*i] > 0)
                 }
-                _ => self.choose(consumers, &room, previous, &batches, &queued.event),
+                _ => self.choose(consumers, room, previous, &batches[first..], &queued.event),
             };
             let Some(index) = target else {
                 if let Some(p) = queued.partition {
@@ -149,7 +233,7 @@ impl Tracker {
                 self.partitions.entry(p).or_insert((consumer, 0)).1 += 1;
             }
             let event = queued.event;
-            match batches.last_mut() {
+            match batches[first..].last_mut() {
                 Some((to, batch))
                     if *to == consumer && batch.last().is_some_and(|last| last.stream_uuid == event.stream_uuid) =>
                 {
@@ -157,11 +241,11 @@ impl Tracker {
                 }
                 _ => batches.push((consumer, vec![event.clone()])),
             }
-            self.in_flight.insert(event.event_number, InFlight { consumer, partition: queued.partition, event });
+            let flight = InFlight { consumer, partition: queued.partition, event, replay, since: now };
+            self.in_flight.insert(flight.event.event_number, flight);
         }
-        kept.append(&mut self.queue);
-        self.queue = kept;
-        batches
+        kept.append(&mut lane);
+        kept
     }
 
     /// The subscriber for an unpartitioned (or not yet placed) event: the one that took the
@@ -195,31 +279,58 @@ impl Tracker {
         self.per_consumer.get(&consumer).copied().unwrap_or(0)
     }
 
-    /// Acks events in flight for `consumer`; the number acked. If any named event is not in
-    /// flight for it, nothing is acked: [`Error::UnexpectedAck`].
-    pub fn ack(&mut self, consumer: u64, acks: &Acks) -> Result<usize> {
+    /// Whether event `n` is in flight for `consumer`: [`Error::UnexpectedAck`] if not.
+    pub fn check(&self, consumer: u64, n: u64) -> Result<()> {
+        match self.in_flight.get(&n) {
+            Some(flight) if flight.consumer == consumer => Ok(()),
+            _ => Err(Error::UnexpectedAck),
+        }
+    }
+
+    /// Acks events in flight for `consumer`. If any named event is not in flight for it,
+    /// nothing is acked: [`Error::UnexpectedAck`].
+    pub fn ack(&mut self, consumer: u64, acks: &Acks) -> Result<Vec<Finished>> {
         let numbers: Vec<u64> = match acks {
             Acks::Events(numbers) => {
-                if numbers.iter().any(|n| self.in_flight.get(n).is_none_or(|f| f.consumer != consumer)) {
-                    return Err(Error::UnexpectedAck);
+                for n in numbers {
+                    self.check(consumer, *n)?;
                 }
                 numbers.clone()
             }
             Acks::UpTo(n) => {
-                if self.in_flight.get(n).is_none_or(|f| f.consumer != consumer) {
-                    return Err(Error::UnexpectedAck);
-                }
+                self.check(consumer, *n)?;
                 self.in_flight.range(..=n).filter(|(_, f)| f.consumer == consumer).map(|(n, _)| *n).collect()
             }
         };
-        let mut acked = 0;
-        for n in numbers {
-            if self.take_in_flight(n).is_some() {
-                self.outstanding.remove(&n);
-                acked += 1;
-            }
+        Ok(numbers.into_iter().filter_map(|n| self.finish(n)).collect())
+    }
+
+    /// Takes event `n` out of flight for good (acked, skipped or parked).
+    pub fn finish(&mut self, n: u64) -> Option<Finished> {
+        let flight = self.take_in_flight(n)?;
+        if !flight.replay {
+            self.outstanding.remove(&n);
         }
-        Ok(acked)
+        let retried = self.retries.remove(&n).is_some();
+        Some(Finished { number: n, replay: flight.replay, retried })
+    }
+
+    /// Puts event `n` back in its lane, in order, counting a retry. If that takes the queue past
+    /// `max_size`, its newest events are let go: `true` tells the caller to read them again.
+    pub fn retry(&mut self, n: u64, max_size: usize) -> bool {
+        let Some(flight) = self.take_in_flight(n) else { return false };
+        *self.retries.entry(n).or_default() += 1;
+        self.requeue(vec![flight], max_size)
+    }
+
+    /// Event numbers in flight for longer than `timeout`.
+    pub fn expired(&self, now: Instant, timeout: Duration) -> Vec<u64> {
+        self.in_flight.iter().filter(|(_, f)| now.duration_since(f.since) >= timeout).map(|(n, _)| *n).collect()
+    }
+
+    /// When the longest-waiting event in flight was delivered.
+    pub fn oldest_delivery(&self) -> Option<Instant> {
+        self.in_flight.values().map(|f| f.since).min()
     }
 
     fn take_in_flight(&mut self, n: u64) -> Option<InFlight> {
@@ -241,28 +352,27 @@ impl Tracker {
         Some(flight)
     }
 
-    /// Puts the events in flight at `consumer` back in the queue, in order, for the others. If
-    /// that takes the queue past `max_size`, its newest events are let go and `received` moves
-    /// back before them: `true` tells the caller to read them from storage again.
-    pub fn disconnect(&mut self, consumer: u64, max_size: usize) -> bool {
+    /// Puts the events in flight at `consumer` back in their lanes, in order, for the others
+    /// (it left, or paused), without counting retries. If that takes the queue past `max_size`,
+    /// its newest events are let go and `received` moves back before them: `true` tells the
+    /// caller to read them from storage again.
+    pub fn release(&mut self, consumer: u64, max_size: usize) -> bool {
         let numbers: Vec<u64> =
             self.in_flight.iter().filter(|(_, f)| f.consumer == consumer).map(|(n, _)| *n).collect();
-        if numbers.is_empty() {
+        let flights: Vec<InFlight> = numbers.into_iter().filter_map(|n| self.take_in_flight(n)).collect();
+        self.requeue(flights, max_size)
+    }
+
+    fn requeue(&mut self, flights: Vec<InFlight>, max_size: usize) -> bool {
+        if flights.is_empty() {
             return false;
         }
-        let mut returned: VecDeque<Queued> = numbers
-            .into_iter()
-            .filter_map(|n| self.take_in_flight(n))
-            .map(|f| Queued { event: f.event, partition: f.partition })
-            .collect();
-        let mut merged = VecDeque::with_capacity(self.queue.len() + returned.len());
-        while let (Some(a), Some(b)) = (returned.front(), self.queue.front()) {
-            let next = if a.event.event_number < b.event.event_number { &mut returned } else { &mut self.queue };
-            merged.extend(next.pop_front());
+        for flight in flights {
+            let lane = if flight.replay { &mut self.replay } else { &mut self.queue };
+            let n = flight.event.event_number;
+            let at = lane.partition_point(|q| q.event.event_number < n);
+            lane.insert(at, Queued { event: flight.event, partition: flight.partition });
         }
-        merged.append(&mut returned);
-        merged.append(&mut self.queue);
-        self.queue = merged;
         let let_go = self.truncate(max_size);
         self.peak = self.peak.max(self.queue.len());
         let_go
@@ -271,7 +381,7 @@ impl Tracker {
     /// Lets go of the newest queued events past `max_size` (only those above every event in
     /// flight, so nothing is read twice while in flight); whether any were let go.
     fn truncate(&mut self, max_size: usize) -> bool {
-        let floor = self.in_flight.keys().next_back().copied().unwrap_or(0);
+        let floor = self.in_flight.iter().filter(|(_, f)| !f.replay).map(|(n, _)| *n).next_back().unwrap_or(0);
         let mut let_go = false;
         while self.queue.len() > max_size && self.queue.back().is_some_and(|q| q.event.event_number > floor) {
             if let Some(q) = self.queue.pop_back() {
@@ -338,7 +448,7 @@ mod tests {
         assert!(matches!(t.ack(1, &Acks::Events(vec![1, 2])), Err(Error::UnexpectedAck)));
         assert!(matches!(t.ack(1, &Acks::UpTo(7)), Err(Error::UnexpectedAck)));
         assert_eq!(t.in_flight(), 2);
-        assert_eq!(t.ack(2, &Acks::UpTo(2)).unwrap(), 1);
+        assert_eq!(t.ack(2, &Acks::UpTo(2)).unwrap().len(), 1);
     }
 
     #[test]
@@ -394,7 +504,7 @@ mod tests {
         }
         t.dispatch(&[1]);
         assert_eq!(t.first_queued(), Some(3));
-        assert!(!t.disconnect(1, 10));
+        assert!(!t.release(1, 10));
         assert_eq!(t.in_flight(), 0);
         let again = t.dispatch(&[2]);
         assert_eq!(numbers(&again[0].1), vec![1, 2]);
@@ -411,8 +521,53 @@ mod tests {
         for n in 11..=30 {
             t.push(event("a", n), None);
         }
-        assert!(t.disconnect(1, 20), "the newest queued events are let go");
+        assert!(t.release(1, 20), "the newest queued events are let go");
         assert_eq!((t.queued(), t.peak_queued(), t.first_queued(), t.received()), (20, 20, Some(1), 20));
         assert_eq!(t.acked(), 0);
+    }
+
+    #[test]
+    fn a_retried_event_goes_back_in_order_with_its_count() {
+        let mut t = Tracker::new(10, 0);
+        for n in 1..=3 {
+            t.push(event("a", n), None);
+        }
+        t.dispatch(&[1]);
+        assert!(!t.retry(2, 10));
+        assert_eq!((t.retries(2), t.in_flight(), t.first_queued()), (1, 2, Some(2)));
+        assert_eq!(t.acked(), 0);
+        t.ack(1, &Acks::Events(vec![1, 3])).unwrap();
+        assert_eq!(t.acked(), 1, "2 still holds the checkpoint back");
+        let again = t.dispatch(&[1]);
+        assert_eq!(numbers(&again[0].1), vec![2]);
+        let done = t.finish(2).unwrap();
+        assert_eq!(done, Finished { number: 2, replay: false, retried: true });
+        assert_eq!((t.acked(), t.retries(2)), (3, 0));
+    }
+
+    #[test]
+    fn replayed_events_go_first_and_never_hold_the_checkpoint() {
+        let mut t = Tracker::new(10, 5);
+        t.push(event("a", 6), None);
+        assert!(t.push_replay(event("a", 2), None));
+        assert!(!t.push_replay(event("a", 2), None), "a replay is queued once");
+        let batches = t.dispatch(&[1]);
+        assert_eq!(batches.iter().map(|(_, b)| numbers(b)).collect::<Vec<_>>(), vec![vec![2], vec![6]]);
+        assert!(t.is_replaying(2));
+        let done = t.ack(1, &Acks::Events(vec![2])).unwrap();
+        assert_eq!(done, vec![Finished { number: 2, replay: true, retried: false }]);
+        assert_eq!(t.acked(), 5, "6 is in flight; the replayed 2 did not count");
+        t.ack(1, &Acks::UpTo(6)).unwrap();
+        assert_eq!(t.acked(), 6);
+    }
+
+    #[test]
+    fn events_in_flight_too_long_are_reported() {
+        let mut t = Tracker::new(10, 0);
+        t.push(event("a", 1), None);
+        t.dispatch(&[1]);
+        let delivered = t.oldest_delivery().unwrap();
+        assert!(t.expired(delivered, Duration::from_secs(1)).is_empty());
+        assert_eq!(t.expired(delivered + Duration::from_secs(1), Duration::from_secs(1)), vec![1]);
     }
 }

@@ -152,7 +152,7 @@ async fn drop_locked(conn: &mut PgConnection, schema: &str) -> Result<bool> {
     }
     let had_store = !applied_versions(conn).await?.is_empty();
     sqlx::raw_sql(
-        "DROP TABLE IF EXISTS events, links, streams, snapshots, subscriptions, _sqlx_migrations CASCADE; \
+        "DROP TABLE IF EXISTS events, links, streams, snapshots, subscription_nacks, subscriptions, _sqlx_migrations CASCADE; \
          DROP FUNCTION IF EXISTS forbid_event_changes() CASCADE; \
          DROP FUNCTION IF EXISTS batch_check(boolean) CASCADE",
     )

@@ -4,6 +4,7 @@
 
 mod admin;
 mod append;
+mod nacks;
 mod read;
 mod snapshots;
 mod streams;
@@ -12,6 +13,7 @@ mod subscriptions;
 pub(crate) use admin::check_up_to_date;
 pub use admin::{MigrationStatus, create_database, drop_store, init_store, migrate_store, migration_status};
 pub use append::WriterSession;
+pub use nacks::{NackRecord, StoredNack, SubscriptionWrite};
 pub use read::Direction;
 pub use subscriptions::{LockSession, NotificationListener, SubscriptionRow, Wake};
 

@@ -48,6 +48,26 @@ fn all_sql(direction: Direction) -> String {
     )
 }
 
+/// Entries of one stream by version (its own events and its links).
+fn stream_numbers_sql() -> String {
+    format!(
+        "SELECT * FROM ( \
+            SELECT e.stream_version AS event_number, {EVENT_COLUMNS} FROM events e \
+            WHERE e.stream_id = $1 AND e.stream_version = ANY($2) \
+            UNION ALL \
+            SELECT l.link_version AS event_number, {EVENT_COLUMNS} FROM links l \
+            CROSS JOIN LATERAL (SELECT * FROM events WHERE position = l.position) e \
+            WHERE l.stream_id = $1 AND l.link_version = ANY($2) \
+         ) entries ORDER BY event_number"
+    )
+}
+
+fn all_numbers_sql() -> String {
+    format!(
+        "SELECT e.position AS event_number, {EVENT_COLUMNS} FROM events e WHERE e.position = ANY($1) ORDER BY e.position"
+    )
+}
+
 impl PgStorage {
     /// The internal id of a live stream: `StreamNotFound` / `StreamDeleted` otherwise.
     pub(crate) async fn live_stream_id(&self, stream: &str) -> Result<i64> {
@@ -90,6 +110,23 @@ impl PgStorage {
             .bind(signed("count", count)?)
             .fetch_all(&self.pool)
             .await?;
+        into_events(rows)
+    }
+
+    /// The entries of `stream` (or `$all`) with these event numbers, in order; numbers with no
+    /// entry (hard-deleted, or a deleted stream) are left out.
+    pub async fn read_numbers(&self, stream: &str, numbers: &[u64]) -> Result<Vec<RecordedEvent>> {
+        let numbers = numbers.iter().map(|n| signed("event number", *n)).collect::<Result<Vec<i64>>>()?;
+        let rows: Vec<EventRow> = if stream == crate::event::ALL {
+            sqlx::query_as(&all_numbers_sql()).bind(numbers).fetch_all(&self.pool).await?
+        } else {
+            let id = match self.live_stream_id(stream).await {
+                Ok(id) => id,
+                Err(Error::StreamNotFound | Error::StreamDeleted) => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            sqlx::query_as(&stream_numbers_sql()).bind(id).bind(numbers).fetch_all(&self.pool).await?
+        };
         into_events(rows)
     }
 }

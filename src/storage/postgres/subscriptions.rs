@@ -37,8 +37,6 @@ const TRY_LOCK: &str = concat!("SELECT pg_try_advisory_lock(", lock_key!(), ")")
 
 const UNLOCK: &str = concat!("SELECT pg_advisory_unlock(", lock_key!(), ")");
 
-const SAVE_CHECKPOINT: &str = "UPDATE subscriptions SET last_seen = $2, updated_at = now() WHERE subscription_id = $1";
-
 /// Every subscription with its stream's head and the session that owns it, if any.
 const LIST: &str = "SELECT s.stream_uuid, s.subscription_name, s.last_seen, COALESCE(h.stream_version, 0), \
          s.created_at, s.updated_at, o.pid, o.application_name \
@@ -135,7 +133,7 @@ impl PgStorage {
 /// The connection holding a node's subscription locks; checkpoints are written through it.
 #[derive(Debug)]
 pub struct LockSession {
-    conn: PgConnection,
+    pub(super) conn: PgConnection,
 }
 
 impl LockSession {
@@ -149,16 +147,6 @@ impl LockSession {
     pub async fn unlock(&mut self, subscription_id: i32) -> Result<()> {
         sqlx::query(UNLOCK).bind(subscription_id).execute(&mut self.conn).await?;
         Ok(())
-    }
-
-    /// Writes the subscription's checkpoint; `false` if its row is gone (deleted).
-    pub async fn save_checkpoint(&mut self, subscription_id: i32, last_seen: u64) -> Result<bool> {
-        let done = sqlx::query(SAVE_CHECKPOINT)
-            .bind(subscription_id)
-            .bind(signed("checkpoint", last_seen)?)
-            .execute(&mut self.conn)
-            .await?;
-        Ok(done.rows_affected() > 0)
     }
 
     /// Checks that the connection (and with it every lock it holds) is alive.
@@ -189,6 +177,9 @@ pub enum Wake {
     /// Notifications may have been missed: the connection was lost (it is re-established on
     /// the next `recv`) or a payload could not be read. The notifier reads from its own position.
     Resync,
+    /// The parked events of subscription row `id` were marked for replay (payload
+    /// `replay,<id>`, sent by `request_replay`).
+    Replay(i32),
 }
 
 /// The LISTEN connection on the store's channel.
@@ -207,9 +198,12 @@ impl NotificationListener {
     }
 }
 
-/// Parses the writer's payload `first,last,links` (see `append.rs`). A payload it cannot read
+/// Parses the writer's payload `first,last,links` (see `append.rs`), or a replay request. A payload it cannot read
 /// still wakes the notifier, which then reads from its own position.
 fn parse_payload(payload: &str) -> Wake {
+    if let Some(id) = payload.strip_prefix("replay,") {
+        return id.parse().map_or(Wake::Resync, Wake::Replay);
+    }
     let mut parts = payload.split(',');
     let _first = parts.next();
     let last = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
@@ -230,5 +224,7 @@ mod tests {
         assert_eq!(parse_payload("5,9,1"), Wake::Committed { last: 9, links: true });
         assert_eq!(parse_payload("0,0,1"), Wake::Committed { last: 0, links: true });
         assert_eq!(parse_payload("garbage"), Wake::Resync);
+        assert_eq!(parse_payload("replay,42"), Wake::Replay(42));
+        assert_eq!(parse_payload("replay,x"), Wake::Resync);
     }
 }

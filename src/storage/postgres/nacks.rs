@@ -1,0 +1,214 @@
+//! Retried and parked events of named subscriptions (`subscription_nacks`), and the writes a
+//! subscription's owner makes on its lock connection: checkpoint, retry counts, parks, and the
+//! rows of replayed events it is done with.
+//!
+//! Reads go through the pool; writes go through the [`LockSession`] that holds the
+//! subscription's lock, so a node that lost ownership cannot record anything.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Acquire, Connection};
+
+use super::{LockSession, PgStorage, signed, unsigned};
+use crate::error::Result;
+use crate::subscription::ParkedEvent;
+
+/// Moves the checkpoint (or, with NULL, only locks the row to show it still exists).
+const TOUCH: &str =
+    "UPDATE subscriptions SET last_seen = COALESCE($2, last_seen), updated_at = now() WHERE subscription_id = $1";
+
+/// Records retry counts and parks; a park also ends a replay request.
+const RECORD: &str = "INSERT INTO subscription_nacks AS n (subscription_id, event_number, retry_count, reason, parked_at) \
+     SELECT $1, u.event_number, u.retry_count, u.reason, CASE WHEN u.parked THEN now() END \
+     FROM UNNEST($2::bigint[], $3::integer[], $4::text[], $5::boolean[]) AS u (event_number, retry_count, reason, parked) \
+     ON CONFLICT (subscription_id, event_number) DO UPDATE SET retry_count = EXCLUDED.retry_count, \
+         reason = EXCLUDED.reason, parked_at = EXCLUDED.parked_at, replay_requested = false, updated_at = now()";
+
+const CLEAR: &str = "DELETE FROM subscription_nacks WHERE subscription_id = $1 AND event_number = ANY($2)";
+
+/// Retry counts of events the checkpoint has passed are of no further use.
+const FORGET_RETRIES: &str =
+    "DELETE FROM subscription_nacks WHERE subscription_id = $1 AND event_number <= $2 AND parked_at IS NULL";
+
+/// What an owner needs when it takes a subscription: retry counts and parks after the
+/// checkpoint, and every parked event whose replay was asked for.
+const LOAD: &str = "SELECT event_number, retry_count, parked_at IS NOT NULL, replay_requested FROM subscription_nacks \
+     WHERE subscription_id = $1 AND (event_number > $2 OR replay_requested) ORDER BY event_number";
+
+const REPLAY_REQUESTS: &str = "SELECT event_number, retry_count, true, true FROM subscription_nacks \
+     WHERE subscription_id = $1 AND replay_requested ORDER BY event_number";
+
+/// Marks every parked event of a subscription for replay and wakes its owner, wherever it runs
+/// (the notification is delivered at commit, after the marks are visible).
+const REQUEST_REPLAY: &str = "WITH s AS (SELECT subscription_id FROM subscriptions \
+         WHERE stream_uuid = $1 AND subscription_name = $2), \
+     marked AS (UPDATE subscription_nacks n SET replay_requested = true, updated_at = now() FROM s \
+         WHERE n.subscription_id = s.subscription_id AND n.parked_at IS NOT NULL RETURNING 1) \
+     SELECT s.subscription_id, (SELECT count(*) FROM marked), pg_notify($3, 'replay,' || s.subscription_id) FROM s";
+
+const PARKED: &str = "SELECT n.event_number, n.retry_count, n.reason, n.parked_at, n.replay_requested \
+     FROM subscription_nacks n JOIN subscriptions s USING (subscription_id) \
+     WHERE s.stream_uuid = $1 AND s.subscription_name = $2 AND n.parked_at IS NOT NULL ORDER BY n.event_number";
+
+/// A retry or a park to record for one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NackRecord {
+    /// The event's number within the subscription (stream version, or global position).
+    pub event_number: u64,
+    /// Times it was retried so far.
+    pub retry_count: u32,
+    /// Why (the subscriber's reason, or the message timeout).
+    pub reason: String,
+    /// Parked (it no longer holds the checkpoint back) rather than being retried.
+    pub parked: bool,
+}
+
+/// Changes of one subscription, written together on its lock connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SubscriptionWrite {
+    /// The new checkpoint, if it moved.
+    pub checkpoint: Option<u64>,
+    /// Retries and parks to record.
+    pub nacks: Vec<NackRecord>,
+    /// Parked events that were replayed and acked (or skipped): their rows go.
+    pub cleared: Vec<u64>,
+    /// Forget retry counts of events up to this number (the checkpoint passed them).
+    pub forget_retries_upto: Option<u64>,
+}
+
+impl SubscriptionWrite {
+    /// Only the checkpoint moves: one statement, no transaction.
+    fn checkpoint_only(&self) -> bool {
+        self.nacks.is_empty() && self.cleared.is_empty() && self.forget_retries_upto.is_none()
+    }
+}
+
+/// A stored row of `subscription_nacks`, as an owner loads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredNack {
+    /// The event's number within the subscription.
+    pub event_number: u64,
+    /// Times it was retried.
+    pub retry_count: u32,
+    /// Whether it is parked.
+    pub parked: bool,
+    /// Whether a replay of it was asked for.
+    pub replay_requested: bool,
+}
+
+type NackRow = (i64, i32, bool, bool);
+
+fn stored(rows: Vec<NackRow>) -> Result<Vec<StoredNack>> {
+    rows.into_iter()
+        .map(|(number, retries, parked, replay_requested)| {
+            Ok(StoredNack {
+                event_number: unsigned("event_number", number)?,
+                retry_count: retry_count(retries)?,
+                parked,
+                replay_requested,
+            })
+        })
+        .collect()
+}
+
+/// A stored retry count (the table's CHECK keeps it non-negative).
+fn retry_count(value: i32) -> Result<u32> {
+    unsigned("retry_count", i64::from(value)).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+fn numbers(values: &[u64]) -> Result<Vec<i64>> {
+    values.iter().map(|n| signed("event number", *n)).collect()
+}
+
+impl PgStorage {
+    /// Retry counts and parks after `checkpoint`, and every parked event to replay, of
+    /// subscription `id`.
+    pub async fn load_nacks(&self, id: i32, checkpoint: u64) -> Result<Vec<StoredNack>> {
+        let rows: Vec<NackRow> =
+            sqlx::query_as(LOAD).bind(id).bind(signed("checkpoint", checkpoint)?).fetch_all(&self.pool).await?;
+        stored(rows)
+    }
+
+    /// Parked events of subscription `id` whose replay was asked for.
+    pub async fn replay_requests(&self, id: i32) -> Result<Vec<StoredNack>> {
+        let rows: Vec<NackRow> = sqlx::query_as(REPLAY_REQUESTS).bind(id).fetch_all(&self.pool).await?;
+        stored(rows)
+    }
+
+    /// Marks every parked event of the subscription for replay and notifies its owner: the
+    /// subscription's id and how many events are marked, or `None` if it does not exist.
+    pub async fn request_replay(&self, stream: &str, name: &str) -> Result<Option<(i32, u64)>> {
+        let row: Option<(i32, i64, Option<String>)> = sqlx::query_as(REQUEST_REPLAY)
+            .bind(stream)
+            .bind(name)
+            .bind(self.channel())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|(id, count, _)| Ok((id, unsigned("count", count)?))).transpose()
+    }
+
+    /// The parked events of a subscription, oldest first; `None` if it does not exist.
+    pub async fn parked_events(&self, stream: &str, name: &str) -> Result<Option<Vec<ParkedEvent>>> {
+        if self.find_subscription(stream, name).await?.is_none() {
+            return Ok(None);
+        }
+        let rows: Vec<(i64, i32, String, DateTime<Utc>, bool)> =
+            sqlx::query_as(PARKED).bind(stream).bind(name).fetch_all(&self.pool).await?;
+        rows.into_iter()
+            .map(|(number, retries, reason, parked_at, replay_requested)| {
+                Ok(ParkedEvent {
+                    event_number: unsigned("event_number", number)?,
+                    retry_count: retry_count(retries)?,
+                    reason,
+                    parked_at,
+                    replay_requested,
+                })
+            })
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+}
+
+impl LockSession {
+    /// Writes a subscription's changes in one transaction; `false` if its row is gone (it was
+    /// deleted), in which case nothing is written.
+    pub async fn write(&mut self, subscription_id: i32, write: &SubscriptionWrite) -> Result<bool> {
+        let checkpoint = write.checkpoint.map(|c| signed("checkpoint", c)).transpose()?;
+        if write.checkpoint_only() {
+            let done = sqlx::query(TOUCH).bind(subscription_id).bind(checkpoint).execute(&mut self.conn).await?;
+            return Ok(done.rows_affected() > 0);
+        }
+        let mut tx = Connection::begin(&mut self.conn).await?;
+        let conn = tx.acquire().await?;
+        let done = sqlx::query(TOUCH).bind(subscription_id).bind(checkpoint).execute(&mut *conn).await?;
+        if done.rows_affected() == 0 {
+            return Ok(false);
+        }
+        if !write.nacks.is_empty() {
+            let numbers = numbers(&write.nacks.iter().map(|n| n.event_number).collect::<Vec<_>>())?;
+            let retries: Vec<i32> =
+                write.nacks.iter().map(|n| i32::try_from(n.retry_count).unwrap_or(i32::MAX)).collect();
+            let reasons: Vec<&str> = write.nacks.iter().map(|n| n.reason.as_str()).collect();
+            let parked: Vec<bool> = write.nacks.iter().map(|n| n.parked).collect();
+            sqlx::query(RECORD)
+                .bind(subscription_id)
+                .bind(numbers)
+                .bind(retries)
+                .bind(reasons)
+                .bind(parked)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if !write.cleared.is_empty() {
+            sqlx::query(CLEAR).bind(subscription_id).bind(numbers(&write.cleared)?).execute(&mut *conn).await?;
+        }
+        if let Some(upto) = write.forget_retries_upto {
+            sqlx::query(FORGET_RETRIES)
+                .bind(subscription_id)
+                .bind(signed("checkpoint", upto)?)
+                .execute(&mut *conn)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
