@@ -13,6 +13,7 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::error::{Error, Result};
+use crate::subscription::{StartFrom, SubscriptionOptions};
 
 /// Default `database_url`.
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -60,6 +61,136 @@ pub struct Config {
     /// Most payload bytes the writer commits in one transaction (a larger single append still
     /// goes alone). Default 64 MiB.
     pub writer_max_batch_bytes: usize,
+    /// Named subscriptions the application runs as [`Subscriber`](crate::Subscriber) actors
+    /// ([`EventStore::start_subscribers`](crate::EventStore::start_subscribers)); the TOML
+    /// file's `[[subscriptions]]` entries. Default none.
+    pub subscriptions: Vec<SubscriptionConfig>,
+}
+
+/// One `[[subscriptions]]` entry: a named subscription the application runs as a
+/// [`Subscriber`](crate::Subscriber) actor, with its options.
+///
+/// ```
+/// use chronik::{Config, StartFrom};
+///
+/// let config = Config::from_toml_str(r#"
+///     [[subscriptions]]
+///     name = "projector"
+///     start_from = "origin"
+///     buffer_size = 50
+///
+///     [[subscriptions]]
+///     name = "mailer"
+///     stream = "$all"
+///     start_from = "current"
+///     max_retry_count = 3
+///     message_timeout = "10s"
+/// "#)?;
+/// assert_eq!(config.subscriptions[0].buffer_size, 50);
+/// assert_eq!(config.subscriptions[1].start_from, StartFrom::Current);
+/// let options = config.subscriptions[1].options();
+/// assert_eq!(options.max_retry_count, 3);
+/// # Ok::<(), chronik::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SubscriptionConfig {
+    /// The subscription's name, which the application maps to its implementation.
+    pub name: String,
+    /// The subscribed stream; default `$all`.
+    pub stream: String,
+    /// `"origin"`, `"current"`, or an event number to start after; default `"origin"`.
+    pub start_from: StartFrom,
+    /// See [`SubscriptionOptions::buffer_size`].
+    pub buffer_size: usize,
+    /// See [`SubscriptionOptions::max_size`].
+    pub max_size: usize,
+    /// See [`SubscriptionOptions::concurrency_limit`].
+    pub concurrency_limit: usize,
+    /// See [`SubscriptionOptions::checkpoint_threshold`].
+    pub checkpoint_threshold: u64,
+    /// See [`SubscriptionOptions::checkpoint_after`].
+    pub checkpoint_after: Duration,
+    /// See [`SubscriptionOptions::message_timeout`].
+    pub message_timeout: Duration,
+    /// See [`SubscriptionOptions::max_retry_count`].
+    pub max_retry_count: u32,
+    /// See [`SubscriptionOptions::transient`].
+    pub transient: bool,
+}
+
+impl SubscriptionConfig {
+    /// An entry for subscription `name` of `stream`, with the default options.
+    pub fn new(stream: impl Into<String>, name: impl Into<String>) -> Self {
+        let defaults = SubscriptionOptions::default();
+        SubscriptionConfig {
+            name: name.into(),
+            stream: stream.into(),
+            start_from: defaults.start_from,
+            buffer_size: defaults.buffer_size,
+            max_size: defaults.max_size,
+            concurrency_limit: defaults.concurrency_limit,
+            checkpoint_threshold: defaults.checkpoint_threshold,
+            checkpoint_after: defaults.checkpoint_after,
+            message_timeout: defaults.message_timeout,
+            max_retry_count: defaults.max_retry_count,
+            transient: defaults.transient,
+        }
+    }
+
+    /// The entry's options.
+    pub fn options(&self) -> SubscriptionOptions {
+        SubscriptionOptions::default()
+            .start_from(self.start_from)
+            .buffer_size(self.buffer_size)
+            .max_size(self.max_size)
+            .concurrency_limit(self.concurrency_limit)
+            .checkpoint_threshold(self.checkpoint_threshold)
+            .checkpoint_after(self.checkpoint_after)
+            .message_timeout(self.message_timeout)
+            .max_retry_count(self.max_retry_count)
+            .transient(self.transient)
+    }
+
+    fn from_toml(index: usize, value: &toml::Value) -> Result<Self> {
+        let at = |key: &str| format!("subscriptions[{index}].{key}");
+        let table = value.as_table().ok_or_else(|| type_error(&format!("subscriptions[{index}]"), "a table", value))?;
+        let name = table.get("name").ok_or_else(|| Error::config(at("name"), "is missing"))?;
+        let mut entry = SubscriptionConfig::new(crate::event::ALL, string(&at("name"), name)?);
+        for (key, value) in table {
+            let key_at = at(key);
+            let k = key_at.as_str();
+            match key.as_str() {
+                "name" => {}
+                "stream" => entry.stream = string(k, value)?,
+                "start_from" => entry.start_from = start_from(k, value)?,
+                "buffer_size" => entry.buffer_size = integer(k, value)?,
+                "max_size" => entry.max_size = integer(k, value)?,
+                "concurrency_limit" => entry.concurrency_limit = integer(k, value)?,
+                "checkpoint_threshold" => entry.checkpoint_threshold = integer(k, value)?,
+                "checkpoint_after" => entry.checkpoint_after = duration(k, value)?,
+                "message_timeout" => entry.message_timeout = duration(k, value)?,
+                "max_retry_count" => entry.max_retry_count = integer(k, value)?,
+                "transient" => entry.transient = boolean(k, value)?,
+                _ => return Err(Error::config(k, "unknown key")),
+            }
+        }
+        Ok(entry)
+    }
+
+    fn validate(&self, index: usize) -> Result<()> {
+        let at = |key: &str| format!("subscriptions[{index}].{key}");
+        for (key, value) in [("name", &self.name), ("stream", &self.stream)] {
+            crate::store::validate_name(key, value).map_err(|e| match e {
+                Error::InvalidArgument(reason) => Error::config(at(key), reason),
+                other => other,
+            })?;
+        }
+        self.options().validate().map_err(|e| match e {
+            Error::InvalidArgument(reason) => Error::config(format!("subscriptions[{index}]"), reason),
+            other => other,
+        })
+    }
 }
 
 impl Default for Config {
@@ -77,6 +208,7 @@ impl Default for Config {
             writer_max_batch_appends: 1_000,
             writer_max_batch_events: 10_000,
             writer_max_batch_bytes: 64 * 1024 * 1024,
+            subscriptions: Vec::new(),
         }
     }
 }
@@ -120,6 +252,8 @@ impl Config {
         writer_max_batch_events: usize,
         /// Sets `writer_max_batch_bytes`.
         writer_max_batch_bytes: usize,
+        /// Sets `subscriptions` (the `[[subscriptions]]` entries).
+        subscriptions: Vec<SubscriptionConfig>,
     }
 
     /// Reads a TOML file, then applies the environment overrides.
@@ -185,6 +319,16 @@ impl Config {
             "writer_max_batch_appends" => self.writer_max_batch_appends = integer(key, value)?,
             "writer_max_batch_events" => self.writer_max_batch_events = integer(key, value)?,
             "writer_max_batch_bytes" => self.writer_max_batch_bytes = integer(key, value)?,
+            "subscriptions" => {
+                let entries = value.as_array().ok_or_else(|| {
+                    type_error(key, "an array of tables (write each entry as [[subscriptions]])", value)
+                })?;
+                self.subscriptions = entries
+                    .iter()
+                    .enumerate()
+                    .map(|(i, v)| SubscriptionConfig::from_toml(i, v))
+                    .collect::<Result<_>>()?;
+            }
             other => return Err(Error::config(other, "unknown key")),
         }
         Ok(())
@@ -214,6 +358,15 @@ impl Config {
         positive("writer_max_batch_appends", self.writer_max_batch_appends > 0)?;
         positive("writer_max_batch_events", self.writer_max_batch_events > 0)?;
         positive("writer_max_batch_bytes", self.writer_max_batch_bytes > 0)?;
+        for (index, entry) in self.subscriptions.iter().enumerate() {
+            entry.validate(index)?;
+            if self.subscriptions[..index].iter().any(|other| other.name == entry.name) {
+                return Err(Error::config(
+                    format!("subscriptions[{index}].name"),
+                    format!("`{}` is declared twice; names map to implementations, so each must be unique", entry.name),
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -291,6 +444,16 @@ fn integer<T: TryFrom<i64>>(key: &str, value: &toml::Value) -> Result<T> {
     T::try_from(n).map_err(|_| Error::config(key, format!("{n} is out of range")))
 }
 
+/// `"origin"`, `"current"`, or an event number to start after.
+fn start_from(key: &str, value: &toml::Value) -> Result<StartFrom> {
+    match value {
+        toml::Value::String(s) if s == "origin" => Ok(StartFrom::Origin),
+        toml::Value::String(s) if s == "current" => Ok(StartFrom::Current),
+        toml::Value::Integer(_) => integer(key, value).map(StartFrom::After),
+        other => Err(type_error(key, "\"origin\", \"current\" or an event number", other)),
+    }
+}
+
 /// A duration is an integer of milliseconds or a string with a unit (`"250ms"`, `"2s"`).
 fn duration(key: &str, value: &toml::Value) -> Result<Duration> {
     match value {
@@ -337,6 +500,26 @@ mod tests {
         assert!(matches!(err, Error::Config(ref c) if c.key == "schema"), "{err}");
         let err = Config::default().pool_size(0).validate().unwrap_err();
         assert!(matches!(err, Error::Config(ref c) if c.key == "pool_size"), "{err}");
+    }
+
+    #[test]
+    fn subscription_entries_are_checked_and_named() {
+        let err = Config::from_toml_str("[[subscriptions]]\nstream = \"a\"").unwrap_err();
+        assert!(matches!(err, Error::Config(ref c) if c.key == "subscriptions[0].name"), "{err}");
+        let err = Config::from_toml_str("[[subscriptions]]\nname = \"p\"\nbuffer_sise = 3").unwrap_err();
+        assert!(matches!(err, Error::Config(ref c) if c.key == "subscriptions[0].buffer_sise"), "{err}");
+        let err = Config::from_toml_str("[[subscriptions]]\nname = \"p\"\nstart_from = \"now\"").unwrap_err();
+        assert!(matches!(err, Error::Config(ref c) if c.key == "subscriptions[0].start_from"), "{err}");
+        let err = Config::from_toml_str("[[subscriptions]]\nname = \"p\"\nbuffer_size = 0").unwrap_err();
+        assert!(
+            matches!(err, Error::Config(ref c) if c.key == "subscriptions[0]" && c.reason.contains("buffer_size")),
+            "{err}"
+        );
+        let twice = "[[subscriptions]]\nname = \"p\"\n[[subscriptions]]\nname = \"p\"\nstream = \"s\"";
+        let err = Config::from_toml_str(twice).unwrap_err();
+        assert!(matches!(err, Error::Config(ref c) if c.key == "subscriptions[1].name"), "{err}");
+        let c = Config::from_toml_str("[[subscriptions]]\nname = \"p\"\nstart_from = 7").unwrap();
+        assert_eq!((c.subscriptions[0].stream.as_str(), c.subscriptions[0].start_from), ("$all", StartFrom::After(7)));
     }
 
     #[test]

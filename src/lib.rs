@@ -89,15 +89,17 @@ mod serializer;
 mod snapshot;
 pub mod storage;
 mod store;
+mod subscriber;
 mod subscription;
 
-pub use config::{Config, DEFAULT_DATABASE_URL};
+pub use config::{Config, DEFAULT_DATABASE_URL, SubscriptionConfig};
 pub use error::{ConfigError, Error, Result};
 pub use event::{ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamInfo, StreamStatus};
 pub use page::{Page, PageRequest, SortBy, SortDirection};
 pub use serializer::{BINCODE_CONTENT_TYPE, BincodeSerializer, JSON_CONTENT_TYPE, JsonSerializer, Serializer};
 pub use snapshot::SnapshotData;
 pub use store::{EventRef, EventStore, MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES};
+pub use subscriber::{HandlerError, Subscriber, SubscriberHandle, Subscribers};
 pub use subscription::{
     DropReason, LIVE_BUFFER, LiveMessage, LiveSubscription, NackAction, ParkedEvent, StartFrom, Subscription,
     SubscriptionInfo, SubscriptionMessage, SubscriptionOptions, SubscriptionPhase, SubscriptionStatus,

@@ -1,6 +1,7 @@
 //! The facade: [`EventStore`], a cheap `Clone` handle. It validates input, then either sends a
 //! message to an actor (writes go to the writer) or calls storage directly (reads).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -16,12 +17,14 @@ use crate::event::{ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, Re
 use crate::page::{Page, PageRequest};
 use crate::runtime::publisher::{Hub, Listener};
 use crate::runtime::registry::{Connected, RegistryMsg, SubscriptionKey};
+use crate::runtime::subscriber::{Runner, RunnerArgs};
 use crate::runtime::subscription::SubscriptionMsg;
 use crate::runtime::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::runtime::writer::{BatchLimits, WriterMsg};
 use crate::snapshot::SnapshotData;
 use crate::storage::postgres::{Direction, check_up_to_date, init_store};
 use crate::storage::{Attempt, Storage, WriteOp, WriteProgress, WriteRequest};
+use crate::subscriber::{Subscriber, SubscriberHandle, Subscribers};
 use crate::subscription::{
     DropReason, LIVE_BUFFER, LiveSubscription, ParkedEvent, Subscription, SubscriptionInfo, SubscriptionOptions,
     SubscriptionStatus,
@@ -541,6 +544,100 @@ impl EventStore {
         self.inner.storage.list_subscriptions().await
     }
 
+    /// Runs `subscriber` as a supervised actor consuming the named subscription `name` of
+    /// `stream` (or [`ALL`]): one of its subscribers, like
+    /// [`subscribe_to_stream`](Self::subscribe_to_stream) (same errors). `Ok` from
+    /// [`Subscriber::handle`] acks the batch; an `Err` or a panic makes it back off and take
+    /// the unacked events again, in order, parking an event that keeps failing past
+    /// `max_retry_count` (see [`Subscriber`]). The actor stops with the store, on
+    /// [`SubscriberHandle::stop`], or when the subscription is unsubscribed or deleted.
+    ///
+    /// ```no_run
+    /// use chronik::{EventStore, HandlerError, RecordedEvent, Subscriber, SubscriptionOptions, ALL};
+    ///
+    /// struct Printer;
+    /// impl Subscriber for Printer {
+    ///     async fn handle(&mut self, events: &[RecordedEvent]) -> Result<(), HandlerError> {
+    ///         for event in events {
+    ///             println!("{} {}", event.event_number, event.event_type);
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # async fn demo(store: EventStore) -> chronik::Result<()> {
+    /// let printer = store.start_subscriber(ALL, "printer", SubscriptionOptions::default(), Printer).await?;
+    /// printer.pause().await?;
+    /// printer.resume().await?;
+    /// printer.stop().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_subscriber<S: Subscriber>(
+        &self,
+        stream: &str,
+        name: &str,
+        options: SubscriptionOptions,
+        subscriber: S,
+    ) -> Result<SubscriberHandle> {
+        let mut subscription = self.subscribe_to_stream(stream, name, options).await?;
+        let rx = subscription
+            .take_receiver()
+            .ok_or_else(|| Error::Unavailable("the subscription's receiver is already taken".into()))?;
+        let args = RunnerArgs { subscriber, subscription, rx };
+        let (actor, _) = Actor::spawn_linked(None, Runner::<S>::new(), args, self.inner.supervisor.get_cell())
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot start subscriber {stream}/{name}: {e}")))?;
+        Ok(SubscriberHandle::new(stream.to_string(), name.to_string(), actor))
+    }
+
+    /// Starts every subscription the configuration declares (`[[subscriptions]]`, see
+    /// [`Config::subscriptions`]) with the implementation `subscribers` gives for its name, and
+    /// returns their handles by name. A declared name with no implementation, or an
+    /// implementation with no declaration, is an [`Error::Config`] and nothing is started; if
+    /// one fails to start, those already started are stopped again.
+    ///
+    /// ```no_run
+    /// use chronik::{Config, EventStore, HandlerError, RecordedEvent, Subscriber, Subscribers};
+    ///
+    /// struct Projector;
+    /// impl Subscriber for Projector {
+    ///     async fn handle(&mut self, _events: &[RecordedEvent]) -> Result<(), HandlerError> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// # async fn demo() -> chronik::Result<()> {
+    /// // config/app.toml holds: [[subscriptions]] name = "projector"
+    /// let store = EventStore::start(Config::from_file("config/app.toml")?).await?;
+    /// let handles = store.start_subscribers(Subscribers::new().add("projector", Projector)).await?;
+    /// handles["projector"].pause().await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn start_subscribers(&self, mut subscribers: Subscribers) -> Result<BTreeMap<String, SubscriberHandle>> {
+        self.ensure_open()?;
+        let declared = &self.inner.config.subscriptions;
+        subscribers.check(&declared.iter().map(|d| d.name.as_str()).collect::<Vec<_>>())?;
+        let mut handles = BTreeMap::new();
+        for entry in declared {
+            let started = match subscribers.take(&entry.name) {
+                Some(start) => start(self.clone(), entry.stream.clone(), entry.name.clone(), entry.options()).await,
+                None => Err(Error::config("subscriptions", format!("no implementation for `{}`", entry.name))),
+            };
+            match started {
+                Ok(handle) => {
+                    handles.insert(entry.name.clone(), handle);
+                }
+                Err(e) => {
+                    for handle in handles.values() {
+                        let _ = handle.stop().await;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(handles)
+    }
+
     /// Delivers the parked events of a named subscription again, ahead of new events, once
     /// each: a replayed event leaves the parked list when it is acked or skipped (nacked with
     /// [`NackAction::Park`](crate::NackAction) it stays parked). Works from any process: the
@@ -631,7 +728,7 @@ fn validate_stream_id(stream: &str) -> Result<()> {
 }
 
 /// A stream id or subscription name: not empty, at most `MAX_STREAM_ID_BYTES`, no NUL.
-fn validate_name(what: &str, name: &str) -> Result<()> {
+pub(crate) fn validate_name(what: &str, name: &str) -> Result<()> {
     if name.is_empty() {
         return Err(Error::invalid(format!("{what} is empty")));
     }

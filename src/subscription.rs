@@ -343,7 +343,8 @@ impl fmt::Display for NackAction {
 pub struct Subscription {
     key: SubscriptionKey,
     consumer: u64,
-    rx: mpsc::UnboundedReceiver<Delivery>,
+    /// `None` once a subscriber actor took it.
+    rx: Option<mpsc::UnboundedReceiver<Delivery>>,
     actor: watch::Receiver<Option<ActorRef<SubscriptionMsg>>>,
     registry: ActorRef<RegistryMsg>,
     incarnation: u64,
@@ -375,7 +376,7 @@ impl Subscription {
         Subscription {
             key,
             consumer,
-            rx,
+            rx: Some(rx),
             actor,
             registry,
             incarnation: 0,
@@ -398,24 +399,37 @@ impl Subscription {
     /// The next message; `None` once the subscriber is disconnected.
     pub async fn recv(&mut self) -> Option<SubscriptionMessage> {
         loop {
-            let delivery = self.rx.recv().await?;
-            if delivery.incarnation == self.incarnation && delivery.epoch < self.epoch {
-                continue;
+            let delivery = self.rx.as_mut()?.recv().await?;
+            if let Some(message) = self.accept(delivery) {
+                return Some(message);
             }
-            if delivery.incarnation != self.incarnation {
-                self.incarnation = delivery.incarnation;
-                self.epoch = delivery.epoch;
-                self.retry_counts().clear();
-            }
-            match &delivery.message {
-                SubscriptionMessage::Dropped(_) => self.connected.store(false, Ordering::Relaxed),
-                SubscriptionMessage::Events(_) if !delivery.retries.is_empty() => {
-                    self.retry_counts().extend(delivery.retries.iter().copied());
-                }
-                _ => {}
-            }
-            return Some(delivery.message);
         }
+    }
+
+    /// Hands the receiving half of the channel to a subscriber actor, which passes what it
+    /// receives through [`accept`](Self::accept).
+    pub(crate) fn take_receiver(&mut self) -> Option<mpsc::UnboundedReceiver<Delivery>> {
+        self.rx.take()
+    }
+
+    /// The message of a delivery, or `None` if it is stale (taken back by a pause).
+    pub(crate) fn accept(&mut self, delivery: Delivery) -> Option<SubscriptionMessage> {
+        if delivery.incarnation == self.incarnation && delivery.epoch < self.epoch {
+            return None;
+        }
+        if delivery.incarnation != self.incarnation {
+            self.incarnation = delivery.incarnation;
+            self.epoch = delivery.epoch;
+            self.retry_counts().clear();
+        }
+        match &delivery.message {
+            SubscriptionMessage::Dropped(_) => self.connected.store(false, Ordering::Relaxed),
+            SubscriptionMessage::Events(_) if !delivery.retries.is_empty() => {
+                self.retry_counts().extend(delivery.retries.iter().copied());
+            }
+            _ => {}
+        }
+        Some(delivery.message)
     }
 
     /// How many times this delivered event was retried before (0 on its first delivery): by

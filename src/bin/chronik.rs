@@ -2,7 +2,8 @@
 //!
 //! It administers a store (`create`, `init`, `migrate`, `migrations`, `drop`, `reset`, `setup`)
 //! and works with its streams (`append`, `read`, `info`, `streams`, `delete`), its named
-//! subscriptions (`subscriptions`) and its live events (`tail`).
+//! subscriptions (`subscriptions`, and their parked events: `subscriptions parked`) and its live
+//! events (`tail`).
 //!
 //! The configuration comes from `--config FILE`, else `config/chronik.toml` in the current
 //! directory when it exists, else the defaults; the environment (`CHRONIK_DATABASE_URL`, then
@@ -18,7 +19,7 @@ use std::process::ExitCode;
 
 use chronik::{
     AppendResult, Config, DeleteMode, EventData, EventStore, ExpectedVersion, JSON_CONTENT_TYPE, LiveMessage, Page,
-    PageRequest, RecordedEvent, SortBy, SortDirection, StreamInfo, SubscriptionInfo, admin,
+    PageRequest, ParkedEvent, RecordedEvent, SortBy, SortDirection, StreamInfo, SubscriptionInfo, admin,
 };
 use chrono::SecondsFormat;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -31,6 +32,9 @@ const DEFAULT_CONFIG_FILE: &str = "config/chronik.toml";
 
 /// Widest `data` cell of the `read` table, in characters.
 const DATA_CELL_WIDTH: usize = 60;
+
+/// Widest `reason` cell of the `subscriptions parked` table, in characters (`--json` has it all).
+const REASON_CELL_WIDTH: usize = 80;
 
 /// The command line: global options and one command.
 #[derive(Debug, Parser)]
@@ -85,8 +89,8 @@ enum Command {
     Streams(StreamsArgs),
     /// Delete a stream (soft by default).
     Delete(DeleteArgs),
-    /// List the store's named subscriptions: checkpoint, lag and owning session.
-    Subscriptions,
+    /// List the store's named subscriptions (checkpoint, lag, owning session), or one's parked events.
+    Subscriptions(SubscriptionsArgs),
     /// Print the events appended to a stream (or `$all`) from now on, until Ctrl-C.
     Tail(TailArgs),
 }
@@ -209,6 +213,43 @@ struct DeleteArgs {
     expected: ExpectedVersion,
 }
 
+/// Arguments of `subscriptions`: without a subcommand, the list of subscriptions.
+#[derive(Debug, Args)]
+struct SubscriptionsArgs {
+    /// Instead of listing the subscriptions.
+    #[command(subcommand)]
+    command: Option<SubscriptionsCommand>,
+}
+
+/// The subcommands of `subscriptions`.
+#[derive(Debug, Subcommand)]
+enum SubscriptionsCommand {
+    /// List the parked events of a named subscription, or mark them for replay (`... NAME replay`).
+    Parked(ParkedArgs),
+}
+
+/// Arguments of `subscriptions parked`.
+#[derive(Debug, Args)]
+struct ParkedArgs {
+    /// The subscription's stream, or `$all`.
+    stream: String,
+    /// The subscription's name.
+    name: String,
+    /// `replay`: mark every parked event for replay instead of listing them.
+    ///
+    /// A value rather than a subcommand, so that a stream or subscription may be called `replay`.
+    #[arg(value_enum, value_name = "replay", hide_possible_values = true)]
+    action: Option<ParkedAction>,
+}
+
+/// What `subscriptions parked` does besides listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ParkedAction {
+    /// Mark every parked event for replay: the subscription delivers them again, ahead of new
+    /// events (once it runs, if it runs nowhere now).
+    Replay,
+}
+
 /// Arguments of `tail`.
 #[derive(Debug, Args)]
 struct TailArgs {
@@ -307,7 +348,17 @@ async fn run(cli: Cli) -> Outcome {
         Command::Info(args) => with_store(config, true, async |store| info(store, &args, json).await).await,
         Command::Streams(args) => with_store(config, true, async |store| streams(store, &args, json).await).await,
         Command::Delete(args) => with_store(config, true, async |store| delete(store, &args, json).await).await,
-        Command::Subscriptions => with_store(config, true, async |store| subscriptions(store, json).await).await,
+        Command::Subscriptions(SubscriptionsArgs { command: None }) => {
+            with_store(config, true, async |store| subscriptions(store, json).await).await
+        }
+        Command::Subscriptions(SubscriptionsArgs { command: Some(SubscriptionsCommand::Parked(args)) }) => {
+            match args.action {
+                None => with_store(config, true, async |store| parked(store, &args, json).await).await,
+                Some(ParkedAction::Replay) => {
+                    with_store(config, true, async |store| replay_parked(store, &args, json).await).await
+                }
+            }
+        }
         Command::Tail(args) => with_store(config, true, async |store| tail(store, &args, json).await).await,
     }
 }
@@ -727,6 +778,94 @@ fn subscription_json(s: &SubscriptionInfo) -> Value {
     })
 }
 
+/// `subscriptions parked STREAM NAME`.
+async fn parked(store: &EventStore, args: &ParkedArgs, json: bool) -> Outcome {
+    let (stream, name) = (&args.stream, &args.name);
+    let list = store
+        .parked_events(stream, name)
+        .await
+        .context(|| format!("cannot list the parked events of subscription `{name}` on `{stream}`"))?;
+    if json {
+        print_json(&Value::Array(list.iter().map(parked_json).collect()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        print_line(&format!("no parked events in subscription `{name}` on `{stream}`"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = new_table(["event_number", "retry_count", "reason", "parked_at", "replay_requested"]);
+    for p in &list {
+        table.add_row(vec![
+            p.event_number.to_string(),
+            p.retry_count.to_string(),
+            truncate(&one_line(&p.reason), REASON_CELL_WIDTH),
+            p.parked_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            if p.replay_requested { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    print_line(&table.to_string())?;
+    let requested = list.iter().filter(|p| p.replay_requested).count();
+    let plural = if list.len() == 1 { "" } else { "s" };
+    let summary = format!("{} parked event{plural} in subscription `{name}` on `{stream}`", list.len());
+    if requested == list.len() {
+        print_line(&format!("{summary}, all marked for replay"))?;
+    } else {
+        let command = format!("chronik subscriptions parked {} {} replay", shell_word(stream), shell_word(name));
+        let marked = if requested == 0 { String::new() } else { format!(", {requested} marked for replay") };
+        print_line(&format!("{summary}{marked}; `{command}` delivers them again"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `subscriptions parked STREAM NAME replay`.
+async fn replay_parked(store: &EventStore, args: &ParkedArgs, json: bool) -> Outcome {
+    let (stream, name) = (&args.stream, &args.name);
+    let marked = store
+        .replay_parked(stream, name)
+        .await
+        .context(|| format!("cannot replay the parked events of subscription `{name}` on `{stream}`"))?;
+    if json {
+        print_json(&json!({ "stream": stream, "name": name, "marked": marked }))?;
+    } else if marked == 0 {
+        print_line(&format!("no parked events in subscription `{name}` on `{stream}`: nothing to replay"))?;
+    } else {
+        let plural = if marked == 1 { "" } else { "s" };
+        let them = if marked == 1 { "it" } else { "them" };
+        print_line(&format!(
+            "{marked} parked event{plural} of subscription `{name}` on `{stream}` marked for replay; \
+             the subscription's owner delivers {them} again (once it runs, if it runs nowhere now)"
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A parked event for `--json`.
+fn parked_json(p: &ParkedEvent) -> Value {
+    json!({
+        "event_number": p.event_number,
+        "retry_count": p.retry_count,
+        "reason": p.reason,
+        "parked_at": p.parked_at,
+        "replay_requested": p.replay_requested,
+    })
+}
+
+/// `text` on one line: each run of whitespace (newlines included) becomes one space.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `word` as one POSIX shell word: as is when it holds only safe characters, else single-quoted
+/// (`$all` becomes `'$all'`).
+fn shell_word(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_./:@%+=,".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
 /// `tail`: prints each event committed to the stream from now on, one line each, until Ctrl-C,
 /// `--count` events, or a closed stdout.
 async fn tail(store: &EventStore, args: &TailArgs, json: bool) -> Outcome {
@@ -931,6 +1070,54 @@ mod tests {
         assert_eq!(truncate("ééééééé", 4), "ééé…");
         assert_eq!(hex(&[0, 15, 255]), "000fff");
         assert_eq!(compact_json("{ \"b\" : [1, 2],\n \"a\": \"x \\\" y\" }"), r#"{"b":[1,2],"a":"x \" y"}"#);
+    }
+
+    #[test]
+    fn shell_words_are_quoted_when_needed() {
+        assert_eq!(shell_word("acc-1"), "acc-1");
+        assert_eq!(shell_word("$all"), "'$all'");
+        assert_eq!(shell_word("it's"), r"'it'\''s'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(one_line("a\n  b\tc "), "a b c");
+    }
+
+    #[test]
+    fn subscriptions_parse_with_and_without_subcommands() {
+        let parse = |args: &[&str]| Cli::try_parse_from(std::iter::once("chronik").chain(args.iter().copied()));
+        let sub = |cli: Cli| match cli.command {
+            Command::Subscriptions(args) => args.command,
+            other => panic!("not `subscriptions`: {other:?}"),
+        };
+        assert!(sub(parse(&["subscriptions"]).expect("parses")).is_none());
+        let Some(SubscriptionsCommand::Parked(args)) =
+            sub(parse(&["--json", "subscriptions", "parked", "$all", "p"]).expect("parses"))
+        else {
+            panic!("not `parked`");
+        };
+        assert_eq!((args.stream.as_str(), args.name.as_str()), ("$all", "p"));
+        assert!(args.action.is_none());
+        let Some(SubscriptionsCommand::Parked(args)) =
+            sub(parse(&["subscriptions", "parked", "acc-1", "audit", "replay"]).expect("parses"))
+        else {
+            panic!("not `parked`");
+        };
+        assert_eq!((args.stream.as_str(), args.name.as_str()), ("acc-1", "audit"));
+        assert_eq!(args.action, Some(ParkedAction::Replay));
+        // `replay` and `help` are names like any other in the stream and name places.
+        let Some(SubscriptionsCommand::Parked(args)) =
+            sub(parse(&["subscriptions", "parked", "replay", "help", "replay"]).expect("parses"))
+        else {
+            panic!("not `parked`");
+        };
+        assert_eq!(
+            (args.stream.as_str(), args.name.as_str(), args.action),
+            ("replay", "help", Some(ParkedAction::Replay))
+        );
+        // Both the stream and the name are needed; nothing else follows them but `replay`.
+        assert!(parse(&["subscriptions", "parked", "acc-1"]).is_err());
+        assert!(parse(&["subscriptions", "parked", "acc-1", "audit", "replay", "now"]).is_err());
+        assert!(parse(&["subscriptions", "parked", "acc-1", "audit", "replay-all"]).is_err());
+        assert!(parse(&["subscriptions", "audit"]).is_err());
     }
 
     #[test]

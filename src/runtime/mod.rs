@@ -8,11 +8,13 @@
 //! - [`registry`]: which named subscriptions run on this node and who is connected.
 //! - [`subscription`]: one actor per named subscription (the catch-up/live state machine).
 //! - [`locks`]: the node's advisory locks on subscriptions, and checkpoint writes.
+//! - [`subscriber`]: one actor per [`Subscriber`](crate::Subscriber) the application started.
 
 pub mod locks;
 pub mod notifier;
 pub mod publisher;
 pub mod registry;
+pub mod subscriber;
 pub mod subscription;
 pub mod supervisor;
 pub mod writer;
@@ -70,9 +72,14 @@ impl RestartBudget {
         if self.restarts.len() > RESTART_BUDGET {
             return None;
         }
-        let exponent = u32::try_from(self.restarts.len() - 1).unwrap_or(u32::MAX).min(16);
-        Some(FIRST_BACKOFF.saturating_mul(2_u32.saturating_pow(exponent)).min(MAX_BACKOFF))
+        Some(backoff(self.restarts.len() - 1))
     }
+}
+
+/// The wait before attempt `n + 1` after `n` failures in a row: 50 ms doubling up to 5 s.
+pub fn backoff(failures: usize) -> Duration {
+    let exponent = u32::try_from(failures).unwrap_or(u32::MAX).min(16);
+    FIRST_BACKOFF.saturating_mul(2_u32.saturating_pow(exponent)).min(MAX_BACKOFF)
 }
 
 /// The child a supervision event says has stopped (failed or terminated), and why; `None` for
