@@ -43,7 +43,8 @@ const REQUEST_REPLAY: &str = "WITH s AS (SELECT subscription_id FROM subscriptio
          WHERE stream_uuid = $1 AND subscription_name = $2), \
      marked AS (UPDATE subscription_nacks n SET replay_requested = true, updated_at = now() FROM s \
          WHERE n.subscription_id = s.subscription_id AND n.parked_at IS NOT NULL RETURNING 1) \
-     SELECT s.subscription_id, (SELECT count(*) FROM marked), pg_notify($3, 'replay,' || s.subscription_id) FROM s";
+     SELECT s.subscription_id, (SELECT count(*) FROM marked) FROM s \
+     CROSS JOIN LATERAL (SELECT pg_notify($3, 'replay,' || s.subscription_id)) AS notified";
 
 const PARKED: &str = "SELECT n.event_number, n.retry_count, n.reason, n.parked_at, n.replay_requested \
      FROM subscription_nacks n JOIN subscriptions s USING (subscription_id) \
@@ -137,13 +138,13 @@ impl PgStorage {
     /// Marks every parked event of the subscription for replay and notifies its owner: the
     /// subscription's id and how many events are marked, or `None` if it does not exist.
     pub async fn request_replay(&self, stream: &str, name: &str) -> Result<Option<(i32, u64)>> {
-        let row: Option<(i32, i64, Option<String>)> = sqlx::query_as(REQUEST_REPLAY)
+        let row: Option<(i32, i64)> = sqlx::query_as(REQUEST_REPLAY)
             .bind(stream)
             .bind(name)
             .bind(self.channel())
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|(id, count, _)| Ok((id, unsigned("count", count)?))).transpose()
+        row.map(|(id, count)| Ok((id, unsigned("count", count)?))).transpose()
     }
 
     /// The parked events of a subscription, oldest first; `None` if it does not exist.
