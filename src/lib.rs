@@ -15,9 +15,10 @@
 //!   and one fsync per batch, not per append. The `Notifier` LISTENs for committed batches and
 //!   reads each new `$all` range once per node; `Publisher`s fan it out per stream and for
 //!   `$all`; the `SubscriptionRegistry` runs one `Subscription` actor per named subscription
-//!   (catch-up from storage, then live; acks, back-pressure, checkpoints), and the
-//!   `LockKeeper` holds the advisory locks that give each named subscription one owner across
-//!   nodes. Actors hold no state that is not in the database: a restarted one rebuilds from
+//!   (catch-up from storage, then live; acks and nacks, retries, parked events,
+//!   back-pressure, checkpoints), and the `LockKeeper` holds the advisory locks that give each
+//!   named subscription one owner across nodes. An application's [`Subscriber`]s run as actors
+//!   too, consuming their subscriptions and backing off on failures. Actors hold no state that is not in the database: a restarted one rebuilds from
 //!   there.
 //! - **`storage/`**: SQL and nothing else. Each store lives in its own PostgreSQL schema
 //!   (connections use it as `search_path`), created by embedded migrations.
