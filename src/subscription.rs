@@ -351,6 +351,8 @@ pub struct Subscription {
     /// Deliveries of this incarnation older than this were taken back (a pause) and are stale.
     epoch: u64,
     connected: AtomicBool,
+    /// `Dropped` was received: nothing follows.
+    dropped: bool,
     /// Retry counts of delivered events that were retried before.
     retries: Mutex<HashMap<u64, u32>>,
 }
@@ -382,6 +384,7 @@ impl Subscription {
             incarnation: 0,
             epoch: 0,
             connected: AtomicBool::new(true),
+            dropped: false,
             retries: Mutex::new(HashMap::new()),
         }
     }
@@ -396,8 +399,12 @@ impl Subscription {
         &self.key.name
     }
 
-    /// The next message; `None` once the subscriber is disconnected.
+    /// The next message; `None` once the subscriber is disconnected (after
+    /// [`SubscriptionMessage::Dropped`], nothing more is received).
     pub async fn recv(&mut self) -> Option<SubscriptionMessage> {
+        if self.dropped {
+            return None;
+        }
         loop {
             let delivery = self.rx.as_mut()?.recv().await?;
             if let Some(message) = self.accept(delivery) {
@@ -423,7 +430,10 @@ impl Subscription {
             self.retry_counts().clear();
         }
         match &delivery.message {
-            SubscriptionMessage::Dropped(_) => self.connected.store(false, Ordering::Relaxed),
+            SubscriptionMessage::Dropped(_) => {
+                self.connected.store(false, Ordering::Relaxed);
+                self.dropped = true;
+            }
             SubscriptionMessage::Events(_) if !delivery.retries.is_empty() => {
                 self.retry_counts().extend(delivery.retries.iter().copied());
             }

@@ -290,15 +290,17 @@ impl RegistryState {
 
     async fn disconnect(&mut self, key: &SubscriptionKey, consumer: u64, reason: Option<DropReason>) {
         let Some(entry) = self.entries.get_mut(key) else { return };
-        if let Some(reason) = &reason
-            && let Some(leaving) = entry.consumers.iter().find(|c| c.id == consumer)
-        {
-            let _ = leaving.tx.send(Delivery::last_word(SubscriptionMessage::Dropped(reason.clone())));
-        }
-        entry.consumers.retain(|c| c.id != consumer);
+        let Some(index) = entry.consumers.iter().position(|c| c.id == consumer) else { return };
+        let leaving = entry.consumers.remove(index);
         if entry.consumers.is_empty() {
-            self.stop(key, DropReason::Unsubscribed).await;
-        } else if let Some(actor) = &entry.actor {
+            // The subscription stops with it, and tells it why.
+            self.stop(key, reason.unwrap_or(DropReason::Unsubscribed)).await;
+            return;
+        }
+        if let Some(reason) = reason {
+            let _ = leaving.tx.send(Delivery::last_word(SubscriptionMessage::Dropped(reason)));
+        }
+        if let Some(actor) = &entry.actor {
             let _ = actor.cast(SubscriptionMsg::Disconnect(consumer));
         }
     }
