@@ -411,7 +411,9 @@ async fn a_subscriber_that_never_acks_keeps_memory_bounded_then_gets_everything_
     const BUFFER: usize = 10;
     const MAX: usize = 500;
     let store = quick_store(4).await;
-    let options = SubscriptionOptions::default().buffer_size(BUFFER).max_size(MAX);
+    // It holds its first events unacked for as long as the writers run: no message timeout.
+    let options =
+        SubscriptionOptions::default().buffer_size(BUFFER).max_size(MAX).message_timeout(Duration::from_secs(3_600));
     let mut sub = store.subscribe_to_all_streams("slow", options).await.unwrap();
     assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
 
