@@ -645,3 +645,174 @@ fn tail_rejects_bad_stream_ids() {
     let out = cli.run(&["tail", "orders", "--count", "0"]);
     assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
 }
+
+/// The next events `sub` receives (other messages skipped), waiting up to 10 s for them.
+async fn next_events(sub: &mut chronik::Subscription) -> Vec<chronik::RecordedEvent> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::time::timeout_at(deadline, sub.recv()).await {
+            Ok(Some(chronik::SubscriptionMessage::Events(batch))) => return batch,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the subscription ended"),
+            Err(_) => panic!("no events within 10 s"),
+        }
+    }
+}
+
+/// Receives events until `count` arrived (in any number of batches).
+async fn receive(sub: &mut chronik::Subscription, count: usize) -> Vec<chronik::RecordedEvent> {
+    let mut events = Vec::new();
+    while events.len() < count {
+        events.extend(next_events(sub).await);
+    }
+    assert_eq!(events.len(), count, "{events:#?}");
+    events
+}
+
+/// The event numbers of a JSON list of parked events.
+fn parked_numbers(list: &Value) -> Vec<u64> {
+    list.as_array().expect("array").iter().map(|p| p["event_number"].as_u64().expect("event_number")).collect()
+}
+
+/// The trimmed cells of a table row.
+fn cells(row: &str) -> Vec<&str> {
+    row.split(['│', '┆']).map(str::trim).filter(|c| !c.is_empty()).collect()
+}
+
+#[test]
+fn parked_events_are_listed_and_replayed() {
+    let cli = Cli::new();
+    cli.ok(&["setup"]);
+    for n in 1..=4 {
+        cli.ok(&["append", "acc-1", "Deposited", &format!(r#"{{"amount":{n}}}"#)]);
+    }
+
+    // Through the library: `audit` on acc-1 acks events 1 and 3 and parks 2 and 4; `projector`
+    // on $all parks nothing. The subscriber keeps running, so a replay reaches it.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let config = chronik::Config::default().database_url(cli.url.as_str()).schema(cli.schema.as_str()).pool_size(2);
+    let (store, mut audit, projector) = runtime.block_on(async {
+        let store = chronik::EventStore::start(config).await.expect("store starts");
+        let options = chronik::SubscriptionOptions::default;
+        let mut audit = store.subscribe_to_stream("acc-1", "audit", options()).await.expect("subscribe");
+        let projector = store.subscribe_to_all_streams("projector", options()).await.expect("subscribe");
+        for event in receive(&mut audit, 4).await {
+            if event.event_number % 2 == 0 {
+                let reason = format!("amount {} is even:\n  refused", event.event_number);
+                audit.nack(&event, chronik::NackAction::Park, reason).await.expect("park");
+            } else {
+                audit.ack(std::slice::from_ref(&event)).await.expect("ack");
+            }
+        }
+        (store, audit, projector)
+    });
+
+    // The table: one row per parked event (the reason on one line), then a summary that says
+    // how to replay them.
+    let table = cli.ok(&["subscriptions", "parked", "acc-1", "audit"]);
+    for header in ["event_number", "retry_count", "reason", "parked_at", "replay_requested"] {
+        assert!(table.contains(header), "no {header} column: {table}");
+    }
+    let rows: Vec<Vec<&str>> = table.lines().filter(|l| l.contains("is even")).map(cells).collect();
+    assert_eq!(rows.len(), 2, "{table}");
+    assert_eq!(&rows[0][..3], ["2", "0", "amount 2 is even: refused"], "{table}");
+    assert_eq!(&rows[1][..3], ["4", "0", "amount 4 is even: refused"], "{table}");
+    assert!(rows.iter().all(|r| r[3].ends_with('Z') && r[4] == "no"), "{table}");
+    assert!(table.contains("2 parked events in subscription `audit` on `acc-1`"), "{table}");
+    assert!(table.contains("`chronik subscriptions parked acc-1 audit replay`"), "{table}");
+
+    let list = cli.json(&["subscriptions", "parked", "acc-1", "audit"]);
+    assert_eq!(parked_numbers(&list), [2, 4], "{list}");
+    let first = &list[0];
+    assert_eq!(first["reason"], "amount 2 is even:\n  refused", "the reason as given: {list}");
+    assert_eq!(first["retry_count"], 0, "{list}");
+    assert_eq!(first["replay_requested"], false, "{list}");
+    assert!(first["parked_at"].as_str().is_some_and(|t| t.parse::<chrono::DateTime<chrono::Utc>>().is_ok()), "{list}");
+
+    // `$all` works as a stream argument; a subscription with nothing parked says so.
+    let empty = cli.ok(&["subscriptions", "parked", "$all", "projector"]);
+    assert!(empty.contains("no parked events in subscription `projector` on `$all`"), "{empty}");
+    assert_eq!(cli.json(&["subscriptions", "parked", "$all", "projector"]), serde_json::json!([]));
+    let nothing = cli.ok(&["subscriptions", "parked", "$all", "projector", "replay"]);
+    assert!(nothing.contains("nothing to replay"), "{nothing}");
+    assert_eq!(cli.json(&["subscriptions", "parked", "$all", "projector", "replay"])["marked"], 0);
+
+    // `replay --json`: both are marked, and the running subscriber receives them again.
+    let replayed = cli.json(&["subscriptions", "parked", "acc-1", "audit", "replay"]);
+    assert_eq!(replayed, serde_json::json!({ "stream": "acc-1", "name": "audit", "marked": 2 }));
+    let again = runtime.block_on(receive(&mut audit, 2));
+    assert_eq!(again.iter().map(|e| e.event_number).collect::<Vec<_>>(), [2, 4]);
+    let parked = runtime.block_on(store.parked_events("acc-1", "audit")).expect("parked events");
+    assert_eq!(parked.iter().map(|p| p.event_number).collect::<Vec<_>>(), [2, 4], "{parked:?}");
+    assert!(parked.iter().all(|p| p.replay_requested), "{parked:?}");
+    let table = cli.ok(&["subscriptions", "parked", "acc-1", "audit"]);
+    let rows: Vec<Vec<&str>> = table.lines().filter(|l| l.contains("is even")).map(cells).collect();
+    assert!(rows.len() == 2 && rows.iter().all(|r| r[4] == "yes"), "{table}");
+    assert!(table.contains("2 parked events in subscription `audit` on `acc-1`, all marked for replay"), "{table}");
+
+    // Parked again, they are no longer marked; the table form of `replay` marks them again.
+    runtime.block_on(async {
+        for event in &again {
+            audit.nack(event, chronik::NackAction::Park, "still refused").await.expect("park");
+        }
+    });
+    let list = cli.json(&["subscriptions", "parked", "acc-1", "audit"]);
+    assert_eq!(parked_numbers(&list), [2, 4], "{list}");
+    assert!(list.as_array().unwrap().iter().all(|p| p["replay_requested"] == false), "{list}");
+    assert!(list.as_array().unwrap().iter().all(|p| p["reason"] == "still refused"), "{list}");
+    let stdout = cli.ok(&["subscriptions", "parked", "acc-1", "audit", "replay"]);
+    assert!(stdout.contains("2 parked events of subscription `audit` on `acc-1` marked for replay"), "{stdout}");
+    let again = runtime.block_on(receive(&mut audit, 2));
+    assert_eq!(again.iter().map(|e| e.event_number).collect::<Vec<_>>(), [2, 4]);
+    let parked = runtime.block_on(store.parked_events("acc-1", "audit")).expect("parked events");
+    assert!(parked.len() == 2 && parked.iter().all(|p| p.replay_requested), "{parked:?}");
+
+    // Acked, they leave the parked list.
+    runtime.block_on(audit.ack(&again)).expect("ack");
+    let mut list = Value::Null;
+    for _ in 0..100 {
+        list = cli.json(&["subscriptions", "parked", "acc-1", "audit"]);
+        if list == serde_json::json!([]) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(list, serde_json::json!([]), "acked replays leave the parked list");
+    assert!(cli.ok(&["subscriptions", "parked", "acc-1", "audit"]).contains("no parked events"));
+
+    // The plain listing is unchanged.
+    assert_eq!(cli.json(&["subscriptions"]).as_array().map(Vec::len), Some(2));
+    runtime.block_on(async {
+        drop((audit, projector));
+        store.shutdown().await.expect("shutdown");
+    });
+}
+
+#[test]
+fn parked_events_of_an_unknown_subscription_are_an_error() {
+    let cli = Cli::new();
+    // No store in the schema: refused, and none is created.
+    let line = cli.fail(&["subscriptions", "parked", "acc-1", "audit"]);
+    assert!(line.contains("holds no chronik store"), "{line}");
+    assert!(!cli.store_exists());
+
+    cli.ok(&["setup"]);
+    cli.ok(&["append", "acc-1", "Deposited", "{}"]);
+    let line = cli.fail(&["subscriptions", "parked", "acc-1", "audit"]);
+    assert!(line.contains("`audit` on `acc-1`") && line.contains("subscription not found"), "{line}");
+    let line = cli.fail(&["--json", "subscriptions", "parked", "$all", "nobody", "replay"]);
+    assert!(line.contains("cannot replay") && line.contains("`nobody` on `$all`"), "{line}");
+    assert!(line.contains("subscription not found"), "{line}");
+    let line = cli.fail(&["subscriptions", "parked", "", "audit"]);
+    assert!(line.contains("stream id is empty"), "{line}");
+
+    // Usage errors: the stream and the name are both needed, and only `replay` may follow.
+    for args in [
+        &["subscriptions", "parked", "acc-1"][..],
+        &["subscriptions", "parked", "acc-1", "audit", "again"],
+        &["subscriptions", "audit"],
+    ] {
+        let out = cli.run(args);
+        assert_eq!(out.status.code(), Some(2), "chronik {args:?}: {}", describe(&out));
+    }
+}

@@ -237,7 +237,9 @@ struct ParkedArgs {
     name: String,
     /// `replay`: mark every parked event for replay instead of listing them.
     ///
-    /// A value rather than a subcommand, so that a stream or subscription may be called `replay`.
+    /// The subscription delivers them again, ahead of new events (once it runs, if it runs
+    /// nowhere now).
+    // A value rather than a subcommand: a subcommand would shadow a stream named `replay`.
     #[arg(value_enum, value_name = "replay", hide_possible_values = true)]
     action: Option<ParkedAction>,
 }
