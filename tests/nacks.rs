@@ -18,19 +18,6 @@ use common::*;
 /// How long a replay asked for on another node may take to reach the subscription.
 const REPLAY_REACHES_OWNER: Duration = Duration::from_secs(5);
 
-/// Receives (without acking) until `count` events arrived; `CaughtUp` may come meanwhile.
-async fn receive(sub: &mut Subscription, count: usize) -> Vec<RecordedEvent> {
-    let mut got = Vec::new();
-    while got.len() < count {
-        match next(sub).await {
-            SubscriptionMessage::Events(batch) => got.extend(batch),
-            SubscriptionMessage::CaughtUp => {}
-            other => panic!("events expected, got {other:?}"),
-        }
-    }
-    got
-}
-
 /// No events (and no drop) within `within`; a `CaughtUp` may still come.
 async fn expect_no_events(sub: &mut Subscription, within: Duration) {
     let deadline = tokio::time::Instant::now() + within;

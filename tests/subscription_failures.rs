@@ -10,8 +10,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chronik::{
-    ALL, Config, DropReason, EventStore, ExpectedVersion, RecordedEvent, Subscription, SubscriptionMessage,
-    SubscriptionOptions, SubscriptionPhase,
+    ALL, Config, DropReason, EventStore, ExpectedVersion, Subscription, SubscriptionMessage, SubscriptionOptions,
+    SubscriptionPhase,
 };
 use common::*;
 
@@ -28,19 +28,6 @@ async fn receive_acking(sub: &mut Subscription, count: usize) -> Vec<u64> {
                 sub.ack(&batch).await.expect("ack");
                 got.extend(batch.iter().map(|e| e.event_number));
             }
-            SubscriptionMessage::CaughtUp => {}
-            other => panic!("events expected, got {other:?}"),
-        }
-    }
-    got
-}
-
-/// Receives (without acking) until `count` events arrived; `CaughtUp` may come meanwhile.
-async fn receive(sub: &mut Subscription, count: usize) -> Vec<RecordedEvent> {
-    let mut got = Vec::new();
-    while got.len() < count {
-        match next(sub).await {
-            SubscriptionMessage::Events(batch) => got.extend(batch),
             SubscriptionMessage::CaughtUp => {}
             other => panic!("events expected, got {other:?}"),
         }

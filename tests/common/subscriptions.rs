@@ -54,6 +54,19 @@ pub async fn next_batch(sub: &mut Subscription) -> Vec<RecordedEvent> {
     }
 }
 
+/// Receives (without acking) until `count` events arrived; `CaughtUp` may come meanwhile.
+pub async fn receive(sub: &mut Subscription, count: usize) -> Vec<RecordedEvent> {
+    let mut got = Vec::new();
+    while got.len() < count {
+        match next(sub).await {
+            SubscriptionMessage::Events(batch) => got.extend(batch),
+            SubscriptionMessage::CaughtUp => {}
+            other => panic!("events expected, got {other:?}"),
+        }
+    }
+    got
+}
+
 /// Skips messages until `Dropped`, then checks the channel ends.
 pub async fn dropped(sub: &mut Subscription) -> DropReason {
     loop {
