@@ -134,6 +134,9 @@ impl fmt::Debug for HandlerError {
     }
 }
 
+/// How long [`SubscriberHandle::stop`] waits for the actor to end.
+const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Controls a running [`Subscriber`] actor. Cheap to clone; dropping it does not stop the actor
 /// (the store's shutdown does).
 #[derive(Clone)]
@@ -180,11 +183,19 @@ impl SubscriberHandle {
     /// stops the subscription on this node, writing its checkpoint). Stopping a stopped actor is
     /// not an error.
     pub async fn stop(&self) -> Result<()> {
-        match self.actor.call(RunnerMsg::Stop, None).await {
+        let outcome = match self.actor.call(RunnerMsg::Stop, None).await {
             Ok(CallResult::Success(result)) => result,
             // Already stopped.
             _ => Ok(()),
+        };
+        // The actor replies before it ends: return once it has.
+        if self.actor.wait(Some(STOP_WAIT)).await.is_err() {
+            return Err(Error::Unavailable(format!(
+                "subscriber {}/{} did not stop within {STOP_WAIT:?}",
+                self.stream, self.name
+            )));
         }
+        outcome
     }
 
     /// Whether the actor still runs (it stops on [`stop`](Self::stop), when the store shuts
