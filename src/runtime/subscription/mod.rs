@@ -449,6 +449,11 @@ impl SubscriptionState {
         }
     }
 
+    /// A stalled catch-up reads again once the queue is down to this many events.
+    fn low_water(&self) -> usize {
+        self.options.max_size / 2
+    }
+
     /// Where a new subscription starts, per `start_from`.
     async fn start_position(&self) -> Result<u64> {
         match self.options.start_from {
@@ -476,7 +481,9 @@ impl SubscriptionState {
             return;
         }
         let room = self.options.max_size.saturating_sub(self.tracker.queued()).min(READ_BATCH);
-        if room == 0 {
+        // A read of a few events costs a round trip like a read of a thousand: wait until the
+        // queue has drained to half (or the read can be full-sized) before reading again.
+        if room == 0 || (room < READ_BATCH && self.tracker.queued() > self.low_water()) {
             self.catch_up_stalled = true;
             return;
         }
@@ -844,7 +851,7 @@ impl SubscriptionState {
                 self.caught_up_at = None;
                 self.broadcast(SubscriptionMessage::CaughtUp);
             }
-            if self.catch_up_stalled && self.tracker.queued() < self.options.max_size {
+            if self.catch_up_stalled && self.tracker.queued() <= self.low_water() {
                 self.catch_up_stalled = false;
                 let _ = myself.cast(SubscriptionMsg::CatchUp);
             }

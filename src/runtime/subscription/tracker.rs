@@ -201,13 +201,16 @@ impl Tracker {
         }
         // Batches never mix the lanes.
         let first = batches.len();
+        // Events passed over (their partition is busy elsewhere); they go back in front, in
+        // order. Everything not looked at stays where it is: a dispatch costs what it hands
+        // out, not the length of the queue.
         let mut kept = VecDeque::new();
         // Partitions with an older event still queued in this pass: a newer one must wait.
         let mut blocked = HashSet::new();
         let mut previous: Option<usize> = None;
         while let Some(queued) = lane.pop_front() {
             if room.iter().all(|r| *r == 0) {
-                kept.push_back(queued);
+                lane.push_front(queued);
                 break;
             }
             let target = match queued.partition {
@@ -244,8 +247,10 @@ impl Tracker {
             let flight = InFlight { consumer, partition: queued.partition, event, replay, since: now };
             self.in_flight.insert(flight.event.event_number, flight);
         }
-        kept.append(&mut lane);
-        kept
+        while let Some(queued) = kept.pop_back() {
+            lane.push_front(queued);
+        }
+        lane
     }
 
     /// The subscriber for an unpartitioned (or not yet placed) event: the one that took the
