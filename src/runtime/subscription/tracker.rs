@@ -175,8 +175,14 @@ impl Tracker {
     /// each), in order, keeping a partition on the subscriber that has it in flight. Returns the
     /// batches to send: each holds consecutive events of one source stream for one subscriber.
     pub fn dispatch(&mut self, consumers: &[u64]) -> Batches {
-        let mut room: Vec<usize> =
-            consumers.iter().map(|c| self.buffer_size.saturating_sub(self.in_flight_of(*c))).collect();
+        // A retried or replayed event goes out as soon as there is any room: its subscriber may
+        // be waiting for it before it acks anything else.
+        let eager = !self.replay.is_empty()
+            || self.queue.front().is_some_and(|q| self.retries.contains_key(&q.event.event_number));
+        let mut room: Vec<usize> = consumers
+            .iter()
+            .map(|c| if eager { self.buffer_size.saturating_sub(self.in_flight_of(*c)) } else { self.room(*c) })
+            .collect();
         let mut batches = Vec::new();
         let now = Instant::now();
         let replay = std::mem::take(&mut self.replay);
@@ -278,6 +284,15 @@ impl Tracker {
             }
         }
         None
+    }
+
+    /// How many events `consumer` is handed now: none until it has nothing in flight or half
+    /// its buffer free. Refilling every slot the moment an ack frees it would shrink batches to
+    /// the size of each ack, one event at worst, and every batch costs a round trip.
+    fn room(&self, consumer: u64) -> usize {
+        let in_flight = self.in_flight_of(consumer);
+        let free = self.buffer_size.saturating_sub(in_flight);
+        if in_flight == 0 || free * 2 >= self.buffer_size { free } else { 0 }
     }
 
     fn in_flight_of(&self, consumer: u64) -> usize {
@@ -564,6 +579,19 @@ mod tests {
         assert_eq!(t.acked(), 5, "6 is in flight; the replayed 2 did not count");
         t.ack(1, &Acks::UpTo(6)).unwrap();
         assert_eq!(t.acked(), 6);
+    }
+
+    #[test]
+    fn a_subscriber_is_refilled_once_half_its_buffer_is_free() {
+        let mut t = Tracker::new(4, 0);
+        for n in 1..=10 {
+            t.push(event("a", n), None);
+        }
+        assert_eq!(numbers(&t.dispatch(&[1])[0].1), vec![1, 2, 3, 4]);
+        t.ack(1, &Acks::Events(vec![1])).unwrap();
+        assert!(t.dispatch(&[1]).is_empty(), "one free slot of four: wait for more acks");
+        t.ack(1, &Acks::Events(vec![2])).unwrap();
+        assert_eq!(numbers(&t.dispatch(&[1])[0].1), vec![5, 6], "half free: refilled in one batch");
     }
 
     #[test]
