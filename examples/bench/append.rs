@@ -1,0 +1,229 @@
+//! Appends: 1, 10 and 100 concurrent writers, each on its own stream, appending 1 or 100
+//! events per call, and 100 writers contending on 10 streams with `ExpectedVersion::Any`.
+//!
+//! Baseline: the same rows inserted into a copy of chronik's `events` table, one autocommitted
+//! statement per append (a one-row `INSERT`, or a 100-row `INSERT … SELECT * FROM UNNEST`), by
+//! as many tasks over a pool of the same size. Timed work alternates chronik and raw over three
+//! rounds, so load that drifts during the run hits both alike.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use chronik::ExpectedVersion;
+use futures::future::BoxFuture;
+
+use crate::measure::{Group, Measured, Row, Target};
+use crate::payload::{Rows, event, events, insert_batch_sql, insert_row_sql};
+use crate::{Bench, BoxError, Result};
+
+/// Timed rounds per side.
+const ROUNDS: usize = 3;
+
+/// (writers, events per append, appends per writer over all rounds in a full run).
+const SHAPES: [(usize, u64, usize); 6] =
+    [(1, 1, 1_500), (10, 1, 300), (100, 1, 100), (1, 100, 300), (10, 100, 60), (100, 100, 9)];
+
+/// Writers and streams of the contended workload.
+const CONTENDED: (usize, usize) = (100, 10);
+
+pub const STEPS: usize = SHAPES.len() + 1;
+
+pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (writers, per_append, appends) in SHAPES {
+        let appends = if bench.quick { (appends / 5).max(3) } else { appends };
+        let name = format!("{writers} writers x {per_append}-event appends");
+        bench.step(&name);
+        let (chronik, raw) =
+            alternate(bench, appends, |bench, appends| own_streams(bench, writers, per_append, appends)).await?;
+        let baseline = if per_append == 1 { "1-row INSERT per append" } else { "UNNEST INSERT per append" };
+        let mut row = Row::compared(Group::Append, name, chronik, baseline, raw).concurrency(writers);
+        row = match (writers, per_append) {
+            (1, 100) => row.target(Target::RatioAtLeast(0.5)),
+            (100, 1) => row.target(Target::RatioAtLeast(3.0)),
+            _ => row,
+        };
+        rows.push(row);
+    }
+    let (writers, streams) = CONTENDED;
+    let name = format!("{writers} writers on {streams} streams, Any, 1-event appends");
+    bench.step(&name);
+    let appends = if bench.quick { 6 } else { 30 };
+    let (chronik, raw) =
+        alternate(bench, appends, |bench, appends| contended(bench, writers, streams, appends)).await?;
+    rows.push(Row::compared(Group::Append, name, chronik, "1-row INSERT per append", raw));
+    Ok(rows)
+}
+
+/// The two sides of one workload: `(chronik, raw)`.
+type Sides = (Measured, Measured);
+
+/// Runs a warm-up round, then `ROUNDS` timed rounds of both sides in alternating order, each
+/// round doing its share of `appends` per writer.
+async fn alternate<F>(bench: &Bench, appends: usize, workload: F) -> Result<Sides>
+where
+    F: Fn(&Bench, usize) -> Workload,
+{
+    let warm_up = workload(bench, (appends / 10).max(1));
+    warm_up.chronik.run().await?;
+    warm_up.raw.run().await?;
+    let (mut chronik, mut raw) = (Measured::default(), Measured::default());
+    for round in 0..ROUNDS {
+        let share = appends / ROUNDS + usize::from(round < appends % ROUNDS);
+        let sides = workload(bench, share.max(1));
+        if round % 2 == 0 {
+            raw.add(sides.raw.run().await?);
+            chronik.add(sides.chronik.run().await?);
+        } else {
+            chronik.add(sides.chronik.run().await?);
+            raw.add(sides.raw.run().await?);
+        }
+    }
+    Ok((chronik, raw))
+}
+
+/// One append (or insert) of writer `task`, number `i`: the events it wrote.
+pub type Append = Arc<dyn Fn(usize, usize) -> BoxFuture<'static, Result<u64>> + Send + Sync>;
+
+/// Concurrent writers making timed calls.
+pub struct Writers {
+    pub tasks: usize,
+    pub per_task: usize,
+    pub append: Append,
+}
+
+impl Writers {
+    pub async fn run(&self) -> Result<Measured> {
+        let started = Instant::now();
+        let handles: Vec<_> = (0..self.tasks)
+            .map(|task| {
+                let (append, per_task) = (Arc::clone(&self.append), self.per_task);
+                tokio::spawn(async move {
+                    let mut latencies = Vec::with_capacity(per_task);
+                    let mut events = 0;
+                    for i in 0..per_task {
+                        let call = Instant::now();
+                        events += append(task, i).await?;
+                        latencies.push(call.elapsed());
+                    }
+                    Ok::<_, BoxError>((events, latencies))
+                })
+            })
+            .collect();
+        let mut measured = Measured::default();
+        for handle in handles {
+            let (events, latencies) = handle.await??;
+            measured.events += events;
+            measured.latencies.extend(latencies);
+        }
+        measured.elapsed = started.elapsed();
+        Ok(measured)
+    }
+}
+
+/// Both sides of one round.
+struct Workload {
+    chronik: Writers,
+    raw: Writers,
+}
+
+/// `writers` writers, each appending `appends` calls of `per_append` events to a fresh stream of
+/// its own, with the exact expected version.
+fn own_streams(bench: &Bench, writers: usize, per_append: u64, appends: usize) -> Workload {
+    let streams: Arc<Vec<(i64, String)>> = Arc::new((0..writers).map(|_| bench.fresh_stream()).collect());
+    let first = bench.payloads(2 * (writers * appends) as u64 * per_append);
+    let store = bench.store.clone();
+    let chronik_streams = Arc::clone(&streams);
+    let chronik: Append = Arc::new(move |task, i| {
+        let (store, stream) = (store.clone(), chronik_streams[task].1.clone());
+        let payload = first + (task * appends + i) as u64 * per_append;
+        Box::pin(async move {
+            let expected = ExpectedVersion::Exact(i as u64 * per_append);
+            store.append_to_stream(&stream, expected, events(payload, per_append)).await?;
+            Ok(per_append)
+        })
+    });
+    let raw_first = first + (writers * appends) as u64 * per_append;
+    let raw = raw_appends(bench, per_append, move |task, i| {
+        let (id, name) = streams[task].clone();
+        (id, name, i as i64 * per_append as i64, raw_first + (task * appends + i) as u64 * per_append)
+    });
+    Workload {
+        chronik: Writers { tasks: writers, per_task: appends, append: chronik },
+        raw: Writers { tasks: writers, per_task: appends, append: raw },
+    }
+}
+
+/// `writers` writers appending single events to `streams` shared streams with
+/// `ExpectedVersion::Any`; the raw side numbers each stream's rows from a shared counter.
+fn contended(bench: &Bench, writers: usize, streams: usize, appends: usize) -> Workload {
+    let names: Arc<Vec<(i64, String)>> = Arc::new((0..streams).map(|_| bench.fresh_stream()).collect());
+    let first = bench.payloads(2 * (writers * appends) as u64);
+    let store = bench.store.clone();
+    let chronik_names = Arc::clone(&names);
+    let chronik: Append = Arc::new(move |task, i| {
+        let (store, stream) = (store.clone(), chronik_names[(task + i) % chronik_names.len()].1.clone());
+        let payload = first + (task * appends + i) as u64;
+        Box::pin(async move {
+            store.append_to_stream(&stream, ExpectedVersion::Any, vec![event(payload)]).await?;
+            Ok(1)
+        })
+    });
+    let versions: Arc<Vec<std::sync::atomic::AtomicI64>> =
+        Arc::new((0..streams).map(|_| std::sync::atomic::AtomicI64::new(0)).collect());
+    let raw_first = first + (writers * appends) as u64;
+    let raw = raw_appends(bench, 1, move |task, i| {
+        let slot = (task + i) % names.len();
+        let (id, name) = names[slot].clone();
+        (id, name, versions[slot].fetch_add(1, Ordering::Relaxed), raw_first + (task * appends + i) as u64)
+    });
+    Workload {
+        chronik: Writers { tasks: writers, per_task: appends, append: chronik },
+        raw: Writers { tasks: writers, per_task: appends, append: raw },
+    }
+}
+
+/// Raw inserts of `per_append` rows per call; `place(task, i)` gives the stream id and name,
+/// the version before the call and the first payload number.
+pub fn raw_appends<P>(bench: &Bench, per_append: u64, place: P) -> Append
+where
+    P: Fn(usize, usize) -> (i64, String, i64, u64) + Send + Sync + 'static,
+{
+    let pool = bench.pool.clone();
+    let positions = Arc::clone(&bench.raw_positions);
+    let sql: Arc<str> =
+        if per_append == 1 { insert_row_sql(&bench.raw_table()) } else { insert_batch_sql(&bench.raw_table()) }.into();
+    let place = Arc::new(place);
+    Arc::new(move |task, i| {
+        let (pool, positions, sql, place) =
+            (pool.clone(), Arc::clone(&positions), Arc::clone(&sql), Arc::clone(&place));
+        Box::pin(async move {
+            let (stream_id, stream, version, payload) = place(task, i);
+            let first = positions.fetch_add(per_append as i64, Ordering::Relaxed) + 1;
+            let mut rows = Rows::default();
+            for k in 0..per_append {
+                rows.push(first + k as i64, stream_id, &stream, version + k as i64 + 1, payload + k);
+            }
+            if per_append == 1 {
+                sqlx::query(&sql)
+                    .bind(rows.position[0])
+                    .bind(rows.event_id[0])
+                    .bind(stream_id)
+                    .bind(&stream)
+                    .bind(rows.stream_version[0])
+                    .bind(rows.event_type[0])
+                    .bind(rows.content_type[0])
+                    .bind(None::<uuid::Uuid>)
+                    .bind(None::<uuid::Uuid>)
+                    .bind(&rows.data[0])
+                    .bind(&rows.metadata[0])
+                    .execute(&pool)
+                    .await?;
+            } else {
+                rows.bind(sqlx::query(&sql)).execute(&pool).await?;
+            }
+            Ok(per_append)
+        })
+    })
+}
