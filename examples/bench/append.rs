@@ -8,14 +8,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use chronik::ExpectedVersion;
-use futures::future::BoxFuture;
 
-use crate::measure::{Group, Measured, Row, Target};
+use crate::measure::{Group, Measured, Op, Row, Target, Workers};
 use crate::payload::{Rows, event, events, insert_batch_sql, insert_row_sql};
-use crate::{Bench, BoxError, Result};
+use crate::{Bench, Result};
 
 /// Timed rounds per side.
 const ROUNDS: usize = 3;
@@ -83,49 +81,10 @@ where
     Ok((chronik, raw))
 }
 
-/// One append (or insert) of writer `task`, number `i`: the events it wrote.
-pub type Append = Arc<dyn Fn(usize, usize) -> BoxFuture<'static, Result<u64>> + Send + Sync>;
-
-/// Concurrent writers making timed calls.
-pub struct Writers {
-    pub tasks: usize,
-    pub per_task: usize,
-    pub append: Append,
-}
-
-impl Writers {
-    pub async fn run(&self) -> Result<Measured> {
-        let started = Instant::now();
-        let handles: Vec<_> = (0..self.tasks)
-            .map(|task| {
-                let (append, per_task) = (Arc::clone(&self.append), self.per_task);
-                tokio::spawn(async move {
-                    let mut latencies = Vec::with_capacity(per_task);
-                    let mut events = 0;
-                    for i in 0..per_task {
-                        let call = Instant::now();
-                        events += append(task, i).await?;
-                        latencies.push(call.elapsed());
-                    }
-                    Ok::<_, BoxError>((events, latencies))
-                })
-            })
-            .collect();
-        let mut measured = Measured::default();
-        for handle in handles {
-            let (events, latencies) = handle.await??;
-            measured.events += events;
-            measured.latencies.extend(latencies);
-        }
-        measured.elapsed = started.elapsed();
-        Ok(measured)
-    }
-}
-
 /// Both sides of one round.
 struct Workload {
-    chronik: Writers,
-    raw: Writers,
+    chronik: Workers,
+    raw: Workers,
 }
 
 /// `writers` writers, each appending `appends` calls of `per_append` events to a fresh stream of
@@ -135,7 +94,7 @@ fn own_streams(bench: &Bench, writers: usize, per_append: u64, appends: usize) -
     let first = bench.payloads(2 * (writers * appends) as u64 * per_append);
     let store = bench.store.clone();
     let chronik_streams = Arc::clone(&streams);
-    let chronik: Append = Arc::new(move |task, i| {
+    let chronik: Op = Arc::new(move |task, i| {
         let (store, stream) = (store.clone(), chronik_streams[task].1.clone());
         let payload = first + (task * appends + i) as u64 * per_append;
         Box::pin(async move {
@@ -150,8 +109,8 @@ fn own_streams(bench: &Bench, writers: usize, per_append: u64, appends: usize) -
         (id, name, i as i64 * per_append as i64, raw_first + (task * appends + i) as u64 * per_append)
     });
     Workload {
-        chronik: Writers { tasks: writers, per_task: appends, append: chronik },
-        raw: Writers { tasks: writers, per_task: appends, append: raw },
+        chronik: Workers { tasks: writers, per_task: appends, op: chronik },
+        raw: Workers { tasks: writers, per_task: appends, op: raw },
     }
 }
 
@@ -162,7 +121,7 @@ fn contended(bench: &Bench, writers: usize, streams: usize, appends: usize) -> W
     let first = bench.payloads(2 * (writers * appends) as u64);
     let store = bench.store.clone();
     let chronik_names = Arc::clone(&names);
-    let chronik: Append = Arc::new(move |task, i| {
+    let chronik: Op = Arc::new(move |task, i| {
         let (store, stream) = (store.clone(), chronik_names[(task + i) % chronik_names.len()].1.clone());
         let payload = first + (task * appends + i) as u64;
         Box::pin(async move {
@@ -179,14 +138,14 @@ fn contended(bench: &Bench, writers: usize, streams: usize, appends: usize) -> W
         (id, name, versions[slot].fetch_add(1, Ordering::Relaxed), raw_first + (task * appends + i) as u64)
     });
     Workload {
-        chronik: Writers { tasks: writers, per_task: appends, append: chronik },
-        raw: Writers { tasks: writers, per_task: appends, append: raw },
+        chronik: Workers { tasks: writers, per_task: appends, op: chronik },
+        raw: Workers { tasks: writers, per_task: appends, op: raw },
     }
 }
 
 /// Raw inserts of `per_append` rows per call; `place(task, i)` gives the stream id and name,
 /// the version before the call and the first payload number.
-pub fn raw_appends<P>(bench: &Bench, per_append: u64, place: P) -> Append
+pub fn raw_appends<P>(bench: &Bench, per_append: u64, place: P) -> Op
 where
     P: Fn(usize, usize) -> (i64, String, i64, u64) + Send + Sync + 'static,
 {

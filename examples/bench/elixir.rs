@@ -13,10 +13,10 @@ use std::time::{Duration, Instant};
 
 use chronik::{ExpectedVersion, SubscriptionMessage, SubscriptionOptions};
 
-use crate::append::{Append, Writers, raw_appends};
-use crate::measure::{Group, Measured, Row};
+use crate::append::raw_appends;
+use crate::measure::{Group, Measured, Op, Row, Workers};
 use crate::payload::events;
-use crate::read::append_events;
+use crate::read::{RawRow, append_events};
 use crate::{Bench, Result};
 
 /// Writers (and readers) of the published shapes.
@@ -94,7 +94,7 @@ async fn appends(bench: &Bench, writers: usize, operations: usize) -> Result<(Me
         let first = bench.payloads(2 * writers as u64 * EVENTS);
         let store = bench.store.clone();
         let names: Arc<Vec<String>> = Arc::new(streams.iter().map(|s| s.1.clone()).collect());
-        let append: Append = Arc::new(move |task, _| {
+        let append: Op = Arc::new(move |task, _| {
             let (store, stream) = (store.clone(), names[task].clone());
             Box::pin(async move {
                 let batch = events(first + task as u64 * EVENTS, EVENTS);
@@ -102,11 +102,11 @@ async fn appends(bench: &Bench, writers: usize, operations: usize) -> Result<(Me
                 Ok(EVENTS)
             })
         });
-        let chronik_side = Writers { tasks: writers, per_task: 1, append };
+        let chronik_side = Workers { tasks: writers, per_task: 1, op: append };
         let raw_first = first + writers as u64 * EVENTS;
         let place =
             move |task: usize, _| (streams[task].0, streams[task].1.clone(), 0, raw_first + task as u64 * EVENTS);
-        let raw_side = Writers { tasks: writers, per_task: 1, append: raw_appends(bench, EVENTS, place) };
+        let raw_side = Workers { tasks: writers, per_task: 1, op: raw_appends(bench, EVENTS, place) };
         if operation % 2 == 0 {
             timed(&mut chronik, || async { Ok(chronik_side.run().await?.events) }).await?;
             timed(&mut raw, || async { Ok(raw_side.run().await?.events) }).await?;
@@ -131,42 +131,26 @@ async fn reads(
         bench.store_table("events")
     )
     .into();
+    let (store, stream) = (bench.store.clone(), Arc::<str>::from(stream));
+    let chronik_read: Op = Arc::new(move |_, _| {
+        let (store, stream) = (store.clone(), Arc::clone(&stream));
+        Box::pin(async move { Ok(store.read_stream_forward(&stream, 1, EVENTS).await?.len() as u64) })
+    });
+    let pool = bench.pool.clone();
+    let raw_read: Op = Arc::new(move |_, _| {
+        let (pool, sql) = (pool.clone(), Arc::clone(&sql));
+        Box::pin(async move {
+            let rows: Vec<RawRow> = sqlx::query_as(&sql).bind(stream_id).bind(EVENTS as i64).fetch_all(&pool).await?;
+            Ok(rows.len() as u64)
+        })
+    });
+    // One operation: every reader reads the stream once.
+    let chronik_side = Workers { tasks: readers, per_task: 1, op: chronik_read };
+    let raw_side = Workers { tasks: readers, per_task: 1, op: raw_read };
     let (mut chronik, mut raw) = (Measured::default(), Measured::default());
     for _ in 0..operations {
-        timed(&mut chronik, || async {
-            let tasks: Vec<_> = (0..readers)
-                .map(|_| {
-                    let (store, stream) = (bench.store.clone(), stream.to_string());
-                    tokio::spawn(
-                        async move { store.read_stream_forward(&stream, 1, EVENTS).await.map(|e| e.len() as u64) },
-                    )
-                })
-                .collect();
-            let mut total = 0;
-            for task in tasks {
-                total += task.await??;
-            }
-            Ok(total)
-        })
-        .await?;
-        timed(&mut raw, || async {
-            let tasks: Vec<_> = (0..readers)
-                .map(|_| {
-                    let (pool, sql) = (bench.pool.clone(), Arc::clone(&sql));
-                    tokio::spawn(async move {
-                        let rows: Vec<crate::read::RawRow> =
-                            sqlx::query_as(&sql).bind(stream_id).bind(EVENTS as i64).fetch_all(&pool).await?;
-                        Ok::<_, sqlx::Error>(rows.len() as u64)
-                    })
-                })
-                .collect();
-            let mut total = 0;
-            for task in tasks {
-                total += task.await??;
-            }
-            Ok(total)
-        })
-        .await?;
+        timed(&mut chronik, || async { Ok(chronik_side.run().await?.events) }).await?;
+        timed(&mut raw, || async { Ok(raw_side.run().await?.events) }).await?;
     }
     Ok((chronik, raw))
 }

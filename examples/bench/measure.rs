@@ -1,8 +1,51 @@
 //! What a workload measured, and the rows of the report.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use serde::Serialize;
+
+use crate::{BoxError, Result};
+
+/// One timed call of task `task`, number `i`: the events it moved.
+pub type Op = Arc<dyn Fn(usize, usize) -> BoxFuture<'static, Result<u64>> + Send + Sync>;
+
+/// `tasks` concurrent tasks, each making `per_task` timed calls of `op`.
+pub struct Workers {
+    pub tasks: usize,
+    pub per_task: usize,
+    pub op: Op,
+}
+
+impl Workers {
+    /// Runs them all; every call's duration is one latency.
+    pub async fn run(&self) -> Result<Measured> {
+        let started = Instant::now();
+        let handles: Vec<_> = (0..self.tasks)
+            .map(|task| {
+                let (op, per_task) = (Arc::clone(&self.op), self.per_task);
+                tokio::spawn(async move {
+                    let (mut events, mut latencies) = (0, Vec::with_capacity(per_task));
+                    for i in 0..per_task {
+                        let call = Instant::now();
+                        events += op(task, i).await?;
+                        latencies.push(call.elapsed());
+                    }
+                    Ok::<_, BoxError>((events, latencies))
+                })
+            })
+            .collect();
+        let mut measured = Measured::default();
+        for handle in handles {
+            let (events, latencies) = handle.await??;
+            measured.events += events;
+            measured.latencies.extend(latencies);
+        }
+        measured.elapsed = started.elapsed();
+        Ok(measured)
+    }
+}
 
 /// Timed work: how many events it moved, how long it took, and how long each operation took
 /// (an append call, a read, a delivery, or one iteration of an Elixir-shaped workload).

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use uuid::Uuid;
 
-use crate::measure::{Group, Measured, Row, Target};
+use crate::measure::{Group, Measured, Op, Row, Target, Workers};
 use crate::payload::events;
 use crate::{Bench, BoxError, Result};
 
@@ -139,32 +139,11 @@ async fn stream_reads_raw(bench: &Bench, stream_id: i64, size: u64, readers: usi
 /// Runs `readers` tasks making `reads` timed calls of `read` each.
 async fn timed_readers<F, Fut>(readers: usize, reads: usize, read: F) -> Result<Measured>
 where
-    F: Fn() -> Fut + Clone + Send + 'static,
-    Fut: Future<Output = Result<u64>> + Send,
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<u64>> + Send + 'static,
 {
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..readers)
-        .map(|_| {
-            let read = read.clone();
-            tokio::spawn(async move {
-                let (mut events, mut latencies) = (0, Vec::with_capacity(reads));
-                for _ in 0..reads {
-                    let call = Instant::now();
-                    events += read().await?;
-                    latencies.push(call.elapsed());
-                }
-                Ok::<_, BoxError>((events, latencies))
-            })
-        })
-        .collect();
-    let mut measured = Measured::default();
-    for task in tasks {
-        let (events, latencies) = task.await??;
-        measured.events += events;
-        measured.latencies.extend(latencies);
-    }
-    measured.elapsed = started.elapsed();
-    Ok(measured)
+    let op: Op = Arc::new(move |_, _| Box::pin(read()));
+    Workers { tasks: readers, per_task: reads, op }.run().await
 }
 
 /// `$all` from the start as a lazy stream of events, `count` of them; each page timed.
