@@ -483,13 +483,13 @@ mod tests {
     }
 
     #[test]
-    fn durations_accept_milliseconds_and_units() {
-        let c =
-            Config::from_toml_str("subscription_retry_interval = 250\nnotification_poll_interval = \"2s\"").unwrap();
+    fn durations_accept_milliseconds_and_units() -> Result<()> {
+        let c = Config::from_toml_str("subscription_retry_interval = 250\nnotification_poll_interval = \"2s\"")?;
         assert_eq!(c.subscription_retry_interval, Duration::from_millis(250));
         assert_eq!(c.notification_poll_interval, Duration::from_secs(2));
         let err = Config::from_toml_str("connect_timeout = \"soon\"").unwrap_err();
         assert!(matches!(err, Error::Config(ref c) if c.key == "connect_timeout"), "{err}");
+        Ok(())
     }
 
     #[test]
@@ -503,7 +503,7 @@ mod tests {
     }
 
     #[test]
-    fn subscription_entries_are_checked_and_named() {
+    fn subscription_entries_are_checked_and_named() -> Result<()> {
         let err = Config::from_toml_str("[[subscriptions]]\nstream = \"a\"").unwrap_err();
         assert!(matches!(err, Error::Config(ref c) if c.key == "subscriptions[0].name"), "{err}");
         let err = Config::from_toml_str("[[subscriptions]]\nname = \"p\"\nbuffer_sise = 3").unwrap_err();
@@ -518,8 +518,9 @@ mod tests {
         let twice = "[[subscriptions]]\nname = \"p\"\n[[subscriptions]]\nname = \"p\"\nstream = \"s\"";
         let err = Config::from_toml_str(twice).unwrap_err();
         assert!(matches!(err, Error::Config(ref c) if c.key == "subscriptions[1].name"), "{err}");
-        let c = Config::from_toml_str("[[subscriptions]]\nname = \"p\"\nstart_from = 7").unwrap();
+        let c = Config::from_toml_str("[[subscriptions]]\nname = \"p\"\nstart_from = 7")?;
         assert_eq!((c.subscriptions[0].stream.as_str(), c.subscriptions[0].start_from), ("$all", StartFrom::After(7)));
+        Ok(())
     }
 
     #[test]
@@ -529,8 +530,10 @@ mod tests {
     }
 
     #[test]
-    fn shipped_config_file_holds_the_defaults() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/chronik.toml")).unwrap();
-        assert_eq!(Config::from_toml_str(&text).unwrap(), Config::default());
+    fn shipped_config_file_holds_the_defaults() -> Result<()> {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/chronik.toml"))
+            .map_err(|e| Error::config("config/chronik.toml", e.to_string()))?;
+        assert_eq!(Config::from_toml_str(&text)?, Config::default());
+        Ok(())
     }
 }

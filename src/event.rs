@@ -309,11 +309,12 @@ mod tests {
     }
 
     #[test]
-    fn json_and_bincode_round_trip_by_content_type() {
+    fn json_and_bincode_round_trip_by_content_type() -> Result<()> {
         let value = Deposited { amount: 7, note: "café ☕".into() };
-        for e in [EventData::json("D", &value).unwrap(), EventData::binary("D", &value).unwrap()] {
-            assert_eq!(recorded(e).decode::<Deposited>().unwrap(), value);
+        for e in [EventData::json("D", &value)?, EventData::binary("D", &value)?] {
+            assert_eq!(recorded(e).decode::<Deposited>()?, value);
         }
+        Ok(())
     }
 
     #[test]

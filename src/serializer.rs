@@ -31,8 +31,9 @@ pub const BINCODE_CONTENT_TYPE: &str = "application/x-bincode";
 ///         serde_json::from_slice(bytes).map_err(|e| Error::Serialization(e.to_string()))
 ///     }
 /// }
-/// let e = chronik::EventData::serialize_with("Opened", &PrettyJson, &42).unwrap();
+/// let e = chronik::EventData::serialize_with("Opened", &PrettyJson, &42)?;
 /// assert_eq!(e.content_type, "application/vnd.pretty+json");
+/// # Ok::<(), Error>(())
 /// ```
 pub trait Serializer {
     /// The content type stored with payloads of this format.

@@ -442,25 +442,26 @@ mod tests {
     }
 
     #[test]
-    fn checkpoint_moves_only_over_a_contiguous_run_of_acks() {
+    fn checkpoint_moves_only_over_a_contiguous_run_of_acks() -> Result<()> {
         let mut t = Tracker::new(10, 0);
         for n in 1..=4 {
             t.push(event("a", n), None);
         }
         let batches = t.dispatch(&[1]);
         assert_eq!(numbers(&batches[0].1), vec![1, 2, 3, 4]);
-        t.ack(1, &Acks::Events(vec![2, 3])).unwrap();
+        t.ack(1, &Acks::Events(vec![2, 3]))?;
         assert_eq!(t.acked(), 0, "1 is not acked yet");
-        t.ack(1, &Acks::Events(vec![1])).unwrap();
+        t.ack(1, &Acks::Events(vec![1]))?;
         assert_eq!(t.acked(), 3);
         t.skip_to(9);
         assert_eq!(t.acked(), 3, "4 is still in flight");
-        t.ack(1, &Acks::UpTo(4)).unwrap();
+        t.ack(1, &Acks::UpTo(4))?;
         assert_eq!(t.acked(), 9, "skipped numbers count as acked");
+        Ok(())
     }
 
     #[test]
-    fn unknown_or_foreign_acks_are_rejected_without_acking_anything() {
+    fn unknown_or_foreign_acks_are_rejected_without_acking_anything() -> Result<()> {
         let mut t = Tracker::new(1, 0);
         t.push(event("a", 1), None);
         t.push(event("a", 2), None);
@@ -468,7 +469,8 @@ mod tests {
         assert!(matches!(t.ack(1, &Acks::Events(vec![1, 2])), Err(Error::UnexpectedAck)));
         assert!(matches!(t.ack(1, &Acks::UpTo(7)), Err(Error::UnexpectedAck)));
         assert_eq!(t.in_flight(), 2);
-        assert_eq!(t.ack(2, &Acks::UpTo(2)).unwrap().len(), 1);
+        assert_eq!(t.ack(2, &Acks::UpTo(2))?.len(), 1);
+        Ok(())
     }
 
     #[test]
@@ -484,13 +486,13 @@ mod tests {
     }
 
     #[test]
-    fn a_partition_stays_on_its_subscriber_while_in_flight() {
+    fn a_partition_stays_on_its_subscriber_while_in_flight() -> Result<()> {
         let mut t = Tracker::new(10, 0);
         for n in 1..=4 {
             t.push(event(if n % 2 == 1 { "x" } else { "y" }, n), Some(n % 2));
         }
         let first = t.dispatch(&[1, 2]);
-        let owner_of = |n: u64| first.iter().find(|(_, b)| numbers(b).contains(&n)).map(|(c, _)| *c).unwrap();
+        let owner_of = |n: u64| first.iter().find(|(_, b)| numbers(b).contains(&n)).map_or(0, |(c, _)| *c);
         assert_eq!(owner_of(1), owner_of(3));
         assert_eq!(owner_of(2), owner_of(4));
         assert_ne!(owner_of(1), owner_of(2));
@@ -499,6 +501,7 @@ mod tests {
         let second = t.dispatch(&[1, 2]);
         assert_eq!(second, vec![(owner_of(1), second[0].1.clone())]);
         assert_eq!(numbers(&second[0].1), vec![5]);
+        Ok(())
     }
 
     #[test]
@@ -547,7 +550,7 @@ mod tests {
     }
 
     #[test]
-    fn a_retried_event_goes_back_in_order_with_its_count() {
+    fn a_retried_event_goes_back_in_order_with_its_count() -> Result<()> {
         let mut t = Tracker::new(10, 0);
         for n in 1..=3 {
             t.push(event("a", n), None);
@@ -556,17 +559,18 @@ mod tests {
         assert!(!t.retry(2, 10));
         assert_eq!((t.retries(2), t.in_flight(), t.first_queued()), (1, 2, Some(2)));
         assert_eq!(t.acked(), 0);
-        t.ack(1, &Acks::Events(vec![1, 3])).unwrap();
+        t.ack(1, &Acks::Events(vec![1, 3]))?;
         assert_eq!(t.acked(), 1, "2 still holds the checkpoint back");
         let again = t.dispatch(&[1]);
         assert_eq!(numbers(&again[0].1), vec![2]);
-        let done = t.finish(2).unwrap();
+        let done = t.finish(2).expect("2 is in flight");
         assert_eq!(done, Finished { number: 2, replay: false, retried: true });
         assert_eq!((t.acked(), t.retries(2)), (3, 0));
+        Ok(())
     }
 
     #[test]
-    fn replayed_events_go_first_and_never_hold_the_checkpoint() {
+    fn replayed_events_go_first_and_never_hold_the_checkpoint() -> Result<()> {
         let mut t = Tracker::new(10, 5);
         t.push(event("a", 6), None);
         assert!(t.push_replay(event("a", 2), None));
@@ -574,33 +578,36 @@ mod tests {
         let batches = t.dispatch(&[1]);
         assert_eq!(batches.iter().map(|(_, b)| numbers(b)).collect::<Vec<_>>(), vec![vec![2], vec![6]]);
         assert!(t.is_replaying(2));
-        let done = t.ack(1, &Acks::Events(vec![2])).unwrap();
+        let done = t.ack(1, &Acks::Events(vec![2]))?;
         assert_eq!(done, vec![Finished { number: 2, replay: true, retried: false }]);
         assert_eq!(t.acked(), 5, "6 is in flight; the replayed 2 did not count");
-        t.ack(1, &Acks::UpTo(6)).unwrap();
+        t.ack(1, &Acks::UpTo(6))?;
         assert_eq!(t.acked(), 6);
+        Ok(())
     }
 
     #[test]
-    fn a_subscriber_is_refilled_once_half_its_buffer_is_free() {
+    fn a_subscriber_is_refilled_once_half_its_buffer_is_free() -> Result<()> {
         let mut t = Tracker::new(4, 0);
         for n in 1..=10 {
             t.push(event("a", n), None);
         }
         assert_eq!(numbers(&t.dispatch(&[1])[0].1), vec![1, 2, 3, 4]);
-        t.ack(1, &Acks::Events(vec![1])).unwrap();
+        t.ack(1, &Acks::Events(vec![1]))?;
         assert!(t.dispatch(&[1]).is_empty(), "one free slot of four: wait for more acks");
-        t.ack(1, &Acks::Events(vec![2])).unwrap();
+        t.ack(1, &Acks::Events(vec![2]))?;
         assert_eq!(numbers(&t.dispatch(&[1])[0].1), vec![5, 6], "half free: refilled in one batch");
+        Ok(())
     }
 
     #[test]
-    fn events_in_flight_too_long_are_reported() {
+    fn events_in_flight_too_long_are_reported() -> Result<()> {
         let mut t = Tracker::new(10, 0);
         t.push(event("a", 1), None);
         t.dispatch(&[1]);
-        let delivered = t.oldest_delivery().unwrap();
+        let delivered = t.oldest_delivery().expect("1 is in flight");
         assert!(t.expired(delivered, Duration::from_secs(1)).is_empty());
         assert_eq!(t.expired(delivered + Duration::from_secs(1), Duration::from_secs(1)), vec![1]);
+        Ok(())
     }
 }
