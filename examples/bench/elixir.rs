@@ -16,7 +16,7 @@ use chronik::{ExpectedVersion, SubscriptionMessage, SubscriptionOptions};
 use crate::append::raw_appends;
 use crate::measure::{Group, Measured, Op, Row, Workers};
 use crate::payload::events;
-use crate::read::{RawRow, append_events};
+use crate::read::{raw_stream_read, seeded_stream, stream_read};
 use crate::{Bench, Result};
 
 /// Writers (and readers) of the published shapes.
@@ -50,13 +50,7 @@ pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
         }
         rows.push(row);
     }
-    let (_, stream) = bench.fresh_stream();
-    append_events(bench, &stream, EVENTS).await?;
-    let (id,): (i64,) =
-        sqlx::query_as(&format!("SELECT stream_id FROM {} WHERE stream_uuid = $1", bench.store_table("streams")))
-            .bind(&stream)
-            .fetch_one(&bench.pool)
-            .await?;
+    let (stream, id) = seeded_stream(bench, EVENTS).await?;
     for readers in CONCURRENCY {
         let name = format!("{readers} readers read {EVENTS} events each");
         bench.step(&name);
@@ -125,28 +119,9 @@ async fn reads(
     readers: usize,
     operations: usize,
 ) -> Result<(Measured, Measured)> {
-    let sql: Arc<str> = format!(
-        "SELECT position, event_id, stream_uuid, stream_version, event_type, content_type, correlation_id, \
-         causation_id, data, metadata, created_at FROM {} WHERE stream_id = $1 ORDER BY stream_version LIMIT $2",
-        bench.store_table("events")
-    )
-    .into();
-    let (store, stream) = (bench.store.clone(), Arc::<str>::from(stream));
-    let chronik_read: Op = Arc::new(move |_, _| {
-        let (store, stream) = (store.clone(), Arc::clone(&stream));
-        Box::pin(async move { Ok(store.read_stream_forward(&stream, 1, EVENTS).await?.len() as u64) })
-    });
-    let pool = bench.pool.clone();
-    let raw_read: Op = Arc::new(move |_, _| {
-        let (pool, sql) = (pool.clone(), Arc::clone(&sql));
-        Box::pin(async move {
-            let rows: Vec<RawRow> = sqlx::query_as(&sql).bind(stream_id).bind(EVENTS as i64).fetch_all(&pool).await?;
-            Ok(rows.len() as u64)
-        })
-    });
     // One operation: every reader reads the stream once.
-    let chronik_side = Workers { tasks: readers, per_task: 1, op: chronik_read };
-    let raw_side = Workers { tasks: readers, per_task: 1, op: raw_read };
+    let chronik_side = Workers { tasks: readers, per_task: 1, op: stream_read(bench, stream, EVENTS) };
+    let raw_side = Workers { tasks: readers, per_task: 1, op: raw_stream_read(bench, stream_id, EVENTS) };
     let (mut chronik, mut raw) = (Measured::default(), Measured::default());
     for _ in 0..operations {
         timed(&mut chronik, || async { Ok(chronik_side.run().await?.events) }).await?;

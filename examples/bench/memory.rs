@@ -161,7 +161,7 @@ async fn lagging(bench: &Bench, lag: u64) -> Result<Rss> {
     // The subscriber takes what it is given (and holds it, unacked) while the writers append.
     let mut received = 0_u64;
     let mut held = Vec::new();
-    let appending = crate::subscribe::append_backlog(bench, lag);
+    let appending = crate::payload::append_backlog(bench, lag);
     tokio::pin!(appending);
     let appended = loop {
         tokio::select! {

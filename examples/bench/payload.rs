@@ -1,9 +1,18 @@
 //! The events every workload writes, byte for byte the same for chronik and for the raw
-//! baseline, and the raw table's insert statements.
+//! baseline; the raw table's insert statements; filling `$all` with a backlog, and paging it
+//! with plain `SELECT`s.
 
-use chronik::EventData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use chronik::{EventData, ExpectedVersion};
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
+
+use crate::measure::Measured;
+use crate::{Bench, BoxError, Result};
 
 pub const EVENT_TYPE: &str = "MoneyDeposited";
 pub const CONTENT_TYPE: &str = "application/json";
@@ -109,4 +118,93 @@ impl Rows {
             .bind(&self.data)
             .bind(&self.metadata)
     }
+}
+
+/// The columns of an event row, as chronik decodes them.
+pub const COLUMNS: &str = "position, event_id, stream_uuid, stream_version, event_type, content_type, correlation_id, \
+     causation_id, data, metadata, created_at";
+
+/// An event row decoded like chronik decodes one (the columns of [`COLUMNS`]).
+pub type RawRow =
+    (i64, Uuid, String, i64, String, String, Option<Uuid>, Option<Uuid>, Vec<u8>, Option<Vec<u8>>, DateTime<Utc>);
+
+/// Page size of every paged read, chronik's and raw.
+pub const PAGE: i64 = 1_000;
+/// Concurrent writers filling a backlog.
+const WRITERS: u64 = 10;
+/// Events per append of a backlog.
+const PER_APPEND: u64 = 100;
+
+/// Appends `total` events (rounded up to whole appends) as 100-event appends to fresh streams,
+/// from 10 concurrent writers; returns the events appended.
+pub async fn append_backlog(bench: &Bench, total: u64) -> Result<u64> {
+    let appends = total.div_ceil(PER_APPEND);
+    let streams: Arc<Vec<String>> = Arc::new((0..appends).map(|_| bench.fresh_stream().1).collect());
+    let first = bench.payloads(appends * PER_APPEND);
+    let next = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let (store, streams, next) = (bench.store.clone(), Arc::clone(&streams), Arc::clone(&next));
+            tokio::spawn(async move {
+                loop {
+                    let n = next.fetch_add(1, Ordering::Relaxed);
+                    if n >= appends {
+                        return Ok::<_, BoxError>(());
+                    }
+                    let batch = events(first + n * PER_APPEND, PER_APPEND);
+                    store.append_to_stream(&streams[n as usize], ExpectedVersion::NoStream, batch).await?;
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await??;
+    }
+    Ok(appends * PER_APPEND)
+}
+
+/// Readers paging the store's `events` table concurrently, each over its own inclusive range of
+/// positions, on a connection of its own; one latency per page.
+pub async fn raw_pages(bench: &Bench, ranges: Vec<(u64, u64)>) -> Result<Measured> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM {} WHERE position >= $1 ORDER BY position LIMIT $2",
+        bench.store_table("events")
+    );
+    let sql: Arc<str> = sql.into();
+    let mut connections = Vec::with_capacity(ranges.len());
+    for _ in &ranges {
+        connections.push(bench.pool.acquire().await?);
+    }
+    let started = Instant::now();
+    let tasks: Vec<_> = ranges
+        .into_iter()
+        .zip(connections)
+        .map(|((from, to), mut conn)| {
+            let sql = Arc::clone(&sql);
+            tokio::spawn(async move {
+                let (mut from, to) = (from as i64, to as i64);
+                let (mut read, mut latencies) = (0_u64, Vec::new());
+                while from <= to {
+                    let page = Instant::now();
+                    let rows: Vec<RawRow> =
+                        sqlx::query_as(&sql).bind(from).bind(PAGE.min(to - from + 1)).fetch_all(&mut *conn).await?;
+                    latencies.push(page.elapsed());
+                    let Some(last) = rows.last() else { break };
+                    from = last.0 + 1;
+                    read += rows.len() as u64;
+                }
+                Ok::<_, BoxError>((read, latencies, Instant::now()))
+            })
+        })
+        .collect();
+    let mut measured = Measured::default();
+    let mut finished = started;
+    for task in tasks {
+        let (read, latencies, done) = task.await??;
+        measured.events += read;
+        measured.latencies.extend(latencies);
+        finished = finished.max(done);
+    }
+    measured.elapsed = finished - started;
+    Ok(measured)
 }

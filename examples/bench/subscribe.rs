@@ -26,7 +26,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use chronik::{ALL, ExpectedVersion, StartFrom, Subscription, SubscriptionMessage, SubscriptionOptions};
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use sqlx::postgres::PgListener;
@@ -34,23 +33,13 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::measure::{Group, Measured, Row, Target};
-use crate::payload::{Rows, event, events, insert_row_sql};
+use crate::payload::{Rows, append_backlog, event, insert_row_sql, raw_pages};
 use crate::{Bench, BoxError, Result};
 
 pub const STEPS: usize = 9;
 
-/// Rows of one page of the raw catch-up reads (chronik's own catch-up reads as many).
-const PAGE: i64 = 1_000;
-/// Concurrent writers topping up the backlog.
-const WRITERS: u64 = 10;
-/// Events per append when filling.
-const PER_APPEND: u64 = 100;
 /// Longest wait for any one subscription message before the workload is called stuck.
 const STUCK: Duration = Duration::from_secs(60);
-
-/// The events of one row of `events`, every column decoded.
-type RawEvent =
-    (i64, Uuid, String, i64, String, String, Option<Uuid>, Option<Uuid>, Vec<u8>, Option<Vec<u8>>, DateTime<Utc>);
 
 pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
     let target: u64 = if bench.quick { 50_000 } else { 1_000_000 };
@@ -112,34 +101,6 @@ pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
             .target(Target::P99BelowMs(10.0)),
     );
     Ok(rows)
-}
-
-/// Appends `total` events (rounded up to whole appends) as 100-event appends to fresh streams,
-/// from 10 concurrent writers; returns the events appended.
-pub async fn append_backlog(bench: &Bench, total: u64) -> Result<u64> {
-    let appends = total.div_ceil(PER_APPEND);
-    let streams: Arc<Vec<String>> = Arc::new((0..appends).map(|_| bench.fresh_stream().1).collect());
-    let first = bench.payloads(appends * PER_APPEND);
-    let next = Arc::new(AtomicU64::new(0));
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|_| {
-            let (store, streams, next) = (bench.store.clone(), Arc::clone(&streams), Arc::clone(&next));
-            tokio::spawn(async move {
-                loop {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    if n >= appends {
-                        return Ok::<_, BoxError>(());
-                    }
-                    let batch = events(first + n * PER_APPEND, PER_APPEND);
-                    store.append_to_stream(&streams[n as usize], ExpectedVersion::NoStream, batch).await?;
-                }
-            })
-        })
-        .collect();
-    for writer in writers {
-        writer.await??;
-    }
-    Ok(appends * PER_APPEND)
 }
 
 /// The options of the catch-up workloads.
@@ -281,53 +242,6 @@ async fn competing(bench: &Bench, name: &str, consumers: usize, head: u64) -> Re
     for sub in subs {
         sub.unsubscribe().await?;
     }
-    Ok(measured)
-}
-
-/// Readers paging the store's `events` table concurrently, each over its own inclusive range of
-/// positions, on a connection of its own; one latency per page.
-async fn raw_pages(bench: &Bench, ranges: Vec<(u64, u64)>) -> Result<Measured> {
-    let sql = format!(
-        "SELECT position, event_id, stream_uuid, stream_version, event_type, content_type, correlation_id, \
-         causation_id, data, metadata, created_at FROM {} WHERE position >= $1 ORDER BY position LIMIT $2",
-        bench.store_table("events")
-    );
-    let sql: Arc<str> = sql.into();
-    let mut connections = Vec::with_capacity(ranges.len());
-    for _ in &ranges {
-        connections.push(bench.pool.acquire().await?);
-    }
-    let started = Instant::now();
-    let tasks: Vec<_> = ranges
-        .into_iter()
-        .zip(connections)
-        .map(|((from, to), mut conn)| {
-            let sql = Arc::clone(&sql);
-            tokio::spawn(async move {
-                let (mut from, to) = (from as i64, to as i64);
-                let (mut read, mut latencies) = (0_u64, Vec::new());
-                while from <= to {
-                    let page = Instant::now();
-                    let rows: Vec<RawEvent> =
-                        sqlx::query_as(&sql).bind(from).bind(PAGE.min(to - from + 1)).fetch_all(&mut *conn).await?;
-                    latencies.push(page.elapsed());
-                    let Some(last) = rows.last() else { break };
-                    from = last.0 + 1;
-                    read += rows.len() as u64;
-                }
-                Ok::<_, BoxError>((read, latencies, Instant::now()))
-            })
-        })
-        .collect();
-    let mut measured = Measured::default();
-    let mut finished = started;
-    for task in tasks {
-        let (read, latencies, done) = task.await??;
-        measured.events += read;
-        measured.latencies.extend(latencies);
-        finished = finished.max(done);
-    }
-    measured.elapsed = finished - started;
     Ok(measured)
 }
 
