@@ -479,10 +479,7 @@ impl EventStore {
         name: &str,
         options: SubscriptionOptions,
     ) -> Result<Subscription> {
-        self.ensure_open()?;
-        validate_stream_id(stream)?;
-        validate_subscription_name(name)?;
-        let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
+        let key = self.subscription_key(stream, name)?;
         let request = key.clone();
         let connected: Connected =
             self.ask_registry(|reply| RegistryMsg::Subscribe { key: request, options, reply }).await??;
@@ -499,7 +496,6 @@ impl EventStore {
     /// (another node may take it over) and drops its subscribers with
     /// [`DropReason::Unsubscribed`]. Its checkpoint stays. Not running here is not an error.
     pub async fn unsubscribe_from_stream(&self, stream: &str, name: &str) -> Result<()> {
-        self.ensure_open()?;
         self.stop_subscription(stream, name, DropReason::Unsubscribed).await.map(|_| ())
     }
 
@@ -513,16 +509,13 @@ impl EventStore {
     /// [`DropReason::Deleted`]) and deletes its checkpoint, so subscribing again starts from
     /// `start_from`. [`Error::SubscriptionNotFound`] if it neither runs here nor is stored.
     pub async fn delete_subscription(&self, stream: &str, name: &str) -> Result<()> {
-        self.ensure_open()?;
         let running = self.stop_subscription(stream, name, DropReason::Deleted).await?;
         let stored = self.inner.storage.delete_subscription(stream, name).await?;
         if running || stored { Ok(()) } else { Err(Error::SubscriptionNotFound) }
     }
 
     async fn stop_subscription(&self, stream: &str, name: &str, reason: DropReason) -> Result<bool> {
-        validate_stream_id(stream)?;
-        validate_subscription_name(name)?;
-        let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
+        let key = self.subscription_key(stream, name)?;
         self.ask_registry(|reply| RegistryMsg::Unsubscribe { key, reason, reply }).await
     }
 
@@ -646,9 +639,7 @@ impl EventStore {
     /// next starts). Returns how many parked events are marked;
     /// [`Error::SubscriptionNotFound`] if the subscription does not exist.
     pub async fn replay_parked(&self, stream: &str, name: &str) -> Result<u64> {
-        self.ensure_open()?;
-        validate_stream_id(stream)?;
-        validate_subscription_name(name)?;
+        self.subscription_key(stream, name)?;
         let (id, marked) = self.inner.storage.request_replay(stream, name).await?.ok_or(Error::SubscriptionNotFound)?;
         // Running here: wait until the events are queued, so that they come before anything
         // appended after this call returns.
@@ -665,9 +656,7 @@ impl EventStore {
     /// [`NackAction::Park`](crate::NackAction)); [`Error::SubscriptionNotFound`] if it does not
     /// exist.
     pub async fn parked_events(&self, stream: &str, name: &str) -> Result<Vec<ParkedEvent>> {
-        self.ensure_open()?;
-        validate_stream_id(stream)?;
-        validate_subscription_name(name)?;
+        self.subscription_key(stream, name)?;
         self.inner.storage.parked_events(stream, name).await?.ok_or(Error::SubscriptionNotFound)
     }
 
@@ -681,6 +670,14 @@ impl EventStore {
         let id = self.inner.hub.next_id();
         self.inner.hub.listen(stream, id, Listener::Live(tx)).await?;
         Ok(LiveSubscription::new(stream.to_string(), id, rx, Arc::clone(&self.inner.hub)))
+    }
+
+    /// The key of a named subscription, once the store is open and both names are valid.
+    fn subscription_key(&self, stream: &str, name: &str) -> Result<SubscriptionKey> {
+        self.ensure_open()?;
+        validate_stream_id(stream)?;
+        validate_subscription_name(name)?;
+        Ok(SubscriptionKey { stream: stream.to_string(), name: name.to_string() })
     }
 
     fn registry(&self) -> Result<ActorRef<RegistryMsg>> {
