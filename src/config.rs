@@ -11,12 +11,16 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::SqliteConnectOptions;
 
 use crate::error::{Error, Result};
 use crate::subscription::{StartFrom, SubscriptionOptions};
 
-/// Default `database_url`.
-pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// Default `database_url`: an SQLite file under `./data/`, so a first run needs no server.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:data/chronik.db";
+
+/// The schema every SQLite store uses (SQLite has no schemas; the file is the store).
+pub const DEFAULT_SCHEMA: &str = "public";
 
 /// Settings of one store. Every field has a builder method of the same name.
 ///
@@ -35,9 +39,12 @@ pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postg
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Config {
-    /// PostgreSQL URL (`postgres://user@host:port/database`).
+    /// Where the store lives, which also selects the backend: `sqlite:path/to/file.db` (or
+    /// `sqlite::memory:`) for the embedded SQLite backend, `postgres://user@host:port/database`
+    /// for PostgreSQL. Default `sqlite:data/chronik.db`.
     pub database_url: String,
     /// PostgreSQL schema holding this store; each schema is an isolated store. Default `public`.
+    /// SQLite has no schemas (the file is the store): there it must stay `public`.
     pub schema: String,
     /// Connections in the store's pool (the writer uses one at a time). Default 10.
     pub pool_size: u32,
@@ -197,7 +204,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             database_url: DEFAULT_DATABASE_URL.to_string(),
-            schema: "public".to_string(),
+            schema: DEFAULT_SCHEMA.to_string(),
             pool_size: 10,
             auto_init: true,
             enable_hard_deletes: false,
@@ -336,8 +343,18 @@ impl Config {
 
     /// Checks every value; the error names the first key that is wrong.
     pub fn validate(&self) -> Result<()> {
-        self.connect_options()?;
+        let options = self.database_options()?;
         validate_schema_name(&self.schema)?;
+        if matches!(options, DatabaseOptions::Sqlite(_)) && self.schema != DEFAULT_SCHEMA {
+            return Err(Error::config(
+                "schema",
+                format!(
+                    "`{}`: schemas are PostgreSQL's; an SQLite store is its file, so leave schema at \"{DEFAULT_SCHEMA}\" \
+                     and give each store its own file",
+                    self.schema
+                ),
+            ));
+        }
         let positive = |key: &str, ok: bool| {
             if ok { Ok(()) } else { Err(Error::config(key, "must be greater than zero")) }
         };
@@ -370,24 +387,46 @@ impl Config {
         Ok(())
     }
 
-    /// Parsed connection options for `database_url`, with the store's schema as `search_path`.
-    pub(crate) fn connect_options(&self) -> Result<PgConnectOptions> {
+    /// The backend `database_url` selects, with its parsed connection options.
+    pub(crate) fn database_options(&self) -> Result<DatabaseOptions> {
         let url = self.database_url.trim();
         if url.starts_with("sqlite:") {
-            return Err(Error::config(
-                "database_url",
-                "the embedded sqlite backend is not available in this build; use a postgres:// URL",
-            ));
+            return SqliteConnectOptions::from_str(url)
+                .map(|options| DatabaseOptions::Sqlite(Box::new(options)))
+                .map_err(|e| Error::config("database_url", format!("cannot parse `{url}`: {e}")));
         }
+        self.connect_options().map(|_| DatabaseOptions::Postgres)
+    }
+
+    /// Parsed PostgreSQL connection options for `database_url`.
+    pub(crate) fn connect_options(&self) -> Result<PgConnectOptions> {
+        let url = self.database_url.trim();
         if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             return Err(Error::config(
                 "database_url",
-                format!("`{}` is not a postgres:// or postgresql:// URL", redact(url)),
+                format!(
+                    "`{}` is neither an sqlite: URL (sqlite:path/to/file.db, sqlite::memory:) nor a postgres:// URL",
+                    redact(url)
+                ),
             ));
         }
         PgConnectOptions::from_str(url)
             .map_err(|e| Error::config("database_url", format!("cannot parse `{}`: {e}", redact(url))))
     }
+
+    /// Whether the store lives in SQLite (`database_url` starts with `sqlite:`).
+    pub fn is_sqlite(&self) -> bool {
+        self.database_url.trim().starts_with("sqlite:")
+    }
+}
+
+/// The backend a database URL selects, with its connection options.
+#[derive(Debug, Clone)]
+pub(crate) enum DatabaseOptions {
+    /// A PostgreSQL server (its options are built where they are used, from the config).
+    Postgres,
+    /// An SQLite file or in-memory database.
+    Sqlite(Box<SqliteConnectOptions>),
 }
 
 /// Largest accepted `max_event_size`: 512 MiB, well under PostgreSQL's 1 GiB field limit.

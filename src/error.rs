@@ -146,6 +146,9 @@ impl From<sqlx::Error> for Error {
             sqlx::Error::Database(ref db) if is_connection_loss(db.code().as_deref()) => {
                 Error::Unavailable(format!("database connection: {err}"))
             }
+            sqlx::Error::Database(ref db) if is_sqlite_busy(db.as_ref()) => {
+                Error::Unavailable(format!("database busy: {err}"))
+            }
             other => Error::Database(other),
         }
     }
@@ -154,4 +157,13 @@ impl From<sqlx::Error> for Error {
 /// SQLSTATE classes that mean the session is gone (admin shutdown, crash, connection failure).
 fn is_connection_loss(code: Option<&str>) -> bool {
     matches!(code, Some(c) if c.starts_with("08") || c.starts_with("57P"))
+}
+
+/// SQLite's BUSY and LOCKED (and their extended codes): the database is held by someone else
+/// for longer than the busy timeout.
+fn is_sqlite_busy(db: &dyn sqlx::error::DatabaseError) -> bool {
+    db.try_downcast_ref::<sqlx::sqlite::SqliteError>()
+        .and_then(sqlx::error::DatabaseError::code)
+        .and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }

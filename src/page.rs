@@ -118,3 +118,16 @@ pub struct Page<T> {
     /// Pages in all.
     pub total_pages: u64,
 }
+
+impl<T> Page<T> {
+    /// The page `request` asked for, holding `entries`, of `total_entries` matches in all.
+    pub(crate) fn of(request: &PageRequest, entries: Vec<T>, total_entries: u64) -> Page<T> {
+        Page {
+            entries,
+            page_number: request.page,
+            page_size: request.page_size,
+            total_entries,
+            total_pages: total_entries.div_ceil(request.page_size),
+        }
+    }
+}

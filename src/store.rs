@@ -22,8 +22,7 @@ use crate::runtime::subscription::SubscriptionMsg;
 use crate::runtime::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::runtime::writer::{BatchLimits, WriterMsg};
 use crate::snapshot::SnapshotData;
-use crate::storage::postgres::{Direction, check_up_to_date, init_store};
-use crate::storage::{Attempt, Storage, WriteOp, WriteProgress, WriteRequest};
+use crate::storage::{Attempt, Direction, Storage, WriteOp, WriteProgress, WriteRequest};
 use crate::subscriber::{Subscriber, SubscriberHandle, Subscribers};
 use crate::subscription::{
     DropReason, LIVE_BUFFER, LiveSubscription, ParkedEvent, Subscription, SubscriptionInfo, SubscriptionOptions,
@@ -109,12 +108,7 @@ impl EventStore {
     /// actor tree.
     pub async fn start(config: Config) -> Result<EventStore> {
         config.validate()?;
-        if config.auto_init {
-            init_store(&config).await?;
-        } else {
-            check_up_to_date(&config).await?;
-        }
-        let storage = Storage::connect_lazy(&config)?;
+        let storage = Storage::open(&config).await?;
         let (writer_slot, writer) = watch::channel(None);
         let (registry_slot, registry) = watch::channel(None);
         let hub = Arc::new(Hub::default());

@@ -1,128 +1,20 @@
 //! Tests of the `chronik` binary: each runs the built executable against PostgreSQL
 //! (`CHRONIK_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`) in a schema of
 //! its own, which is dropped (with `chronik drop --yes`) when the test ends, even on panic.
+//!
+//! PostgreSQL only: these tests name schemas, check the PostgreSQL session that owns a
+//! subscription, and run the binary while a library store is running on the same database,
+//! which a SQLite file does not allow. The binary on SQLite is tested in `sqlite.rs`.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::process::{Command, Stdio};
+
+use common::cli::{Cli, describe, error_line};
 use serde_json::Value;
 
-/// The database the tests use.
-fn database_url() -> String {
-    std::env::var("CHRONIK_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-/// One test's store: a unique schema and a scratch directory (the binary's working directory,
-/// so no `config/chronik.toml` is picked up unless the test writes one there).
-struct Cli {
-    url: String,
-    schema: String,
-    dir: PathBuf,
-}
-
-impl Cli {
-    fn new() -> Cli {
-        let id = uuid::Uuid::new_v4().simple().to_string();
-        let schema: String = format!("t_cli_{id}").chars().take(63).collect();
-        let dir = std::env::temp_dir().join(format!("chronik-cli-{id}"));
-        std::fs::create_dir_all(&dir).expect("scratch directory");
-        Cli { url: database_url(), schema, dir }
-    }
-
-    /// The binary with this test's database, schema and working directory.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_chronik"));
-        cmd.current_dir(&self.dir)
-            .env_remove("CHRONIK_SCHEMA")
-            .env("RUST_LOG", "warn")
-            .args(["--database-url", &self.url, "--schema", &self.schema])
-            .args(args);
-        cmd
-    }
-
-    /// Runs with stdin closed.
-    fn run(&self, args: &[&str]) -> Output {
-        self.command(args).stdin(Stdio::null()).output().expect("the binary runs")
-    }
-
-    /// Runs with `input` on stdin.
-    fn run_with_input(&self, args: &[&str], input: &str) -> Output {
-        let mut child = self
-            .command(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary runs");
-        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
-        child.wait_with_output().expect("the binary finishes")
-    }
-
-    /// Runs, expects success and returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "chronik {args:?} failed: {}", describe(&out));
-        String::from_utf8(out.stdout).expect("utf-8 stdout")
-    }
-
-    /// Runs with `--json`, expects success and parses stdout.
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let text = self.ok(&all);
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("chronik {args:?} printed no JSON ({e}): {text}"))
-    }
-
-    /// Runs, expects a command failure (status 1, one `error:` line) and returns that line.
-    fn fail(&self, args: &[&str]) -> String {
-        error_line(&self.run(args), args)
-    }
-
-    /// Writes a file into the scratch directory and returns its path.
-    fn write_file(&self, name: &str, text: &str) -> String {
-        let path = self.dir.join(name);
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("directory");
-        std::fs::write(&path, text).expect("write file");
-        path.to_string_lossy().into_owned()
-    }
-
-    /// Whether every migration is applied (`chronik migrations` exits 0).
-    fn store_exists(&self) -> bool {
-        self.run(&["migrations"]).status.success()
-    }
-}
-
-impl Drop for Cli {
-    fn drop(&mut self) {
-        let out = self.run(&["drop", "--yes"]);
-        if !out.status.success() {
-            eprintln!("could not drop test schema {}: {}", self.schema, describe(&out));
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Exit status, stdout and stderr, for assertion messages.
-fn describe(out: &Output) -> String {
-    format!(
-        "{}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// Checks that `out` is a command failure (status 1) with exactly one `error: ` line on stderr,
-/// and returns that line.
-fn error_line(out: &Output, args: &[&str]) -> String {
-    assert_eq!(out.status.code(), Some(1), "chronik {args:?} should fail with status 1: {}", describe(out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors.len(), 1, "chronik {args:?} should print one error line: {}", describe(out));
-    assert!(!stderr.contains("panicked"), "chronik {args:?} panicked: {}", describe(out));
-    errors[0].to_string()
-}
+/// The backend of every store in this binary.
+const BACKEND: common::Backend = common::Backend::Postgres;
 
 #[test]
 fn migrations_on_an_empty_schema_are_pending() {

@@ -1,10 +1,16 @@
 //! The store's schema: migrations, isolation between schemas, immutability in the database.
+//!
+//! PostgreSQL only: these tests are about PostgreSQL schemas (several stores in one database) and
+//! check the tables with raw SQL. The SQLite store's migrations are tested in `sqlite.rs`.
 
 mod common;
 
 use chronik::{Config, Error, EventStore, ExpectedVersion, admin};
 use common::*;
 use sqlx::Connection;
+
+/// The backend of every store in this binary.
+const BACKEND: common::Backend = common::Backend::Postgres;
 
 #[tokio::test]
 async fn start_initializes_a_fresh_schema_and_records_its_version() {

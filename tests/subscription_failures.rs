@@ -2,6 +2,9 @@
 //! a second node taking over, a crashed subscription actor and a shutdown. Each test states
 //! what a subscriber can rely on: every event after the persisted checkpoint is delivered again
 //! (at-least-once, never a gap), and only the node holding the lock delivers.
+//!
+//! PostgreSQL only: the faults are injected with raw SQL and a private PostgreSQL server, and a
+//! takeover needs several nodes on one database.
 
 mod common;
 
@@ -14,6 +17,9 @@ use chronik::{
     SubscriptionPhase,
 };
 use common::*;
+
+/// The backend of every store in this binary.
+const BACKEND: common::Backend = common::Backend::Postgres;
 
 /// How long a takeover may take: a few retry intervals, with room for a loaded machine.
 const TAKEOVER: Duration = Duration::from_secs(3);

@@ -1,14 +1,87 @@
-//! Two stores (nodes) on one schema: each writer remembers what it last saw of the streams it
+//! Two stores (nodes) on one schema. Each writer remembers what it last saw of the streams it
 //! writes (its one-statement fast path); whatever the other node did meanwhile must be noticed.
+//! Each node has its own writer, so their transactions really race in the database instead of
+//! being serialised by one writer actor; a replay asked for on one node reaches the node running
+//! the subscription through the database alone.
+//!
+//! PostgreSQL only: several stores on one database at once is what these tests are about, and
+//! a SQLite store file admits one running store at a time.
 
 mod common;
 
-use chronik::{DeleteMode, Error, EventStore, ExpectedVersion};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use chronik::{
+    ALL, DeleteMode, Error, EventStore, ExpectedVersion, NackAction, RecordedEvent, Subscription, SubscriptionMessage,
+    SubscriptionOptions,
+};
 use common::*;
 
+/// The backend of every store in this binary.
+const BACKEND: common::Backend = common::Backend::Postgres;
+
+/// How long a replay asked for on another node may take to reach the subscription.
+const REPLAY_REACHES_OWNER: Duration = Duration::from_secs(5);
+
+/// A second store handle on the same schema as `first` (another node).
 async fn second_node(first: &TestStore) -> EventStore {
     EventStore::start(first.config.clone()).await.expect("second node starts")
 }
+
+/// Everything in `$all`.
+async fn all_events(store: &EventStore) -> Vec<RecordedEvent> {
+    store.read_all_forward(0, 1_000_000).await.expect("read $all")
+}
+
+/// Everything in one stream.
+async fn stream_events(store: &EventStore, stream: &str) -> Vec<RecordedEvent> {
+    store.read_stream_forward(stream, 0, 1_000_000).await.expect("read stream")
+}
+
+/// The `n` of a `{"n": n}` payload written by `common::event`.
+fn n_of(e: &RecordedEvent) -> u64 {
+    e.decode::<serde_json::Value>().expect("json payload")["n"].as_u64().expect("n")
+}
+
+fn versions(evs: &[RecordedEvent]) -> Vec<u64> {
+    evs.iter().map(|e| e.stream_version).collect()
+}
+
+fn positions(evs: &[RecordedEvent]) -> Vec<u64> {
+    evs.iter().map(|e| e.event_number).collect()
+}
+
+/// Asserts the store holds exactly `count` events in `$all` and that the head did not move.
+async fn assert_all_holds(store: &EventStore, count: u64) {
+    let all = all_events(store).await;
+    assert_eq!(all.len() as u64, count, "events in $all");
+    assert_eq!(positions(&all), (1..=count).collect::<Vec<_>>(), "positions in $all");
+    assert_eq!(store.stream_info(ALL).await.expect("$all info").stream_version, count, "$all head");
+}
+
+/// Asserts `stream` holds exactly the events numbered `ns` (payload `n`), at versions 1..
+async fn assert_stream_holds(store: &EventStore, stream: &str, ns: &[u64]) {
+    let evs = stream_events(store, stream).await;
+    assert_eq!(evs.iter().map(n_of).collect::<Vec<_>>(), ns, "payloads of {stream}");
+    assert_eq!(versions(&evs), (1..=ns.len() as u64).collect::<Vec<_>>(), "versions of {stream}");
+    assert_eq!(store.stream_info(stream).await.expect("stream info").stream_version, ns.len() as u64);
+}
+
+/// A stream with `count` events (payloads 1..=count).
+async fn seeded(store: &EventStore, stream: &str, count: u64) {
+    let r = store.append_to_stream(stream, ExpectedVersion::NoStream, events("Seed", 1, count)).await.unwrap();
+    assert_eq!(r.stream_version, count);
+}
+
+/// The `Subscribed` that starts delivery.
+async fn subscribed(sub: &mut Subscription) {
+    assert_eq!(next(sub).await, SubscriptionMessage::Subscribed);
+}
+
+// ---------------------------------------------------------------------------------------------
+// what one node's writer remembers
 
 #[tokio::test]
 async fn alternating_nodes_append_with_contiguous_versions_and_positions() {
@@ -66,4 +139,123 @@ async fn an_event_id_stored_by_another_node_is_a_duplicate() {
     assert!(matches!(err, Error::DuplicateEvent(id) if id == shared.event_id), "{err}");
     assert_eq!(a.stream_info("s").await.unwrap().stream_version, 1);
     b.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// appends racing in the database
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_exact_appends_from_two_nodes_let_exactly_one_win() {
+    let store = TestStore::start().await;
+    let other = second_node(&store).await;
+    seeded(&store, "race", 2).await;
+    let tasks: Vec<_> = (0..20u64)
+        .map(|i| {
+            let node = if i % 2 == 0 { store.store.clone() } else { other.clone() };
+            tokio::spawn(async move {
+                node.append_to_stream("race", ExpectedVersion::Exact(2), events("Raced", 100 + i * 10, 2)).await
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for (i, task) in tasks.into_iter().enumerate() {
+        match task.await.unwrap() {
+            Ok(r) => {
+                assert_eq!((r.stream_version, r.first_position, r.last_position), (4, 3, 4));
+                winners.push(100 + i as u64 * 10);
+            }
+            Err(Error::WrongExpectedVersion { expected: 2, actual: 4 }) => {}
+            Err(e) => panic!("loser {i} must see WrongExpectedVersion {{ 2, 4 }}, got {e:?}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one append wins");
+    assert_stream_holds(&store, "race", &[1, 2, winners[0], winners[0] + 1]).await;
+    assert_all_holds(&store, 4).await;
+    other.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readers_of_all_never_see_a_gap_while_two_nodes_append() {
+    const WRITERS: u64 = 8;
+    const APPENDS: u64 = 30;
+    let store = TestStore::start().await;
+    let other = second_node(&store).await;
+    let done = Arc::new(AtomicBool::new(false));
+
+    let readers: Vec<_> = [store.store.clone(), other.clone()]
+        .into_iter()
+        .map(|node| {
+            let done = Arc::clone(&done);
+            tokio::spawn(async move {
+                let mut last_k = 0;
+                loop {
+                    let finished = done.load(Ordering::SeqCst);
+                    let all = node.read_all_forward(0, 1_000_000).await.expect("read $all");
+                    let k = all.len() as u64;
+                    assert_eq!(positions(&all), (1..=k).collect::<Vec<_>>(), "$all must be exactly 1..={k}");
+                    assert!(k >= last_k, "$all shrank from {last_k} to {k}");
+                    last_k = k;
+                    if finished {
+                        return last_k;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let node = if w % 2 == 0 { store.store.clone() } else { other.clone() };
+            tokio::spawn(async move {
+                for i in 0..APPENDS {
+                    let stream = format!("g-{}", (w + i) % 5);
+                    let batch = events("G", w * 1_000 + i * 10, 1 + (i % 2));
+                    node.append_to_stream(&stream, ExpectedVersion::Any, batch).await.expect("append");
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    done.store(true, Ordering::SeqCst);
+
+    let expected_total: u64 = WRITERS * (0..APPENDS).map(|i| 1 + (i % 2)).sum::<u64>();
+    for reader in readers {
+        assert_eq!(reader.await.unwrap(), expected_total);
+    }
+    assert_all_holds(&store, expected_total).await;
+    for s in 0..5 {
+        let evs = stream_events(&store, &format!("g-{s}")).await;
+        assert_eq!(versions(&evs), (1..=evs.len() as u64).collect::<Vec<_>>(), "g-{s} versions contiguous");
+    }
+    other.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// subscriptions
+
+#[tokio::test]
+async fn a_replay_asked_for_on_another_node_reaches_the_node_running_the_subscription() {
+    let first = quick_store().await;
+    first.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 3)).await.unwrap();
+    let mut sub = first.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    subscribed(&mut sub).await;
+    let batch = next_batch(&mut sub).await;
+    assert_eq!(numbers(&batch), vec![1, 2, 3]);
+    sub.nack(&batch[0], NackAction::Park, "bad one").await.unwrap();
+    sub.nack(&batch[2], NackAction::Park, "bad three").await.unwrap();
+    sub.ack(&batch[1..2]).await.unwrap();
+    assert_eq!(stored_checkpoint(&first.store, ALL, "s").await, 3);
+
+    // Another process (the CLI, another node) asks; only the database connects them.
+    let second = EventStore::start(first.config.clone()).await.expect("second node starts");
+    assert_eq!(second.replay_parked(ALL, "s").await.unwrap(), 2);
+    let got = tokio::time::timeout(REPLAY_REACHES_OWNER, receive(&mut sub, 2))
+        .await
+        .expect("the replay reaches the subscription's node");
+    assert_eq!(numbers(&got), vec![1, 3]);
+    sub.ack(&got).await.unwrap();
+    assert!(second.parked_events(ALL, "s").await.unwrap().is_empty());
+    second.shutdown().await.unwrap();
 }

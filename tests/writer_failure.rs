@@ -1,5 +1,7 @@
 //! Failure of the runtime and of connections: a killed writer actor and terminated database
 //! sessions never produce a false `Ok` (nor a lost one), and the store keeps working.
+//!
+//! PostgreSQL only: the faults are injected with raw SQL (terminating the store's sessions).
 
 mod common;
 
@@ -11,6 +13,9 @@ use std::time::Duration;
 use chronik::{AppendResult, Error, EventStore, ExpectedVersion, RecordedEvent};
 use common::*;
 use uuid::Uuid;
+
+/// The backend of every store in this binary.
+const BACKEND: common::Backend = common::Backend::Postgres;
 
 /// Appends single events from `writers` tasks until `stop` is set; returns every attempt's id
 /// and outcome.

@@ -954,10 +954,8 @@ fn event_json(e: &RecordedEvent) -> Value {
 
 /// Decoded JSON when `is_json` and the bytes parse, else a hex string; with the encoding used.
 fn payload_json(bytes: &[u8], is_json: bool) -> (Value, &'static str) {
-    if is_json {
-        if let Ok(value) = serde_json::from_slice::<Value>(bytes) {
-            return (value, "json");
-        }
+    if is_json && let Ok(value) = serde_json::from_slice::<Value>(bytes) {
+        return (value, "json");
     }
     (Value::String(hex(bytes)), "hex")
 }

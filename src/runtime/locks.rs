@@ -19,8 +19,7 @@ use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 use super::subscription::SubscriptionMsg;
 use crate::error::Result;
-use crate::storage::Storage;
-use crate::storage::postgres::{LockSession, SubscriptionWrite};
+use crate::storage::{LockSession, Storage, SubscriptionWrite};
 
 /// What became of a subscription's write.
 #[derive(Debug)]

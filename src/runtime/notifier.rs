@@ -23,8 +23,7 @@ use tokio::task::JoinSet;
 use super::publisher::Hub;
 use super::registry::RegistryMsg;
 use crate::error::Result;
-use crate::storage::Storage;
-use crate::storage::postgres::Wake;
+use crate::storage::{Direction, Storage, Wake};
 
 /// Most events one read takes; a wider range is read in pages.
 const PAGE: u64 = 1_000;
@@ -180,7 +179,7 @@ impl NotifierState {
         }
         while cursor < target {
             let count = (target - cursor).min(PAGE);
-            let events = self.storage.read_all(cursor + 1, count, crate::storage::postgres::Direction::Forward).await?;
+            let events = self.storage.read_all(cursor + 1, count, Direction::Forward).await?;
             // A short page means every position up to `target` was read (the rest are holes
             // left by hard deletes): positions up to an announced head are all committed.
             let to =

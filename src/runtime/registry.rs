@@ -158,11 +158,12 @@ impl Actor for SubscriptionRegistry {
                 let _ = reply.send(state.entries.get(&key).and_then(|e| e.actor.clone()));
             }
             RegistryMsg::Restart(key) => {
-                if !state.shutting_down && state.entries.get(&key).is_some_and(|e| e.actor.is_none()) {
-                    if let Err(e) = state.spawn(&myself, &key).await {
-                        tracing::error!(subscription = %key, error = %e, "cannot restart subscription");
-                        state.give_up(&key, &e.to_string());
-                    }
+                if !state.shutting_down
+                    && state.entries.get(&key).is_some_and(|e| e.actor.is_none())
+                    && let Err(e) = state.spawn(&myself, &key).await
+                {
+                    tracing::error!(subscription = %key, error = %e, "cannot restart subscription");
+                    state.give_up(&key, &e.to_string());
                 }
             }
             RegistryMsg::ReplayRequested(id) => {

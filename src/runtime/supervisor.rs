@@ -225,10 +225,10 @@ impl SupervisorState {
     /// callers already queued.
     async fn shutdown(&mut self) {
         let registry = self.args.registry_slot.send_replace(None);
-        if let Some(registry) = registry {
-            if let Err(e) = ractor::call!(registry, RegistryMsg::Shutdown) {
-                tracing::warn!(error = %e, "subscriptions did not confirm shutdown");
-            }
+        if let Some(registry) = registry
+            && let Err(e) = ractor::call!(registry, RegistryMsg::Shutdown)
+        {
+            tracing::warn!(error = %e, "subscriptions did not confirm shutdown");
         }
         for child in [Child::Registry, Child::Locks, Child::Notifier] {
             if let Some(cell) = self.children.remove(&child) {

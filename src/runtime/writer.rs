@@ -30,8 +30,7 @@ use tokio::task::JoinSet;
 
 use crate::error::Result;
 use crate::event::AppendResult;
-use crate::storage::postgres::WriterSession;
-use crate::storage::{Storage, WriteRequest};
+use crate::storage::{Storage, WriteRequest, WriterSession};
 
 /// Batches committed at the same time (see the module docs for why 1).
 pub const MAX_IN_FLIGHT: usize = 1;

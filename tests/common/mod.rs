@@ -1,15 +1,29 @@
-//! Test support: every test gets its own schema (a fresh, isolated store), dropped when the
-//! test ends, even when it panics.
+//! Test support: every test gets a fresh, isolated store, removed when the test ends, even when
+//! it panics. On PostgreSQL that store is a schema of its own; on SQLite it is a file of its own
+//! in `<temp dir>/chronik-tests/`. Which backend is the test binary's choice: every binary that
+//! declares `mod common;` defines `const BACKEND: common::Backend` at its crate root.
 
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
+
 use chronik::{Config, EventData, EventStore};
 
+pub mod cli;
 mod subscriptions;
 #[allow(unused_imports)] // not every test binary uses them
 pub use subscriptions::*;
 
-/// The database the tests use.
+/// The storage backend a test binary runs its stores on.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Backend {
+    /// The PostgreSQL server of [`database_url`], one schema per test.
+    Postgres,
+    /// A SQLite file per test, under [`sqlite_dir`].
+    Sqlite,
+}
+
+/// The PostgreSQL database the tests use.
 pub fn database_url() -> String {
     std::env::var("CHRONIK_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
@@ -19,7 +33,36 @@ pub fn unique_schema(prefix: &str) -> String {
     format!("t_{prefix}_{}", uuid::Uuid::new_v4().simple()).chars().take(63).collect()
 }
 
-/// A store in its own schema; the schema is dropped on drop.
+/// The directory of the tests' SQLite stores.
+pub fn sqlite_dir() -> PathBuf {
+    std::env::temp_dir().join("chronik-tests")
+}
+
+/// A fresh SQLite store file for one test (not created yet).
+pub fn unique_sqlite_file(prefix: &str) -> PathBuf {
+    sqlite_dir().join(format!("{prefix}_{}.db", uuid::Uuid::new_v4().simple()))
+}
+
+/// The file of a `sqlite:` URL; `None` for another backend or an in-memory store.
+pub fn sqlite_file(database_url: &str) -> Option<PathBuf> {
+    let rest = database_url.trim().strip_prefix("sqlite:")?;
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then(|| PathBuf::from(path))
+}
+
+/// Every file a SQLite store at `path` may have: the database, its write-ahead log, its shared
+/// memory index and the lock that keeps a second store off the file.
+pub fn sqlite_files(path: &Path) -> [PathBuf; 4] {
+    let with = |suffix: &str| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    [path.to_path_buf(), with("-wal"), with("-shm"), with("-lock")]
+}
+
+/// A store of its own (schema or file), removed on drop.
 pub struct TestStore {
     pub store: EventStore,
     pub config: Config,
@@ -47,12 +90,20 @@ impl TestStore {
     }
 }
 
-/// A small-pool configuration in a fresh schema.
+/// A small-pool configuration of a fresh store of the binary's backend: a new schema on
+/// PostgreSQL, a new file on SQLite (whose schema stays the default, `public`).
 pub fn test_config(prefix: &str) -> Config {
-    Config::default().database_url(database_url()).schema(unique_schema(prefix)).pool_size(4)
+    match crate::BACKEND {
+        Backend::Postgres => Config::default().database_url(database_url()).schema(unique_schema(prefix)).pool_size(4),
+        Backend::Sqlite => {
+            let file = unique_sqlite_file(prefix);
+            Config::default().database_url(format!("sqlite:{}", file.display())).pool_size(4)
+        }
+    }
 }
 
-/// Drops the schema of `config` when dropped.
+/// Removes the store of `config` when dropped: drops its schema on PostgreSQL, deletes its files
+/// on SQLite.
 pub struct SchemaGuard {
     pub config: Config,
 }
@@ -72,27 +123,52 @@ impl Drop for SchemaGuard {
                 .enable_all()
                 .build()
                 .map_err(|e| e.to_string())?
-                .block_on(async {
-                    // A test that ends mid-transaction may leave a connection holding locks
-                    // that DROP SCHEMA would wait for: end the store's sessions first.
-                    use sqlx::Connection;
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&database_url()).await {
-                        let name = chronik::storage::postgres::application_name(&config.schema);
-                        let _ = sqlx::query(
-                            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                             WHERE application_name = $1 AND pid <> pg_backend_pid()",
-                        )
-                        .bind(name)
-                        .execute(&mut conn)
-                        .await;
-                    }
-                    chronik::admin::drop(&config).await
-                })
-                .map_err(|e| e.to_string())
+                .block_on(remove_store(&config))
         })
         .join();
         if let Ok(Err(e)) = outcome {
-            eprintln!("could not drop test schema {}: {e}", self.config.schema);
+            let store = match crate::BACKEND {
+                Backend::Postgres => format!("schema {}", self.config.schema),
+                Backend::Sqlite => self.config.database_url.clone(),
+            };
+            eprintln!("could not remove test store ({store}): {e}");
+        }
+    }
+}
+
+/// Removes the store of `config`, whatever state the test left it in.
+async fn remove_store(config: &Config) -> Result<(), String> {
+    match crate::BACKEND {
+        Backend::Postgres => {
+            // A test that ends mid-transaction may leave a connection holding locks that DROP
+            // SCHEMA would wait for: end the store's sessions first.
+            use sqlx::Connection;
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&database_url()).await {
+                let name = chronik::storage::postgres::application_name(&config.schema);
+                let _ = sqlx::query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(name)
+                .execute(&mut conn)
+                .await;
+            }
+            chronik::admin::drop(config).await.map(|_| ()).map_err(|e| e.to_string())
+        }
+        Backend::Sqlite => {
+            // A store the test did not shut down still holds the file, so `drop` may refuse:
+            // whatever it leaves is deleted by hand (an open file may be unlinked).
+            let _ = chronik::admin::drop(config).await;
+            let Some(file) = sqlite_file(&config.database_url) else { return Ok(()) };
+            for path in sqlite_files(&file) {
+                match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                        return Err(format!("{}: {e}", path.display()));
+                    }
+                    _ => {}
+                }
+            }
+            Ok(())
         }
     }
 }
@@ -107,8 +183,10 @@ pub fn events(t: &str, from: u64, count: u64) -> Vec<EventData> {
     (from..from + count).map(|n| event(t, n)).collect()
 }
 
-/// A raw connection to the test database (for assertions and fault injection).
+/// A raw connection to the PostgreSQL test database (for assertions and fault injection).
+/// PostgreSQL only: the binaries that use it are PostgreSQL-only binaries.
 pub async fn raw_connection() -> sqlx::PgConnection {
+    assert_eq!(crate::BACKEND, Backend::Postgres, "raw_connection() is PostgreSQL-only");
     use sqlx::Connection;
     sqlx::PgConnection::connect(&database_url()).await.expect("connect")
 }

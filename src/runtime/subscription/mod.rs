@@ -46,7 +46,7 @@ use super::publisher::{Listener, ListenerId, LiveFeed};
 use super::registry::SubscriptionKey;
 use crate::error::{Error, Result};
 use crate::event::{ALL, RecordedEvent};
-use crate::storage::postgres::{Direction, NackRecord, StoredNack, SubscriptionWrite};
+use crate::storage::{Direction, NackRecord, StoredNack, SubscriptionWrite};
 use crate::subscription::{
     DropReason, NackAction, StartFrom, SubscriptionMessage, SubscriptionOptions, SubscriptionPhase, SubscriptionStatus,
 };

@@ -13,31 +13,13 @@ use sqlx::{Connection, PgConnection};
 use super::{maintenance_options, store_connect_options};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::storage::MigrationStatus;
 
 /// The migrations compiled into this build.
 fn migrator() -> Migrator {
     let mut migrator = sqlx::migrate!("./migrations/postgres");
     migrator.set_locking(false);
     migrator
-}
-
-/// One migration and whether the store has it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[non_exhaustive]
-pub struct MigrationStatus {
-    /// The migration's version (its file name's number).
-    pub version: i64,
-    /// What it does.
-    pub description: String,
-    /// When it was applied; `None` while pending.
-    pub applied_at: Option<DateTime<Utc>>,
-}
-
-impl MigrationStatus {
-    /// Whether the migration is applied.
-    pub fn is_applied(&self) -> bool {
-        self.applied_at.is_some()
-    }
 }
 
 async fn connect(config: &Config) -> Result<PgConnection> {
@@ -123,14 +105,7 @@ pub async fn migration_status(config: &Config) -> Result<Vec<MigrationStatus>> {
     let mut conn = connect(config).await?;
     let applied =
         if schema_exists(&mut conn, &config.schema).await? { applied_versions(&mut conn).await? } else { Vec::new() };
-    Ok(migrator()
-        .iter()
-        .map(|m| MigrationStatus {
-            version: m.version,
-            description: m.description.to_string(),
-            applied_at: applied.iter().find(|(v, _)| *v == m.version).map(|(_, at)| *at),
-        })
-        .collect())
+    Ok(MigrationStatus::of(&migrator(), &applied))
 }
 
 /// Removes the store: its whole schema, or, for `public`, the store's objects only.
@@ -190,17 +165,5 @@ async fn unlock<T>(conn: &mut PgConnection, schema: &str, outcome: Result<T>) ->
 /// Checks that the store exists and has every migration of this build (for `auto_init = false`).
 pub(crate) async fn check_up_to_date(config: &Config) -> Result<()> {
     let status = migration_status(config).await?;
-    if status.iter().all(|m| !m.is_applied()) {
-        return Err(Error::Migration(format!(
-            "schema `{}` holds no chronik store; run `chronik init` or set auto_init = true",
-            config.schema
-        )));
-    }
-    if let Some(pending) = status.iter().find(|m| !m.is_applied()) {
-        return Err(Error::Migration(format!(
-            "migration {} ({}) is pending; run `chronik migrate`",
-            pending.version, pending.description
-        )));
-    }
-    Ok(())
+    crate::storage::require_up_to_date(&status, &format!("schema `{}`", config.schema))
 }

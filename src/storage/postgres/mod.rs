@@ -11,19 +11,15 @@ mod streams;
 mod subscriptions;
 
 pub(crate) use admin::check_up_to_date;
-pub use admin::{MigrationStatus, create_database, drop_store, init_store, migrate_store, migration_status};
+pub use admin::{create_database, drop_store, init_store, migrate_store, migration_status};
 pub use append::WriterSession;
-pub use nacks::{NackRecord, StoredNack, SubscriptionWrite};
-pub use read::Direction;
-pub use subscriptions::{LockSession, NotificationListener, SubscriptionRow, Wake};
+pub use subscriptions::{LockSession, NotificationListener};
 
-use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use uuid::Uuid;
 
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::event::RecordedEvent;
+use crate::error::Result;
+use crate::storage::{EVENT_COLUMNS, EventRow, into_events, signed, unsigned};
 
 /// The PostgreSQL storage of one store (one schema).
 #[derive(Debug, Clone)]
@@ -84,64 +80,6 @@ pub(crate) fn store_connect_options(config: &Config) -> Result<PgConnectOptions>
 /// (PostgreSQL keeps the first 63 bytes).
 pub fn application_name(schema: &str) -> String {
     format!("chronik {schema}")
-}
-
-/// Converts a stored integer that must not be negative; a negative one is a corrupt row.
-pub(crate) fn unsigned(column: &str, value: i64) -> Result<u64> {
-    u64::try_from(value).map_err(|_| {
-        Error::Database(sqlx::Error::Decode(format!("corrupt row: {column} = {value} is negative").into()))
-    })
-}
-
-/// Converts an API integer to a database bigint; values past `i64::MAX` are invalid arguments.
-pub(crate) fn signed(what: &str, value: u64) -> Result<i64> {
-    i64::try_from(value).map_err(|_| Error::invalid(format!("{what} {value} is larger than {}", i64::MAX)))
-}
-
-/// An event row as selected by every read (see `EVENT_COLUMNS`).
-#[derive(sqlx::FromRow)]
-pub(crate) struct EventRow {
-    event_number: i64,
-    position: i64,
-    event_id: Uuid,
-    stream_uuid: String,
-    stream_version: i64,
-    event_type: String,
-    content_type: String,
-    correlation_id: Option<Uuid>,
-    causation_id: Option<Uuid>,
-    data: Vec<u8>,
-    metadata: Option<Vec<u8>>,
-    created_at: DateTime<Utc>,
-}
-
-/// The columns of an event, given the alias `e` for `events`; the caller supplies
-/// `event_number`.
-pub(crate) const EVENT_COLUMNS: &str = "e.position, e.event_id, e.stream_uuid, e.stream_version, e.event_type, \
-     e.content_type, e.correlation_id, e.causation_id, e.data, e.metadata, e.created_at";
-
-impl TryFrom<EventRow> for RecordedEvent {
-    type Error = Error;
-    fn try_from(row: EventRow) -> Result<Self> {
-        Ok(RecordedEvent {
-            event_number: unsigned("event_number", row.event_number)?,
-            event_id: row.event_id,
-            stream_uuid: row.stream_uuid,
-            stream_version: unsigned("stream_version", row.stream_version)?,
-            global_position: unsigned("position", row.position)?,
-            event_type: row.event_type,
-            correlation_id: row.correlation_id,
-            causation_id: row.causation_id,
-            data: row.data,
-            metadata: row.metadata,
-            content_type: row.content_type,
-            created_at: row.created_at,
-        })
-    }
-}
-
-pub(crate) fn into_events(rows: Vec<EventRow>) -> Result<Vec<RecordedEvent>> {
-    rows.into_iter().map(RecordedEvent::try_from).collect()
 }
 
 /// Options for the maintenance database of the server (`postgres`), for CREATE DATABASE.

@@ -5,11 +5,11 @@
 //! Reads go through the pool; writes go through the [`LockSession`] that holds the
 //! subscription's lock, so a node that lost ownership cannot record anything.
 
-use chrono::{DateTime, Utc};
 use sqlx::{Acquire, Connection};
 
 use super::{LockSession, PgStorage, signed, unsigned};
 use crate::error::Result;
+use crate::storage::{NackRow, ParkedRow, StoredNack, SubscriptionWrite, into_nacks, into_parked};
 use crate::subscription::ParkedEvent;
 
 /// Moves the checkpoint (or, with NULL, only locks the row to show it still exists).
@@ -31,10 +31,10 @@ const FORGET_RETRIES: &str =
 
 /// What an owner needs when it takes a subscription: retry counts and parks after the
 /// checkpoint, and every parked event whose replay was asked for.
-const LOAD: &str = "SELECT event_number, retry_count, parked_at IS NOT NULL, replay_requested FROM subscription_nacks \
+const LOAD: &str = "SELECT event_number, retry_count::bigint, parked_at IS NOT NULL, replay_requested FROM subscription_nacks \
      WHERE subscription_id = $1 AND (event_number > $2 OR replay_requested) ORDER BY event_number";
 
-const REPLAY_REQUESTS: &str = "SELECT event_number, retry_count, true, true FROM subscription_nacks \
+const REPLAY_REQUESTS: &str = "SELECT event_number, retry_count::bigint, true, true FROM subscription_nacks \
      WHERE subscription_id = $1 AND replay_requested ORDER BY event_number";
 
 /// Marks every parked event of a subscription for replay and wakes its owner, wherever it runs
@@ -46,75 +46,9 @@ const REQUEST_REPLAY: &str = "WITH s AS (SELECT subscription_id FROM subscriptio
      SELECT s.subscription_id, (SELECT count(*) FROM marked) FROM s \
      CROSS JOIN LATERAL (SELECT pg_notify($3, 'replay,' || s.subscription_id)) AS notified";
 
-const PARKED: &str = "SELECT n.event_number, n.retry_count, n.reason, n.parked_at, n.replay_requested \
+const PARKED: &str = "SELECT n.event_number, n.retry_count::bigint, n.reason, n.parked_at, n.replay_requested \
      FROM subscription_nacks n JOIN subscriptions s USING (subscription_id) \
      WHERE s.stream_uuid = $1 AND s.subscription_name = $2 AND n.parked_at IS NOT NULL ORDER BY n.event_number";
-
-/// A retry or a park to record for one event.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NackRecord {
-    /// The event's number within the subscription (stream version, or global position).
-    pub event_number: u64,
-    /// Times it was retried so far.
-    pub retry_count: u32,
-    /// Why (the subscriber's reason, or the message timeout).
-    pub reason: String,
-    /// Parked (it no longer holds the checkpoint back) rather than being retried.
-    pub parked: bool,
-}
-
-/// Changes of one subscription, written together on its lock connection.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SubscriptionWrite {
-    /// The new checkpoint, if it moved.
-    pub checkpoint: Option<u64>,
-    /// Retries and parks to record.
-    pub nacks: Vec<NackRecord>,
-    /// Parked events that were replayed and acked (or skipped): their rows go.
-    pub cleared: Vec<u64>,
-    /// Forget retry counts of events up to this number (the checkpoint passed them).
-    pub forget_retries_upto: Option<u64>,
-}
-
-impl SubscriptionWrite {
-    /// Only the checkpoint moves: one statement, no transaction.
-    fn checkpoint_only(&self) -> bool {
-        self.nacks.is_empty() && self.cleared.is_empty() && self.forget_retries_upto.is_none()
-    }
-}
-
-/// A stored row of `subscription_nacks`, as an owner loads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StoredNack {
-    /// The event's number within the subscription.
-    pub event_number: u64,
-    /// Times it was retried.
-    pub retry_count: u32,
-    /// Whether it is parked.
-    pub parked: bool,
-    /// Whether a replay of it was asked for.
-    pub replay_requested: bool,
-}
-
-type NackRow = (i64, i32, bool, bool);
-
-fn stored(rows: Vec<NackRow>) -> Result<Vec<StoredNack>> {
-    rows.into_iter()
-        .map(|(number, retries, parked, replay_requested)| {
-            Ok(StoredNack {
-                event_number: unsigned("event_number", number)?,
-                retry_count: retry_count(retries)?,
-                parked,
-                replay_requested,
-            })
-        })
-        .collect()
-}
-
-/// A stored retry count (the table's CHECK keeps it non-negative).
-fn retry_count(value: i32) -> Result<u32> {
-    unsigned("retry_count", i64::from(value)).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
-}
 
 fn numbers(values: &[u64]) -> Result<Vec<i64>> {
     values.iter().map(|n| signed("event number", *n)).collect()
@@ -126,13 +60,13 @@ impl PgStorage {
     pub async fn load_nacks(&self, id: i32, checkpoint: u64) -> Result<Vec<StoredNack>> {
         let rows: Vec<NackRow> =
             sqlx::query_as(LOAD).bind(id).bind(signed("checkpoint", checkpoint)?).fetch_all(&self.pool).await?;
-        stored(rows)
+        into_nacks(rows)
     }
 
     /// Parked events of subscription `id` whose replay was asked for.
     pub async fn replay_requests(&self, id: i32) -> Result<Vec<StoredNack>> {
         let rows: Vec<NackRow> = sqlx::query_as(REPLAY_REQUESTS).bind(id).fetch_all(&self.pool).await?;
-        stored(rows)
+        into_nacks(rows)
     }
 
     /// Marks every parked event of the subscription for replay and notifies its owner: the
@@ -152,20 +86,8 @@ impl PgStorage {
         if self.find_subscription(stream, name).await?.is_none() {
             return Ok(None);
         }
-        let rows: Vec<(i64, i32, String, DateTime<Utc>, bool)> =
-            sqlx::query_as(PARKED).bind(stream).bind(name).fetch_all(&self.pool).await?;
-        rows.into_iter()
-            .map(|(number, retries, reason, parked_at, replay_requested)| {
-                Ok(ParkedEvent {
-                    event_number: unsigned("event_number", number)?,
-                    retry_count: retry_count(retries)?,
-                    reason,
-                    parked_at,
-                    replay_requested,
-                })
-            })
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
+        let rows: Vec<ParkedRow> = sqlx::query_as(PARKED).bind(stream).bind(name).fetch_all(&self.pool).await?;
+        into_parked(rows).map(Some)
     }
 }
 

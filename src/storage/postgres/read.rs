@@ -5,17 +5,9 @@
 use super::{EVENT_COLUMNS, EventRow, PgStorage, into_events, signed};
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
+use crate::storage::Direction;
 
 const FIND_STREAM: &str = "SELECT stream_id, deleted_at IS NOT NULL FROM streams WHERE stream_uuid = $1";
-
-/// Direction of a read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Direction {
-    /// Ascending event numbers.
-    Forward,
-    /// Descending event numbers.
-    Backward,
-}
 
 fn stream_sql(direction: Direction) -> String {
     let (cmp, order) = match direction {

@@ -1,10 +1,9 @@
 //! Snapshots: one row per source, replaced on every record.
 
-use chrono::{DateTime, Utc};
-
-use super::{PgStorage, signed, unsigned};
+use super::PgStorage;
 use crate::error::{Error, Result};
 use crate::snapshot::SnapshotData;
+use crate::storage::{SnapshotRow, into_snapshot, signed};
 
 const UPSERT: &str = "INSERT INTO snapshots (source_uuid, source_version, source_type, content_type, data, metadata, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) \
@@ -16,8 +15,6 @@ const SELECT: &str = "SELECT source_uuid, source_version, source_type, content_t
      FROM snapshots WHERE source_uuid = $1";
 
 const DELETE: &str = "DELETE FROM snapshots WHERE source_uuid = $1";
-
-type SnapshotRow = (String, i64, String, String, Vec<u8>, Option<Vec<u8>>, DateTime<Utc>);
 
 impl PgStorage {
     /// Records (or replaces) the snapshot of `snapshot.source_uuid`.
@@ -38,17 +35,7 @@ impl PgStorage {
     /// Reads the snapshot of a source: `SnapshotNotFound` if there is none.
     pub async fn read_snapshot(&self, source_uuid: &str) -> Result<SnapshotData> {
         let row: Option<SnapshotRow> = sqlx::query_as(SELECT).bind(source_uuid).fetch_optional(&self.pool).await?;
-        let (source_uuid, version, source_type, content_type, data, metadata, created_at) =
-            row.ok_or(Error::SnapshotNotFound)?;
-        Ok(SnapshotData {
-            source_uuid,
-            source_version: unsigned("source_version", version)?,
-            source_type,
-            content_type,
-            data,
-            metadata,
-            created_at,
-        })
+        into_snapshot(row.ok_or(Error::SnapshotNotFound)?)
     }
 
     /// Deletes the snapshot of a source (no error if there is none).

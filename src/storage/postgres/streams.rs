@@ -6,10 +6,11 @@
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::{PgStorage, signed, unsigned};
+use super::PgStorage;
 use crate::error::{Error, Result};
-use crate::event::{ALL, DeleteMode, ExpectedVersion, StreamInfo, StreamStatus};
+use crate::event::{ALL, DeleteMode, ExpectedVersion, StreamInfo};
 use crate::page::{Page, PageRequest, SortBy, SortDirection};
+use crate::storage::{InfoRow, escape_like, into_info, signed, unsigned};
 
 const STREAM_INFO: &str =
     "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at FROM streams WHERE stream_uuid = $1";
@@ -34,19 +35,7 @@ const DELETE_STREAM_ROW: &str = "DELETE FROM streams WHERE stream_id = $1";
 const LISTED_STREAMS: &str = "stream_id <> 0 \
      AND ($1::text IS NULL OR stream_uuid ILIKE '%' || $1 || '%' ESCAPE '\\') AND ($2 OR deleted_at IS NULL)";
 
-type InfoRow = (i64, String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
 type PageRow = (i64, String, i64, DateTime<Utc>, Option<DateTime<Utc>>, i64);
-
-fn into_info((id, uuid, version, created_at, deleted_at): InfoRow) -> Result<StreamInfo> {
-    Ok(StreamInfo {
-        stream_uuid: uuid,
-        stream_id: unsigned("stream_id", id)?,
-        stream_version: unsigned("stream_version", version)?,
-        created_at,
-        deleted_at,
-        status: if deleted_at.is_some() { StreamStatus::Deleted } else { StreamStatus::Created },
-    })
-}
 
 impl PgStorage {
     /// Metadata of a stream (or of `$all`); `StreamNotFound` if it has none.
@@ -90,13 +79,7 @@ impl PgStorage {
         };
         let entries =
             rows.into_iter().map(|(a, b, c, d, e, _)| into_info((a, b, c, d, e))).collect::<Result<Vec<_>>>()?;
-        Ok(Page {
-            entries,
-            page_number: request.page,
-            page_size: request.page_size,
-            total_entries,
-            total_pages: total_entries.div_ceil(request.page_size),
-        })
+        Ok(Page::of(request, entries, total_entries))
     }
 
     async fn count_streams(&self, request: &PageRequest) -> Result<u64> {
@@ -158,16 +141,4 @@ async fn delete_locked(
         }
     }
     Ok(())
-}
-
-/// Escapes `%`, `_` and `\` so a search matches them literally.
-fn escape_like(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }

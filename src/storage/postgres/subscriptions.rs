@@ -12,6 +12,7 @@ use sqlx::{Connection, PgConnection};
 
 use super::{PgStorage, signed, unsigned};
 use crate::error::{Error, Result};
+use crate::storage::{SubscriptionRow, Wake};
 use crate::subscription::SubscriptionInfo;
 
 const CREATE: &str = "INSERT INTO subscriptions (stream_uuid, subscription_name, last_seen) VALUES ($1, $2, $3) \
@@ -51,15 +52,6 @@ const LIST: &str = "SELECT s.stream_uuid, s.subscription_name, s.last_seen, COAL
      ORDER BY s.stream_uuid, s.subscription_name";
 
 type ListRow = (String, String, i64, i64, DateTime<Utc>, DateTime<Utc>, Option<i32>, Option<String>);
-
-/// A subscription's row: its id (the low half of its lock key) and its checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SubscriptionRow {
-    /// The row's id.
-    pub id: i32,
-    /// The checkpoint: every event up to this event number was acked.
-    pub last_seen: u64,
-}
 
 impl PgStorage {
     /// The subscription's row, created with checkpoint `start` if it does not exist yet.
@@ -161,25 +153,6 @@ impl LockSession {
             tracing::debug!(error = %e, "lock connection did not close cleanly");
         }
     }
-}
-
-/// What woke the notifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wake {
-    /// A batch committed; every global position up to `last` is committed. `links` if the
-    /// batch also linked events into streams (links never enter `$all`).
-    Committed {
-        /// The last global position of the batch (0 for a batch of links only).
-        last: u64,
-        /// Whether the batch wrote links.
-        links: bool,
-    },
-    /// Notifications may have been missed: the connection was lost (it is re-established on
-    /// the next `recv`) or a payload could not be read. The notifier reads from its own position.
-    Resync,
-    /// The parked events of subscription row `id` were marked for replay (payload
-    /// `replay,<id>`, sent by `request_replay`).
-    Replay(i32),
 }
 
 /// The LISTEN connection on the store's channel.

@@ -3,18 +3,16 @@
 //! consumer's events go to the others, a subscriber that never acks keeps memory bounded, and
 //! many subscriptions on `$all` each see every event once and in order while writers race.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use chronik::{
     ALL, EventStore, ExpectedVersion, RecordedEvent, Subscription, SubscriptionMessage, SubscriptionOptions,
     SubscriptionStatus,
 };
-use common::*;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 

@@ -1,14 +1,11 @@
-//! Reading: stream and `$all` reads, paging, lazy streams, stream metadata and stream listing,
-//! against the real PostgreSQL backend.
+//! Reading: stream and `$all` reads, paging, lazy streams, stream metadata and stream listing.
 
-mod common;
-
+use crate::common::{TestStore, event, events};
 use chronik::{
     ALL, DeleteMode, Error, EventStore, ExpectedVersion, PageRequest, RecordedEvent, SortBy, SortDirection,
     StreamStatus,
 };
 use chrono::{Duration, Utc};
-use common::{TestStore, event, events};
 use futures::{StreamExt, TryStreamExt};
 
 // ---------------------------------------------------------------------------------------------

@@ -3,17 +3,15 @@
 //! The configuration's `[[subscriptions]]` start them by name; a restarted store resumes them
 //! after their checkpoint. The live-only listener never slows appends, and says what it lost.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::{TestStore, WAIT, event, events, quick, quick_store, stored_checkpoint};
 use chronik::{
     ALL, Config, Error, EventStore, ExpectedVersion, HandlerError, LIVE_BUFFER, LiveMessage, LiveSubscription,
     RecordedEvent, Subscriber, SubscriberHandle, Subscribers, SubscriptionConfig, SubscriptionOptions,
     SubscriptionPhase,
 };
-use common::{TestStore, WAIT, event, events, quick, quick_store, stored_checkpoint};
 use tokio::sync::mpsc;
 
 /// Every event number a handler was given, in order (including failed attempts).

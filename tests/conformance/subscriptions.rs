@@ -1,14 +1,12 @@
 //! Named subscriptions: delivery order, start positions, back-pressure, acks and checkpoints.
 
-mod common;
-
 use std::time::Duration;
 
+use crate::common::*;
 use chronik::{
     ALL, DeleteMode, Error, ExpectedVersion, RecordedEvent, StartFrom, Subscription, SubscriptionMessage,
     SubscriptionOptions,
 };
-use common::*;
 
 /// Receives until `count` events arrived, acking each batch; returns them.
 async fn receive_acking(sub: &mut Subscription, count: usize) -> Vec<RecordedEvent> {

@@ -1,17 +1,16 @@
 //! Appending: expected-version rules, concurrency, global positions, duplicates, input
-//! validation and payload round trips, against the real PostgreSQL backend.
-
-mod common;
+//! validation and payload round trips. Races between two nodes (two stores on one database)
+//! are in `two_nodes.rs`, PostgreSQL only.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::common::{TestStore, event, events};
 use chronik::{
     ALL, BINCODE_CONTENT_TYPE, DeleteMode, Error, EventData, EventStore, ExpectedVersion, JSON_CONTENT_TYPE,
     MAX_STREAM_ID_BYTES, RecordedEvent, Serializer,
 };
-use common::{TestStore, event, events};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -745,101 +744,4 @@ async fn correlation_and_causation_ids_and_metadata_round_trip() {
         assert_eq!((b.event_id, b.event_type.as_str()), (bare_id, "Bare"));
         assert_eq!((b.correlation_id, b.causation_id, b.metadata.as_ref()), (None, None, None));
     }
-}
-
-// ---------------------------------------------------------------------------------------------
-// two stores on one schema (two "nodes"): each has its own writer, so their transactions
-// really race in the database instead of being serialised by one writer actor
-
-/// A second store handle on the same schema as `store` (another node).
-async fn second_node(store: &TestStore) -> EventStore {
-    EventStore::start(store.config.clone()).await.expect("second node starts")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_exact_appends_from_two_nodes_let_exactly_one_win() {
-    let store = TestStore::start().await;
-    let other = second_node(&store).await;
-    seeded(&store, "race", 2).await;
-    let tasks: Vec<_> = (0..20u64)
-        .map(|i| {
-            let node = if i % 2 == 0 { store.store.clone() } else { other.clone() };
-            tokio::spawn(async move {
-                node.append_to_stream("race", ExpectedVersion::Exact(2), events("Raced", 100 + i * 10, 2)).await
-            })
-        })
-        .collect();
-    let mut winners = Vec::new();
-    for (i, task) in tasks.into_iter().enumerate() {
-        match task.await.unwrap() {
-            Ok(r) => {
-                assert_eq!((r.stream_version, r.first_position, r.last_position), (4, 3, 4));
-                winners.push(100 + i as u64 * 10);
-            }
-            Err(Error::WrongExpectedVersion { expected: 2, actual: 4 }) => {}
-            Err(e) => panic!("loser {i} must see WrongExpectedVersion {{ 2, 4 }}, got {e:?}"),
-        }
-    }
-    assert_eq!(winners.len(), 1, "exactly one append wins");
-    assert_stream_holds(&store, "race", &[1, 2, winners[0], winners[0] + 1]).await;
-    assert_all_holds(&store, 4).await;
-    other.shutdown().await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readers_of_all_never_see_a_gap_while_two_nodes_append() {
-    const WRITERS: u64 = 8;
-    const APPENDS: u64 = 30;
-    let store = TestStore::start().await;
-    let other = second_node(&store).await;
-    let done = Arc::new(AtomicBool::new(false));
-
-    let readers: Vec<_> = [store.store.clone(), other.clone()]
-        .into_iter()
-        .map(|node| {
-            let done = Arc::clone(&done);
-            tokio::spawn(async move {
-                let mut last_k = 0;
-                loop {
-                    let finished = done.load(Ordering::SeqCst);
-                    let all = node.read_all_forward(0, 1_000_000).await.expect("read $all");
-                    let k = all.len() as u64;
-                    assert_eq!(positions(&all), (1..=k).collect::<Vec<_>>(), "$all must be exactly 1..={k}");
-                    assert!(k >= last_k, "$all shrank from {last_k} to {k}");
-                    last_k = k;
-                    if finished {
-                        return last_k;
-                    }
-                }
-            })
-        })
-        .collect();
-
-    let writers: Vec<_> = (0..WRITERS)
-        .map(|w| {
-            let node = if w % 2 == 0 { store.store.clone() } else { other.clone() };
-            tokio::spawn(async move {
-                for i in 0..APPENDS {
-                    let stream = format!("g-{}", (w + i) % 5);
-                    let batch = events("G", w * 1_000 + i * 10, 1 + (i % 2));
-                    node.append_to_stream(&stream, ExpectedVersion::Any, batch).await.expect("append");
-                }
-            })
-        })
-        .collect();
-    for writer in writers {
-        writer.await.unwrap();
-    }
-    done.store(true, Ordering::SeqCst);
-
-    let expected_total: u64 = WRITERS * (0..APPENDS).map(|i| 1 + (i % 2)).sum::<u64>();
-    for reader in readers {
-        assert_eq!(reader.await.unwrap(), expected_total);
-    }
-    assert_all_holds(&store, expected_total).await;
-    for s in 0..5 {
-        let evs = stream_events(&store, &format!("g-{s}")).await;
-        assert_eq!(versions(&evs), (1..=evs.len() as u64).collect::<Vec<_>>(), "g-{s} versions contiguous");
-    }
-    other.shutdown().await.unwrap();
 }

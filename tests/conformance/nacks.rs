@@ -3,20 +3,16 @@
 //! records it in the subscription's parked list and moves on, `Skip` counts as an ack, `Stop`
 //! disconnects the subscriber and hands its events to the others. An event neither acked nor
 //! nacked within `message_timeout` counts as retried. Parked events come again, once, when a
-//! replay is asked for, from this node or any other. Retry counts and parks survive a restart.
-
-mod common;
+//! replay is asked for (from another node too: see `two_nodes.rs`, PostgreSQL only). Retry counts
+//! and parks survive a restart.
 
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use chronik::{
     ALL, DropReason, Error, EventStore, ExpectedVersion, NackAction, ParkedEvent, RecordedEvent, Subscription,
     SubscriptionMessage, SubscriptionOptions,
 };
-use common::*;
-
-/// How long a replay asked for on another node may take to reach the subscription.
-const REPLAY_REACHES_OWNER: Duration = Duration::from_secs(5);
 
 /// No events (and no drop) within `within`; a `CaughtUp` may still come.
 async fn expect_no_events(sub: &mut Subscription, within: Duration) {
@@ -424,31 +420,6 @@ async fn retry_counts_and_parks_survive_a_restart() {
     assert_eq!(stored_checkpoint(&restarted, ALL, "s").await, 3);
     expect_no_events(&mut sub, Duration::from_millis(300)).await;
     restarted.shutdown().await.unwrap();
-}
-
-#[tokio::test]
-async fn a_replay_asked_for_on_another_node_reaches_the_node_running_the_subscription() {
-    let first = quick_store().await;
-    first.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 3)).await.unwrap();
-    let mut sub = first.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
-    subscribed(&mut sub).await;
-    let batch = next_batch(&mut sub).await;
-    assert_eq!(numbers(&batch), vec![1, 2, 3]);
-    sub.nack(&batch[0], NackAction::Park, "bad one").await.unwrap();
-    sub.nack(&batch[2], NackAction::Park, "bad three").await.unwrap();
-    sub.ack(&batch[1..2]).await.unwrap();
-    assert_eq!(stored_checkpoint(&first.store, ALL, "s").await, 3);
-
-    // Another process (the CLI, another node) asks; only the database connects them.
-    let second = EventStore::start(first.config.clone()).await.expect("second node starts");
-    assert_eq!(second.replay_parked(ALL, "s").await.unwrap(), 2);
-    let got = tokio::time::timeout(REPLAY_REACHES_OWNER, receive(&mut sub, 2))
-        .await
-        .expect("the replay reaches the subscription's node");
-    assert_eq!(numbers(&got), vec![1, 3]);
-    sub.ack(&got).await.unwrap();
-    assert!(second.parked_events(ALL, "s").await.unwrap().is_empty());
-    second.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -1,9 +1,7 @@
 //! Links, soft and hard deletes, snapshots.
 
-mod common;
-
+use crate::common::*;
 use chronik::{ALL, DeleteMode, Error, ExpectedVersion, SnapshotData, StreamStatus};
-use common::*;
 
 #[tokio::test]
 async fn linked_stream_reads_keep_the_original_stream_and_version() {

@@ -1,0 +1,320 @@
+//! The writer's batch on SQLite: many appends and links committed in ONE transaction on the
+//! store's write connection.
+//!
+//! The connection is the only writer (see the module docs of `sqlite`), so the batch reads the
+//! `$all` head and its streams, decides every request in memory (`storage::batch`, the same
+//! rules as PostgreSQL), and writes what it decided with nothing to compare-and-set: no other
+//! write can come between. Events and links go in as multi-row `INSERT`s of at most
+//! `ROWS_PER_INSERT` rows, so a batch costs a handful of statements whatever its size.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::Utc;
+use sqlx::{Connection, SqliteConnection};
+use uuid::Uuid;
+
+use super::SqliteStorage;
+use crate::error::{Error, Result};
+use crate::event::AppendResult;
+use crate::storage::batch::{Plan, StreamState, appended_ids, decide, result_of, stream_slots};
+use crate::storage::{Attempt, Wake, WriteOp, WriteRequest};
+
+const HEAD: &str = "SELECT stream_version FROM streams WHERE stream_id = 0";
+
+const STREAMS: &str = "SELECT stream_id, stream_uuid, stream_version, deleted_at IS NOT NULL FROM streams \
+     WHERE stream_uuid IN (SELECT value FROM json_each(?1))";
+
+const STORED_EVENT_IDS: &str = "SELECT event_id FROM events WHERE event_id IN (SELECT unhex(value) FROM json_each(?1))";
+
+const LINKABLE_EVENTS: &str =
+    "SELECT event_id, position, stream_id FROM events WHERE event_id IN (SELECT unhex(value) FROM json_each(?1))";
+
+const EXISTING_LINKS: &str = "SELECT stream_id, position FROM links \
+     WHERE stream_id IN (SELECT value FROM json_each(?1)) AND position IN (SELECT value FROM json_each(?2))";
+
+const INSERT_STREAM: &str =
+    "INSERT INTO streams (stream_uuid, stream_version, created_at) VALUES (?1, ?2, ?3) RETURNING stream_id";
+
+const BUMP: &str = "UPDATE streams SET stream_version = ?2 WHERE stream_id = ?1";
+
+const EVENT_INSERT: &str = "INSERT INTO events (position, event_id, stream_id, stream_uuid, stream_version, \
+     event_type, content_type, correlation_id, causation_id, data, metadata, created_at) VALUES ";
+const EVENT_PARAMS: usize = 12;
+
+const LINK_INSERT: &str = "INSERT INTO links (stream_id, link_version, position, created_at) VALUES ";
+const LINK_PARAMS: usize = 4;
+
+/// Rows per multi-row `INSERT` (12 × 128 parameters, far below SQLite's 32,766). Each row count
+/// up to this one is a statement of its own in the connection's cache.
+const ROWS_PER_INSERT: usize = 128;
+
+const ROWS_OF_EVENTS: &str = "SELECT position, stream_version FROM events \
+     WHERE event_id IN (SELECT unhex(value) FROM json_each(?1)) ORDER BY position";
+
+const ROWS_OF_LINKS: &str = "SELECT l.link_version, l.position, e.event_id FROM links l \
+     JOIN streams s ON s.stream_id = l.stream_id JOIN events e ON e.position = l.position \
+     WHERE s.stream_uuid = ?1 AND l.link_version >= ?2 AND l.link_version < ?2 + ?3 ORDER BY l.link_version";
+
+/// The writer's session on SQLite: nothing to keep, every batch takes its turn on the store's
+/// write connection.
+#[derive(Debug, Default)]
+pub struct WriterSession;
+
+/// What a committed batch announces.
+struct Written {
+    outcomes: Vec<Result<AppendResult>>,
+    wake: Option<Wake>,
+}
+
+impl SqliteStorage {
+    /// Opens a session for the writer.
+    pub async fn open_writer_session(&self) -> Result<WriterSession> {
+        Ok(WriterSession)
+    }
+
+    /// Commits `requests` in one transaction. The outer `Err` means the transaction failed and
+    /// nothing was written; otherwise each request has its own outcome, in order.
+    pub async fn write_batch(
+        &self,
+        _session: &mut WriterSession,
+        requests: &[Arc<WriteRequest>],
+    ) -> Result<Vec<Result<AppendResult>>> {
+        let written = {
+            let mut conn = self.write_connection().await?;
+            let mut tx = Connection::begin(&mut *conn).await?;
+            match write_locked(&mut tx, requests).await {
+                Ok(written) if written.wake.is_some() => {
+                    tx.commit().await?;
+                    written
+                }
+                Ok(written) => {
+                    tx.rollback().await?;
+                    written
+                }
+                Err(e) => {
+                    tx.rollback().await.ok();
+                    return Err(e);
+                }
+            }
+        };
+        if let Some(wake) = written.wake {
+            self.announce(wake);
+        }
+        Ok(written.outcomes)
+    }
+
+    /// Finds out what became of a request whose writer stopped before replying. Taking the
+    /// write connection waits for whatever the writer left in flight on it, so the answer is
+    /// final: the request committed exactly when its entries are where its transaction put them.
+    pub async fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<AppendResult>> {
+        let Attempt::Embedded { first } = request.progress.attempt() else { return Ok(None) };
+        let mut conn = self.write_connection().await?;
+        match &request.op {
+            WriteOp::Append(events) => {
+                let ids = hex_ids(events.iter().map(|e| e.event_id));
+                let rows: Vec<(i64, i64)> = sqlx::query_as(ROWS_OF_EVENTS).bind(ids).fetch_all(&mut *conn).await?;
+                let in_place = rows.iter().enumerate().all(|(i, (position, _))| *position == first + i as i64);
+                if !in_place {
+                    return Ok(None);
+                }
+                result_of(&rows, events.len(), |(pos, _)| *pos, |(_, v)| *v)
+            }
+            WriteOp::Link(ids) => {
+                let rows: Vec<(i64, i64, Uuid)> = sqlx::query_as(ROWS_OF_LINKS)
+                    .bind(&request.stream)
+                    .bind(first)
+                    .bind(ids.len() as i64)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                if !rows.iter().map(|r| r.2).eq(ids.iter().copied()) {
+                    return Ok(None);
+                }
+                result_of(&rows, ids.len(), |(_, pos, _)| *pos, |(v, _, _)| *v)
+            }
+        }
+    }
+}
+
+/// Decides and writes a batch inside its transaction; `wake` is `None` when every request was
+/// rejected (nothing to commit).
+async fn write_locked(conn: &mut SqliteConnection, requests: &[Arc<WriteRequest>]) -> Result<Written> {
+    let (names, slots) = stream_slots(requests);
+    let head: i64 = sqlx::query_scalar(HEAD)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| Error::Migration("the `$all` row (stream_id 0) is missing from the streams table".into()))?;
+    let mut streams: Vec<StreamState> = names.iter().map(|_| StreamState::absent()).collect();
+    let rows: Vec<(i64, String, i64, bool)> = sqlx::query_as(STREAMS).bind(json(&names)).fetch_all(&mut *conn).await?;
+    for (id, name, version, deleted) in rows {
+        if let Some(&slot) = slots.get(name.as_str()) {
+            streams[slot] = StreamState::read(id, version, deleted);
+        }
+    }
+    let taken: Vec<Uuid> =
+        sqlx::query_scalar(STORED_EVENT_IDS).bind(hex_ids(appended_ids(requests))).fetch_all(&mut *conn).await?;
+    let (linkable, existing_links) = link_lookups(conn, requests, &slots, &streams).await?;
+    let mut plan = decide(requests, &slots, streams, head, taken.into_iter().collect(), &linkable, existing_links);
+    if !plan.streams.iter().any(|s| s.touched) {
+        return Ok(Written { outcomes: plan.outcomes, wake: None });
+    }
+    for (request, outcome) in requests.iter().zip(&plan.outcomes) {
+        if let Ok(r) = outcome {
+            let first = match &request.op {
+                WriteOp::Append(_) => r.first_position as i64,
+                WriteOp::Link(ids) => r.stream_version as i64 - ids.len() as i64 + 1,
+            };
+            request.progress.record(Attempt::Embedded { first });
+        }
+    }
+    let now = Utc::now();
+    for (slot, state) in plan.streams.iter_mut().enumerate() {
+        if state.touched && state.id.is_none() {
+            let id: i64 = sqlx::query_scalar(INSERT_STREAM)
+                .bind(names[slot])
+                .bind(state.version)
+                .bind(now)
+                .fetch_one(&mut *conn)
+                .await?;
+            state.id = Some(id);
+            state.created = true;
+        }
+    }
+    insert_events(conn, &plan, &names, now).await?;
+    insert_links(conn, &plan, now).await?;
+    for state in plan.streams.iter().filter(|s| s.touched && !s.created) {
+        sqlx::query(BUMP).bind(state.id).bind(state.version).execute(&mut *conn).await?;
+    }
+    if plan.position > head {
+        sqlx::query(BUMP).bind(0_i64).bind(plan.position).execute(&mut *conn).await?;
+    }
+    let last = if plan.position > head { plan.position as u64 } else { 0 };
+    let wake = Wake::Committed { last, links: !plan.links.position.is_empty() };
+    Ok(Written { outcomes: plan.outcomes, wake: Some(wake) })
+}
+
+/// For batches with links: the linked events (id -> position, stream) and which of their
+/// positions the target streams already link.
+async fn link_lookups(
+    conn: &mut SqliteConnection,
+    requests: &[Arc<WriteRequest>],
+    slots: &HashMap<&str, usize>,
+    streams: &[StreamState],
+) -> Result<(HashMap<Uuid, (i64, i64)>, HashSet<(usize, i64)>)> {
+    let linked: Vec<Uuid> = requests
+        .iter()
+        .filter_map(|r| match &r.op {
+            WriteOp::Link(ids) => Some(ids.iter().copied()),
+            WriteOp::Append(_) => None,
+        })
+        .flatten()
+        .collect();
+    if linked.is_empty() {
+        return Ok((HashMap::new(), HashSet::new()));
+    }
+    let rows: Vec<(Uuid, i64, i64)> =
+        sqlx::query_as(LINKABLE_EVENTS).bind(hex_ids(linked.into_iter())).fetch_all(&mut *conn).await?;
+    let positions: Vec<i64> = rows.iter().map(|r| r.1).collect();
+    let targets: Vec<i64> = requests
+        .iter()
+        .filter(|r| matches!(r.op, WriteOp::Link(_)))
+        .filter_map(|r| streams[slots[r.stream.as_str()]].id)
+        .collect();
+    let existing: Vec<(i64, i64)> =
+        sqlx::query_as(EXISTING_LINKS).bind(json(&targets)).bind(json(&positions)).fetch_all(&mut *conn).await?;
+    let linkable = rows.into_iter().map(|(id, pos, sid)| (id, (pos, sid))).collect();
+    let existing = existing
+        .into_iter()
+        .filter_map(|(sid, pos)| streams.iter().position(|s| s.id == Some(sid)).map(|slot| (slot, pos)))
+        .collect();
+    Ok((linkable, existing))
+}
+
+async fn insert_events(
+    conn: &mut SqliteConnection,
+    plan: &Plan<'_>,
+    names: &[&str],
+    now: chrono::DateTime<Utc>,
+) -> Result<()> {
+    let e = &plan.events;
+    let rows: Vec<usize> = (0..e.position.len()).collect();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = values_sql(EVENT_INSERT, EVENT_PARAMS, chunk.len());
+        let mut query = sqlx::query(&sql);
+        for &i in chunk {
+            let slot = e.stream_slot[i];
+            query = query
+                .bind(e.position[i])
+                .bind(e.event_id[i])
+                .bind(plan.streams[slot].id)
+                .bind(names[slot])
+                .bind(e.stream_version[i])
+                .bind(e.event_type[i])
+                .bind(e.content_type[i])
+                .bind(e.correlation_id[i])
+                .bind(e.causation_id[i])
+                .bind(e.data[i])
+                .bind(e.metadata[i])
+                .bind(now);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn insert_links(conn: &mut SqliteConnection, plan: &Plan<'_>, now: chrono::DateTime<Utc>) -> Result<()> {
+    let l = &plan.links;
+    let rows: Vec<usize> = (0..l.position.len()).collect();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = values_sql(LINK_INSERT, LINK_PARAMS, chunk.len());
+        let mut query = sqlx::query(&sql);
+        for &i in chunk {
+            query = query.bind(plan.streams[l.stream_slot[i]].id).bind(l.link_version[i]).bind(l.position[i]).bind(now);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// `insert` followed by `rows` groups of `params` placeholders.
+fn values_sql(insert: &str, params: usize, rows: usize) -> String {
+    let group = format!("({})", vec!["?"; params].join(", "));
+    let mut sql = String::with_capacity(insert.len() + rows * (group.len() + 2));
+    sql.push_str(insert);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&group);
+    }
+    sql
+}
+
+/// A JSON array, for `json_each` (SQLite has no array parameters).
+pub(super) fn json<T: serde::Serialize>(values: &[T]) -> String {
+    serde_json::to_string(values).unwrap_or_else(|_| "[]".into())
+}
+
+/// Event ids as a JSON array of hex strings, for `unhex(value)` over `json_each`.
+fn hex_ids(ids: impl Iterator<Item = Uuid>) -> String {
+    json(&ids.map(|id| id.simple().to_string()).collect::<Vec<_>>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_row_inserts_have_one_group_per_row() {
+        assert_eq!(
+            values_sql("INSERT INTO t (a, b) VALUES ", 2, 3),
+            "INSERT INTO t (a, b) VALUES (?, ?), (?, ?), (?, ?)"
+        );
+    }
+
+    #[test]
+    fn ids_are_sent_as_hex_for_unhex() {
+        let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        assert_eq!(hex_ids([id].into_iter()), "[\"0123456789abcdef0123456789abcdef\"]");
+    }
+}

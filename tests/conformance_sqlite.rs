@@ -1,0 +1,24 @@
+//! The conformance suite on SQLite. The tests in `conformance/` are written once and say what
+//! every backend does, call for call; here each test's store is a fresh file under
+//! `<temp dir>/chronik-tests/`. `conformance_postgres.rs` runs the same tests on PostgreSQL: the
+//! two binaries differ only in `BACKEND`.
+
+mod common;
+
+/// The backend of every store in this binary.
+const BACKEND: common::Backend = common::Backend::Sqlite;
+
+#[path = "conformance/append.rs"]
+mod append;
+#[path = "conformance/competing_consumers.rs"]
+mod competing_consumers;
+#[path = "conformance/links_and_deletes.rs"]
+mod links_and_deletes;
+#[path = "conformance/nacks.rs"]
+mod nacks;
+#[path = "conformance/read.rs"]
+mod read;
+#[path = "conformance/subscribers.rs"]
+mod subscribers;
+#[path = "conformance/subscriptions.rs"]
+mod subscriptions;

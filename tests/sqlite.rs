@@ -1,0 +1,242 @@
+//! What only the SQLite backend does; the conformance suite (`conformance_sqlite.rs`) checks that
+//! everything else behaves as on PostgreSQL. A store file admits one running store at a time (an
+//! exclusive lock, released by `shutdown`); its schema is always `public`; starting creates the
+//! file and its directories; `sqlite::memory:` is a private store for the life of one
+//! `EventStore`; `chronik::admin` and the `chronik` binary work on a file.
+
+mod common;
+
+use std::path::PathBuf;
+
+use chronik::{Config, Error, EventStore, ExpectedVersion, SubscriptionMessage, SubscriptionOptions, admin};
+use common::cli::Cli;
+use common::*;
+use serde_json::Value;
+
+/// The backend of every store in this binary.
+const BACKEND: common::Backend = common::Backend::Sqlite;
+
+/// The store file of a test's configuration.
+fn file_of(config: &Config) -> PathBuf {
+    sqlite_file(&config.database_url).expect("a sqlite file URL")
+}
+
+/// Whether `error` is the configuration error of `key`.
+fn is_config_error(error: &Error, key: &str) -> bool {
+    matches!(error, Error::Config(e) if e.key == key)
+}
+
+/// Removes a directory tree when dropped.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// one running store per file
+
+#[tokio::test]
+async fn a_second_store_on_a_file_in_use_is_unavailable_and_a_restart_after_shutdown_sees_the_data() {
+    let first = TestStore::start().await;
+    first.append_to_stream("acc-1", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();
+    first.append_to_stream("acc-2", ExpectedVersion::NoStream, events("E", 3, 1)).await.unwrap();
+
+    let err = EventStore::start(first.config.clone()).await.expect_err("the file is in use");
+    assert!(matches!(&err, Error::Unavailable(m) if m.contains("in use")), "{err}");
+    // The refused start left the running store alone.
+    first.append_to_stream("acc-1", ExpectedVersion::Exact(2), events("E", 4, 1)).await.unwrap();
+    let stream = first.read_stream_forward("acc-1", 0, 100).await.unwrap();
+    let all = first.read_all_forward(0, 100).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.global_position).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    first.shutdown().await.unwrap();
+
+    let restarted = EventStore::start(first.config.clone()).await.expect("the file is free after shutdown");
+    assert_eq!(restarted.read_stream_forward("acc-1", 0, 100).await.unwrap(), stream);
+    assert_eq!(restarted.read_all_forward(0, 100).await.unwrap(), all);
+    let next = restarted.append_to_stream("acc-1", ExpectedVersion::Exact(3), events("E", 5, 1)).await.unwrap();
+    assert_eq!((next.stream_version, next.first_position), (4, 5));
+    restarted.shutdown().await.unwrap();
+}
+
+#[test]
+fn the_cli_on_a_file_a_running_store_holds_fails_with_in_use_and_works_after_shutdown() {
+    let cli = Cli::new();
+    cli.ok(&["append", "acc-1", "Opened", "{}"]);
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let config = Config::default().database_url(cli.url.as_str()).pool_size(2);
+    let store = runtime.block_on(EventStore::start(config)).expect("store starts");
+    let line = cli.fail(&["append", "acc-1", "Deposited", "{}"]);
+    assert!(line.contains("in use"), "{line}");
+    runtime.block_on(store.shutdown()).expect("shutdown");
+
+    let events = cli.json(&["read", "acc-1"]);
+    assert_eq!(events.as_array().map(Vec::len), Some(1), "the refused append stored nothing: {events}");
+    assert_eq!(cli.json(&["append", "acc-1", "Deposited", "{}"])["stream_version"], 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// configuration
+
+#[tokio::test]
+async fn a_schema_other_than_public_is_a_config_error_naming_schema() {
+    let config = test_config("schema").schema("accounts");
+    let _guard = SchemaGuard::new(&config);
+    let err = config.validate().expect_err("schema is not public");
+    assert!(is_config_error(&err, "schema"), "{err}");
+    let err = EventStore::start(config.clone()).await.expect_err("schema is not public");
+    assert!(is_config_error(&err, "schema"), "{err}");
+    assert!(config.schema("public").validate().is_ok(), "the default schema is the one allowed");
+}
+
+#[tokio::test]
+async fn a_store_in_a_directory_that_does_not_exist_creates_the_directories_and_the_file() {
+    let root = sqlite_dir().join(format!("dirs_{}", uuid::Uuid::new_v4().simple()));
+    let _cleanup = RemoveDir(root.clone());
+    let file = root.join("new/dir/store.db");
+    assert!(!root.exists());
+
+    let store = TestStore::start_with(|c| c.database_url(format!("sqlite:{}", file.display()))).await;
+    assert!(file.is_file(), "{} exists once the store started", file.display());
+    store.append_to_stream("acc-1", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();
+    assert_eq!(store.read_stream_forward("acc-1", 0, 10).await.unwrap().len(), 2);
+    store.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// in memory
+
+#[tokio::test]
+async fn memory_stores_append_read_and_subscribe_each_on_its_own() {
+    init_tracing();
+    let config = quick(Config::default().database_url("sqlite::memory:").pool_size(4));
+    let one = EventStore::start(config.clone()).await.expect("a memory store starts");
+    let other = EventStore::start(config).await.expect("a second memory store starts: nothing is shared");
+
+    let appended = one.append_to_stream("acc-1", ExpectedVersion::NoStream, events("E", 1, 3)).await.unwrap();
+    assert_eq!((appended.stream_version, appended.last_position), (3, 3));
+    let read = one.read_stream_forward("acc-1", 0, 10).await.unwrap();
+    assert_eq!(numbers(&read), [1, 2, 3]);
+    assert_eq!(read[2].decode::<serde_json::Value>().unwrap(), serde_json::json!({ "n": 3 }));
+
+    let mut sub = one.subscribe_to_all_streams("projector", SubscriptionOptions::default()).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    let backlog = receive(&mut sub, 3).await;
+    assert_eq!(numbers(&backlog), [1, 2, 3]);
+    sub.ack(&backlog).await.unwrap();
+    one.append_to_stream("acc-2", ExpectedVersion::NoStream, events("E", 4, 1)).await.unwrap();
+    let live = receive(&mut sub, 1).await;
+    assert_eq!((live[0].event_number, live[0].stream_uuid.as_str()), (4, "acc-2"));
+    sub.ack(&live).await.unwrap();
+
+    assert!(other.read_all_forward(0, 10).await.unwrap().is_empty(), "the other memory store is empty");
+    assert!(matches!(other.stream_info("acc-1").await, Err(Error::StreamNotFound)));
+    let own = other.append_to_stream("acc-1", ExpectedVersion::NoStream, events("F", 1, 1)).await.unwrap();
+    assert_eq!((own.stream_version, own.first_position), (1, 1));
+    assert_eq!(one.read_all_forward(0, 10).await.unwrap().len(), 4, "nothing of the other store arrived");
+
+    drop(sub);
+    one.shutdown().await.unwrap();
+    other.shutdown().await.unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------
+// administration of a file
+
+#[tokio::test]
+async fn admin_initializes_migrates_and_drops_a_store_file() {
+    let config = test_config("admin");
+    let _guard = SchemaGuard::new(&config);
+    let file = file_of(&config);
+
+    let pending = admin::migrations(&config).await.unwrap();
+    assert!(!pending.is_empty());
+    assert!(pending.iter().all(|m| !m.is_applied()), "a fresh path has every migration pending: {pending:?}");
+    let err = admin::migrate(&config).await.expect_err("no store to migrate");
+    assert!(matches!(err, Error::Migration(_)), "{err}");
+
+    assert_eq!(admin::init(&config).await.unwrap(), pending.len(), "init applies every migration");
+    let applied = admin::migrations(&config).await.unwrap();
+    assert!(applied.iter().all(|m| m.is_applied()), "{applied:?}");
+    assert_eq!(admin::init(&config).await.unwrap(), 0, "init is idempotent");
+    assert_eq!(admin::migrate(&config).await.unwrap(), 0);
+    assert!(file.is_file());
+
+    let store = EventStore::start(config.clone().auto_init(false)).await.expect("the initialized file starts");
+    store.append_to_stream("acc-1", ExpectedVersion::NoStream, events("E", 1, 1)).await.unwrap();
+    store.shutdown().await.unwrap();
+
+    assert!(admin::drop(&config).await.unwrap(), "there was a store to drop");
+    for path in sqlite_files(&file) {
+        assert!(!path.exists(), "{} is removed", path.display());
+    }
+    assert!(!admin::drop(&config).await.unwrap(), "nothing left to drop");
+}
+
+// ---------------------------------------------------------------------------------------------
+// the CLI on a file
+
+#[test]
+fn the_cli_sets_up_a_store_file_and_round_trips_appends_and_reads() {
+    let cli = Cli::new();
+    let file = cli.store_file().expect("a store file");
+    assert!(!cli.store_exists());
+
+    let setup = cli.json(&["setup"]);
+    assert!(setup["applied_migrations"].as_u64().is_some_and(|n| n > 0), "{setup}");
+    assert!(file.is_file(), "setup creates {}", file.display());
+    let stdout = cli.ok(&["migrations"]);
+    assert!(!stdout.contains("pending"), "{stdout}");
+    assert_eq!(cli.json(&["setup"])["applied_migrations"], 0);
+    assert!(cli.ok(&["init"]).contains("up to date"));
+    assert!(cli.ok(&["migrate"]).contains("up to date"));
+
+    let id = uuid::Uuid::new_v4().to_string();
+    let appended = cli.json(&[
+        "append",
+        "acc-1",
+        "Opened",
+        r#"{ "owner": "ana", "limit": 10 }"#,
+        "--expected",
+        "no-stream",
+        "--metadata",
+        r#"{"user":"ana"}"#,
+        "--event-id",
+        &id,
+    ]);
+    assert_eq!(appended["stream_version"], 1, "{appended}");
+    assert_eq!((&appended["first_position"], &appended["last_position"]), (&1.into(), &1.into()), "{appended}");
+    assert_eq!(appended["event_id"], id.as_str(), "{appended}");
+    let stdout = cli.ok(&["append", "acc-1", "Deposited", r#"{"amount":5}"#, "--expected", "1"]);
+    assert!(stdout.contains("stream version 2"), "{stdout}");
+    cli.ok(&["append", "acc-2", "Opened", "{}"]);
+    let line = cli.fail(&["append", "acc-1", "Deposited", "{}", "--expected", "1"]);
+    assert!(line.contains("wrong expected version"), "{line}");
+
+    let table = cli.ok(&["read", "acc-1"]);
+    assert!(table.contains("acc-1@1") && table.contains("acc-1@2"), "{table}");
+    assert!(table.contains(r#"{"owner":"ana","limit":10}"#), "data is shown compact, as stored: {table}");
+    let events = cli.json(&["read", "acc-1"]);
+    let events = events.as_array().expect("array");
+    assert_eq!(events.len(), 2);
+    assert_eq!(events[0]["event_id"], id.as_str());
+    assert_eq!(events[0]["event_type"], "Opened");
+    assert_eq!(events[0]["data"], serde_json::json!({ "owner": "ana", "limit": 10 }));
+    assert_eq!(events[0]["metadata"], serde_json::json!({ "user": "ana" }));
+    assert_eq!(events[1]["data"], serde_json::json!({ "amount": 5 }));
+    assert!(events[1]["metadata"].is_null());
+
+    let all = cli.json(&["read", "$all"]);
+    let positions: Vec<(u64, &str)> = all
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| (e["global_position"].as_u64().expect("position"), e["stream_uuid"].as_str().expect("stream")))
+        .collect();
+    assert_eq!(positions, [(1, "acc-1"), (2, "acc-1"), (3, "acc-2")], "{all}");
+    let info: Value = cli.json(&["info", "$all"]);
+    assert_eq!(info["stream_version"], 3, "{info}");
+}
