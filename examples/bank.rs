@@ -11,6 +11,9 @@
 //! cargo run --example bank -- --keep   # keep the schema `bank` afterwards, to look at it
 //! ```
 //!
+//! It needs PostgreSQL, where its read model lives (`database_url` in `examples/bank.toml`, or
+//! `CHRONIK_DATABASE_URL`).
+//!
 //! The store is stopped halfway while more money moves, then started again: both subscribers
 //! resume after their checkpoints, and the balances are checked against a full read of `$all`.
 

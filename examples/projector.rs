@@ -1,7 +1,8 @@
 //! A projector: keeps a read model (account balances in a PostgreSQL table) up to date from
 //! `$all` with a named, persistent subscription, and survives being stopped and started.
 //!
-//! Run it against the PostgreSQL named in `config/chronik.toml` (or `CHRONIK_DATABASE_URL`):
+//! It needs PostgreSQL, where its read model lives: `CHRONIK_DATABASE_URL` names the database,
+//! by default `postgres://postgres@127.0.0.1:5432/postgres`.
 //!
 //! ```text
 //! cargo run --example projector
@@ -58,6 +59,9 @@ struct MoneyWithdrawn {
     amount: i64,
 }
 
+/// The database when `CHRONIK_DATABASE_URL` does not name a PostgreSQL one.
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
 #[tokio::main]
 async fn main() -> Result<()> {
     // Logs go to stderr; RUST_LOG overrides the level.
@@ -68,8 +72,12 @@ async fn main() -> Result<()> {
     let keep = std::env::args().skip(1).any(|arg| arg == "--keep");
 
     // The configuration, as in the quickstart: the file, then CHRONIK_DATABASE_URL /
-    // CHRONIK_SCHEMA; the example's own schema unless CHRONIK_SCHEMA chose one.
+    // CHRONIK_SCHEMA; the example's own schema unless CHRONIK_SCHEMA chose one. The read model
+    // is PostgreSQL tables, so the store is there too.
     let mut config = Config::from_file("config/chronik.toml")?;
+    if config.is_sqlite() {
+        config = config.database_url(POSTGRES);
+    }
     let schema_from_env = std::env::var("CHRONIK_SCHEMA").is_ok_and(|s| !s.is_empty());
     if !schema_from_env {
         config = config.schema("projector");

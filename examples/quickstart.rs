@@ -1,16 +1,19 @@
 //! A tour of chronik: open a store, append events to a few bank-account streams, handle an
 //! optimistic-concurrency conflict, read a stream and `$all`, and look at stream metadata.
 //!
-//! Run it against the PostgreSQL named in `config/chronik.toml` (or `CHRONIK_DATABASE_URL`):
+//! It needs no database server: `config/chronik.toml` puts the store in the SQLite file
+//! `data/chronik.db`, created on first use. Point `CHRONIK_DATABASE_URL` at PostgreSQL to run the
+//! same code there; the store then lives in the schema `quickstart` (unless `CHRONIK_SCHEMA`
+//! names another one).
 //!
 //! ```text
 //! cargo run --example quickstart
+//! CHRONIK_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo run --example quickstart
 //! RUST_LOG=chronik=debug cargo run --example quickstart   # more logging (on stderr)
 //! ```
 //!
-//! The store lives in the schema `quickstart` unless `CHRONIK_SCHEMA` names another one; it is
-//! created on first use. Stream ids carry a per-run suffix, so the example can be run again and
-//! again against the same store.
+//! Stream ids carry a per-run suffix, so the example can be run again and again against the
+//! same store.
 
 use std::pin::pin;
 
@@ -48,13 +51,18 @@ async fn main() -> chronik::Result<()> {
         .init();
 
     // 1. Open the store. `from_file` applies CHRONIK_DATABASE_URL / CHRONIK_SCHEMA on top of the
-    //    file; this example uses its own schema unless CHRONIK_SCHEMA chose one.
+    //    file. On PostgreSQL this example uses its own schema unless CHRONIK_SCHEMA chose one;
+    //    an SQLite store is its file.
     let mut config = Config::from_file("config/chronik.toml")?;
     let schema_from_env = std::env::var("CHRONIK_SCHEMA").is_ok_and(|s| !s.is_empty());
-    if !schema_from_env {
-        config = config.schema("quickstart");
+    if config.is_sqlite() {
+        println!("== opening the store in {}", config.database_url);
+    } else {
+        if !schema_from_env {
+            config = config.schema("quickstart");
+        }
+        println!("== opening the store in schema `{}`", config.schema);
     }
-    println!("== opening the store in schema `{}`", config.schema);
     let store = EventStore::start(config).await?;
 
     // A suffix unique to this run keeps the stream ids fresh on every run.

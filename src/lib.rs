@@ -1,7 +1,9 @@
 //! # chronik
 //!
-//! An event store for Rust applications: streams of immutable events in PostgreSQL, read by
-//! position, and pushed to subscribers.
+//! An event store for Rust applications: streams of immutable events, read by position, and
+//! pushed to subscribers. They live in an embedded SQLite file (the default: no server to run)
+//! or in PostgreSQL (several nodes on one store); the database URL chooses, and every call
+//! behaves the same on both.
 //!
 //! ## Architecture
 //!
@@ -18,22 +20,26 @@
 //!   (catch-up from storage, then live; acks and nacks, retries, parked events,
 //!   back-pressure, checkpoints), and the `LockKeeper` holds the advisory locks that give each
 //!   named subscription one owner across nodes. An application's [`Subscriber`]s run as actors
-//!   too, consuming their subscriptions and backing off on failures. Actors hold no state that is not in the database: a restarted one rebuilds from
-//!   there.
-//! - **`storage/`**: SQL and nothing else. Each store lives in its own PostgreSQL schema
-//!   (connections use it as `search_path`), created by embedded migrations.
+//!   too, consuming their subscriptions and backing off on failures. Actors hold no state that
+//!   is not in the database: a restarted one rebuilds from there.
+//! - **`storage/`**: SQL and nothing else, behind one [`storage::Storage`] enum with a module per
+//!   backend. On PostgreSQL each store lives in its own schema (connections use it as
+//!   `search_path`); on SQLite a store is a file, written by one process through one
+//!   connection, whose writer wakes the notifier in memory. Both are created by embedded
+//!   migrations.
 //!
 //! ## Guarantees
 //!
 //! - An append is atomic and durable before `Ok`; nothing of a failed append is stored. If the
 //!   writer dies while committing, the caller's outcome is looked up in the database
-//!   (`txid_status`), so a crash yields neither a false `Ok` nor a false error.
+//!   (PostgreSQL: `txid_status`; SQLite: where the transaction put the events), so a crash
+//!   yields neither a false `Ok` nor a false error.
 //! - Stream versions are contiguous from 1, and [`ExpectedVersion`] holds under concurrency.
-//! - Global positions (`$all`) are handed out under a row lock held until commit: unique,
+//! - Global positions (`$all`) are handed out under a lock held until commit: unique,
 //!   increasing in commit order, and gap-free up to the committed head (hard deletes may leave
 //!   holes).
-//! - Events are immutable in the database itself: triggers reject UPDATE, DELETE and TRUNCATE
-//!   except a hard delete, permitted for its own transaction only.
+//! - Events are immutable in the database itself: triggers reject UPDATE and DELETE (and, on
+//!   PostgreSQL, TRUNCATE) except a hard delete, permitted for its own transaction only.
 //!
 //! - A named subscription delivers every event after its checkpoint at least once, in order
 //!   per stream (per partition with competing consumers), across actor crashes, lost

@@ -10,6 +10,9 @@
 //! `DATABASE_URL`; `CHRONIK_SCHEMA`) overrides the file and `--database-url` / `--schema`
 //! override both.
 //!
+//! It works on both backends: `--database-url sqlite:data/chronik.db` (the default
+//! configuration's store) or `--database-url postgres://...`.
+//!
 //! Output is a table for people, or JSON with `--json`. Failures print one line
 //! `error: <message>` on stderr and exit with status 1; usage errors exit with status 2.
 
@@ -45,11 +48,12 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// PostgreSQL URL; overrides the configuration file and the environment.
+    /// Database URL (`sqlite:path/to/file.db` or `postgres://...`); overrides the configuration
+    /// file and the environment.
     #[arg(long, global = true, value_name = "URL")]
     database_url: Option<String>,
 
-    /// Schema holding the store; overrides the configuration file and the environment.
+    /// PostgreSQL schema holding the store; overrides the configuration file and the environment.
     #[arg(long, global = true, value_name = "SCHEMA")]
     schema: Option<String>,
 
@@ -392,8 +396,8 @@ async fn with_store(config: Config, existing_only: bool, command: impl AsyncFnOn
         let status = admin::migrations(&config).await?;
         if !status.iter().any(|m| m.is_applied()) {
             return Err(Failure::new(format!(
-                "schema `{}` holds no chronik store; run `chronik setup` (or `chronik init`) first",
-                config.schema
+                "{} holds no chronik store; run `chronik setup` (or `chronik init`) first",
+                place(&config)
             )));
         }
     }
@@ -421,13 +425,13 @@ async fn create(config: &Config, json: bool) -> Outcome {
 
 /// `init`.
 async fn init(config: &Config, json: bool) -> Outcome {
-    let applied = admin::init(config).await.context(|| format!("cannot initialize schema `{}`", config.schema))?;
+    let applied = admin::init(config).await.context(|| format!("cannot initialize {}", place(config)))?;
     report_migrated(config, "initialized", applied, json)
 }
 
 /// `migrate`.
 async fn migrate(config: &Config, json: bool) -> Outcome {
-    let applied = admin::migrate(config).await.context(|| format!("cannot migrate schema `{}`", config.schema))?;
+    let applied = admin::migrate(config).await.context(|| format!("cannot migrate {}", place(config)))?;
     report_migrated(config, "migrated", applied, json)
 }
 
@@ -436,10 +440,10 @@ fn report_migrated(config: &Config, what: &str, applied: usize, json: bool) -> O
     if json {
         print_json(&json!({ "schema": config.schema, "applied_migrations": applied }))?;
     } else if applied == 0 {
-        print_line(&format!("store in schema `{}` is up to date", config.schema))?;
+        print_line(&format!("store in {} is up to date", place(config)))?;
     } else {
         let plural = if applied == 1 { "" } else { "s" };
-        print_line(&format!("{what} store in schema `{}` ({applied} migration{plural} applied)", config.schema))?;
+        print_line(&format!("{what} store in {} ({applied} migration{plural} applied)", place(config)))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -448,7 +452,7 @@ fn report_migrated(config: &Config, what: &str, applied: usize, json: bool) -> O
 async fn migrations(config: &Config, json: bool) -> Outcome {
     let status = admin::migrations(config)
         .await
-        .context(|| format!("cannot read the migrations of schema `{}`", config.schema))?;
+        .context(|| format!("cannot read the migrations of {}", place(config)))?;
     if json {
         print_json(&serde_json::to_value(&status).map_err(|e| Failure::new(e.to_string()))?)?;
     } else {
@@ -479,9 +483,9 @@ async fn drop_store(config: &Config, yes: bool, json: bool) -> Outcome {
     if json {
         print_json(&json!({ "schema": config.schema, "dropped": dropped }))?;
     } else if dropped {
-        print_line(&format!("dropped the store in schema `{}`", config.schema))?;
+        print_line(&format!("dropped the store in {}", place(config)))?;
     } else {
-        print_line(&format!("no store in schema `{}`: nothing to drop", config.schema))?;
+        print_line(&format!("no store in {}: nothing to drop", place(config)))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -493,7 +497,7 @@ async fn reset(config: &Config, yes: bool, json: bool) -> Outcome {
     if json {
         print_json(&json!({ "schema": config.schema, "reset": true }))?;
     } else {
-        print_line(&format!("reset the store in schema `{}`: it is empty now", config.schema))?;
+        print_line(&format!("reset the store in {}: it is empty now", place(config)))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -502,7 +506,7 @@ async fn reset(config: &Config, yes: bool, json: bool) -> Outcome {
 async fn setup(config: &Config, json: bool) -> Outcome {
     let database = database_name(&config.database_url);
     let created = admin::create(config).await.context(|| format!("cannot create database `{database}`"))?;
-    let applied = admin::init(config).await.context(|| format!("cannot initialize schema `{}`", config.schema))?;
+    let applied = admin::init(config).await.context(|| format!("cannot initialize {}", place(config)))?;
     if json {
         print_json(&json!({
             "database": database,
@@ -525,7 +529,7 @@ async fn confirm(config: &Config, verb: &str, yes: bool) -> Result<(), Failure> 
         return Ok(());
     }
     let question =
-        format!("{verb} store in schema {} of database {}? [y/N] ", config.schema, database_name(&config.database_url));
+        format!("{verb} store in {}? [y/N] ", place_in_database(config));
     let answer = tokio::task::spawn_blocking(move || {
         let mut stderr = std::io::stderr();
         // The prompt is best effort: a closed stderr must not stop the answer being read.
@@ -541,8 +545,8 @@ async fn confirm(config: &Config, verb: &str, yes: bool) -> Result<(), Failure> 
     let Some(answer) = answer else {
         eprintln!();
         return Err(Failure::new(format!(
-            "aborted: no confirmation on stdin (pass --yes); schema `{}` left unchanged",
-            config.schema
+            "aborted: no confirmation on stdin (pass --yes); {} left unchanged",
+            place(config)
         )));
     };
     if !std::io::stdin().is_terminal() {
@@ -556,12 +560,31 @@ async fn confirm(config: &Config, verb: &str, yes: bool) -> Result<(), Failure> 
 fn confirmed(answer: &str, config: &Config) -> Result<(), Failure> {
     match answer.trim().to_ascii_lowercase().as_str() {
         "y" | "yes" => Ok(()),
-        _ => Err(Failure::new(format!("aborted; schema `{}` left unchanged", config.schema))),
+        _ => Err(Failure::new(format!("aborted; {} left unchanged", place(config)))),
     }
 }
 
-/// The database name of a PostgreSQL URL, for messages (never the password).
+/// Where the store is, for messages: its schema on PostgreSQL, its file on SQLite.
+fn place(config: &Config) -> String {
+    if config.is_sqlite() { format!("`{}`", database_name(&config.database_url)) } else { format!("schema `{}`", config.schema) }
+}
+
+/// [`place`] with the database of a schema too, for the confirmation question.
+fn place_in_database(config: &Config) -> String {
+    if config.is_sqlite() {
+        format!("file {}", database_name(&config.database_url))
+    } else {
+        format!("schema {} of database {}", config.schema, database_name(&config.database_url))
+    }
+}
+
+/// The database of a URL, for messages (never the password): the database name of a
+/// PostgreSQL URL, the file of an SQLite one.
 fn database_name(url: &str) -> String {
+    if let Some(file) = url.strip_prefix("sqlite:") {
+        let file = file.trim_start_matches("//");
+        return file.split('?').next().unwrap_or_default().to_string();
+    }
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
     let rest = rest.split(['?', '#']).next().unwrap_or_default();
     let after_user = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
@@ -741,7 +764,7 @@ async fn subscriptions(store: &EventStore, json: bool) -> Outcome {
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
-        print_line(&format!("no subscriptions in schema `{}`", store.config().schema))?;
+        print_line(&format!("no subscriptions in {}", place(store.config())))?;
         return Ok(ExitCode::SUCCESS);
     }
     let mut table = new_table(["stream", "name", "checkpoint", "head", "lag", "owner", "updated_at"]);
