@@ -450,9 +450,8 @@ fn report_migrated(config: &Config, what: &str, applied: usize, json: bool) -> O
 
 /// `migrations`: exit status 1 when any migration is pending.
 async fn migrations(config: &Config, json: bool) -> Outcome {
-    let status = admin::migrations(config)
-        .await
-        .context(|| format!("cannot read the migrations of {}", place(config)))?;
+    let status =
+        admin::migrations(config).await.context(|| format!("cannot read the migrations of {}", place(config)))?;
     if json {
         print_json(&serde_json::to_value(&status).map_err(|e| Failure::new(e.to_string()))?)?;
     } else {
@@ -528,8 +527,7 @@ async fn confirm(config: &Config, verb: &str, yes: bool) -> Result<(), Failure> 
     if yes {
         return Ok(());
     }
-    let question =
-        format!("{verb} store in {}? [y/N] ", place_in_database(config));
+    let question = format!("{verb} store in {}? [y/N] ", place_in_database(config));
     let answer = tokio::task::spawn_blocking(move || {
         let mut stderr = std::io::stderr();
         // The prompt is best effort: a closed stderr must not stop the answer being read.
@@ -566,7 +564,11 @@ fn confirmed(answer: &str, config: &Config) -> Result<(), Failure> {
 
 /// Where the store is, for messages: its schema on PostgreSQL, its file on SQLite.
 fn place(config: &Config) -> String {
-    if config.is_sqlite() { format!("`{}`", database_name(&config.database_url)) } else { format!("schema `{}`", config.schema) }
+    if config.is_sqlite() {
+        format!("`{}`", database_name(&config.database_url))
+    } else {
+        format!("schema `{}`", config.schema)
+    }
 }
 
 /// [`place`] with the database of a schema too, for the confirmation question.
