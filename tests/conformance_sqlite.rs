@@ -22,3 +22,5 @@ mod read;
 mod subscribers;
 #[path = "conformance/subscriptions.rs"]
 mod subscriptions;
+#[path = "conformance/writer_failure.rs"]
+mod writer_failure;

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use chronik::{Config, EventData, EventStore};
 
 pub mod cli;
+mod outcomes;
 mod subscriptions;
+#[allow(unused_imports)] // not every test binary uses them
+pub use outcomes::*;
 #[allow(unused_imports)] // not every test binary uses them
 pub use subscriptions::*;
 
