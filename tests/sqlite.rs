@@ -78,6 +78,32 @@ fn the_cli_on_a_file_a_running_store_holds_fails_with_in_use_and_works_after_shu
     assert_eq!(cli.json(&["append", "acc-1", "Deposited", "{}"])["stream_version"], 2);
 }
 
+#[test]
+fn a_process_killed_while_it_holds_the_file_leaves_it_usable_with_nothing_lost() {
+    let cli = Cli::new();
+    cli.ok(&["append", "acc-1", "Opened", "{}"]);
+    // `tail` keeps the store open until it is stopped; SIGKILL gives it no chance to clean up.
+    let mut tail = cli
+        .command(&["tail", "$all"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tail runs");
+    // It says so on stderr once the store is open.
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(tail.stderr.take().expect("stderr")), &mut first)
+        .expect("tail prints");
+    assert!(first.contains("following"), "tail is waiting for events: {first}");
+    assert!(cli.fail(&["append", "acc-1", "Deposited", "{}"]).contains("in use"), "tail holds the file");
+    tail.kill().expect("SIGKILL");
+    tail.wait().expect("tail ends");
+
+    assert_eq!(cli.json(&["append", "acc-1", "Deposited", "{}"])["stream_version"], 2);
+    let events = cli.json(&["read", "$all"]);
+    assert_eq!(events.as_array().map(Vec::len), Some(2), "{events}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // configuration
 

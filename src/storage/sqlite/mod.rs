@@ -132,8 +132,11 @@ impl SqliteStorage {
     /// The write connection, once every write before this one is done.
     async fn write_connection(&self) -> Result<MappedMutexGuard<'_, SqliteConnection>> {
         let guard = self.inner.write.lock().await;
-        MutexGuard::try_map(guard, Option::as_mut)
-            .map_err(|_| Error::Unavailable(format!("the SQLite store {} is closed", self.inner.label)))
+        MutexGuard::try_map(guard, Option::as_mut).map_err(|_| self.closed())
+    }
+
+    fn closed(&self) -> Error {
+        Error::Unavailable(format!("the SQLite store {} is closed", self.inner.label))
     }
 
     /// Tells the notifier about a commit (nobody listening is fine: nothing to wake).

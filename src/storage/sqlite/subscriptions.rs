@@ -201,9 +201,13 @@ impl LockSession {
         self.owned().remove(&subscription_id);
     }
 
-    /// Checks that the store is still open (it holds the file, and with it every subscription).
+    /// Checks that the store is still open (it holds the file, and with it every subscription),
+    /// without waiting for a write in progress: a connection in use is an open one.
     pub async fn ping(&mut self) -> Result<()> {
-        self.storage.write_connection().await.map(drop)
+        match self.storage.inner.write.try_lock() {
+            Ok(conn) if conn.is_none() => Err(self.storage.closed()),
+            _ => Ok(()),
+        }
     }
 
     /// Releases every subscription.
