@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chronik::{
-    ALL, DeleteMode, Error, EventStore, ExpectedVersion, NackAction, RecordedEvent, Subscription, SubscriptionMessage,
+    ALL, DeleteMode, Error, EventStore, ExpectedVersion, NackAction, Subscription, SubscriptionMessage,
     SubscriptionOptions,
 };
 use common::*;
@@ -28,51 +28,6 @@ const REPLAY_REACHES_OWNER: Duration = Duration::from_secs(5);
 /// A second store handle on the same schema as `first` (another node).
 async fn second_node(first: &TestStore) -> EventStore {
     EventStore::start(first.config.clone()).await.expect("second node starts")
-}
-
-/// Everything in `$all`.
-async fn all_events(store: &EventStore) -> Vec<RecordedEvent> {
-    store.read_all_forward(0, 1_000_000).await.expect("read $all")
-}
-
-/// Everything in one stream.
-async fn stream_events(store: &EventStore, stream: &str) -> Vec<RecordedEvent> {
-    store.read_stream_forward(stream, 0, 1_000_000).await.expect("read stream")
-}
-
-/// The `n` of a `{"n": n}` payload written by `common::event`.
-fn n_of(e: &RecordedEvent) -> u64 {
-    e.decode::<serde_json::Value>().expect("json payload")["n"].as_u64().expect("n")
-}
-
-fn versions(evs: &[RecordedEvent]) -> Vec<u64> {
-    evs.iter().map(|e| e.stream_version).collect()
-}
-
-fn positions(evs: &[RecordedEvent]) -> Vec<u64> {
-    evs.iter().map(|e| e.event_number).collect()
-}
-
-/// Asserts the store holds exactly `count` events in `$all` and that the head did not move.
-async fn assert_all_holds(store: &EventStore, count: u64) {
-    let all = all_events(store).await;
-    assert_eq!(all.len() as u64, count, "events in $all");
-    assert_eq!(positions(&all), (1..=count).collect::<Vec<_>>(), "positions in $all");
-    assert_eq!(store.stream_info(ALL).await.expect("$all info").stream_version, count, "$all head");
-}
-
-/// Asserts `stream` holds exactly the events numbered `ns` (payload `n`), at versions 1..
-async fn assert_stream_holds(store: &EventStore, stream: &str, ns: &[u64]) {
-    let evs = stream_events(store, stream).await;
-    assert_eq!(evs.iter().map(n_of).collect::<Vec<_>>(), ns, "payloads of {stream}");
-    assert_eq!(versions(&evs), (1..=ns.len() as u64).collect::<Vec<_>>(), "versions of {stream}");
-    assert_eq!(store.stream_info(stream).await.expect("stream info").stream_version, ns.len() as u64);
-}
-
-/// A stream with `count` events (payloads 1..=count).
-async fn seeded(store: &EventStore, stream: &str, count: u64) {
-    let r = store.append_to_stream(stream, ExpectedVersion::NoStream, events("Seed", 1, count)).await.unwrap();
-    assert_eq!(r.stream_version, count);
 }
 
 /// The `Subscribed` that starts delivery.

@@ -11,9 +11,12 @@ use chronik::{Config, EventData, EventStore};
 
 pub mod cli;
 mod outcomes;
+mod streams;
 mod subscriptions;
 #[allow(unused_imports)] // not every test binary uses them
 pub use outcomes::*;
+#[allow(unused_imports)] // not every test binary uses them
+pub use streams::*;
 #[allow(unused_imports)] // not every test binary uses them
 pub use subscriptions::*;
 

@@ -6,55 +6,19 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::common::{TestStore, event, events};
+use crate::common::{
+    TestStore, all_events, assert_all_holds, assert_stream_holds, event, events, n_of, positions, seeded,
+    stream_events, versions,
+};
 use chronik::{
     ALL, BINCODE_CONTENT_TYPE, DeleteMode, Error, EventData, EventStore, ExpectedVersion, JSON_CONTENT_TYPE,
-    MAX_STREAM_ID_BYTES, RecordedEvent, Serializer,
+    MAX_STREAM_ID_BYTES, Serializer,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-/// Everything in `$all`.
-async fn all_events(store: &EventStore) -> Vec<RecordedEvent> {
-    store.read_all_forward(0, 1_000_000).await.expect("read $all")
-}
-
-/// Everything in one stream.
-async fn stream_events(store: &EventStore, stream: &str) -> Vec<RecordedEvent> {
-    store.read_stream_forward(stream, 0, 1_000_000).await.expect("read stream")
-}
-
-/// The `n` of a `{"n": n}` payload written by `common::event`.
-fn n_of(e: &RecordedEvent) -> u64 {
-    e.decode::<serde_json::Value>().expect("json payload")["n"].as_u64().expect("n")
-}
-
-fn versions(evs: &[RecordedEvent]) -> Vec<u64> {
-    evs.iter().map(|e| e.stream_version).collect()
-}
-
-fn positions(evs: &[RecordedEvent]) -> Vec<u64> {
-    evs.iter().map(|e| e.event_number).collect()
-}
-
-/// Asserts the store holds exactly `count` events in `$all` and that the head did not move.
-async fn assert_all_holds(store: &EventStore, count: u64) {
-    let all = all_events(store).await;
-    assert_eq!(all.len() as u64, count, "events in $all");
-    assert_eq!(positions(&all), (1..=count).collect::<Vec<_>>(), "positions in $all");
-    assert_eq!(store.stream_info(ALL).await.expect("$all info").stream_version, count, "$all head");
-}
-
-/// Asserts `stream` holds exactly the events numbered `ns` (payload `n`), at versions 1..
-async fn assert_stream_holds(store: &EventStore, stream: &str, ns: &[u64]) {
-    let evs = stream_events(store, stream).await;
-    assert_eq!(evs.iter().map(n_of).collect::<Vec<_>>(), ns, "payloads of {stream}");
-    assert_eq!(versions(&evs), (1..=ns.len() as u64).collect::<Vec<_>>(), "versions of {stream}");
-    assert_eq!(store.stream_info(stream).await.expect("stream info").stream_version, ns.len() as u64);
-}
 
 async fn assert_stream_absent(store: &EventStore, stream: &str) {
     assert!(matches!(store.stream_info(stream).await, Err(Error::StreamNotFound)), "{stream} must not exist");
@@ -72,12 +36,6 @@ fn assert_invalid<T: std::fmt::Debug>(result: chronik::Result<T>, words: &[&str]
         }
         other => panic!("expected InvalidArgument mentioning {words:?}, got {other:?}"),
     }
-}
-
-/// A stream with `count` events (payloads 1..=count).
-async fn seeded(store: &EventStore, stream: &str, count: u64) {
-    let r = store.append_to_stream(stream, ExpectedVersion::NoStream, events("Seed", 1, count)).await.unwrap();
-    assert_eq!(r.stream_version, count);
 }
 
 // ---------------------------------------------------------------------------------------------
