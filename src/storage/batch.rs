@@ -201,3 +201,47 @@ pub(crate) fn appended_ids(requests: &[Arc<WriteRequest>]) -> impl Iterator<Item
         })
         .flatten()
 }
+
+/// What a batch with links needs to know before deciding them: each linked event (id ->
+/// position, stream) and which of their positions the target streams already link.
+pub(crate) type LinkLookups = (HashMap<Uuid, (i64, i64)>, HashSet<(usize, i64)>);
+
+/// The ids of every event the batch links, in order.
+pub(crate) fn linked_ids(requests: &[Arc<WriteRequest>]) -> Vec<Uuid> {
+    requests
+        .iter()
+        .filter_map(|r| match &r.op {
+            WriteOp::Link(ids) => Some(ids.iter().copied()),
+            WriteOp::Append(_) => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// The ids of the existing streams the batch links into.
+pub(crate) fn link_targets(
+    requests: &[Arc<WriteRequest>],
+    slots: &HashMap<&str, usize>,
+    streams: &[StreamState],
+) -> Vec<i64> {
+    requests
+        .iter()
+        .filter(|r| matches!(r.op, WriteOp::Link(_)))
+        .filter_map(|r| streams[slots[r.stream.as_str()]].id)
+        .collect()
+}
+
+/// [`LinkLookups`] from the rows of the linked events (id, position, stream id) and of the
+/// existing links (stream id, position).
+pub(crate) fn link_lookups(
+    linkable: Vec<(Uuid, i64, i64)>,
+    existing: Vec<(i64, i64)>,
+    streams: &[StreamState],
+) -> LinkLookups {
+    let linkable = linkable.into_iter().map(|(id, pos, sid)| (id, (pos, sid))).collect();
+    let existing = existing
+        .into_iter()
+        .filter_map(|(sid, pos)| streams.iter().position(|s| s.id == Some(sid)).map(|slot| (slot, pos)))
+        .collect();
+    (linkable, existing)
+}

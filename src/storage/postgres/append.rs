@@ -35,7 +35,9 @@ use uuid::Uuid;
 use super::PgStorage;
 use crate::error::{Error, Result};
 use crate::event::AppendResult;
-use crate::storage::batch::{Plan, StreamState, appended_ids, decide, result_of, stream_slots};
+use crate::storage::batch::{
+    self, LinkLookups, Plan, StreamState, appended_ids, decide, link_targets, linked_ids, result_of, stream_slots,
+};
 use crate::storage::{Attempt, WriteOp, WriteRequest};
 
 /// Locks `$all` and reads the streams named in `$1`. The stream subquery refers to the outer row
@@ -475,33 +477,19 @@ impl PgStorage {
         requests: &[Arc<WriteRequest>],
         slots: &HashMap<&str, usize>,
         streams: &[StreamState],
-    ) -> Result<(HashMap<Uuid, (i64, i64)>, HashSet<(usize, i64)>)> {
-        let linked_ids: Vec<Uuid> = requests
-            .iter()
-            .filter_map(|r| match &r.op {
-                WriteOp::Link(ids) => Some(ids.iter().copied()),
-                WriteOp::Append(_) => None,
-            })
-            .flatten()
-            .collect();
-        if linked_ids.is_empty() {
-            return Ok((HashMap::new(), HashSet::new()));
+    ) -> Result<LinkLookups> {
+        let linked = linked_ids(requests);
+        if linked.is_empty() {
+            return Ok(LinkLookups::default());
         }
-        let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(LINKABLE_EVENTS).bind(&linked_ids).fetch_all(&mut *tx).await?;
+        let rows: Vec<(Uuid, i64, i64)> = sqlx::query_as(LINKABLE_EVENTS).bind(&linked).fetch_all(&mut *tx).await?;
         let positions: Vec<i64> = rows.iter().map(|r| r.1).collect();
-        let target_ids: Vec<i64> = requests
-            .iter()
-            .filter(|r| matches!(r.op, WriteOp::Link(_)))
-            .filter_map(|r| streams[slots[r.stream.as_str()]].id)
-            .collect();
-        let existing: Vec<(i64, i64)> =
-            sqlx::query_as(EXISTING_LINKS).bind(&target_ids).bind(&positions).fetch_all(&mut *tx).await?;
-        let linkable = rows.into_iter().map(|(id, pos, sid)| (id, (pos, sid))).collect();
-        let existing = existing
-            .into_iter()
-            .filter_map(|(sid, pos)| streams.iter().position(|s| s.id == Some(sid)).map(|slot| (slot, pos)))
-            .collect();
-        Ok((linkable, existing))
+        let existing: Vec<(i64, i64)> = sqlx::query_as(EXISTING_LINKS)
+            .bind(link_targets(requests, slots, streams))
+            .bind(&positions)
+            .fetch_all(&mut *tx)
+            .await?;
+        Ok(batch::link_lookups(rows, existing, streams))
     }
 
     /// Finds out what became of a request whose writer stopped before replying.

@@ -7,7 +7,7 @@
 //! write can come between. Events and links go in as multi-row `INSERT`s of at most
 //! `ROWS_PER_INSERT` rows, so a batch costs a handful of statements whatever its size.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -17,7 +17,9 @@ use uuid::Uuid;
 use super::SqliteStorage;
 use crate::error::{Error, Result};
 use crate::event::AppendResult;
-use crate::storage::batch::{Plan, StreamState, appended_ids, decide, result_of, stream_slots};
+use crate::storage::batch::{
+    self, LinkLookups, Plan, StreamState, appended_ids, decide, link_targets, linked_ids, result_of, stream_slots,
+};
 use crate::storage::{Attempt, Wake, WriteOp, WriteRequest};
 
 const HEAD: &str = "SELECT stream_version FROM streams WHERE stream_id = 0";
@@ -193,41 +195,26 @@ async fn write_locked(conn: &mut SqliteConnection, requests: &[Arc<WriteRequest>
     Ok(Written { outcomes: plan.outcomes, wake: Some(wake) })
 }
 
-/// For batches with links: the linked events (id -> position, stream) and which of their
-/// positions the target streams already link.
+/// For batches with links: the linked events and the links that exist already.
 async fn link_lookups(
     conn: &mut SqliteConnection,
     requests: &[Arc<WriteRequest>],
     slots: &HashMap<&str, usize>,
     streams: &[StreamState],
-) -> Result<(HashMap<Uuid, (i64, i64)>, HashSet<(usize, i64)>)> {
-    let linked: Vec<Uuid> = requests
-        .iter()
-        .filter_map(|r| match &r.op {
-            WriteOp::Link(ids) => Some(ids.iter().copied()),
-            WriteOp::Append(_) => None,
-        })
-        .flatten()
-        .collect();
+) -> Result<LinkLookups> {
+    let linked = linked_ids(requests);
     if linked.is_empty() {
-        return Ok((HashMap::new(), HashSet::new()));
+        return Ok(LinkLookups::default());
     }
     let rows: Vec<(Uuid, i64, i64)> =
         sqlx::query_as(LINKABLE_EVENTS).bind(hex_ids(linked.into_iter())).fetch_all(&mut *conn).await?;
     let positions: Vec<i64> = rows.iter().map(|r| r.1).collect();
-    let targets: Vec<i64> = requests
-        .iter()
-        .filter(|r| matches!(r.op, WriteOp::Link(_)))
-        .filter_map(|r| streams[slots[r.stream.as_str()]].id)
-        .collect();
-    let existing: Vec<(i64, i64)> =
-        sqlx::query_as(EXISTING_LINKS).bind(json(&targets)).bind(json(&positions)).fetch_all(&mut *conn).await?;
-    let linkable = rows.into_iter().map(|(id, pos, sid)| (id, (pos, sid))).collect();
-    let existing = existing
-        .into_iter()
-        .filter_map(|(sid, pos)| streams.iter().position(|s| s.id == Some(sid)).map(|slot| (slot, pos)))
-        .collect();
-    Ok((linkable, existing))
+    let existing: Vec<(i64, i64)> = sqlx::query_as(EXISTING_LINKS)
+        .bind(json(&link_targets(requests, slots, streams)))
+        .bind(json(&positions))
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(batch::link_lookups(rows, existing, streams))
 }
 
 async fn insert_events(
