@@ -1,10 +1,12 @@
 //! The `LockKeeper` actor: the node's ownership of named subscriptions.
 //!
-//! - **Owns** one dedicated database connection (a `LockSession`) holding the advisory lock of
-//!   every subscription this node runs, and which subscription actor holds which lock.
+//! - **Owns** the storage's `LockSession` and which subscription actor holds which lock. On
+//!   PostgreSQL the session is one dedicated connection holding the advisory lock of every
+//!   subscription this node runs; on SQLite the process that holds the file owns every
+//!   subscription, and the session only records which ones it runs.
 //! - **Receives** `TryLock`, `Release` (from a subscription actor that stops, or for one that
-//!   died), `Write` (checkpoints, retry counts and parks are written on the lock's own
-//!   connection, so only a live owner can write them) and `Ping` (every retry interval).
+//!   died), `Write` (checkpoints, retry counts and parks are written through the session, so
+//!   only a live owner can write them) and `Ping` (every retry interval).
 //! - **Persists** what the subscription actors ask it to write, before replying.
 //! - **When the connection dies** (a failed ping or write), PostgreSQL has released every lock
 //!   with it, and another node may take them over: it tells each holder `LockLost` at once, and

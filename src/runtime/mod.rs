@@ -3,11 +3,13 @@
 //!
 //! - [`supervisor`]: the per-store supervisor, restarting children with backoff.
 //! - [`writer`]: group commit of appends and links.
-//! - [`notifier`]: LISTEN, one read of each new `$all` range, routed to the publishers.
+//! - [`notifier`]: hears of commits (PostgreSQL: LISTEN; SQLite: from the writer), reads each
+//!   new `$all` range once and routes it to the publishers.
 //! - [`publisher`]: live fan-out per stream and for `$all`, spawned on demand.
 //! - [`registry`]: which named subscriptions run on this node and who is connected.
 //! - [`subscription`]: one actor per named subscription (the catch-up/live state machine).
-//! - [`locks`]: the node's advisory locks on subscriptions, and checkpoint writes.
+//! - [`locks`]: the node's ownership of subscriptions (PostgreSQL: advisory locks), and
+//!   checkpoint writes.
 //! - [`subscriber`]: one actor per [`Subscriber`](crate::Subscriber) the application started.
 
 pub mod locks;

@@ -1,5 +1,7 @@
-//! The `Notifier` actor: turns the writer's NOTIFY into ONE read of the new `$all` range per
-//! node, routed in memory to the publishers.
+//! The `Notifier` actor: turns the writer's announcement of a commit into ONE read of the new
+//! `$all` range per node, routed in memory to the publishers. On PostgreSQL the announcement is
+//! a NOTIFY heard on a LISTEN connection (from any node); on SQLite the writer of this process
+//! hands it over in memory. The storage's `NotificationListener` hides which.
 //!
 //! - **Owns** the position it has read `$all` up to (`cursor`) and a task that LISTENs on the
 //!   store's channel and forwards each wake-up.
