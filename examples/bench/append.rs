@@ -1,56 +1,81 @@
-//! Appends: 1, 10 and 100 concurrent writers, each on its own stream, appending 1 or 100
-//! events per call, and 100 writers contending on 10 streams with `ExpectedVersion::Any`.
+//! Appends: on PostgreSQL, 1, 10 and 100 concurrent writers, each on its own stream, appending
+//! 1 or 100 events per call, and 100 writers contending on 10 streams with
+//! `ExpectedVersion::Any`; on SQLite, 1 and 100 writers appending 1 or 100 events per call.
 //!
-//! Baseline: the same rows inserted into a copy of chronik's `events` table, one autocommitted
-//! statement per append (a one-row `INSERT`, or a 100-row `INSERT … SELECT * FROM UNNEST`), by
-//! as many tasks over a pool of the same size. Timed work alternates chronik and raw over three
-//! rounds, so load that drifts during the run hits both alike.
+//! Baseline: the same rows inserted into a copy of chronik's `events` table on the same
+//! database. On PostgreSQL one autocommitted statement per append (a one-row `INSERT`, or a
+//! 100-row `INSERT … SELECT * FROM UNNEST`), by as many tasks over a pool of the same size; on
+//! SQLite one transaction per append (a one-row or a 100-row `INSERT … VALUES`), every task
+//! taking its turn on one connection (see `sqlite`). Timed work alternates chronik and raw over
+//! three rounds, so load that drifts during the run hits both alike.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use chronik::ExpectedVersion;
 
-use crate::measure::{Group, Measured, Op, Row, Target, Workers};
-use crate::payload::{Rows, event, events, insert_batch_sql, insert_row_sql};
+use crate::measure::{Backend, Group, Measured, Op, Row, Target, Workers};
+use crate::payload::{Rows, event, events};
 use crate::{Bench, Result};
 
 /// Timed rounds per side.
 const ROUNDS: usize = 3;
 
-/// (writers, events per append, appends per writer over all rounds in a full run).
-const SHAPES: [(usize, u64, usize); 6] =
+/// Writers, events per append, and appends per writer over all rounds in a full run.
+type Shape = (usize, u64, usize);
+
+const POSTGRES_SHAPES: [Shape; 6] =
     [(1, 1, 1_500), (10, 1, 300), (100, 1, 100), (1, 100, 300), (10, 100, 60), (100, 100, 9)];
 
-/// Writers and streams of the contended workload.
+/// SQLite: no batching across transactions on the raw side, one writer at a time.
+const SQLITE_SHAPES: [Shape; 4] = [(1, 1, 1_500), (100, 1, 100), (1, 100, 300), (100, 100, 9)];
+
+/// Writers and streams of the contended workload (PostgreSQL only).
 const CONTENDED: (usize, usize) = (100, 10);
 
-pub const STEPS: usize = SHAPES.len() + 1;
+fn shapes(backend: Backend) -> &'static [Shape] {
+    match backend {
+        Backend::Postgres => &POSTGRES_SHAPES,
+        Backend::Sqlite => &SQLITE_SHAPES,
+    }
+}
+
+pub fn steps(backend: Backend) -> usize {
+    shapes(backend).len() + usize::from(backend == Backend::Postgres)
+}
 
 pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
+    let backend = bench.backend();
     let mut rows = Vec::new();
-    for (writers, per_append, appends) in SHAPES {
+    for &(writers, per_append, appends) in shapes(backend) {
         let appends = if bench.quick { (appends / 5).max(3) } else { appends };
         let name = format!("{writers} writers x {per_append}-event appends");
         bench.step(&name);
         let (chronik, raw) =
             alternate(bench, appends, |bench, appends| own_streams(bench, writers, per_append, appends)).await?;
-        let baseline = if per_append == 1 { "1-row INSERT per append" } else { "UNNEST INSERT per append" };
+        let baseline = match (backend, per_append) {
+            (Backend::Postgres, 1) => "1-row INSERT per append",
+            (Backend::Postgres, _) => "UNNEST INSERT per append",
+            (Backend::Sqlite, 1) => "1-row INSERT, 1 tx per append",
+            (Backend::Sqlite, _) => "multi-row INSERT, 1 tx per append",
+        };
         let mut row = Row::compared(Group::Append, name, chronik, baseline, raw).concurrency(writers);
-        row = match (writers, per_append) {
-            (1, 100) => row.target(Target::RatioAtLeast(0.5)),
-            (100, 1) => row.target(Target::RatioAtLeast(3.0)),
+        row = match (backend, writers, per_append) {
+            (_, 1, 100) => row.target(Target::RatioAtLeast(0.5)),
+            (Backend::Postgres, 100, 1) => row.target(Target::RatioAtLeast(3.0)),
             _ => row,
         };
         rows.push(row);
     }
-    let (writers, streams) = CONTENDED;
-    let name = format!("{writers} writers on {streams} streams, Any, 1-event appends");
-    bench.step(&name);
-    let appends = if bench.quick { 6 } else { 30 };
-    let (chronik, raw) =
-        alternate(bench, appends, |bench, appends| contended(bench, writers, streams, appends)).await?;
-    rows.push(Row::compared(Group::Append, name, chronik, "1-row INSERT per append", raw));
+    if backend == Backend::Postgres {
+        let (writers, streams) = CONTENDED;
+        let name = format!("{writers} writers on {streams} streams, Any, 1-event appends");
+        bench.step(&name);
+        let appends = if bench.quick { 6 } else { 30 };
+        let (chronik, raw) =
+            alternate(bench, appends, |bench, appends| contended(bench, writers, streams, appends)).await?;
+        rows.push(Row::compared(Group::Append, name, chronik, "1-row INSERT per append", raw));
+    }
     Ok(rows)
 }
 
@@ -143,20 +168,17 @@ fn contended(bench: &Bench, writers: usize, streams: usize, appends: usize) -> W
     }
 }
 
-/// Raw inserts of `per_append` rows per call; `place(task, i)` gives the stream id and name,
-/// the version before the call and the first payload number.
+/// Raw appends of `per_append` rows per call (see [`Raw::append`]); `place(task, i)` gives the
+/// stream id and name, the version before the call and the first payload number.
 pub fn raw_appends<P>(bench: &Bench, per_append: u64, place: P) -> Op
 where
     P: Fn(usize, usize) -> (i64, String, i64, u64) + Send + Sync + 'static,
 {
-    let pool = bench.pool.clone();
+    let raw = bench.raw.clone();
     let positions = Arc::clone(&bench.raw_positions);
-    let sql: Arc<str> =
-        if per_append == 1 { insert_row_sql(&bench.raw_table()) } else { insert_batch_sql(&bench.raw_table()) }.into();
     let place = Arc::new(place);
     Arc::new(move |task, i| {
-        let (pool, positions, sql, place) =
-            (pool.clone(), Arc::clone(&positions), Arc::clone(&sql), Arc::clone(&place));
+        let (raw, positions, place) = (raw.clone(), Arc::clone(&positions), Arc::clone(&place));
         Box::pin(async move {
             let (stream_id, stream, version, payload) = place(task, i);
             let first = positions.fetch_add(per_append as i64, Ordering::Relaxed) + 1;
@@ -164,24 +186,7 @@ where
             for k in 0..per_append {
                 rows.push(first + k as i64, stream_id, &stream, version + k as i64 + 1, payload + k);
             }
-            if per_append == 1 {
-                sqlx::query(&sql)
-                    .bind(rows.position[0])
-                    .bind(rows.event_id[0])
-                    .bind(stream_id)
-                    .bind(&stream)
-                    .bind(rows.stream_version[0])
-                    .bind(rows.event_type[0])
-                    .bind(rows.content_type[0])
-                    .bind(None::<uuid::Uuid>)
-                    .bind(None::<uuid::Uuid>)
-                    .bind(&rows.data[0])
-                    .bind(&rows.metadata[0])
-                    .execute(&pool)
-                    .await?;
-            } else {
-                rows.bind(sqlx::query(&sql)).execute(&pool).await?;
-            }
+            raw.append(&rows).await?;
             Ok(per_append)
         })
     })

@@ -121,7 +121,7 @@ async fn reads(
 ) -> Result<(Measured, Measured)> {
     // One operation: every reader reads the stream once.
     let chronik_side = Workers { tasks: readers, per_task: 1, op: stream_read(bench, stream, EVENTS) };
-    let raw_side = Workers { tasks: readers, per_task: 1, op: raw_stream_read(bench, stream_id, EVENTS) };
+    let raw_side = Workers { tasks: readers, per_task: 1, op: raw_stream_read(bench, stream_id, EVENTS)? };
     let (mut chronik, mut raw) = (Measured::default(), Measured::default());
     for _ in 0..operations {
         timed(&mut chronik, || async { Ok(chronik_side.run().await?.events) }).await?;

@@ -1,22 +1,33 @@
 //! chronik's benchmark suite: appends, reads, subscriptions and memory, each next to a raw
-//! PostgreSQL baseline of the same shape measured in the same run, plus the workload shapes of
-//! the Elixir EventStore's published benchmark in µs/op.
+//! baseline of the same shape on the same database measured in the same run, on PostgreSQL
+//! and on SQLite, plus the workload shapes of the Elixir EventStore's published benchmark in
+//! µs/op.
 //!
 //! ```text
 //! cargo run --release --example bench                           # the whole suite (several minutes)
 //! cargo run --release --example bench -- --quick                # a short version (under a minute)
+//! cargo run --release --example bench -- --backend sqlite       # one part only: postgres, sqlite, both
 //! cargo run --release --example bench -- --json bench.json --chart docs/bench.svg
 //! ```
 //!
-//! The database is `CHRONIK_DATABASE_URL` (then `DATABASE_URL`), by default
-//! `postgres://postgres@127.0.0.1:5432/postgres`. Everything happens in two scratch schemas,
-//! `bench_<uuid>` (the store) and `bench_<uuid>_raw` (the baselines' tables), dropped at the
-//! end, also when a workload fails.
+//! **PostgreSQL** (every workload): the database is `CHRONIK_DATABASE_URL` (then
+//! `DATABASE_URL`) if that is a `postgres://` URL, else `postgres://postgres@127.0.0.1:5432/postgres`.
+//! Everything happens in two scratch schemas, `bench_<uuid>` (the store) and `bench_<uuid>_raw`
+//! (the baselines' tables), dropped at the end, also when a workload fails.
+//!
+//! **SQLite** (appends, `$all` read, catch-up of one subscription; no server needed): the store
+//! is `store.db` in a scratch directory `chronik-bench-<uuid>` under the system's temporary
+//! directory, removed at the end, also when a workload fails. The baselines' table
+//! `raw_events` lives in that same file, written and read through plain connections of their
+//! own (see `sqlite`). Both sides run with `journal_mode = WAL` and `synchronous = FULL`: a
+//! commit is on disk (the WAL synced) before it returns, which is what chronik promises of an
+//! `Ok` append; `NORMAL` would be faster on both sides and lose the last commits on a power cut.
 //!
 //! Baselines: appends are timed against the same rows inserted into a copy of chronik's
-//! `events` table (same columns, keys and indexes) with plain `INSERT`s, one statement per
-//! append; reads against plain `SELECT`s of the very rows chronik reads. Absolute figures move
-//! from run to run on a shared machine; the ratios within one run are what to compare.
+//! `events` table (same columns, keys and indexes) with plain `INSERT`s, one statement (one
+//! transaction on SQLite) per append; reads against plain `SELECT`s of the very rows chronik
+//! reads. Absolute figures move from run to run on a shared machine; the ratios within one run
+//! are what to compare.
 
 mod append;
 mod elixir;
@@ -25,6 +36,7 @@ mod memory;
 mod payload;
 mod read;
 mod report;
+mod sqlite;
 mod subscribe;
 
 use std::path::PathBuf;
@@ -32,27 +44,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use chronik::{Config, EventStore};
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
 
-use measure::Row;
+use measure::{Backend, Row};
+use payload::Raw;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type Result<T, E = BoxError> = std::result::Result<T, E>;
 
-/// Connections of chronik's pool and of the baselines' pool: the same, so concurrent readers
-/// get the same parallelism on both sides (together well under the server's 100).
+/// Connections of chronik's (read) pool and of the baselines' pool: the same, so concurrent
+/// readers get the same parallelism on both sides (on PostgreSQL together well under the
+/// server's 100).
 pub const POOL: u32 = 32;
 
+/// The PostgreSQL part's database unless the environment names a `postgres://` one.
+const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
 #[derive(Parser)]
-#[command(about = "chronik's benchmark suite, against raw PostgreSQL in the same run")]
+#[command(about = "chronik's benchmark suite, against raw PostgreSQL and raw SQLite in the same run")]
 struct Args {
     /// A short run (under a minute), for a smoke test.
     #[arg(long)]
     quick: bool,
+    /// Which part to run: on PostgreSQL, on SQLite, or both (PostgreSQL first).
+    #[arg(long, value_enum, default_value_t = Parts::Both)]
+    backend: Parts,
     /// Also write the figures as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
@@ -61,15 +81,31 @@ struct Args {
     chart: Option<PathBuf>,
 }
 
-/// What every workload shares.
+/// The parts `--backend` selects.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Parts {
+    Postgres,
+    Sqlite,
+    Both,
+}
+
+impl Parts {
+    fn backends(self) -> &'static [Backend] {
+        match self {
+            Parts::Postgres => &[Backend::Postgres],
+            Parts::Sqlite => &[Backend::Sqlite],
+            Parts::Both => &[Backend::Postgres, Backend::Sqlite],
+        }
+    }
+}
+
+/// What every workload of one part shares.
 pub struct Bench {
     /// The store under test.
     pub store: EventStore,
     pub config: Config,
-    /// The baselines' connections.
-    pub pool: PgPool,
-    /// The schema of the baselines' tables.
-    pub raw_schema: String,
+    /// The baselines' connections and table.
+    pub raw: Raw,
     pub quick: bool,
     progress: ProgressBar,
     next_stream: AtomicU64,
@@ -79,6 +115,32 @@ pub struct Bench {
 }
 
 impl Bench {
+    pub fn new(store: EventStore, config: Config, raw: Raw, quick: bool, progress: ProgressBar) -> Bench {
+        Bench {
+            store,
+            config,
+            raw,
+            quick,
+            progress,
+            next_stream: AtomicU64::new(0),
+            next_payload: AtomicU64::new(0),
+            raw_positions: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    /// The database this part runs on.
+    pub fn backend(&self) -> Backend {
+        self.raw.backend()
+    }
+
+    /// The baselines' pool, for the workloads only the PostgreSQL part runs.
+    pub fn postgres(&self) -> Result<&PgPool> {
+        match &self.raw {
+            Raw::Postgres { pool, .. } => Ok(pool),
+            Raw::Sqlite(_) => Err("a PostgreSQL-only workload ran in the SQLite part".into()),
+        }
+    }
+
     /// A stream name no workload used before (its number is the raw table's `stream_id`).
     pub fn fresh_stream(&self) -> (i64, String) {
         let n = self.next_stream.fetch_add(1, Ordering::Relaxed) + 1;
@@ -90,19 +152,17 @@ impl Bench {
         self.next_payload.fetch_add(count, Ordering::Relaxed) + 1
     }
 
-    /// The raw copy of chronik's `events` table.
-    pub fn raw_table(&self) -> String {
-        format!("{}.events", self.raw_schema)
-    }
-
-    /// The store's own `events` table, read by the read baselines.
+    /// One of the store's own tables (the read baselines read its `events`).
     pub fn store_table(&self, table: &str) -> String {
-        format!("{}.{table}", self.config.schema)
+        match self.backend() {
+            Backend::Postgres => format!("{}.{table}", self.config.schema),
+            Backend::Sqlite => table.to_string(),
+        }
     }
 
     /// Says which workload runs now.
     pub fn step(&self, what: &str) {
-        self.progress.set_message(what.to_string());
+        self.progress.set_message(format!("{}: {what}", self.backend().name()));
         self.progress.inc(1);
     }
 
@@ -119,28 +179,28 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
-    let schema = format!("bench_{}", Uuid::new_v4().simple());
-    let raw_schema = format!("{schema}_raw");
-    let config = Config::from_env().schema(schema.as_str()).pool_size(POOL);
-    let pool = PgPoolOptions::new().max_connections(POOL).connect(&config.database_url).await?;
-    let server: String = sqlx::query_scalar("SHOW server_version").fetch_one(&pool).await?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let backends = args.backend.backends();
+    let names: Vec<&str> = backends.iter().map(|b| b.name()).collect();
     println!(
-        "chronik benchmark ({}): {cores} cores, PostgreSQL {server}; store schema {schema}, baselines in {raw_schema}",
-        if args.quick { "quick" } else { "full" }
+        "chronik benchmark ({}, {}): {cores} cores",
+        if args.quick { "quick" } else { "full" },
+        names.join(" and ")
     );
-
-    let outcome = run(&args, &config, &pool, &raw_schema).await;
-
-    // Clean up whatever happened above.
-    if let Err(e) = chronik::admin::drop(&config).await {
-        eprintln!("could not drop the bench store {schema}: {e}");
+    let progress = ProgressBar::new(backends.iter().map(|&b| steps(b)).sum::<usize>() as u64);
+    progress.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .map_err(|e| format!("progress bar template: {e}"))?
+            .progress_chars("=> "),
+    );
+    let mut rows = Vec::new();
+    for &backend in backends {
+        rows.extend(match backend {
+            Backend::Postgres => postgres(args.quick, &progress).await?,
+            Backend::Sqlite => sqlite::run(args.quick, &progress).await?,
+        });
     }
-    if let Err(e) = sqlx::query(&format!("DROP SCHEMA IF EXISTS {raw_schema} CASCADE")).execute(&pool).await {
-        eprintln!("could not drop the raw schema {raw_schema}: {e}");
-    }
-    pool.close().await;
-    let rows = outcome?;
+    progress.finish_and_clear();
     report::print(&rows);
     if let Some(path) = &args.json {
         report::write_json(&rows, path, args.quick)?;
@@ -153,7 +213,46 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-async fn run(args: &Args, config: &Config, pool: &PgPool, raw_schema: &str) -> Result<Vec<Row>> {
+/// Progress steps of one part.
+fn steps(backend: Backend) -> usize {
+    let both = append::steps(backend) + read::steps(backend) + subscribe::steps(backend);
+    match backend {
+        Backend::Postgres => both + memory::STEPS + elixir::STEPS,
+        Backend::Sqlite => both,
+    }
+}
+
+/// The PostgreSQL part, in scratch schemas dropped at the end whatever happened.
+async fn postgres(quick: bool, progress: &ProgressBar) -> Result<Vec<Row>> {
+    let schema = format!("bench_{}", Uuid::new_v4().simple());
+    let raw_schema = format!("{schema}_raw");
+    let config = Config::from_env();
+    let url = if config.is_sqlite() { POSTGRES_URL.to_string() } else { config.database_url.clone() };
+    let config = config.database_url(url).schema(schema.as_str()).pool_size(POOL);
+    let pool = PgPoolOptions::new().max_connections(POOL).connect(&config.database_url).await?;
+    let server: String = sqlx::query_scalar("SHOW server_version").fetch_one(&pool).await?;
+    progress.println(format!("PostgreSQL {server}: store schema {schema}, baselines in {raw_schema}"));
+
+    let outcome = postgres_workloads(quick, progress, &config, &pool, &raw_schema).await;
+
+    // Clean up whatever happened above.
+    if let Err(e) = chronik::admin::drop(&config).await {
+        eprintln!("could not drop the bench store {schema}: {e}");
+    }
+    if let Err(e) = sqlx::query(&format!("DROP SCHEMA IF EXISTS {raw_schema} CASCADE")).execute(&pool).await {
+        eprintln!("could not drop the raw schema {raw_schema}: {e}");
+    }
+    pool.close().await;
+    outcome
+}
+
+async fn postgres_workloads(
+    quick: bool,
+    progress: &ProgressBar,
+    config: &Config,
+    pool: &PgPool,
+    raw_schema: &str,
+) -> Result<Vec<Row>> {
     let store = EventStore::start(config.clone()).await?;
     sqlx::query(&format!("CREATE SCHEMA {raw_schema}")).execute(pool).await?;
     // A copy of chronik's `events` table: columns, types, defaults, constraints, primary key and
@@ -161,32 +260,25 @@ async fn run(args: &Args, config: &Config, pool: &PgPool, raw_schema: &str) -> R
     // shape cannot drift from the migrations.
     let copy = format!("CREATE TABLE {raw_schema}.events (LIKE {}.events INCLUDING ALL)", config.schema);
     sqlx::query(&copy).execute(pool).await?;
+    let raw = Raw::Postgres { pool: pool.clone(), schema: raw_schema.into() };
+    workloads(&Bench::new(store, config.clone(), raw, quick, progress.clone())).await
+}
 
-    let progress =
-        ProgressBar::new((append::STEPS + read::STEPS + subscribe::STEPS + memory::STEPS + elixir::STEPS) as u64);
-    progress.set_style(
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
-            .map_err(|e| format!("progress bar template: {e}"))?
-            .progress_chars("=> "),
-    );
-    let bench = Bench {
-        store,
-        config: config.clone(),
-        pool: pool.clone(),
-        raw_schema: raw_schema.to_string(),
-        quick: args.quick,
-        progress,
-        next_stream: AtomicU64::new(0),
-        next_payload: AtomicU64::new(0),
-        raw_positions: Arc::new(AtomicI64::new(0)),
-    };
+/// The workloads of one part (each leaves out what its backend does not run), then the store's
+/// shutdown.
+pub async fn workloads(bench: &Bench) -> Result<Vec<Row>> {
+    let postgres = bench.backend() == Backend::Postgres;
+    let mut rows = Vec::new();
     // Memory first, while the process holds nothing else: its figures are the process's RSS.
-    let mut rows = memory::run(&bench).await?;
-    rows.extend(append::run(&bench).await?);
-    rows.extend(read::run(&bench).await?);
-    rows.extend(elixir::run(&bench).await?);
-    rows.extend(subscribe::run(&bench).await?);
-    bench.progress.finish_and_clear();
+    if postgres {
+        rows.extend(memory::run(bench).await?);
+    }
+    rows.extend(append::run(bench).await?);
+    rows.extend(read::run(bench).await?);
+    if postgres {
+        rows.extend(elixir::run(bench).await?);
+    }
+    rows.extend(subscribe::run(bench).await?);
     bench.store.shutdown().await?;
-    Ok(rows)
+    Ok(rows.into_iter().map(|row| row.on(bench.backend())).collect())
 }

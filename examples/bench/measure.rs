@@ -117,7 +117,25 @@ pub struct Summary {
     pub mean_us_per_op: f64,
 }
 
-/// The report's sections.
+/// The database a row ran on: chronik's store and its raw baseline both live there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "PostgreSQL",
+            Backend::Sqlite => "SQLite",
+        }
+    }
+}
+
+/// The report's sections (each shown once per backend).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Group {
@@ -159,6 +177,8 @@ pub struct Rss {
 /// One row of the report.
 #[derive(Debug, Clone)]
 pub struct Row {
+    /// Set for every row of a part by `main` (PostgreSQL until then).
+    pub backend: Backend,
     pub group: Group,
     /// What ran, e.g. "10 writers x 100-event appends".
     pub name: String,
@@ -166,7 +186,7 @@ pub struct Row {
     pub concurrency: Option<usize>,
     /// chronik's figures (empty for a memory row).
     pub chronik: Measured,
-    /// The raw PostgreSQL baseline of the same shape in the same run, and what it is.
+    /// The raw baseline of the same shape on the same database in the same run, and what it is.
     pub raw: Option<(String, Measured)>,
     /// Memory, for the memory rows.
     pub rss: Option<Rss>,
@@ -179,6 +199,7 @@ impl Row {
     /// A throughput row with a raw baseline.
     pub fn compared(group: Group, name: impl Into<String>, chronik: Measured, raw_name: &str, raw: Measured) -> Row {
         Row {
+            backend: Backend::Postgres,
             group,
             name: name.into(),
             concurrency: None,
@@ -193,6 +214,7 @@ impl Row {
     /// A row without a baseline.
     pub fn alone(group: Group, name: impl Into<String>, chronik: Measured) -> Row {
         Row {
+            backend: Backend::Postgres,
             group,
             name: name.into(),
             concurrency: None,
@@ -207,6 +229,7 @@ impl Row {
     /// A memory row.
     pub fn memory(name: impl Into<String>, rss: Rss, target: Target) -> Row {
         Row {
+            backend: Backend::Postgres,
             group: Group::Memory,
             name: name.into(),
             concurrency: None,
@@ -216,6 +239,12 @@ impl Row {
             elixir_us: None,
             target: Some(target),
         }
+    }
+
+    /// The backend the row ran on.
+    pub fn on(mut self, backend: Backend) -> Row {
+        self.backend = backend;
+        self
     }
 
     pub fn concurrency(mut self, n: usize) -> Row {

@@ -1,6 +1,7 @@
 //! The events every workload writes, byte for byte the same for chronik and for the raw
-//! baseline; the raw table's insert statements; filling `$all` with a backlog, and paging it
-//! with plain `SELECT`s.
+//! baseline; the raw baselines on each backend (where their rows go, what they read through)
+//! and the PostgreSQL raw table's insert statements; filling `$all` with a backlog, and paging
+//! it with plain `SELECT`s.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,9 +10,13 @@ use std::time::Instant;
 use chronik::{EventData, ExpectedVersion};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgPool;
+use sqlx::{Postgres, Sqlite};
 use uuid::Uuid;
 
-use crate::measure::Measured;
+use crate::measure::{Backend, Measured};
+use crate::sqlite::{RAW_TABLE, RawSqlite};
 use crate::{Bench, BoxError, Result};
 
 pub const EVENT_TYPE: &str = "MoneyDeposited";
@@ -120,6 +125,86 @@ impl Rows {
     }
 }
 
+/// The raw baselines of one part of the suite.
+#[derive(Clone)]
+pub enum Raw {
+    /// The baselines' pool; their table is `events` in the scratch schema `schema`.
+    Postgres { pool: PgPool, schema: Arc<str> },
+    /// The baselines' connections to the store's own file; their table is `raw_events`.
+    Sqlite(RawSqlite),
+}
+
+impl Raw {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Raw::Postgres { .. } => Backend::Postgres,
+            Raw::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// The raw copy of chronik's `events` table.
+    pub fn table(&self) -> String {
+        match self {
+            Raw::Postgres { schema, .. } => format!("{schema}.events"),
+            Raw::Sqlite(_) => RAW_TABLE.to_string(),
+        }
+    }
+
+    /// One raw append of `rows`: one autocommitted statement on PostgreSQL (a one-row
+    /// `INSERT`, or an `INSERT … SELECT * FROM UNNEST` of column arrays), one transaction of
+    /// multi-row `INSERT`s on SQLite.
+    pub async fn append(&self, rows: &Rows) -> Result<()> {
+        let pool = match self {
+            Raw::Sqlite(raw) => return raw.append(rows).await,
+            Raw::Postgres { pool, .. } => pool,
+        };
+        let table = self.table();
+        if rows.position.len() == 1 {
+            sqlx::query(&insert_row_sql(&table))
+                .bind(rows.position[0])
+                .bind(rows.event_id[0])
+                .bind(rows.stream_id[0])
+                .bind(&rows.stream_uuid[0])
+                .bind(rows.stream_version[0])
+                .bind(rows.event_type[0])
+                .bind(rows.content_type[0])
+                .bind(rows.correlation_id[0])
+                .bind(rows.causation_id[0])
+                .bind(&rows.data[0])
+                .bind(&rows.metadata[0])
+                .execute(pool)
+                .await?;
+        } else {
+            rows.bind(sqlx::query(&insert_batch_sql(&table))).execute(pool).await?;
+        }
+        Ok(())
+    }
+
+    /// A connection of its own for a reader of the store's rows.
+    async fn reader(&self) -> Result<Reader> {
+        Ok(match self {
+            Raw::Postgres { pool, .. } => Reader::Postgres(pool.acquire().await?),
+            Raw::Sqlite(raw) => Reader::Sqlite(raw.readers.acquire().await?),
+        })
+    }
+}
+
+/// A raw reader's connection.
+enum Reader {
+    Postgres(PoolConnection<Postgres>),
+    Sqlite(PoolConnection<Sqlite>),
+}
+
+impl Reader {
+    /// The rows of `sql` (a `SELECT` of [`COLUMNS`] with the bounds `$1` and `$2`).
+    async fn fetch(&mut self, sql: &str, first: i64, second: i64) -> Result<Vec<RawRow>> {
+        Ok(match self {
+            Reader::Postgres(conn) => sqlx::query_as(sql).bind(first).bind(second).fetch_all(&mut **conn).await?,
+            Reader::Sqlite(conn) => sqlx::query_as(sql).bind(first).bind(second).fetch_all(&mut **conn).await?,
+        })
+    }
+}
+
 /// The columns of an event row, as chronik decodes them.
 pub const COLUMNS: &str = "position, event_id, stream_uuid, stream_version, event_type, content_type, correlation_id, \
      causation_id, data, metadata, created_at";
@@ -164,30 +249,29 @@ pub async fn append_backlog(bench: &Bench, total: u64) -> Result<u64> {
 }
 
 /// Readers paging the store's `events` table concurrently, each over its own inclusive range of
-/// positions, on a connection of its own; one latency per page.
+/// positions, on a raw connection of its own; one latency per page.
 pub async fn raw_pages(bench: &Bench, ranges: Vec<(u64, u64)>) -> Result<Measured> {
     let sql = format!(
         "SELECT {COLUMNS} FROM {} WHERE position >= $1 ORDER BY position LIMIT $2",
         bench.store_table("events")
     );
     let sql: Arc<str> = sql.into();
-    let mut connections = Vec::with_capacity(ranges.len());
+    let mut readers = Vec::with_capacity(ranges.len());
     for _ in &ranges {
-        connections.push(bench.pool.acquire().await?);
+        readers.push(bench.raw.reader().await?);
     }
     let started = Instant::now();
     let tasks: Vec<_> = ranges
         .into_iter()
-        .zip(connections)
-        .map(|((from, to), mut conn)| {
+        .zip(readers)
+        .map(|((from, to), mut reader)| {
             let sql = Arc::clone(&sql);
             tokio::spawn(async move {
                 let (mut from, to) = (from as i64, to as i64);
                 let (mut read, mut latencies) = (0_u64, Vec::new());
                 while from <= to {
                     let page = Instant::now();
-                    let rows: Vec<RawRow> =
-                        sqlx::query_as(&sql).bind(from).bind(PAGE.min(to - from + 1)).fetch_all(&mut *conn).await?;
+                    let rows = reader.fetch(&sql, from, PAGE.min(to - from + 1)).await?;
                     latencies.push(page.elapsed());
                     let Some(last) = rows.last() else { break };
                     from = last.0 + 1;

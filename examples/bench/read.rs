@@ -1,5 +1,5 @@
-//! Reads: one stream forward (100 and 10,000 events) by 1, 10 and 100 concurrent readers, and
-//! `$all` forward as a stream of 1,000,000 events.
+//! Reads: on PostgreSQL, one stream forward (100 and 10,000 events) by 1, 10 and 100
+//! concurrent readers; on both backends, `$all` forward as a stream of 1,000,000 events.
 //!
 //! Baseline: plain `SELECT`s of the very rows chronik reads (its own `events` table), decoded
 //! into the same columns: by stream id and version for a stream (the id looked up once, before
@@ -12,7 +12,7 @@ use std::time::Instant;
 use chronik::{ALL, ExpectedVersion};
 use futures::{StreamExt, TryStreamExt};
 
-use crate::measure::{Group, Measured, Op, Row, Target, Workers};
+use crate::measure::{Backend, Group, Measured, Op, Row, Target, Workers};
 use crate::payload::{COLUMNS, PAGE, RawRow, append_backlog, events, raw_pages};
 use crate::{Bench, Result};
 
@@ -22,9 +22,24 @@ const SHAPES: [(u64, usize, usize); 5] =
 
 /// `$all` is read as a stream of this many events (a tenth of it with `--quick`).
 const ALL_EVENTS: u64 = 1_000_000;
-pub const STEPS: usize = SHAPES.len() + 2;
+
+pub fn steps(backend: Backend) -> usize {
+    match backend {
+        Backend::Postgres => SHAPES.len() + 2,
+        Backend::Sqlite => 2,
+    }
+}
 
 pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    if bench.backend() == Backend::Postgres {
+        rows.extend(stream_reads(bench).await?);
+    }
+    rows.push(all_forward(bench).await?);
+    Ok(rows)
+}
+
+async fn stream_reads(bench: &Bench) -> Result<Vec<Row>> {
     let mut rows = Vec::new();
     let mut streams = Vec::new();
     for size in [100, 10_000] {
@@ -36,11 +51,15 @@ pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
         let name = format!("{readers} readers x {size}-event stream reads");
         bench.step(&name);
         let (_, stream, id) = streams.iter().find(|(s, _, _)| *s == size).ok_or("stream set up above")?.clone();
-        let raw = Workers { tasks: readers, per_task: reads, op: raw_stream_read(bench, id, size) }.run().await?;
+        let raw = Workers { tasks: readers, per_task: reads, op: raw_stream_read(bench, id, size)? }.run().await?;
         let chronik = Workers { tasks: readers, per_task: reads, op: stream_read(bench, &stream, size) }.run().await?;
         rows.push(Row::compared(Group::Read, name, chronik, "SELECT by stream id", raw).concurrency(readers));
     }
+    Ok(rows)
+}
 
+/// `$all` topped up to [`ALL_EVENTS`], then read whole by chronik and by paged `SELECT`s.
+async fn all_forward(bench: &Bench) -> Result<Row> {
     let target = if bench.quick { ALL_EVENTS / 10 } else { ALL_EVENTS };
     bench.step(&format!("filling $all to {target} events"));
     let head = bench.store.stream_info(ALL).await?.stream_version;
@@ -49,10 +68,7 @@ pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
     bench.step(&name);
     let raw = raw_pages(bench, vec![(1, target)]).await?;
     let chronik = all_streamed(bench, target).await?;
-    rows.push(
-        Row::compared(Group::Read, name, chronik, "paged SELECT by position", raw).target(Target::RatioAtLeast(0.5)),
-    );
-    Ok(rows)
+    Ok(Row::compared(Group::Read, name, chronik, "paged SELECT by position", raw).target(Target::RatioAtLeast(0.5)))
 }
 
 /// A fresh stream holding `count` events (100-event appends): its name and the store's id of it.
@@ -64,7 +80,7 @@ pub async fn seeded_stream(bench: &Bench, count: u64) -> Result<(String, i64)> {
         bench.store.append_to_stream(&stream, ExpectedVersion::Exact(offset), batch).await?;
     }
     let lookup = format!("SELECT stream_id FROM {} WHERE stream_uuid = $1", bench.store_table("streams"));
-    let (id,): (i64,) = sqlx::query_as(&lookup).bind(&stream).fetch_one(&bench.pool).await?;
+    let (id,): (i64,) = sqlx::query_as(&lookup).bind(&stream).fetch_one(bench.postgres()?).await?;
     Ok((stream, id))
 }
 
@@ -77,21 +93,21 @@ pub fn stream_read(bench: &Bench, stream: &str, size: u64) -> Op {
     })
 }
 
-/// The same read as a plain `SELECT` by the stream's id.
-pub fn raw_stream_read(bench: &Bench, stream_id: i64, size: u64) -> Op {
+/// The same read as a plain `SELECT` by the stream's id (PostgreSQL).
+pub fn raw_stream_read(bench: &Bench, stream_id: i64, size: u64) -> Result<Op> {
     let sql: Arc<str> = format!(
         "SELECT {COLUMNS} FROM {} WHERE stream_id = $1 AND stream_version >= 1 ORDER BY stream_version LIMIT $2",
         bench.store_table("events")
     )
     .into();
-    let pool = bench.pool.clone();
-    Arc::new(move |_, _| {
+    let pool = bench.postgres()?.clone();
+    Ok(Arc::new(move |_, _| {
         let (pool, sql) = (pool.clone(), Arc::clone(&sql));
         Box::pin(async move {
             let rows: Vec<RawRow> = sqlx::query_as(&sql).bind(stream_id).bind(size as i64).fetch_all(&pool).await?;
             Ok(rows.len() as u64)
         })
-    })
+    }))
 }
 
 /// `$all` from the start as a lazy stream of events, `count` of them; each page timed.

@@ -1,5 +1,5 @@
-//! The report: tables on stdout, the figures as JSON, and throughput by concurrency as an SVG
-//! chart.
+//! The report: tables on stdout (each section once per backend), the figures as JSON, and
+//! throughput by concurrency as an SVG chart.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -12,35 +12,39 @@ use plotters::style::text_anchor::{HPos, Pos, VPos};
 use serde::Serialize;
 
 use crate::Result;
-use crate::measure::{Group, Row, Rss, Summary, Target};
+use crate::measure::{Backend, Group, Row, Rss, Summary, Target};
 
+/// The backends, in the order they are printed.
+const BACKENDS: [Backend; 2] = [Backend::Postgres, Backend::Sqlite];
 /// The report's sections, in the order they are printed.
 const GROUPS: [Group; 5] = [Group::Append, Group::Read, Group::Elixir, Group::Subscriptions, Group::Memory];
 
-/// Prints one table per non-empty group, then which targets were met.
+/// Prints one table per non-empty group of each backend, then which targets were met.
 pub fn print(rows: &[Row]) {
-    for group in GROUPS {
-        let rows: Vec<&Row> = rows.iter().filter(|row| row.group == group).collect();
-        if rows.is_empty() {
-            continue;
+    for backend in BACKENDS {
+        for group in GROUPS {
+            let rows: Vec<&Row> = rows.iter().filter(|row| row.backend == backend && row.group == group).collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let table = match group {
+                Group::Elixir => elixir_table(&rows),
+                Group::Memory => memory_table(&rows),
+                Group::Append | Group::Read | Group::Subscriptions => throughput_table(&rows),
+            };
+            println!("\n{}: {}\n{table}", backend.name(), title(group));
         }
-        let table = match group {
-            Group::Elixir => elixir_table(&rows),
-            Group::Memory => memory_table(&rows),
-            Group::Append | Group::Read | Group::Subscriptions => throughput_table(&rows),
-        };
-        println!("\n{}\n{table}", title(group));
     }
     println!("\n{}", targets_summary(rows));
 }
 
 fn title(group: Group) -> &'static str {
     match group {
-        Group::Append => "Appends",
-        Group::Read => "Reads",
+        Group::Append => "appends",
+        Group::Read => "reads",
         Group::Elixir => "Elixir EventStore's benchmark shapes (µs/op, lower is better)",
-        Group::Subscriptions => "Subscriptions",
-        Group::Memory => "Memory",
+        Group::Subscriptions => "subscriptions",
+        Group::Memory => "memory",
     }
 }
 
@@ -185,8 +189,10 @@ fn targets_summary(rows: &[Row]) -> String {
         return "targets: none set".to_string();
     }
     let met = held.iter().filter(|row| row.met() == Some(true)).count();
-    let missed: Vec<&str> = held.iter().filter(|row| row.met() == Some(false)).map(|row| row.name.as_str()).collect();
-    let unknown: Vec<&str> = held.iter().filter(|row| row.met().is_none()).map(|row| row.name.as_str()).collect();
+    // Both backends have rows of the same name.
+    let named = |row: &&Row| format!("{}: {}", row.backend.name(), row.name);
+    let missed: Vec<String> = held.iter().filter(|row| row.met() == Some(false)).map(named).collect();
+    let unknown: Vec<String> = held.iter().filter(|row| row.met().is_none()).map(named).collect();
     let mut line = if missed.is_empty() && unknown.is_empty() {
         format!("targets: all {} met", held.len())
     } else {
@@ -251,6 +257,7 @@ struct Machine {
 
 #[derive(Serialize)]
 struct JsonRow<'a> {
+    backend: Backend,
     group: Group,
     name: &'a str,
     concurrency: Option<usize>,
@@ -278,6 +285,7 @@ pub fn write_json(rows: &[Row], path: &Path, quick: bool) -> Result<()> {
         rows: rows
             .iter()
             .map(|row| JsonRow {
+                backend: row.backend,
                 group: row.group,
                 name: &row.name,
                 concurrency: row.concurrency,
@@ -306,8 +314,7 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
-const CHART_TITLE: &str = "chronik vs raw PostgreSQL: throughput by concurrency";
-const CHART_SIZE: (u32, u32) = (1000, 600);
+const CHART_SIZE: (u32, u32) = (1100, 600);
 /// Width of the plot; the legend takes the rest.
 const PLOT_WIDTH: u32 = 640;
 
@@ -328,6 +335,7 @@ const COLORS: [RGBColor; 10] = [
 /// The same workload at several concurrencies: one chronik line and one raw line on the chart.
 #[derive(Debug)]
 struct Series {
+    backend: Backend,
     group: Group,
     /// The rows' name without their leading count, e.g. "writers x 100-event appends".
     shape: String,
@@ -347,8 +355,8 @@ fn shape(name: &str) -> String {
     }
 }
 
-/// The rows with a concurrency and a raw baseline, grouped by (group, name without its count), in
-/// the order they first appear.
+/// The rows with a concurrency and a raw baseline, grouped by (backend, group, name without its
+/// count), in the order they first appear.
 fn series(rows: &[Row]) -> Vec<Series> {
     let mut all: Vec<(Series, Vec<&str>)> = Vec::new();
     for row in rows {
@@ -361,10 +369,17 @@ fn series(rows: &[Row]) -> Vec<Series> {
             continue;
         }
         let shape = shape(&row.name);
-        let index = match all.iter().position(|(s, _)| s.group == row.group && s.shape == shape) {
+        let same = |s: &Series| s.backend == row.backend && s.group == row.group && s.shape == shape;
+        let index = match all.iter().position(|(s, _)| same(s)) {
             Some(index) => index,
             None => {
-                let s = Series { group: row.group, shape, raw_label: String::new(), points: Vec::new() };
+                let s = Series {
+                    backend: row.backend,
+                    group: row.group,
+                    shape,
+                    raw_label: String::new(),
+                    points: Vec::new(),
+                };
                 all.push((s, Vec::new()));
                 all.len() - 1
             }
@@ -382,14 +397,26 @@ fn series(rows: &[Row]) -> Vec<Series> {
             s.raw_label = match (raw_names.as_slice(), shapes.len()) {
                 ([only], _) => only.to_string(),
                 (_, 1) => shapes.into_iter().next().unwrap_or_default(),
-                _ => "raw PostgreSQL".to_string(),
+                _ => format!("raw {}", s.backend.name()),
             };
             s
         })
         .collect()
 }
 
+/// "chronik vs raw PostgreSQL and raw SQLite: …", naming the backends on the chart.
+fn chart_title(series: &[Series]) -> String {
+    let backends: Vec<String> = BACKENDS
+        .iter()
+        .filter(|&&b| series.iter().any(|s| s.backend == b))
+        .map(|b| format!("raw {}", b.name()))
+        .collect();
+    let against = if backends.is_empty() { "raw".to_string() } else { backends.join(" and ") };
+    format!("chronik vs {against}: throughput by concurrency")
+}
+
 /// Draws chronik's and the raw baselines' events/s by concurrency as an SVG chart at `path`.
+/// Series of both backends share it: SQLite's points are triangles, PostgreSQL's circles.
 pub fn write_chart(rows: &[Row], path: &Path) -> Result<()> {
     let series = series(rows);
     let svg = draw_chart(&series).map_err(|e| format!("could not draw the chart {}: {e}", path.display()))?;
@@ -401,7 +428,7 @@ fn draw_chart(series: &[Series]) -> Result<String> {
     {
         let root = SVGBackend::with_string(&mut svg, CHART_SIZE).into_drawing_area();
         root.fill(&WHITE)?;
-        let root = root.titled(CHART_TITLE, ("sans-serif", 24).into_font().color(&BLACK))?;
+        let root = root.titled(&chart_title(series), ("sans-serif", 24).into_font().color(&BLACK))?;
         if series.is_empty() {
             root.draw(&Text::new(
                 "no rows with a concurrency and a raw baseline to draw",
@@ -456,9 +483,17 @@ where
         let chronik: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.1)).collect();
         let raw: Vec<(f64, f64)> = s.points.iter().map(|p| (p.0, p.2)).collect();
         chart.draw_series(DashedLineSeries::new(raw.clone(), 7, 5, faded.stroke_width(2)))?;
-        chart.draw_series(raw.iter().map(|&p| Circle::new(p, 4, faded.stroke_width(2))))?;
         chart.draw_series(LineSeries::new(chronik.clone(), color.stroke_width(3)))?;
-        chart.draw_series(chronik.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
+        match s.backend {
+            Backend::Postgres => {
+                chart.draw_series(raw.iter().map(|&p| Circle::new(p, 4, faded.stroke_width(2))))?;
+                chart.draw_series(chronik.iter().map(|&p| Circle::new(p, 5, color.filled())))?;
+            }
+            Backend::Sqlite => {
+                chart.draw_series(raw.iter().map(|&p| TriangleMarker::new(p, 6, faded.stroke_width(2))))?;
+                chart.draw_series(chronik.iter().map(|&p| TriangleMarker::new(p, 7, color.filled())))?;
+            }
+        }
     }
     // chronik's share of the baseline next to each of its points, on the side away from the
     // baseline's line, over all the lines; where labels would overlap, only the first is drawn.
@@ -495,7 +530,7 @@ where
     let grey = RGBColor(95, 95, 95);
     let (x0, x1, text_x) = (4, 40, 48);
     let mut y = 40;
-    area.draw(&Text::new("solid: chronik, dashed: its raw PostgreSQL baseline", (x0, y), label(13, grey)))?;
+    area.draw(&Text::new("solid: chronik, dashed: its raw baseline, same database", (x0, y), label(13, grey)))?;
     y += 18;
     area.draw(&Text::new("point labels: chronik events/s over raw events/s", (x0, y), label(13, grey)))?;
     y += 30;
@@ -506,14 +541,21 @@ where
         let color = COLORS[i % COLORS.len()];
         let faded = color.mix(0.6);
         area.draw(&PathElement::new(vec![(x0, y), (x1, y)], color.stroke_width(3)))?;
-        area.draw(&Circle::new(((x0 + x1) / 2, y), 5, color.filled()))?;
-        let name = format!("{}: N {}", group_name(s.group), s.shape);
-        area.draw(&Text::new(clip(&name, 46), (text_x, y), label(14, black)))?;
+        let mid = (x0 + x1) / 2;
+        match s.backend {
+            Backend::Postgres => area.draw(&Circle::new((mid, y), 5, color.filled()))?,
+            Backend::Sqlite => area.draw(&TriangleMarker::new((mid, y), 7, color.filled()))?,
+        }
+        let name = format!("{} {}: N {}", s.backend.name(), group_name(s.group), s.shape);
+        area.draw(&Text::new(clip(&name, 56), (text_x, y), label(14, black)))?;
         if step >= 36 {
             let y = y + 17;
             area.draw(&DashedPathElement::new(vec![(x0, y), (x1, y)], 7, 5, faded.stroke_width(2)))?;
-            area.draw(&Circle::new(((x0 + x1) / 2, y), 4, faded.stroke_width(2)))?;
-            area.draw(&Text::new(clip(&format!("raw: {}", s.raw_label), 52), (text_x, y), label(12, grey)))?;
+            match s.backend {
+                Backend::Postgres => area.draw(&Circle::new((mid, y), 4, faded.stroke_width(2)))?,
+                Backend::Sqlite => area.draw(&TriangleMarker::new((mid, y), 6, faded.stroke_width(2)))?,
+            }
+            area.draw(&Text::new(clip(&format!("raw: {}", s.raw_label), 62), (text_x, y), label(12, grey)))?;
         }
         y += step;
     }
@@ -648,6 +690,20 @@ mod tests {
             Rss { before_mib: 60.0, peak_mib: 420.0, after_mib: 80.0 },
             Target::RssBelowMib(256.0),
         ));
+        for (n, chronik_s) in [(1, 5.0), (100, 0.5)] {
+            rows.push(
+                Row::compared(
+                    Group::Append,
+                    format!("{n} writers x 100-event appends"),
+                    measured(100_000, chronik_s, 2.0, 1000),
+                    "multi-row INSERT, 1 tx per append",
+                    measured(100_000, 2.0, 1.0, 1000),
+                )
+                .concurrency(n)
+                .target(Target::RatioAtLeast(0.5))
+                .on(Backend::Sqlite),
+            );
+        }
         rows
     }
 
@@ -664,10 +720,13 @@ mod tests {
                 (Group::Append, "writers x 100-event appends", 3),
                 (Group::Append, "writers x 1-event appends", 3),
                 (Group::Read, "readers x 1000-event stream reads", 3),
+                (Group::Append, "writers x 100-event appends", 2),
             ]
         );
         assert_eq!(series[0].raw_label, "conns x 100-row INSERT");
         assert_eq!(series[1].raw_label, "1-row INSERT");
+        // The same workload on the other backend is a series of its own.
+        assert_eq!((series[0].backend, series[3].backend), (Backend::Postgres, Backend::Sqlite));
     }
 
     #[test]
@@ -680,7 +739,8 @@ mod tests {
         assert_eq!(y_ticks(300.0, 3000.0), [500.0, 1000.0, 2000.0]);
         let summary = targets_summary(&rows());
         assert!(summary.starts_with("targets: "), "{summary}");
-        assert!(summary.contains("MISSED: ") && summary.contains("1M-event catch-up"), "{summary}");
+        assert!(summary.contains("MISSED: ") && summary.contains("PostgreSQL: 1M-event catch-up"), "{summary}");
+        assert!(summary.contains("SQLite: 1 writers x 100-event appends"), "{summary}");
     }
 
     #[test]
@@ -695,16 +755,20 @@ mod tests {
         assert!(value["machine"]["cores"].as_u64().unwrap() >= 1);
         assert_eq!(value["rows"].as_array().unwrap().len(), rows.len());
         assert_eq!(value["rows"][0]["group"], "append");
+        assert_eq!(value["rows"][0]["backend"], "postgres");
+        assert_eq!(value["rows"][rows.len() - 1]["backend"], "sqlite");
         assert_eq!(value["rows"][0]["raw"]["name"], "1 conns x 100-row INSERT");
         assert_eq!(value["rows"][0]["target"]["kind"], "ratio_at_least");
         assert!(value["rows"][0]["ratio"].is_f64());
-        assert!(value["rows"][rows.len() - 1]["raw"].is_null());
-        assert!(value["rows"][rows.len() - 1]["rss"]["peak_mib"].is_f64());
+        let memory = rows.iter().rposition(|row| row.group == Group::Memory).unwrap();
+        assert!(value["rows"][memory]["raw"].is_null());
+        assert!(value["rows"][memory]["rss"]["peak_mib"].is_f64());
 
         let chart = dir.join("bench.svg");
         write_chart(&rows, &chart).unwrap();
         let svg = std::fs::read_to_string(&chart).unwrap();
-        assert!(svg.starts_with("<svg") && svg.contains(CHART_TITLE) && svg.contains("writers x 100-event appends"));
+        assert!(svg.starts_with("<svg") && svg.contains("writers x 100-event appends"), "{svg}");
+        assert!(svg.contains("chronik vs raw PostgreSQL and raw SQLite") && svg.contains("SQLite append: N"));
         write_chart(&[], &dir.join("empty.svg")).unwrap();
 
         // Where a file cannot go, the error names it.

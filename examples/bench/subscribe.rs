@@ -1,5 +1,5 @@
 //! Subscriptions: catch-up of the `$all` backlog to one, ten and four competing subscribers, and
-//! end-to-end latency of live delivery at 1,000 events/s.
+//! end-to-end latency of live delivery at 1,000 events/s; on SQLite, the catch-up of one.
 //!
 //! - **catch-up, 1 subscription**: every event of `$all` (topped up to 1,000,000 events, 50,000
 //!   with `--quick`, if the earlier workloads left fewer) delivered to one named subscription
@@ -32,18 +32,22 @@ use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 use uuid::Uuid;
 
-use crate::measure::{Group, Measured, Row, Target};
+use crate::measure::{Backend, Group, Measured, Row, Target};
 use crate::payload::{Rows, append_backlog, event, insert_row_sql, raw_pages};
 use crate::{Bench, BoxError, Result};
 
-pub const STEPS: usize = 9;
+pub fn steps(backend: Backend) -> usize {
+    match backend {
+        Backend::Postgres => 9,
+        Backend::Sqlite => 3,
+    }
+}
 
 /// Longest wait for any one subscription message before the workload is called stuck.
 const STUCK: Duration = Duration::from_secs(60);
 
 pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
     let target: u64 = if bench.quick { 50_000 } else { 1_000_000 };
-    let latency_seconds: u64 = if bench.quick { 2 } else { 10 };
     let mut rows = Vec::new();
 
     bench.step("subscriptions: backlog of $all");
@@ -54,7 +58,8 @@ pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
         let before = head;
         head = bench.store.stream_info(ALL).await?.stream_version;
         bench.say(&format!(
-            "subscriptions: $all topped up from {before} to {head} events in {:.1} s",
+            "{}: subscriptions: $all topped up from {before} to {head} events in {:.1} s",
+            bench.backend().name(),
             started.elapsed().as_secs_f64()
         ));
     }
@@ -64,12 +69,21 @@ pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
     let raw = raw_pages(bench, vec![(1, head)]).await?;
     bench.step(name);
     let chronik = catch_up(bench, &["bench-catch-up".to_string()], head).await?;
-    rows.push(
-        Row::compared(Group::Subscriptions, name, chronik, "1 connection paging 1,000-row SELECTs", raw)
-            .concurrency(1)
-            .target(Target::RateAtLeast(100_000.0)),
-    );
+    let row = Row::compared(Group::Subscriptions, name, chronik, "1 connection paging 1,000-row SELECTs", raw);
+    rows.push(match bench.backend() {
+        Backend::Postgres => row.concurrency(1).target(Target::RateAtLeast(100_000.0)),
+        Backend::Sqlite => row,
+    });
+    if bench.backend() == Backend::Postgres {
+        rows.extend(postgres_only(bench, head).await?);
+    }
+    Ok(rows)
+}
 
+/// The workloads the SQLite part leaves out: more subscriptions at once, and live latency.
+async fn postgres_only(bench: &Bench, head: u64) -> Result<Vec<Row>> {
+    let latency_seconds: u64 = if bench.quick { 2 } else { 10 };
+    let mut rows = Vec::new();
     let name = "catch-up of $all, 10 subscriptions";
     bench.step("subscriptions: catch-up, raw, 10 connections");
     let raw = raw_pages(bench, vec![(1, head); 10]).await?;
@@ -322,12 +336,13 @@ async fn live_latency(bench: &Bench, total: u64) -> Result<Measured> {
 /// The raw side of [`live_latency`]: one autocommitted `INSERT` + `pg_notify` statement per
 /// millisecond over the raw pool, received by a `PgListener` on a connection of its own.
 async fn raw_latency(bench: &Bench, total: u64) -> Result<Measured> {
-    let channel = format!("{}_latency", bench.raw_schema);
+    let pool = bench.postgres()?.clone();
+    let channel = format!("{}_latency", bench.config.schema);
     let mut listener = PgListener::connect(&bench.config.database_url).await?;
     listener.listen(&channel).await?;
     let sql: Arc<str> = format!(
         "WITH inserted AS ({} RETURNING position) SELECT pg_notify('{channel}', position::text) FROM inserted",
-        insert_row_sql(&bench.raw_table())
+        insert_row_sql(&bench.raw.table())
     )
     .into();
     let sent: Sent<i64> = Arc::default();
@@ -335,7 +350,7 @@ async fn raw_latency(bench: &Bench, total: u64) -> Result<Measured> {
     let first = bench.payloads(total);
     let started = Instant::now();
     let writer = {
-        let (pool, sent, positions) = (bench.pool.clone(), Arc::clone(&sent), Arc::clone(&bench.raw_positions));
+        let (sent, positions) = (Arc::clone(&sent), Arc::clone(&bench.raw_positions));
         tokio::spawn(async move {
             at_one_per_ms(total, |n| {
                 let (pool, sent, sql, stream) = (pool.clone(), Arc::clone(&sent), Arc::clone(&sql), stream.clone());
