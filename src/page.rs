@@ -131,3 +131,26 @@ impl<T> Page<T> {
         }
     }
 }
+
+impl PageRequest {
+    /// The ORDER BY of the request, stream id breaking ties. Only the two enums are spliced into
+    /// SQL text; user input (the search) is always bound.
+    pub(crate) fn order_by(&self) -> String {
+        let column = match self.sort_by {
+            SortBy::StreamId => "stream_id",
+            SortBy::StreamUuid => "stream_uuid",
+            SortBy::StreamVersion => "stream_version",
+            SortBy::CreatedAt => "created_at",
+        };
+        let direction = match self.sort_direction {
+            SortDirection::Ascending => "ASC",
+            SortDirection::Descending => "DESC",
+        };
+        format!("{column} {direction}, stream_id {direction}")
+    }
+
+    /// Entries before the requested page.
+    pub(crate) fn offset(&self) -> u64 {
+        self.page.saturating_sub(1).saturating_mul(self.page_size)
+    }
+}

@@ -76,6 +76,9 @@ pub(crate) fn into_events(rows: Vec<EventRow>) -> Result<Vec<RecordedEvent>> {
 /// A stream row: id, name, version, created, deleted.
 pub(crate) type InfoRow = (i64, String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
 
+/// A stream row of a page: [`InfoRow`] and the count of all matching rows.
+pub(crate) type PageRow = (i64, String, i64, DateTime<Utc>, Option<DateTime<Utc>>, i64);
+
 pub(crate) fn into_info((id, uuid, version, created_at, deleted_at): InfoRow) -> Result<StreamInfo> {
     Ok(StreamInfo {
         stream_uuid: uuid,

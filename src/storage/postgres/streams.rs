@@ -3,14 +3,13 @@
 //! Deletes lock only the stream's row, never `$all`, so the lock order of the writer (`$all`,
 //! then streams) cannot deadlock with them.
 
-use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use super::PgStorage;
 use crate::error::{Error, Result};
 use crate::event::{ALL, DeleteMode, ExpectedVersion, StreamInfo};
-use crate::page::{Page, PageRequest, SortBy, SortDirection};
-use crate::storage::{InfoRow, escape_like, into_info, signed, unsigned};
+use crate::page::{Page, PageRequest};
+use crate::storage::{InfoRow, PageRow, escape_like, into_info, signed, unsigned};
 
 const STREAM_INFO: &str =
     "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at FROM streams WHERE stream_uuid = $1";
@@ -35,8 +34,6 @@ const DELETE_STREAM_ROW: &str = "DELETE FROM streams WHERE stream_id = $1";
 const LISTED_STREAMS: &str = "stream_id <> 0 \
      AND ($1::text IS NULL OR stream_uuid ILIKE '%' || $1 || '%' ESCAPE '\\') AND ($2 OR deleted_at IS NULL)";
 
-type PageRow = (i64, String, i64, DateTime<Utc>, Option<DateTime<Utc>>, i64);
-
 impl PgStorage {
     /// Metadata of a stream (or of `$all`); `StreamNotFound` if it has none.
     pub async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
@@ -46,29 +43,17 @@ impl PgStorage {
 
     /// One page of streams (never `$all`).
     pub async fn paginate_streams(&self, request: &PageRequest) -> Result<Page<StreamInfo>> {
-        let column = match request.sort_by {
-            SortBy::StreamId => "stream_id",
-            SortBy::StreamUuid => "stream_uuid",
-            SortBy::StreamVersion => "stream_version",
-            SortBy::CreatedAt => "created_at",
-        };
-        let direction = match request.sort_direction {
-            SortDirection::Ascending => "ASC",
-            SortDirection::Descending => "DESC",
-        };
-        // Only the two enums above are spliced into the text; user input is bound.
         let sql = format!(
             "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at, count(*) OVER () \
-             FROM streams WHERE {LISTED_STREAMS} \
-             ORDER BY {column} {direction}, stream_id {direction} LIMIT $3 OFFSET $4"
+             FROM streams WHERE {LISTED_STREAMS} ORDER BY {} LIMIT $3 OFFSET $4",
+            request.order_by()
         );
         let search = request.search.as_deref().map(escape_like);
-        let offset = request.page.saturating_sub(1).saturating_mul(request.page_size);
         let rows: Vec<PageRow> = sqlx::query_as(&sql)
             .bind(search)
             .bind(request.include_deleted)
             .bind(signed("page_size", request.page_size)?)
-            .bind(signed("page offset", offset)?)
+            .bind(signed("page offset", request.offset())?)
             .fetch_all(&self.pool)
             .await?;
         let total_entries = match rows.first() {

@@ -1,15 +1,15 @@
 //! Stream metadata (`stream_info`, pagination), deletes and snapshots. Deletes and snapshot
 //! writes take their turn on the write connection.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::{Connection, SqliteConnection};
 
 use super::SqliteStorage;
 use crate::error::{Error, Result};
 use crate::event::{ALL, DeleteMode, ExpectedVersion, StreamInfo};
-use crate::page::{Page, PageRequest, SortBy, SortDirection};
+use crate::page::{Page, PageRequest};
 use crate::snapshot::SnapshotData;
-use crate::storage::{InfoRow, SnapshotRow, escape_like, into_info, into_snapshot, signed, unsigned};
+use crate::storage::{InfoRow, PageRow, SnapshotRow, escape_like, into_info, into_snapshot, signed, unsigned};
 
 const STREAM_INFO: &str =
     "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at FROM streams WHERE stream_uuid = ?1";
@@ -47,8 +47,6 @@ const SELECT_SNAPSHOT: &str = "SELECT source_uuid, source_version, source_type, 
 
 const DELETE_SNAPSHOT: &str = "DELETE FROM snapshots WHERE source_uuid = ?1";
 
-type PageRow = (i64, String, i64, DateTime<Utc>, Option<DateTime<Utc>>, i64);
-
 impl SqliteStorage {
     /// Metadata of a stream (or of `$all`); `StreamNotFound` if it has none.
     pub async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
@@ -58,29 +56,17 @@ impl SqliteStorage {
 
     /// One page of streams (never `$all`).
     pub async fn paginate_streams(&self, request: &PageRequest) -> Result<Page<StreamInfo>> {
-        let column = match request.sort_by {
-            SortBy::StreamId => "stream_id",
-            SortBy::StreamUuid => "stream_uuid",
-            SortBy::StreamVersion => "stream_version",
-            SortBy::CreatedAt => "created_at",
-        };
-        let direction = match request.sort_direction {
-            SortDirection::Ascending => "ASC",
-            SortDirection::Descending => "DESC",
-        };
-        // Only the two enums above are spliced into the text; user input is bound.
         let sql = format!(
             "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at, count(*) OVER () \
-             FROM streams WHERE {LISTED_STREAMS} \
-             ORDER BY {column} {direction}, stream_id {direction} LIMIT ?3 OFFSET ?4"
+             FROM streams WHERE {LISTED_STREAMS} ORDER BY {} LIMIT ?3 OFFSET ?4",
+            request.order_by()
         );
         let search = request.search.as_deref().map(escape_like);
-        let offset = request.page.saturating_sub(1).saturating_mul(request.page_size);
         let rows: Vec<PageRow> = sqlx::query_as(&sql)
             .bind(&search)
             .bind(request.include_deleted)
             .bind(signed("page_size", request.page_size)?)
-            .bind(signed("page offset", offset)?)
+            .bind(signed("page offset", request.offset())?)
             .fetch_all(&self.inner.pool)
             .await?;
         let total_entries = match rows.first() {
