@@ -23,7 +23,7 @@ pub async fn create(config: &Config) -> Result<bool> {
     config.validate()?;
     match config.database_options()? {
         DatabaseOptions::Postgres => postgres::create_database(config).await,
-        DatabaseOptions::Sqlite(options) => sqlite::create_database(&options).await,
+        DatabaseOptions::Sqlite(options) => sqlite::create_database(&config.database_url, &options).await,
     }
 }
 
@@ -34,7 +34,7 @@ pub async fn init(config: &Config) -> Result<usize> {
     config.validate()?;
     match config.database_options()? {
         DatabaseOptions::Postgres => postgres::init_store(config).await,
-        DatabaseOptions::Sqlite(options) => sqlite::init_store(&options).await,
+        DatabaseOptions::Sqlite(options) => sqlite::init_store(&config.database_url, &options).await,
     }
 }
 
@@ -44,7 +44,7 @@ pub async fn migrate(config: &Config) -> Result<usize> {
     config.validate()?;
     match config.database_options()? {
         DatabaseOptions::Postgres => postgres::migrate_store(config).await,
-        DatabaseOptions::Sqlite(options) => sqlite::migrate_store(&options).await,
+        DatabaseOptions::Sqlite(options) => sqlite::migrate_store(&config.database_url, &options).await,
     }
 }
 
@@ -53,7 +53,7 @@ pub async fn migrations(config: &Config) -> Result<Vec<MigrationStatus>> {
     config.validate()?;
     match config.database_options()? {
         DatabaseOptions::Postgres => postgres::migration_status(config).await,
-        DatabaseOptions::Sqlite(options) => sqlite::migration_status(&options).await,
+        DatabaseOptions::Sqlite(options) => sqlite::migration_status(&config.database_url, &options).await,
     }
 }
 
@@ -64,7 +64,7 @@ pub async fn drop(config: &Config) -> Result<bool> {
     config.validate()?;
     match config.database_options()? {
         DatabaseOptions::Postgres => postgres::drop_store(config).await,
-        DatabaseOptions::Sqlite(options) => sqlite::drop_store(&options).await,
+        DatabaseOptions::Sqlite(options) => sqlite::drop_store(&config.database_url, &options).await,
     }
 }
 

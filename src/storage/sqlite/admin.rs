@@ -1,6 +1,7 @@
 //! Creating, migrating and dropping an SQLite store. Migrations are embedded
 //! (`migrations/sqlite`); each runs in its own transaction. Work on a file holds the file's
-//! lock, so it never runs while a store (in this process or another) has the file open.
+//! lock, so it never runs while a store (in this process or another) has the file open. Each
+//! function takes the URL its options came from, which tells an in-memory database apart.
 
 use std::path::Path;
 
@@ -21,23 +22,17 @@ fn migrator() -> Migrator {
     sqlx::migrate!("./migrations/sqlite")
 }
 
-/// The file of a store, or `None` for an in-memory database (which lives only inside its
-/// store: admin commands have nothing to work on).
-fn file_of(options: &SqliteConnectOptions) -> Option<&Path> {
-    let path = options.get_filename();
-    let name = path.to_string_lossy();
-    (!name.starts_with("file:sqlx-in-memory") && name != ":memory:").then_some(path)
-}
-
 /// Opens the file with the store's settings, creating it if asked to.
 async fn open(options: &SqliteConnectOptions, path: &Path, create: bool) -> Result<SqliteConnection> {
     let options = tuned(options.clone(), &Location::File(path.to_path_buf()), OPEN_TIMEOUT).create_if_missing(create);
     connect(&options, OPEN_TIMEOUT).await
 }
 
-/// Creates the file (and its directory) if it does not exist. Returns whether it was created.
-pub async fn create_database(options: &SqliteConnectOptions) -> Result<bool> {
-    let Some(path) = file_of(options) else { return Ok(false) };
+/// Creates the file (and its directory) if it does not exist. An in-memory database lives only
+/// inside its store, so admin commands have nothing to work on there. Returns whether it was created.
+pub async fn create_database(url: &str, options: &SqliteConnectOptions) -> Result<bool> {
+    let location = Location::of(url, options);
+    let Some(path) = location.file() else { return Ok(false) };
     if path.exists() {
         return Ok(false);
     }
@@ -48,8 +43,9 @@ pub async fn create_database(options: &SqliteConnectOptions) -> Result<bool> {
 
 /// Creates the file if needed and applies every pending migration. Returns how many were
 /// applied.
-pub async fn init_store(options: &SqliteConnectOptions) -> Result<usize> {
-    let Some(path) = file_of(options) else { return Ok(0) };
+pub async fn init_store(url: &str, options: &SqliteConnectOptions) -> Result<usize> {
+    let location = Location::of(url, options);
+    let Some(path) = location.file() else { return Ok(0) };
     create_parent(path)?;
     let _lock = StoreLock::acquire(path)?;
     let mut conn = open(options, path, true).await?;
@@ -59,8 +55,9 @@ pub async fn init_store(options: &SqliteConnectOptions) -> Result<usize> {
 }
 
 /// Applies pending migrations to an existing store. Returns how many were applied.
-pub async fn migrate_store(options: &SqliteConnectOptions) -> Result<usize> {
-    let Some(path) = file_of(options) else { return Ok(0) };
+pub async fn migrate_store(url: &str, options: &SqliteConnectOptions) -> Result<usize> {
+    let location = Location::of(url, options);
+    let Some(path) = location.file() else { return Ok(0) };
     if !path.exists() {
         return Err(no_store(path));
     }
@@ -74,8 +71,9 @@ pub async fn migrate_store(options: &SqliteConnectOptions) -> Result<usize> {
 
 /// Every migration of this build and whether the store has it (all pending for a file that
 /// does not exist; the file is not created).
-pub async fn migration_status(options: &SqliteConnectOptions) -> Result<Vec<MigrationStatus>> {
-    let Some(path) = file_of(options).filter(|p| p.exists()) else {
+pub async fn migration_status(url: &str, options: &SqliteConnectOptions) -> Result<Vec<MigrationStatus>> {
+    let location = Location::of(url, options);
+    let Some(path) = location.file().filter(|p| p.exists()) else {
         return Ok(MigrationStatus::of(&migrator(), &[]));
     };
     let mut conn = open(options, path, false).await?;
@@ -86,8 +84,9 @@ pub async fn migration_status(options: &SqliteConnectOptions) -> Result<Vec<Migr
 
 /// Removes the store's file with SQLite's companions (`-wal`, `-shm`) and its lock file.
 /// Returns whether there was a file.
-pub async fn drop_store(options: &SqliteConnectOptions) -> Result<bool> {
-    let Some(path) = file_of(options) else { return Ok(false) };
+pub async fn drop_store(url: &str, options: &SqliteConnectOptions) -> Result<bool> {
+    let location = Location::of(url, options);
+    let Some(path) = location.file() else { return Ok(false) };
     if !path.exists() {
         return Ok(false);
     }

@@ -152,11 +152,21 @@ enum Location {
 }
 
 impl Location {
+    /// From the URL, which says `:memory:` or `mode=memory` (sqlx keeps the mode to itself),
+    /// and the options, which hold the file; every caller tells them apart this way.
     fn of(url: &str, options: &SqliteConnectOptions) -> Location {
         if url.contains(":memory:") || url.contains("mode=memory") {
             Location::Memory
         } else {
             Location::File(options.get_filename().to_path_buf())
+        }
+    }
+
+    /// The file, or `None` in memory.
+    fn file(&self) -> Option<&Path> {
+        match self {
+            Location::File(path) => Some(path),
+            Location::Memory => None,
         }
     }
 }
