@@ -24,7 +24,7 @@ use crate::subscription::{ParkedEvent, SubscriptionInfo};
 pub use postgres::PgStorage;
 pub(crate) use rows::{
     EVENT_COLUMNS, EventRow, InfoRow, NackRow, PageRow, ParkedRow, SnapshotRow, escape_like, into_events, into_info,
-    into_nacks, into_parked, into_snapshot, signed, unsigned,
+    into_nacks, into_parked, into_snapshot, into_subscription_info, signed, unsigned,
 };
 pub use sqlite::SqliteStorage;
 

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::event::{RecordedEvent, StreamInfo, StreamStatus};
 use crate::snapshot::SnapshotData;
 use crate::storage::StoredNack;
-use crate::subscription::ParkedEvent;
+use crate::subscription::{ParkedEvent, SubscriptionInfo};
 
 /// Converts a stored integer that must not be negative; a negative one is a corrupt row.
 pub(crate) fn unsigned(column: &str, value: i64) -> Result<u64> {
@@ -150,4 +150,28 @@ pub(crate) fn into_parked(rows: Vec<ParkedRow>) -> Result<Vec<ParkedEvent>> {
             })
         })
         .collect()
+}
+
+/// A subscription as listed: stream, name, checkpoint, its stream's head, created, updated.
+pub(crate) type SubscriptionListRow = (String, String, i64, i64, DateTime<Utc>, DateTime<Utc>);
+
+/// A listed subscription with its owner (process id and application name), if one runs it.
+pub(crate) fn into_subscription_info(
+    (stream, name, last_seen, head, created_at, updated_at): SubscriptionListRow,
+    owner_pid: Option<i32>,
+    owner_application: Option<String>,
+) -> Result<SubscriptionInfo> {
+    let checkpoint = unsigned("last_seen", last_seen)?;
+    let head = unsigned("stream_version", head)?;
+    Ok(SubscriptionInfo {
+        stream,
+        name,
+        checkpoint,
+        head,
+        lag: head.saturating_sub(checkpoint),
+        owner_pid,
+        owner_application,
+        created_at,
+        updated_at,
+    })
 }

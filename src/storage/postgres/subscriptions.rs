@@ -12,7 +12,7 @@ use sqlx::{Connection, PgConnection};
 
 use super::{PgStorage, signed, unsigned};
 use crate::error::{Error, Result};
-use crate::storage::{SubscriptionRow, Wake};
+use crate::storage::{SubscriptionRow, Wake, into_subscription_info};
 use crate::subscription::SubscriptionInfo;
 
 const CREATE: &str = "INSERT INTO subscriptions (stream_uuid, subscription_name, last_seen) VALUES ($1, $2, $3) \
@@ -84,19 +84,7 @@ impl PgStorage {
         let rows: Vec<ListRow> = sqlx::query_as(LIST).fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|(stream, name, last_seen, head, created_at, updated_at, pid, application)| {
-                let checkpoint = unsigned("last_seen", last_seen)?;
-                let head = unsigned("stream_version", head)?;
-                Ok(SubscriptionInfo {
-                    stream,
-                    name,
-                    checkpoint,
-                    head,
-                    lag: head.saturating_sub(checkpoint),
-                    owner_pid: pid,
-                    owner_application: application,
-                    created_at,
-                    updated_at,
-                })
+                into_subscription_info((stream, name, last_seen, head, created_at, updated_at), pid, application)
             })
             .collect()
     }

@@ -13,7 +13,8 @@ use super::SqliteStorage;
 use super::append::json;
 use crate::error::{Error, Result};
 use crate::storage::{
-    NackRow, ParkedRow, StoredNack, SubscriptionRow, SubscriptionWrite, Wake, into_nacks, into_parked, signed, unsigned,
+    NackRow, ParkedRow, StoredNack, SubscriptionRow, SubscriptionWrite, Wake, into_nacks, into_parked,
+    into_subscription_info, signed, unsigned,
 };
 use crate::subscription::{ParkedEvent, SubscriptionInfo};
 
@@ -115,20 +116,13 @@ impl SqliteStorage {
         let pid = i32::try_from(std::process::id()).ok();
         rows.into_iter()
             .map(|(id, stream, name, last_seen, head, created_at, updated_at)| {
-                let checkpoint = unsigned("last_seen", last_seen)?;
-                let head = unsigned("stream_version", head)?;
                 let mine = owned.contains(&id);
-                Ok(SubscriptionInfo {
-                    stream,
-                    name,
-                    checkpoint,
-                    head,
-                    lag: head.saturating_sub(checkpoint),
-                    owner_pid: pid.filter(|_| mine),
-                    owner_application: mine.then(|| format!("chronik {}", self.inner.label)),
-                    created_at,
-                    updated_at,
-                })
+                let application = mine.then(|| format!("chronik {}", self.inner.label));
+                into_subscription_info(
+                    (stream, name, last_seen, head, created_at, updated_at),
+                    pid.filter(|_| mine),
+                    application,
+                )
             })
             .collect()
     }
