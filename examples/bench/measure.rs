@@ -198,20 +198,10 @@ pub struct Row {
 impl Row {
     /// A throughput row with a raw baseline.
     pub fn compared(group: Group, name: impl Into<String>, chronik: Measured, raw_name: &str, raw: Measured) -> Row {
-        Row {
-            backend: Backend::Postgres,
-            group,
-            name: name.into(),
-            concurrency: None,
-            chronik,
-            raw: Some((raw_name.to_string(), raw)),
-            rss: None,
-            elixir_us: None,
-            target: None,
-        }
+        Row { raw: Some((raw_name.to_string(), raw)), ..Row::alone(group, name, chronik) }
     }
 
-    /// A row without a baseline.
+    /// A row without a baseline (PostgreSQL unless [`Row::on`] says otherwise).
     pub fn alone(group: Group, name: impl Into<String>, chronik: Measured) -> Row {
         Row {
             backend: Backend::Postgres,
@@ -228,17 +218,7 @@ impl Row {
 
     /// A memory row.
     pub fn memory(name: impl Into<String>, rss: Rss, target: Target) -> Row {
-        Row {
-            backend: Backend::Postgres,
-            group: Group::Memory,
-            name: name.into(),
-            concurrency: None,
-            chronik: Measured::default(),
-            raw: None,
-            rss: Some(rss),
-            elixir_us: None,
-            target: Some(target),
-        }
+        Row { rss: Some(rss), target: Some(target), ..Row::alone(Group::Memory, name, Measured::default()) }
     }
 
     /// The backend the row ran on.
