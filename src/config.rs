@@ -390,7 +390,7 @@ impl Config {
     /// The backend `database_url` selects, with its parsed connection options.
     pub(crate) fn database_options(&self) -> Result<DatabaseOptions> {
         let url = self.database_url.trim();
-        if url.starts_with("sqlite:") {
+        if self.is_sqlite() {
             return SqliteConnectOptions::from_str(url)
                 .map(|options| DatabaseOptions::Sqlite(Box::new(options)))
                 .map_err(|e| Error::config("database_url", format!("cannot parse `{url}`: {e}")));
