@@ -8,11 +8,14 @@
 //!
 //! ```text
 //! cargo run --example bank
-//! cargo run --example bank -- --keep   # keep the schema `bank` afterwards, to look at it
+//! cargo run --example bank -- --keep   # keep the schema afterwards, to look at it
 //! ```
 //!
 //! It needs PostgreSQL, where its read model lives (`database_url` in `examples/bank.toml`, or
-//! `CHRONIK_DATABASE_URL`).
+//! `CHRONIK_DATABASE_URL`). Every run opens a fresh bank in a schema of its own,
+//! `chronik_example_bank_` and a random suffix, and drops it at the end unless `--keep` is given.
+//! `CHRONIK_SCHEMA` names another schema instead; it must not hold a store yet, and the example
+//! then removes only what it created there.
 //!
 //! The store is stopped halfway while more money moves, then started again: both subscribers
 //! resume after their checkpoints, and the balances are checked against a full read of `$all`.
@@ -63,9 +66,22 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let keep = std::env::args().skip(1).any(|arg| arg == "--keep");
-    let config = Config::from_file("examples/bank.toml")?;
-    // A fresh bank on every run: the store and the read model.
-    chronik::admin::drop(&config).await?;
+    let mut config = Config::from_file("examples/bank.toml")?;
+    // A fresh bank on every run: a schema of its own, or an empty one CHRONIK_SCHEMA names.
+    if std::env::var("CHRONIK_SCHEMA").is_ok_and(|s| !s.is_empty()) {
+        if chronik::admin::migrations(&config).await?.iter().any(|m| m.is_applied()) {
+            return Err(format!(
+                "schema `{}` (CHRONIK_SCHEMA) already holds a store; the bank example opens a new bank in an empty schema",
+                config.schema
+            )
+            .into());
+        }
+    } else {
+        let run = uuid::Uuid::new_v4().simple().to_string();
+        config = config.schema(format!("chronik_example_bank_{}", &run[..8]));
+    }
+    // The store first: it creates the schema, which the read model's tables then share.
+    chronik::admin::init(&config).await?;
     let read_model = ReadModel::open(&config).await?;
     println!("== the store and the read model live in schema `{}`", config.schema);
     let contacts = Contacts::default();
@@ -312,14 +328,13 @@ struct ReadModel {
 }
 
 impl ReadModel {
-    /// Connects and creates the tables afresh.
+    /// Connects and creates the tables (an existing table of the same name stops the example:
+    /// it never writes into tables it did not create).
     async fn open(config: &Config) -> Result<ReadModel> {
         let pool = PgPoolOptions::new().max_connections(3).connect(&config.database_url).await?;
         let model = ReadModel { pool, schema: config.schema.clone() };
-        model.drop().await?;
         sqlx::raw_sql(&model.sql(
-            "CREATE SCHEMA IF NOT EXISTS {s};
-             CREATE TABLE {s}.balances (account text PRIMARY KEY, balance bigint NOT NULL);
+            "CREATE TABLE {s}.balances (account text PRIMARY KEY, balance bigint NOT NULL);
              CREATE TABLE {s}.projection (position bigint NOT NULL);
              INSERT INTO {s}.projection VALUES (0);
              CREATE TABLE {s}.notifications (position bigint PRIMARY KEY, message text NOT NULL);",
@@ -330,7 +345,7 @@ impl ReadModel {
     }
 
     async fn drop(&self) -> Result<()> {
-        let drop = "DROP TABLE IF EXISTS {s}.balances, {s}.projection, {s}.notifications";
+        let drop = "DROP TABLE {s}.balances, {s}.projection, {s}.notifications";
         sqlx::raw_sql(&self.sql(drop)).execute(&self.pool).await?;
         Ok(())
     }

@@ -9,9 +9,9 @@
 //! cargo run --example projector -- --keep   # keep the schema afterwards, to look at it
 //! ```
 //!
-//! The store and the read model live in the schema `projector` unless `CHRONIK_SCHEMA` names
-//! another one. The example drops its schema at the end, unless `--keep` is given or the schema
-//! came from `CHRONIK_SCHEMA`.
+//! The store and the read model live in a schema of this run's own, `chronik_example_projector_`
+//! and a random suffix, which the example drops at the end (unless `--keep` is given). With
+//! `CHRONIK_SCHEMA` they live in that schema instead, and the example removes nothing there.
 //!
 //! How the read model stays exact, whatever happens between two events:
 //! - Each batch is applied in ONE read-model transaction, which also stores the global position
@@ -78,14 +78,14 @@ async fn main() -> Result<()> {
     if config.is_sqlite() {
         config = config.database_url(POSTGRES);
     }
+    // Stream ids (and the schema) unique to this run, so the example can run again and again.
+    let run = Uuid::new_v4().simple().to_string()[..8].to_string();
     let schema_from_env = std::env::var("CHRONIK_SCHEMA").is_ok_and(|s| !s.is_empty());
     if !schema_from_env {
-        config = config.schema("projector");
+        config = config.schema(format!("chronik_example_projector_{run}"));
     }
     println!("== store and read model in schema `{}`", config.schema);
 
-    // Stream ids unique to this run, so the example can run again against a kept schema.
-    let run = Uuid::new_v4().simple().to_string()[..8].to_string();
     let accounts = ["ana", "bob", "cy"].map(|owner| (owner, format!("account-{owner}-{run}")));
 
     // 1. Some history, then the projector: it starts from the first event of `$all` and stops
@@ -138,10 +138,14 @@ async fn main() -> Result<()> {
     println!("the read model matches $all up to position {head}: no missed or double-applied events");
     store.shutdown().await?;
 
-    read_model.close().await;
     if keep || schema_from_env {
+        read_model.close().await;
         println!("\nkept schema `{}`: look at {0}.account_balances and {0}.projections", config.schema);
     } else {
+        // Everything in the schema was made by this run: the read model's tables, then the store
+        // (whose schema goes with it, as chronik created it).
+        read_model.drop().await?;
+        read_model.close().await;
         chronik::admin::drop(&config).await?;
         println!("\ndropped schema `{}` (pass --keep to keep it)", config.schema);
     }
@@ -252,6 +256,12 @@ impl ReadModel {
         );
         sqlx::raw_sql(&create).execute(&model.pool).await?;
         Ok(model)
+    }
+
+    /// Drops the read model's tables.
+    async fn drop(&self) -> Result<()> {
+        sqlx::raw_sql(&format!("DROP TABLE {}, {}", self.balances, self.projections)).execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Applies the events above the stored position and moves the position, in one transaction.

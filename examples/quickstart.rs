@@ -3,8 +3,8 @@
 //!
 //! It needs no database server: `config/chronik.toml` puts the store in the SQLite file
 //! `data/chronik.db`, created on first use. Point `CHRONIK_DATABASE_URL` at PostgreSQL to run the
-//! same code there; the store then lives in the schema `quickstart` (unless `CHRONIK_SCHEMA`
-//! names another one).
+//! same code there; the store then lives in the schema `chronik_example_quickstart` (unless
+//! `CHRONIK_SCHEMA` names another one).
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -59,7 +59,7 @@ async fn main() -> chronik::Result<()> {
         println!("== opening the store in {}", config.database_url);
     } else {
         if !schema_from_env {
-            config = config.schema("quickstart");
+            config = config.schema("chronik_example_quickstart");
         }
         println!("== opening the store in schema `{}`", config.schema);
     }

@@ -98,8 +98,23 @@ pub enum Error {
     Database(#[source] sqlx::Error),
 
     /// The database or the store's runtime cannot be reached right now; the message says why.
+    /// From an append or a link it also means that nothing of the write was stored (a write
+    /// whose outcome cannot be learned is [`Error::InDoubt`]), so it is safe to retry.
     #[error("unavailable: {0}")]
     Unavailable(String),
+
+    /// An append or link was sent to the database, and whether it committed could not be
+    /// learned within `in_doubt_timeout` (the database stayed unreachable). It may or may not be
+    /// stored: read the stream (or look its event ids up) before retrying, or retry with the same
+    /// event ids, which a committed append rejects as [`Error::DuplicateEvent`].
+    #[error("outcome unknown: {0}")]
+    InDoubt(String),
+
+    /// chronik refused to remove or change something it did not create (an administrative
+    /// command on a schema or file that holds other data); the message names what, and nothing
+    /// was changed.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// What is wrong with a configuration: the key and the reason.

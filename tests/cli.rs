@@ -239,6 +239,33 @@ fn drop_asks_for_confirmation() {
 }
 
 #[test]
+fn drop_on_a_schema_holding_the_applications_table_keeps_the_table() {
+    let cli = Cli::new();
+    let schema = cli.schema.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let connect = || async {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(&cli.url).await.unwrap()
+    };
+    let psql =
+        |sql: String| runtime.block_on(async { sqlx::raw_sql(&sql).execute(&mut connect().await).await.unwrap() });
+    let count = |sql: String| {
+        runtime.block_on(async { sqlx::query_scalar::<_, i64>(&sql).fetch_one(&mut connect().await).await.unwrap() })
+    };
+    psql(format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.customers (id bigint); INSERT INTO {schema}.customers VALUES (7)"
+    ));
+    cli.ok(&["setup"]);
+    cli.ok(&["append", "acc-1", "Opened", "{}"]);
+
+    let stdout = cli.ok(&["drop", "--yes"]);
+    assert!(stdout.contains("dropped the store") && stdout.contains("kept"), "{stdout}");
+    assert!(!cli.store_exists());
+    assert_eq!(count(format!("SELECT count(*) FROM {schema}.customers")), 1, "the application's row is kept");
+    psql(format!("DROP SCHEMA {schema} CASCADE"));
+}
+
+#[test]
 fn a_bad_config_file_names_the_key() {
     let cli = Cli::new();
     let config = cli.write_file("bad.toml", "pool_sise = 3\n");

@@ -84,6 +84,129 @@ async fn drop_and_reset_remove_the_store() {
     assert!(admin::drop(&config).await.unwrap());
     assert!(!admin::drop(&config).await.unwrap());
     assert!(admin::migrations(&config).await.unwrap().iter().all(|m| !m.is_applied()));
+    assert!(!schema_exists(&config.schema).await, "the schema chronik created is gone");
+}
+
+/// Runs one statement on the test database.
+async fn sql(statement: &str) {
+    let mut conn = raw_connection().await;
+    sqlx::raw_sql(statement).execute(&mut conn).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+}
+
+async fn exists(query: &str) -> bool {
+    let mut conn = raw_connection().await;
+    sqlx::query_scalar::<_, bool>(query).fetch_one(&mut conn).await.unwrap_or_else(|e| panic!("{query}: {e}"))
+}
+
+async fn schema_exists(schema: &str) -> bool {
+    exists(&format!("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = '{schema}')")).await
+}
+
+/// Removes a schema the test made itself (chronik's `drop` rightly leaves it alone).
+struct OwnSchema(String);
+
+impl Drop for OwnSchema {
+    fn drop(&mut self) {
+        let statement = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0);
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(sql(&statement))
+        })
+        .join()
+        .ok();
+    }
+}
+
+#[tokio::test]
+async fn drop_removes_only_the_store_from_a_schema_that_holds_the_applications_tables() {
+    let config = test_config("shared");
+    let _own = OwnSchema(config.schema.clone());
+    let schema = &config.schema;
+    sql(&format!("CREATE SCHEMA {schema}; CREATE TABLE {schema}.customers (id int PRIMARY KEY); INSERT INTO {schema}.customers VALUES (7)")).await;
+    let store = EventStore::start(config.clone()).await.unwrap();
+    store.append_to_stream("s", ExpectedVersion::NoStream, events("E", 1, 1)).await.unwrap();
+    store.shutdown().await.unwrap();
+
+    assert!(admin::drop(&config).await.unwrap(), "there was a store");
+    assert!(admin::migrations(&config).await.unwrap().iter().all(|m| !m.is_applied()));
+    assert!(exists(&format!("SELECT count(*) = 1 FROM {schema}.customers")).await, "the application's row is kept");
+    assert!(schema_exists(schema).await, "a schema chronik did not create is kept");
+    assert!(!exists(&format!("SELECT to_regclass('{schema}.events') IS NOT NULL")).await);
+    assert!(!admin::drop(&config).await.unwrap(), "nothing left to drop");
+    // reset leaves the application's table alone too.
+    admin::init(&config).await.unwrap();
+    admin::reset(&config).await.unwrap();
+    assert!(exists(&format!("SELECT count(*) = 1 FROM {schema}.customers")).await);
+}
+
+#[tokio::test]
+async fn drop_of_a_schema_without_a_store_removes_nothing() {
+    let config = test_config("nostore");
+    let _own = OwnSchema(config.schema.clone());
+    let schema = &config.schema;
+    // Tables that happen to have chronik's names are still not chronik's.
+    sql(&format!(
+        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.events (id int); CREATE TABLE {schema}.customers (id int)"
+    ))
+    .await;
+    assert!(!admin::drop(&config).await.unwrap());
+    assert!(
+        exists(&format!(
+            "SELECT to_regclass('{schema}.events') IS NOT NULL AND to_regclass('{schema}.customers') IS NOT NULL"
+        ))
+        .await
+    );
+}
+
+#[tokio::test]
+async fn drop_refuses_when_the_applications_objects_depend_on_the_store() {
+    let config = test_config("dependent");
+    let _guard = SchemaGuard::new(&config);
+    let store = EventStore::start(config.clone()).await.unwrap();
+    store.append_to_stream("s", ExpectedVersion::NoStream, events("E", 1, 1)).await.unwrap();
+    store.shutdown().await.unwrap();
+    let schema = &config.schema;
+    sql(&format!("CREATE VIEW {schema}.event_types AS SELECT DISTINCT event_type FROM {schema}.events")).await;
+
+    let err = admin::drop(&config).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Refused(ref m) if m.contains("event_types") && m.contains("Nothing was removed")),
+        "{err}"
+    );
+    // Nothing was removed: the store still opens with its event.
+    let store = EventStore::start(config.clone().auto_init(false)).await.unwrap();
+    assert_eq!(store.read_all_forward(0, 10).await.unwrap().len(), 1);
+    store.shutdown().await.unwrap();
+
+    sql(&format!("DROP VIEW {schema}.event_types")).await;
+    assert!(admin::drop(&config).await.unwrap());
+    assert!(!schema_exists(schema).await, "the schema chronik created goes with its store");
+}
+
+#[tokio::test]
+async fn drop_refuses_a_migration_table_shared_with_another_tool() {
+    let config = test_config("sharedmig");
+    let _guard = SchemaGuard::new(&config);
+    admin::init(&config).await.unwrap();
+    let schema = &config.schema;
+    sql(&format!(
+        "INSERT INTO {schema}._sqlx_migrations (version, description, success, checksum, execution_time) \
+         VALUES (1, 'the application''s own', true, '\\x00', 0)"
+    ))
+    .await;
+    let err = admin::drop(&config).await.unwrap_err();
+    assert!(matches!(err, Error::Refused(ref m) if m.contains("not chronik's")), "{err}");
+    assert!(admin::migrations(&config).await.unwrap().iter().all(|m| m.is_applied()), "nothing was removed");
+    sql(&format!("DELETE FROM {schema}._sqlx_migrations WHERE version = 1")).await;
+}
+
+#[tokio::test]
+async fn a_schema_that_existed_before_init_is_kept_by_drop() {
+    let config = test_config("preexisting");
+    let _own = OwnSchema(config.schema.clone());
+    sql(&format!("CREATE SCHEMA {}", config.schema)).await;
+    admin::init(&config).await.unwrap();
+    assert!(admin::drop(&config).await.unwrap());
+    assert!(schema_exists(&config.schema).await, "chronik did not create it, so it does not remove it");
 }
 
 #[tokio::test]

@@ -202,6 +202,54 @@ async fn admin_initializes_migrates_and_drops_a_store_file() {
     assert!(!admin::drop(&config).await.unwrap(), "nothing left to drop");
 }
 
+#[tokio::test]
+async fn drop_removes_nothing_from_a_file_that_is_not_only_a_chronik_store() {
+    let dir = sqlite_dir().join(format!("foreign-{}", uuid::Uuid::new_v4().simple()));
+    let _cleanup = RemoveDir(dir.clone());
+    std::fs::create_dir_all(&dir).unwrap();
+    let config_of = |file: &std::path::Path| Config::default().database_url(format!("sqlite:{}", file.display()));
+
+    // A file that is not a database at all.
+    let notes = dir.join("notes.db");
+    std::fs::write(&notes, "my notes, not a database").unwrap();
+    let err = admin::drop(&config_of(&notes)).await.unwrap_err();
+    assert!(matches!(err, Error::Refused(ref m) if m.contains("not an SQLite database")), "{err}");
+    assert_eq!(std::fs::read_to_string(&notes).unwrap(), "my notes, not a database");
+
+    // An application's own SQLite database, without a store.
+    let app = dir.join("app.db");
+    let raw = |file: &std::path::Path, sql: &'static str| {
+        let url = format!("sqlite:{}?mode=rwc", file.display());
+        async move {
+            use sqlx::Connection;
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+            conn.close().await.unwrap();
+        }
+    };
+    raw(&app, "CREATE TABLE customers (id INTEGER PRIMARY KEY); INSERT INTO customers VALUES (7)").await;
+    assert!(!admin::drop(&config_of(&app)).await.unwrap(), "no store in it");
+    assert!(app.exists(), "the application's database is kept");
+
+    // A store with the application's table beside it.
+    let shared = dir.join("shared.db");
+    let store = EventStore::start(config_of(&shared)).await.unwrap();
+    store.append_to_stream("s", ExpectedVersion::NoStream, events("E", 1, 1)).await.unwrap();
+    store.shutdown().await.unwrap();
+    raw(&shared, "CREATE TABLE customers (id INTEGER PRIMARY KEY)").await;
+    let err = admin::drop(&config_of(&shared)).await.unwrap_err();
+    assert!(matches!(err, Error::Refused(ref m) if m.contains("table customers")), "{err}");
+    let store = EventStore::start(config_of(&shared).auto_init(false)).await.expect("the store is intact");
+    assert_eq!(store.read_all_forward(0, 10).await.unwrap().len(), 1);
+    store.shutdown().await.unwrap();
+
+    // `create` leaves an empty database, which `drop` may remove.
+    let empty = dir.join("empty.db");
+    assert!(admin::create(&config_of(&empty)).await.unwrap());
+    assert!(!admin::drop(&config_of(&empty)).await.unwrap(), "no store was in it");
+    assert!(!empty.exists(), "an empty database holds nothing to lose");
+}
+
 // ---------------------------------------------------------------------------------------------
 // the CLI on a file
 

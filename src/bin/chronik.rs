@@ -481,6 +481,11 @@ async fn drop_store(config: &Config, yes: bool, json: bool) -> Outcome {
     let dropped = admin::drop(config).await.context(|| format!("cannot drop the store in `{}`", config.schema))?;
     if json {
         print_json(&json!({ "schema": config.schema, "dropped": dropped }))?;
+    } else if dropped && !config.is_sqlite() {
+        print_line(&format!(
+            "dropped the store in {}: chronik's own tables and functions (anything else there is kept)",
+            place(config)
+        ))?;
     } else if dropped {
         print_line(&format!("dropped the store in {}", place(config)))?;
     } else {

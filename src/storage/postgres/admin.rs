@@ -79,7 +79,13 @@ pub async fn init_store(config: &Config) -> Result<usize> {
 }
 
 async fn init_locked(conn: &mut PgConnection, schema: &str) -> Result<usize> {
-    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&mut *conn).await?;
+    if !schema_exists(conn, schema).await? {
+        // Created here, so marked as chronik's: `drop` may remove it again (see `drop_locked`).
+        let mut tx = conn.begin().await?;
+        sqlx::query(&format!("CREATE SCHEMA \"{schema}\"")).execute(&mut *tx).await?;
+        sqlx::query(&format!("COMMENT ON SCHEMA \"{schema}\" IS '{SCHEMA_MARK}'")).execute(&mut *tx).await?;
+        tx.commit().await?;
+    }
     run_pending(conn).await
 }
 
@@ -108,8 +114,13 @@ pub async fn migration_status(config: &Config) -> Result<Vec<MigrationStatus>> {
     Ok(MigrationStatus::of(&migrator(), &applied))
 }
 
-/// Removes the store: its whole schema, or, for `public`, the store's objects only.
-/// Returns whether there was anything to remove.
+/// Removes the store: chronik's own tables and functions, and the schema too if chronik created
+/// it and nothing else is left in it. Returns whether there was a store to remove.
+///
+/// Nothing that chronik did not create is removed: a schema without chronik's migrations is not
+/// a store (nothing is touched), migrations of another tool in the store's migration table, or
+/// objects of the application that depend on the store's tables (a view, a foreign key), make it
+/// an [`Error::Refused`] that names them, with nothing removed.
 pub async fn drop_store(config: &Config) -> Result<bool> {
     let mut conn = connect(config).await?;
     lock(&mut conn, &config.schema).await?;
@@ -117,23 +128,88 @@ pub async fn drop_store(config: &Config) -> Result<bool> {
     unlock(&mut conn, &config.schema, outcome).await
 }
 
+/// The comment `init` puts on a schema it creates: only such a schema is ever dropped.
+const SCHEMA_MARK: &str = "chronik store: created by chronik, removed by chronik drop once empty";
+
+/// The tables and functions chronik's migrations create (indexes, constraints, triggers and
+/// identity sequences belong to the tables and go with them).
+const TABLES: &str = "subscription_nacks, subscriptions, snapshots, links, events, streams, _sqlx_migrations";
+const FUNCTIONS: &str = "forbid_event_changes(), batch_check(boolean)";
+
+/// SQLSTATE `dependent_objects_still_exist`: something outside the store depends on it.
+const DEPENDENT_OBJECTS: &str = "2BP01";
+
 async fn drop_locked(conn: &mut PgConnection, schema: &str) -> Result<bool> {
     if !schema_exists(conn, schema).await? {
         return Ok(false);
     }
-    if schema != "public" {
-        sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE")).execute(&mut *conn).await?;
-        return Ok(true);
+    let applied = applied_migrations(conn).await?;
+    if applied.is_empty() {
+        return Ok(false);
     }
-    let had_store = !applied_versions(conn).await?.is_empty();
-    sqlx::raw_sql(
-        "DROP TABLE IF EXISTS events, links, streams, snapshots, subscription_nacks, subscriptions, _sqlx_migrations CASCADE; \
-         DROP FUNCTION IF EXISTS forbid_event_changes() CASCADE; \
-         DROP FUNCTION IF EXISTS batch_check(boolean) CASCADE",
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(had_store)
+    let ours = migrator();
+    let foreign: Vec<String> = applied
+        .iter()
+        .filter(|(version, checksum)| !ours.iter().any(|m| m.version == *version && *m.checksum == **checksum))
+        .map(|(version, _)| version.to_string())
+        .collect();
+    if !foreign.is_empty() {
+        return Err(Error::Refused(format!(
+            "schema `{schema}`'s _sqlx_migrations table records migrations that are not chronik's ({}): \
+             another tool shares it, so chronik removes nothing there",
+            foreign.join(", ")
+        )));
+    }
+    let mut tx = conn.begin().await?;
+    let dropped =
+        sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {TABLES} RESTRICT; DROP FUNCTION IF EXISTS {FUNCTIONS} RESTRICT"))
+            .execute(&mut *tx)
+            .await;
+    match dropped {
+        Ok(_) => {}
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(DEPENDENT_OBJECTS) => {
+            let detail = e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>().and_then(|e| e.detail());
+            return Err(Error::Refused(format!(
+                "the store in schema `{schema}` cannot be removed without removing objects chronik did not create \
+                 ({}); drop or change those first. Nothing was removed",
+                detail.unwrap_or_else(|| e.message()).replace('\n', "; ")
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // The schema goes only if chronik made it and nothing else lives in it; a savepoint keeps a
+    // refusal from undoing the drop above.
+    let marked: Option<String> =
+        sqlx::query_scalar("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1")
+            .bind(schema)
+            .fetch_optional(&mut *tx)
+            .await?
+            .flatten();
+    if schema != "public" && marked.as_deref() == Some(SCHEMA_MARK) {
+        let mut savepoint = tx.begin().await?;
+        match sqlx::query(&format!("DROP SCHEMA \"{schema}\" RESTRICT")).execute(&mut *savepoint).await {
+            Ok(_) => savepoint.commit().await?,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(DEPENDENT_OBJECTS) => {
+                tracing::info!(schema, "schema kept: it holds objects chronik did not create");
+                savepoint.rollback().await?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// The store's applied migrations (version, checksum); none if it has no migration table.
+async fn applied_migrations(conn: &mut PgConnection) -> Result<Vec<(i64, Vec<u8>)>> {
+    let has_table: bool =
+        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&mut *conn).await?;
+    if !has_table {
+        return Ok(Vec::new());
+    }
+    Ok(sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version")
+        .fetch_all(&mut *conn)
+        .await?)
 }
 
 async fn run_pending(conn: &mut PgConnection) -> Result<usize> {

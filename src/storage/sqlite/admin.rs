@@ -83,7 +83,12 @@ pub async fn migration_status(url: &str, options: &SqliteConnectOptions) -> Resu
 }
 
 /// Removes the store's file with SQLite's companions (`-wal`, `-shm`) and its lock file.
-/// Returns whether there was a file.
+/// Returns whether there was a store to remove.
+///
+/// Only a file that holds a chronik store and nothing else is removed (or one that holds nothing
+/// at all, as `create` leaves it): a file that is not an SQLite database, or holds tables of
+/// someone else, or migrations that are not chronik's, is an [`Error::Refused`] naming what it
+/// holds, and nothing is removed. An SQLite database without a store is left alone (`false`).
 pub async fn drop_store(url: &str, options: &SqliteConnectOptions) -> Result<bool> {
     let location = Location::of(url, options);
     let Some(path) = location.file() else { return Ok(false) };
@@ -91,6 +96,11 @@ pub async fn drop_store(url: &str, options: &SqliteConnectOptions) -> Result<boo
         return Ok(false);
     }
     let lock = StoreLock::acquire(path)?;
+    let holds_store = match what_it_holds(options, path).await? {
+        Holds::Nothing => false,
+        Holds::Store => true,
+        Holds::NoStore => return Ok(false),
+    };
     for companion in ["", "-wal", "-shm"] {
         let mut name = path.as_os_str().to_owned();
         name.push(companion);
@@ -104,7 +114,101 @@ pub async fn drop_store(url: &str, options: &SqliteConnectOptions) -> Result<boo
     }
     drop(lock);
     std::fs::remove_file(lock_path(path)).ok();
-    Ok(true)
+    Ok(holds_store)
+}
+
+/// What a file holds, as far as `drop` is concerned.
+enum Holds {
+    /// Nothing at all: an empty file, or a database without a single object.
+    Nothing,
+    /// A chronik store and nothing else.
+    Store,
+    /// An SQLite database with no chronik store in it (and nothing of chronik's).
+    NoStore,
+}
+
+/// The tables chronik's migrations create; indexes and triggers on them are theirs too.
+const TABLES: [&str; 8] = [
+    "streams",
+    "events",
+    "links",
+    "snapshots",
+    "subscriptions",
+    "subscription_nacks",
+    "hard_delete_permits",
+    "_sqlx_migrations",
+];
+
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Reads what the file holds without changing it; an [`Error::Refused`] if it holds anything
+/// chronik did not create.
+async fn what_it_holds(options: &SqliteConnectOptions, path: &Path) -> Result<Holds> {
+    let refused = |what: String| {
+        Error::Refused(format!("{} {what}, so chronik does not remove it; nothing was removed", path.display()))
+    };
+    let mut header = Vec::with_capacity(16);
+    std::fs::File::open(path)
+        .and_then(|f| std::io::Read::read_to_end(&mut std::io::Read::take(f, 16), &mut header))
+        .map_err(|e| Error::Unavailable(format!("cannot read {}: {e}", path.display())))?;
+    if header.is_empty() {
+        return Ok(Holds::Nothing);
+    }
+    if header.as_slice() != SQLITE_HEADER {
+        return Err(refused("is not an SQLite database (and so not a chronik store)".into()));
+    }
+    let read_only = options.clone().read_only(true).create_if_missing(false);
+    let mut conn = connect(&read_only, OPEN_TIMEOUT).await?;
+    let objects: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT type, name, tbl_name FROM sqlite_master WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY type, name",
+    )
+    .fetch_all(&mut conn)
+    .await?;
+    let applied: Vec<(i64, Vec<u8>)> =
+        if objects.iter().any(|(kind, name, _)| kind == "table" && name == "_sqlx_migrations") {
+            sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version")
+                .fetch_all(&mut conn)
+                .await?
+        } else {
+            Vec::new()
+        };
+    conn.close().await.ok();
+    if objects.is_empty() {
+        return Ok(Holds::Nothing);
+    }
+    let foreign: Vec<String> = objects
+        .iter()
+        .filter(|(_, _, table)| !TABLES.contains(&table.as_str()))
+        .map(|(kind, name, _)| format!("{kind} {name}"))
+        .collect();
+    if applied.is_empty() {
+        return if foreign.len() == objects.len() {
+            Ok(Holds::NoStore)
+        } else {
+            Err(refused(format!("holds no chronik store but tables named like chronik's ({})", names(&objects))))
+        };
+    }
+    let ours = migrator();
+    let foreign_migrations: Vec<String> = applied
+        .iter()
+        .filter(|(version, checksum)| !ours.iter().any(|m| m.version == *version && *m.checksum == **checksum))
+        .map(|(version, _)| version.to_string())
+        .collect();
+    if !foreign_migrations.is_empty() {
+        return Err(refused(format!(
+            "records migrations that are not chronik's ({}) in its _sqlx_migrations table",
+            foreign_migrations.join(", ")
+        )));
+    }
+    if !foreign.is_empty() {
+        return Err(refused(format!("holds objects chronik did not create beside its store ({})", foreign.join(", "))));
+    }
+    Ok(Holds::Store)
+}
+
+fn names(objects: &[(String, String, String)]) -> String {
+    objects.iter().map(|(kind, name, _)| format!("{kind} {name}")).collect::<Vec<_>>().join(", ")
 }
 
 /// The migration status read on an open connection.
