@@ -45,7 +45,8 @@ pub enum Error {
     #[error("stream has been deleted")]
     StreamDeleted,
 
-    /// An event with this id is already stored (or appears twice in the call).
+    /// An event with this id is already stored (an id repeated within one append is an
+    /// [`Error::InvalidArgument`] naming both events).
     #[error("duplicate event id {0}: an event with this id is already stored")]
     DuplicateEvent(Uuid),
 

@@ -187,8 +187,15 @@ impl EventStore {
         if events.is_empty() {
             return Err(Error::invalid("no events to append: the event list is empty"));
         }
+        let mut ids = std::collections::HashMap::with_capacity(events.len());
         for (index, event) in events.iter().enumerate() {
             self.validate_event(index, event)?;
+            if let Some(first) = ids.insert(event.event_id, index) {
+                return Err(Error::invalid(format!(
+                    "events {first} and {index} have the same event_id {}: each event of an append needs its own id",
+                    event.event_id
+                )));
+            }
         }
         self.write(WriteRequest {
             stream: stream.to_string(),
@@ -292,6 +299,19 @@ impl EventStore {
         }
         if event.content_type.is_empty() || event.content_type.contains('\0') {
             return Err(Error::invalid(name("content_type is empty or contains a NUL character")));
+        }
+        if let Some(metadata) = &event.metadata
+            && let Err(e) = check_json(metadata)
+        {
+            return Err(Error::invalid(name(&format!("metadata is not JSON ({e}); metadata must be a JSON document"))));
+        }
+        if is_json(&event.content_type)
+            && let Err(e) = check_json(&event.data)
+        {
+            return Err(Error::invalid(name(&format!(
+                "data is labelled `{}` but is not JSON ({e}); send JSON or label it with its own content type",
+                event.content_type
+            ))));
         }
         let size = event.payload_size();
         if size > self.inner.config.max_event_size {
@@ -708,6 +728,19 @@ impl EventStore {
     pub fn writer_actor(&self) -> Option<ActorCell> {
         self.inner.writer.borrow().as_ref().map(ActorRef::get_cell)
     }
+}
+
+/// Checks that `bytes` are one JSON document in UTF-8 (as RFC 8259 requires), without building it.
+fn check_json(bytes: &[u8]) -> std::result::Result<(), String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Whether a content type says JSON: `application/json` or a `+json` type such as
+/// `application/vnd.acme+json`, with or without parameters (`; charset=utf-8`).
+fn is_json(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    media == crate::JSON_CONTENT_TYPE || (media.starts_with("application/") && media.ends_with("+json"))
 }
 
 fn validate_subscription_name(name: &str) -> Result<()> {

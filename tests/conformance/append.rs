@@ -414,12 +414,12 @@ async fn readers_of_all_never_see_a_gap_while_writers_append() {
 // duplicate event ids
 
 #[tokio::test]
-async fn the_same_event_id_twice_in_one_append_is_a_duplicate_and_stores_nothing() {
+async fn the_same_event_id_twice_in_one_append_is_invalid_naming_both_events_and_stores_nothing() {
     let store = TestStore::start().await;
     let id = Uuid::new_v4();
     let batch = vec![event("E", 1), event("E", 2).with_event_id(id), event("E", 3), event("E", 4).with_event_id(id)];
     let r = store.append_to_stream("dup", ExpectedVersion::Any, batch).await;
-    assert!(matches!(r, Err(Error::DuplicateEvent(d)) if d == id), "got {r:?}");
+    assert_invalid(r, &["events 1 and 3", &id.to_string(), "same event_id"]);
     assert_stream_absent(&store, "dup").await;
     assert_all_holds(&store, 0).await;
 }
@@ -525,18 +525,65 @@ async fn append_with_a_payload_over_max_event_size_is_invalid() {
     assert_invalid(store.append_to_stream("s", ExpectedVersion::Any, vec![big]).await, &["max_event_size", "101"]);
     // Metadata counts against the limit too.
     let with_meta =
-        EventData::from_bytes("Big", "application/octet-stream", vec![7u8; 60]).with_metadata_bytes(vec![b' '; 41]);
+        EventData::from_bytes("Big", "application/octet-stream", vec![7u8; 60]).with_metadata_bytes(json_string(41));
     assert_invalid(store.append_to_stream("s", ExpectedVersion::Any, vec![with_meta]).await, &["max_event_size"]);
     assert_stream_absent(&store, "s").await;
     assert_all_holds(&store, 0).await;
 
     // Exactly at the limit is fine.
     let fits =
-        EventData::from_bytes("Fits", "application/octet-stream", vec![7u8; 60]).with_metadata_bytes(vec![b' '; 40]);
+        EventData::from_bytes("Fits", "application/octet-stream", vec![7u8; 60]).with_metadata_bytes(json_string(40));
     store.append_to_stream("s", ExpectedVersion::NoStream, vec![fits]).await.unwrap();
     let stored = stream_events(&store, "s").await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].data, vec![7u8; 60]);
+}
+
+/// A JSON string document of exactly `bytes` bytes.
+fn json_string(bytes: usize) -> Vec<u8> {
+    format!("\"{}\"", "x".repeat(bytes - 2)).into_bytes()
+}
+
+#[tokio::test]
+async fn metadata_that_is_not_json_is_invalid_naming_the_event_and_stores_nothing() {
+    let store = TestStore::start().await;
+    for (metadata, why) in [
+        (b"{user: ana}".to_vec(), "not JSON"),
+        (b"".to_vec(), "not JSON"),
+        (b"{\"a\":1} trailing".to_vec(), "not JSON"),
+        (vec![b'"', 0xff, b'"'], "UTF-8"),
+    ] {
+        let mut batch = events("Good", 1, 3);
+        batch[2] = batch[2].clone().with_metadata_bytes(metadata.clone());
+        let id = batch[2].event_id.to_string();
+        let r = store.append_to_stream("s", ExpectedVersion::Any, batch).await;
+        assert_invalid(r, &["event 2", &id, "metadata", why]);
+    }
+    assert_stream_absent(&store, "s").await;
+    assert_all_holds(&store, 0).await;
+    // JSON of any kind is metadata enough.
+    for metadata in ["null", "[1,2]", "\"text\"", " {\"a\": 1} "] {
+        let e = event("Good", 1).with_metadata_bytes(metadata.as_bytes().to_vec());
+        store.append_to_stream("s", ExpectedVersion::Any, vec![e]).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn data_labelled_json_that_is_not_json_is_invalid_and_other_content_types_are_opaque() {
+    let store = TestStore::start().await;
+    for content_type in ["application/json", "application/json; charset=utf-8", "application/vnd.acme.order+json"] {
+        let bad = EventData::from_bytes("Bad", content_type, b"not { json".to_vec());
+        let id = bad.event_id.to_string();
+        let r = store.append_to_stream("s", ExpectedVersion::Any, vec![event("Good", 1), bad]).await;
+        assert_invalid(r, &["event 1", &id, "data", content_type, "not JSON"]);
+    }
+    let not_utf8 = EventData::from_bytes("Bad", "application/json", vec![b'"', 0xc3, b'"']);
+    assert_invalid(store.append_to_stream("s", ExpectedVersion::Any, vec![not_utf8]).await, &["data", "UTF-8"]);
+    assert_stream_absent(&store, "s").await;
+    assert_all_holds(&store, 0).await;
+    // Bytes under any other content type are the application's business.
+    let opaque = EventData::from_bytes("Blob", "text/plain", b"not { json".to_vec());
+    store.append_to_stream("s", ExpectedVersion::NoStream, vec![opaque]).await.unwrap();
 }
 
 #[tokio::test]
