@@ -682,8 +682,18 @@ impl EventStore {
         validate_stream_id(stream)?;
         let (tx, rx) = tokio::sync::mpsc::channel(LIVE_BUFFER);
         let id = self.inner.hub.next_id();
+        // Listening first, then reading the head: every event committed after the head was read
+        // reaches the listener, and everything at or below it is filtered out (the notifier
+        // routes what it reads from its own cursor, which may still be behind the head).
         self.inner.hub.listen(stream, id, Listener::Live(tx)).await?;
-        Ok(LiveSubscription::new(stream.to_string(), id, rx, Arc::clone(&self.inner.hub)))
+        let after = match self.inner.storage.head(ALL).await {
+            Ok(head) => head,
+            Err(e) => {
+                self.inner.hub.unlisten(stream, id).await;
+                return Err(e);
+            }
+        };
+        Ok(LiveSubscription::new(stream.to_string(), id, rx, Arc::clone(&self.inner.hub), after))
     }
 
     /// The key of a named subscription, once the store is open and both names are valid.

@@ -609,6 +609,9 @@ pub struct LiveSubscription {
     id: ListenerId,
     rx: mpsc::Receiver<LiveMessage>,
     hub: Arc<Hub>,
+    /// The `$all` head when the listener was created: events at or below it were committed
+    /// before, and are not the listener's (the notifier may not have routed them yet).
+    after: u64,
 }
 
 impl fmt::Debug for LiveSubscription {
@@ -621,8 +624,14 @@ impl fmt::Debug for LiveSubscription {
 pub const LIVE_BUFFER: usize = 1_024;
 
 impl LiveSubscription {
-    pub(crate) fn new(stream: String, id: ListenerId, rx: mpsc::Receiver<LiveMessage>, hub: Arc<Hub>) -> Self {
-        LiveSubscription { stream, id, rx, hub }
+    pub(crate) fn new(
+        stream: String,
+        id: ListenerId,
+        rx: mpsc::Receiver<LiveMessage>,
+        hub: Arc<Hub>,
+        after: u64,
+    ) -> Self {
+        LiveSubscription { stream, id, rx, hub, after }
     }
 
     /// The stream listened to (or `$all`).
@@ -632,7 +641,17 @@ impl LiveSubscription {
 
     /// The next message; `None` once the store has shut down.
     pub async fn recv(&mut self) -> Option<LiveMessage> {
-        self.rx.recv().await
+        loop {
+            match self.rx.recv().await? {
+                LiveMessage::Events(mut events) => {
+                    events.retain(|e| e.global_position > self.after);
+                    if !events.is_empty() {
+                        return Some(LiveMessage::Events(events));
+                    }
+                }
+                other => return Some(other),
+            }
+        }
     }
 }
 

@@ -155,8 +155,14 @@ impl NotifierState {
             // joins gets everything committed after it joined.
             match (announced, self.cursor) {
                 (Some(last), Some(cursor)) => self.cursor = Some(cursor.max(last)),
-                _ => {
+                (_, previous) => {
                     self.start_at_head().await;
+                    // A listener that joined while the head was read may have been promised
+                    // events up to it: keep reading from where routing stood (listeners drop
+                    // what came before them).
+                    if previous.is_some() && self.hub.has_listeners() {
+                        self.cursor = previous;
+                    }
                 }
             }
             return Ok(());

@@ -171,7 +171,7 @@ impl Hub {
 
     /// Whether anyone listens (if nobody does, the notifier reads nothing).
     pub fn has_listeners(&self) -> bool {
-        self.listening.load(Ordering::Relaxed) > 0
+        self.listening.load(Ordering::SeqCst) > 0
     }
 
     /// Adds a listener to `stream`'s publisher, spawning it if needed.
@@ -203,7 +203,7 @@ impl Hub {
             .cast(PublisherMsg::Add(id, listener))
             .map_err(|e| Error::Unavailable(format!("publisher for `{stream}` stopped: {e}")))?;
         if entry.listeners.insert(id, listener_copy).is_none() {
-            self.listening.fetch_add(1, Ordering::Relaxed);
+            self.listening.fetch_add(1, Ordering::SeqCst);
         }
         Ok(())
     }
@@ -216,7 +216,7 @@ impl Hub {
         if entry.listeners.remove(&id).is_none() {
             return;
         }
-        self.listening.fetch_sub(1, Ordering::Relaxed);
+        self.listening.fetch_sub(1, Ordering::SeqCst);
         if entry.listeners.is_empty() {
             if let Some(entry) = publishers.remove(stream) {
                 entry.publisher.stop(None);
@@ -261,7 +261,7 @@ impl Hub {
         for (_, entry) in publishers.drain() {
             entry.publisher.stop(None);
         }
-        self.listening.store(0, Ordering::Relaxed);
+        self.listening.store(0, Ordering::SeqCst);
     }
 }
 

@@ -248,6 +248,33 @@ async fn live_listener_gets_events_committed_after_it_subscribed() {
     assert_eq!(got.iter().map(|e| e.event_number).collect::<Vec<_>>(), vec![1, 2]);
 }
 
+/// The next events a live listener receives (skipping nothing: a `Lagged` fails the test).
+async fn next_live(live: &mut chronik::LiveSubscription) -> Vec<RecordedEvent> {
+    match tokio::time::timeout(WAIT, live.recv()).await {
+        Ok(Some(chronik::LiveMessage::Events(events))) => events,
+        other => panic!("live events expected, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_live_listener_never_sees_events_committed_before_it_subscribed() {
+    let store = quick_store().await;
+    // Each round: history just committed, then a listener, then one more event. The listener
+    // must get exactly that one, whether or not the store had seen the history's wake-up yet.
+    for round in 0..20u64 {
+        let stream = format!("s-{round}");
+        store.append_to_stream(&stream, ExpectedVersion::NoStream, events("Old", 1, 2)).await.unwrap();
+        let mut all = store.subscribe(ALL).await.unwrap();
+        let mut one = store.subscribe(&stream).await.unwrap();
+        let new = store.append_to_stream(&stream, ExpectedVersion::Exact(2), events("New", 3, 1)).await.unwrap();
+        let got = next_live(&mut all).await;
+        assert_eq!(numbers(&got), vec![new.last_position], "round {round}: $all listener");
+        let got = next_live(&mut one).await;
+        assert_eq!(numbers(&got), vec![3], "round {round}: stream listener");
+        assert!(got.iter().all(|e| e.event_type == "New"));
+    }
+}
+
 #[tokio::test]
 async fn links_reach_a_live_stream_subscription_without_another_append() {
     let store = quick_store().await;
