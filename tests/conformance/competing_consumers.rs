@@ -193,6 +193,58 @@ fn assert_exactly_once(deliveries: &[(u64, usize)], total: u64) {
     assert!(unknown.is_empty(), "delivered events that were never appended: {unknown:?}");
 }
 
+/// What each consumer holds (not acked) once deliveries have settled for `QUIET`.
+async fn held_by(subs: &mut [Subscription]) -> Vec<Vec<u64>> {
+    let mut held = vec![Vec::new(); subs.len()];
+    let deadline = tokio::time::Instant::now() + QUIET;
+    for (sub, held) in subs.iter_mut().zip(&mut held) {
+        while let Ok(msg) = tokio::time::timeout_at(deadline, sub.recv()).await {
+            match msg {
+                Some(SubscriptionMessage::Events(batch)) => held.extend(numbers(&batch)),
+                Some(SubscriptionMessage::Dropped(reason)) => panic!("subscriber dropped: {reason}"),
+                Some(_) => {}
+                None => panic!("subscription closed"),
+            }
+        }
+    }
+    held
+}
+
+async fn connected(store: &EventStore, name: &str, options: &SubscriptionOptions, count: usize) -> Vec<Subscription> {
+    let mut subs = Vec::new();
+    for _ in 0..count {
+        let mut sub = store.subscribe_to_all_streams(name, options.clone()).await.unwrap();
+        assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+        subs.push(sub);
+    }
+    subs
+}
+
+/// Consumers with room share the queue in turn: no consumer idles while events wait.
+#[tokio::test]
+async fn consumers_with_room_share_the_queue_and_none_idles_while_events_wait() {
+    let store = quick_store(4).await;
+    let options = SubscriptionOptions::default().concurrency_limit(2).buffer_size(10);
+    let mut subs = connected(&store, "pair", &options, 2).await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 10)).await.unwrap();
+    let held = held_by(&mut subs).await;
+    assert_eq!(held, vec![vec![1, 3, 5, 7, 9], vec![2, 4, 6, 8, 10]], "each of two consumers takes every other event");
+
+    // With partitions: a partition with events in flight stays with its consumer, a new one
+    // goes to the next consumer with room, and nothing waits while its consumer has room.
+    let options = SubscriptionOptions::default()
+        .start_from(chronik::StartFrom::Current)
+        .concurrency_limit(3)
+        .buffer_size(3)
+        .partition_by(|e| e.event_number % 2);
+    let mut subs = connected(&store, "parity", &options, 3).await;
+    store.append_to_stream("b", ExpectedVersion::NoStream, events("E", 11, 6)).await.unwrap();
+    let mut held = held_by(&mut subs).await;
+    held.retain(|events| !events.is_empty());
+    held.sort();
+    assert_eq!(held, vec![vec![11, 13, 15], vec![12, 14, 16]], "both partitions at work, none waiting");
+}
+
 /// Three consumers of one subscription split the events between them: each event goes to
 /// exactly one of them (nobody disconnected, so nothing is redelivered), together they get all
 /// of them, and every one of them does part of the work.

@@ -172,8 +172,10 @@ impl Tracker {
     }
 
     /// Hands replayed and queued events to subscribers with room (`buffer_size` in flight
-    /// each), in order, keeping a partition on the subscriber that has it in flight. Returns the
-    /// batches to send: each holds consecutive events of one source stream for one subscriber.
+    /// each), in order. A partition with events in flight stays on the subscriber that has them;
+    /// every other event goes to the next subscriber with room in turn (round robin), so
+    /// subscribers with room share the queue and none idles while events wait. Returns the
+    /// batches to send: each holds events of one source stream for one subscriber, in order.
     pub fn dispatch(&mut self, consumers: &[u64]) -> Batches {
         // A retried or replayed event goes out as soon as there is any room: its subscriber may
         // be waiting for it before it acks anything else.
@@ -205,15 +207,16 @@ impl Tracker {
         if lane.is_empty() || room.iter().all(|r| *r == 0) {
             return lane;
         }
-        // Batches never mix the lanes.
-        let first = batches.len();
+        // Each subscriber's latest batch of this lane (batches never mix the lanes): an event of
+        // the same stream joins it, so a subscriber gets few, long batches however the events
+        // are shared out.
+        let mut latest: HashMap<usize, usize> = HashMap::new();
         // Events passed over (their partition is busy elsewhere); they go back in front, in
         // order. Everything not looked at stays where it is: a dispatch costs what it hands
         // out, not the length of the queue.
         let mut kept = VecDeque::new();
         // Partitions with an older event still queued in this pass: a newer one must wait.
         let mut blocked = HashSet::new();
-        let mut previous: Option<usize> = None;
         while let Some(queued) = lane.pop_front() {
             if room.iter().all(|r| *r == 0) {
                 lane.push_front(queued);
@@ -225,7 +228,7 @@ impl Tracker {
                     let owner = self.partitions[&p].0;
                     consumers.iter().position(|c| *c == owner).filter(|i| room[*i] > 0)
                 }
-                _ => self.choose(consumers, room, previous, &batches[first..], &queued.event),
+                _ => self.next_with_room(room),
             };
             let Some(index) = target else {
                 if let Some(p) = queued.partition {
@@ -235,20 +238,20 @@ impl Tracker {
                 continue;
             };
             room[index] -= 1;
-            previous = Some(index);
             let consumer = consumers[index];
             *self.per_consumer.entry(consumer).or_default() += 1;
             if let Some(p) = queued.partition {
                 self.partitions.entry(p).or_insert((consumer, 0)).1 += 1;
             }
             let event = queued.event;
-            match batches[first..].last_mut() {
-                Some((to, batch))
-                    if *to == consumer && batch.last().is_some_and(|last| last.stream_uuid == event.stream_uuid) =>
-                {
+            match latest.get(&index).map(|&at| &mut batches[at].1) {
+                Some(batch) if batch.last().is_some_and(|last| last.stream_uuid == event.stream_uuid) => {
                     batch.push(event.clone())
                 }
-                _ => batches.push((consumer, vec![event.clone()])),
+                _ => {
+                    latest.insert(index, batches.len());
+                    batches.push((consumer, vec![event.clone()]));
+                }
             }
             let flight = InFlight { consumer, partition: queued.partition, event, replay, since: now };
             self.in_flight.insert(flight.event.event_number, flight);
@@ -259,31 +262,12 @@ impl Tracker {
         lane
     }
 
-    /// The subscriber for an unpartitioned (or not yet placed) event: the one that took the
-    /// previous event if it is of the same stream and it has room (fewer, longer batches), else
-    /// the next one with room in turn.
-    fn choose(
-        &mut self,
-        consumers: &[u64],
-        room: &[usize],
-        previous: Option<usize>,
-        batches: &[(u64, Vec<RecordedEvent>)],
-        event: &RecordedEvent,
-    ) -> Option<usize> {
-        if let (Some(index), Some((_, batch))) = (previous, batches.last())
-            && room[index] > 0
-            && batch.last().is_some_and(|last| last.stream_uuid == event.stream_uuid)
-        {
-            return Some(index);
-        }
-        for step in 0..consumers.len() {
-            let index = (self.next_consumer + step) % consumers.len();
-            if room[index] > 0 {
-                self.next_consumer = (index + 1) % consumers.len();
-                return Some(index);
-            }
-        }
-        None
+    /// The next subscriber with room, in turn after the one that was handed the last event.
+    fn next_with_room(&mut self, room: &[usize]) -> Option<usize> {
+        let count = room.len();
+        let index = (0..count).map(|step| (self.next_consumer + step) % count).find(|&i| room[i] > 0)?;
+        self.next_consumer = (index + 1) % count;
+        Some(index)
     }
 
     /// How many events `consumer` is handed now: none until it has nothing in flight or half
@@ -502,6 +486,35 @@ mod tests {
         assert_eq!(second, vec![(owner_of(1), second[0].1.clone())]);
         assert_eq!(numbers(&second[0].1), vec![5]);
         Ok(())
+    }
+
+    #[test]
+    fn subscribers_with_room_share_the_queue_in_turn() {
+        let mut t = Tracker::new(10, 0);
+        for n in 1..=10 {
+            t.push(event("a", n), None);
+        }
+        let batches = t.dispatch(&[1, 2]);
+        let shapes: Vec<(u64, Vec<u64>)> = batches.iter().map(|(c, b)| (*c, numbers(b))).collect();
+        assert_eq!(shapes, vec![(1, vec![1, 3, 5, 7, 9]), (2, vec![2, 4, 6, 8, 10])]);
+        // The turn goes on where it stopped, and takes in a subscriber that joined.
+        for n in 11..=13 {
+            t.push(event("a", n), None);
+        }
+        let shapes: Vec<(u64, Vec<u64>)> = t.dispatch(&[1, 2, 3]).iter().map(|(c, b)| (*c, numbers(b))).collect();
+        assert_eq!(shapes, vec![(1, vec![11]), (2, vec![12]), (3, vec![13])]);
+    }
+
+    #[test]
+    fn partitions_spread_over_subscribers_with_room_and_stay_where_they_are_in_flight() {
+        let mut t = Tracker::new(3, 0);
+        for n in 1..=6 {
+            t.push(event("a", n), Some(n % 2));
+        }
+        let batches = t.dispatch(&[1, 2, 3]);
+        let shapes: Vec<(u64, Vec<u64>)> = batches.iter().map(|(c, b)| (*c, numbers(b))).collect();
+        assert_eq!(shapes, vec![(1, vec![1, 3, 5]), (2, vec![2, 4, 6])], "two partitions, two busy subscribers");
+        assert_eq!(t.queued(), 0, "nothing waits while a partition's subscriber has room");
     }
 
     #[test]
