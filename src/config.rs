@@ -54,7 +54,8 @@ pub struct Config {
     pub enable_hard_deletes: bool,
     /// Largest `data` + `metadata` of one event, in bytes. Default 8 MiB.
     pub max_event_size: usize,
-    /// How long to wait for a database connection before `Error::Unavailable`. Default 5 s.
+    /// How long any connection attempt may take (start, pool, writer, lock and LISTEN
+    /// connections, admin commands) before `Error::Unavailable`. Default 5 s.
     pub connect_timeout: Duration,
     /// Pause between attempts to (re)connect a subscription or take its lock. Default 1 s.
     pub subscription_retry_interval: Duration,

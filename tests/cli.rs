@@ -735,3 +735,27 @@ fn parked_events_of_an_unknown_subscription_are_an_error() {
         assert_eq!(out.status.code(), Some(2), "chronik {args:?}: {}", describe(&out));
     }
 }
+
+#[test]
+fn commands_against_a_server_that_never_answers_fail_within_connect_timeout() {
+    // A server that accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for socket in listener.incoming() {
+            held.push(socket);
+        }
+    });
+    let cli = Cli::new();
+    let config = cli.write_file("silent.toml", "connect_timeout = \"500ms\"\n");
+    let url = format!("postgres://postgres@127.0.0.1:{port}/test");
+    for command in [&["info", "$all"][..], &["read", "s"], &["migrations"], &["setup"]] {
+        let started = std::time::Instant::now();
+        let mut args = vec!["--config", config.as_str(), "--database-url", url.as_str()];
+        args.extend_from_slice(command);
+        let line = cli.fail(&args);
+        assert!(line.contains("within connect_timeout"), "{command:?}: {line}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "{command:?} took {:?}", started.elapsed());
+    }
+}

@@ -269,3 +269,55 @@ async fn an_unreachable_database_is_unavailable_not_a_panic() {
     let err = EventStore::start(config).await.unwrap_err();
     assert!(matches!(err, Error::Unavailable(_)), "{err}");
 }
+
+/// A TCP server that accepts connections and never answers; it stops when dropped.
+struct SilentServer {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilentServer {
+    async fn start() -> SilentServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        SilentServer { port, task }
+    }
+}
+
+impl Drop for SilentServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_unavailable_within_connect_timeout() {
+    let server = SilentServer::start().await;
+    let timeout = std::time::Duration::from_millis(500);
+    let config = Config::default()
+        .database_url(format!("postgres://postgres@127.0.0.1:{}/test", server.port))
+        .schema("t_silent")
+        .connect_timeout(timeout);
+    // Each call may make a few connection attempts in a row, each bounded by the timeout.
+    let bound = timeout * 6;
+    let started = std::time::Instant::now();
+    let err =
+        tokio::time::timeout(bound, EventStore::start(config.clone())).await.expect("start gives up").unwrap_err();
+    assert!(matches!(err, Error::Unavailable(ref m) if m.contains("connect_timeout")), "{err}");
+    assert!(started.elapsed() >= timeout, "it waited for the server first");
+    for (what, outcome) in [
+        ("migrations", tokio::time::timeout(bound, admin::migrations(&config)).await.map(|r| r.map(|_| ()))),
+        ("init", tokio::time::timeout(bound, admin::init(&config)).await.map(|r| r.map(|_| ()))),
+        ("create", tokio::time::timeout(bound, admin::create(&config)).await.map(|r| r.map(|_| ()))),
+        ("drop", tokio::time::timeout(bound, admin::drop(&config)).await.map(|r| r.map(|_| ()))),
+    ] {
+        let err = outcome.unwrap_or_else(|_| panic!("{what} hangs")).unwrap_err();
+        assert!(matches!(err, Error::Unavailable(_)), "{what}: {err}");
+    }
+}

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::{Connection, PgConnection};
 
-use super::{maintenance_options, store_connect_options};
+use super::{connect_within, maintenance_options, store_connect_options};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::storage::MigrationStatus;
@@ -23,7 +23,7 @@ fn migrator() -> Migrator {
 }
 
 async fn connect(config: &Config) -> Result<PgConnection> {
-    Ok(PgConnection::connect_with(&store_connect_options(config)?).await?)
+    connect_within(&store_connect_options(config)?, config.connect_timeout).await
 }
 
 fn lock_key(schema: &str) -> String {
@@ -52,7 +52,7 @@ async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<(i64, DateTime<
 pub async fn create_database(config: &Config) -> Result<bool> {
     let options = config.connect_options()?;
     let name = options.get_database().unwrap_or("postgres").to_string();
-    let mut conn = PgConnection::connect_with(&maintenance_options(config)?).await?;
+    let mut conn = connect_within(&maintenance_options(config)?, config.connect_timeout).await?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
         .bind(&name)
         .fetch_one(&mut conn)

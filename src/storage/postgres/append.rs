@@ -215,10 +215,8 @@ struct Applied {
 impl PgStorage {
     /// Opens a session for the writer: its own connection, with nothing remembered yet.
     pub async fn open_writer_session(&self) -> Result<WriterSession> {
-        match tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&self.connect_options)).await {
-            Ok(conn) => Ok(WriterSession { conn: conn?, cache: WriterCache::default() }),
-            Err(_) => Err(Error::Unavailable(format!("no database connection within {:?}", self.connect_timeout))),
-        }
+        let conn = super::connect_within(&self.connect_options, self.connect_timeout).await?;
+        Ok(WriterSession { conn, cache: WriterCache::default() })
     }
 
     /// Commits `requests` in one transaction in the writer's session. The outer `Err` means the

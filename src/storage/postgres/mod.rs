@@ -16,9 +16,10 @@ pub use append::WriterSession;
 pub use subscriptions::{LockSession, NotificationListener};
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
 
 use crate::config::Config;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::storage::{EVENT_COLUMNS, EventRow, into_events, signed, unsigned};
 
 /// The PostgreSQL storage of one store (one schema).
@@ -57,6 +58,19 @@ impl PgStorage {
     /// Closes the pool, waiting for connections in use to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Opens a connection, giving up after `timeout`: a server that accepts the TCP connection but
+/// never answers (or a host that drops packets) must not hang the caller.
+pub(crate) async fn connect_within(options: &PgConnectOptions, timeout: std::time::Duration) -> Result<PgConnection> {
+    match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
+        Ok(conn) => Ok(conn?),
+        Err(_) => Err(Error::Unavailable(format!(
+            "no answer from PostgreSQL at {}:{} within connect_timeout ({timeout:?})",
+            options.get_host(),
+            options.get_port()
+        ))),
     }
 }
 

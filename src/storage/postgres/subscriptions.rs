@@ -91,10 +91,8 @@ impl PgStorage {
 
     /// Opens the node's dedicated lock connection.
     pub async fn open_lock_session(&self) -> Result<LockSession> {
-        match tokio::time::timeout(self.connect_timeout, PgConnection::connect_with(&self.connect_options)).await {
-            Ok(conn) => Ok(LockSession { conn: conn? }),
-            Err(_) => Err(Error::Unavailable(format!("no database connection within {:?}", self.connect_timeout))),
-        }
+        let conn = super::connect_within(&self.connect_options, self.connect_timeout).await?;
+        Ok(LockSession { conn })
     }
 
     /// Opens the LISTEN connection on the store's channel (its own pool of one connection, so it
@@ -104,8 +102,12 @@ impl PgStorage {
             .max_connections(1)
             .acquire_timeout(self.connect_timeout)
             .connect_lazy_with(self.connect_options.clone());
+        // The pool bounds the connection attempt by `acquire_timeout`; the LISTEN itself by the
+        // same timeout, so a server that stops answering cannot hold the notifier's task.
         let mut listener = PgListener::connect_with(&pool).await?;
-        listener.listen(&self.channel()).await?;
+        tokio::time::timeout(self.connect_timeout, listener.listen(&self.channel()))
+            .await
+            .map_err(|_| Error::Unavailable(format!("LISTEN got no answer within {:?}", self.connect_timeout)))??;
         Ok(NotificationListener { listener })
     }
 }
