@@ -57,6 +57,10 @@ pub struct Config {
     /// How long any connection attempt may take (start, pool, writer, lock and LISTEN
     /// connections, admin commands) before `Error::Unavailable`. Default 5 s.
     pub connect_timeout: Duration,
+    /// How long an append whose transaction was cut off (the connection or the writer died
+    /// while it committed) waits for the database to learn whether it committed, before it
+    /// gives up with `Error::InDoubt`. Default 30 s.
+    pub in_doubt_timeout: Duration,
     /// Pause between attempts to (re)connect a subscription or take its lock. Default 1 s.
     pub subscription_retry_interval: Duration,
     /// How often the notifier reads `$all` even without a notification. Default 1 s.
@@ -211,6 +215,7 @@ impl Default for Config {
             enable_hard_deletes: false,
             max_event_size: 8 * 1024 * 1024,
             connect_timeout: Duration::from_secs(5),
+            in_doubt_timeout: Duration::from_secs(30),
             subscription_retry_interval: Duration::from_secs(1),
             notification_poll_interval: Duration::from_secs(1),
             writer_max_batch_appends: 1_000,
@@ -250,6 +255,8 @@ impl Config {
         max_event_size: usize,
         /// Sets `connect_timeout`.
         connect_timeout: Duration,
+        /// Sets `in_doubt_timeout`.
+        in_doubt_timeout: Duration,
         /// Sets `subscription_retry_interval`.
         subscription_retry_interval: Duration,
         /// Sets `notification_poll_interval`.
@@ -322,6 +329,7 @@ impl Config {
             "enable_hard_deletes" => self.enable_hard_deletes = boolean(key, value)?,
             "max_event_size" => self.max_event_size = integer(key, value)?,
             "connect_timeout" => self.connect_timeout = duration(key, value)?,
+            "in_doubt_timeout" => self.in_doubt_timeout = duration(key, value)?,
             "subscription_retry_interval" => self.subscription_retry_interval = duration(key, value)?,
             "notification_poll_interval" => self.notification_poll_interval = duration(key, value)?,
             "writer_max_batch_appends" => self.writer_max_batch_appends = integer(key, value)?,
@@ -371,6 +379,7 @@ impl Config {
             ));
         }
         positive("connect_timeout", !self.connect_timeout.is_zero())?;
+        positive("in_doubt_timeout", !self.in_doubt_timeout.is_zero())?;
         positive("subscription_retry_interval", !self.subscription_retry_interval.is_zero())?;
         positive("notification_poll_interval", !self.notification_poll_interval.is_zero())?;
         positive("writer_max_batch_appends", self.writer_max_batch_appends > 0)?;

@@ -31,9 +31,12 @@
 //! ## Guarantees
 //!
 //! - An append is atomic and durable before `Ok`; nothing of a failed append is stored. If the
-//!   writer dies while committing, the caller's outcome is looked up in the database
-//!   (PostgreSQL: `txid_status`; SQLite: where the transaction put the events), so a crash
-//!   yields neither a false `Ok` nor a false error.
+//!   writer or its connection dies while committing (a crash, a restarted database), the
+//!   caller's outcome is looked up in the database (PostgreSQL: `txid_status`; SQLite: where
+//!   the transaction put the events), waiting up to `in_doubt_timeout` for it to answer, so a
+//!   crash yields neither a false `Ok` nor a false error: [`Error::Unavailable`] from an append
+//!   means nothing was stored, and an outcome that could not be learned is
+//!   [`Error::InDoubt`].
 //! - Stream versions are contiguous from 1, and [`ExpectedVersion`] holds under concurrency.
 //! - Global positions (`$all`) are handed out under a lock held until commit: unique,
 //!   increasing in commit order, and gap-free up to the committed head (hard deletes may leave

@@ -20,7 +20,7 @@ use crate::runtime::registry::{Connected, RegistryMsg, SubscriptionKey};
 use crate::runtime::subscriber::{Runner, RunnerArgs};
 use crate::runtime::subscription::SubscriptionMsg;
 use crate::runtime::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
-use crate::runtime::writer::{BatchLimits, WriterMsg};
+use crate::runtime::writer::{self, BatchLimits, WriterMsg};
 use crate::snapshot::SnapshotData;
 use crate::storage::{Attempt, Direction, Storage, WriteOp, WriteProgress, WriteRequest};
 use crate::subscriber::{Subscriber, SubscriberHandle, Subscribers};
@@ -119,6 +119,7 @@ impl EventStore {
                 events: config.writer_max_batch_events,
                 bytes: config.writer_max_batch_bytes,
             },
+            in_doubt_timeout: config.in_doubt_timeout,
             hub: Arc::clone(&hub),
             retry_interval: config.subscription_retry_interval,
             poll_interval: config.notification_poll_interval,
@@ -255,12 +256,9 @@ impl EventStore {
         // The writer stopped (crash, kill, shutdown) with the request in its hands. Ask the
         // database what became of it instead of guessing: never a false Ok, and no false error
         // for a request that did commit.
-        match self.inner.storage.resolve_in_doubt(&request).await {
-            Ok(Some(result)) => Ok(result),
-            Ok(None) => Err(Error::Unavailable(format!("{lost}; nothing of this write was stored, retry it"))),
-            Err(e) => Err(Error::Unavailable(format!(
-                "{lost} and the outcome of this write cannot be checked ({e}); read the stream before retrying"
-            ))),
+        match writer::resolve(&self.inner.storage, &request, self.inner.config.in_doubt_timeout).await? {
+            Some(result) => Ok(result),
+            None => Err(Error::Unavailable(format!("{lost}; nothing of this write was stored, retry it"))),
         }
     }
 

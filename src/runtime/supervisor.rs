@@ -62,6 +62,8 @@ pub struct SupervisorArgs {
     pub storage: Storage,
     /// The writer's batch limits.
     pub limits: BatchLimits,
+    /// How long the writer waits for the database to tell an in-doubt outcome.
+    pub in_doubt_timeout: Duration,
     /// The publishers.
     pub hub: Arc<Hub>,
     /// How often subscriptions retry ownership and failed reads.
@@ -173,7 +175,8 @@ impl SupervisorState {
         let storage = self.args.storage.clone();
         let cell = match child {
             Child::Writer => {
-                let args = WriterArgs { storage, limits: self.args.limits };
+                let args =
+                    WriterArgs { storage, limits: self.args.limits, in_doubt_timeout: self.args.in_doubt_timeout };
                 let (writer, _) = Actor::spawn_linked(None, Writer, args, parent).await?;
                 self.args.writer_slot.send_replace(Some(writer.clone()));
                 writer.get_cell()

@@ -11,6 +11,10 @@
 //!   state, so they are aborted with it: their transactions roll back with their connections,
 //!   their reply ports are dropped, and every caller resolves its outcome from the database
 //!   (see `EventStore::append_to_stream`). The supervisor starts a new writer.
+//! - **When a batch's transaction fails** (a lost connection, a restarted database), a request
+//!   may have committed although its reply never came. [`resolve`] asks the database, waiting
+//!   up to `in_doubt_timeout` for it to answer; only an outcome it could not learn is
+//!   `Error::InDoubt`, and `Error::Unavailable` always means nothing was stored.
 //!
 //! Group commit falls out of the mailbox: a `Write` only queues the request and, if none is
 //! pending, sends `Flush` to itself. Every `Write` that arrives while batches are being
@@ -24,11 +28,13 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::AppendResult;
 use crate::storage::{Storage, WriteRequest, WriterSession};
 
@@ -69,12 +75,15 @@ pub struct WriterArgs {
     pub storage: Storage,
     /// Batch limits.
     pub limits: BatchLimits,
+    /// How long an in-doubt request waits for the database to tell its outcome.
+    pub in_doubt_timeout: Duration,
 }
 
 /// The writer's state.
 pub struct WriterState {
     storage: Storage,
     limits: BatchLimits,
+    in_doubt_timeout: Duration,
     queue: VecDeque<Pending>,
     /// Connections of the writer not in use by a batch (not from the pool: no acquire/release
     /// round trips).
@@ -99,6 +108,7 @@ impl Actor for Writer {
         Ok(WriterState {
             storage: args.storage,
             limits: args.limits,
+            in_doubt_timeout: args.in_doubt_timeout,
             queue: VecDeque::new(),
             idle: Vec::new(),
             batches: JoinSet::new(),
@@ -165,10 +175,11 @@ fn start_batches(myself: &ActorRef<WriterMsg>, state: &mut WriterState) {
         let batch = next_batch(state);
         let conn = state.idle.pop();
         let storage = state.storage.clone();
+        let in_doubt_timeout = state.in_doubt_timeout;
         let done = BatchDone { writer: myself.clone(), conn: None };
         state.in_flight += 1;
         state.batches.spawn(async move {
-            let conn = commit_batch(&storage, conn, batch).await;
+            let conn = commit_batch(&storage, conn, batch, in_doubt_timeout).await;
             done.with_connection(conn);
         });
     }
@@ -213,7 +224,12 @@ fn next_batch(state: &mut WriterState) -> Vec<Pending> {
 }
 
 /// Commits one batch and replies to each caller; returns the connection if it is still usable.
-async fn commit_batch(storage: &Storage, conn: Option<WriterSession>, batch: Vec<Pending>) -> Option<WriterSession> {
+async fn commit_batch(
+    storage: &Storage,
+    conn: Option<WriterSession>,
+    batch: Vec<Pending>,
+    in_doubt_timeout: Duration,
+) -> Option<WriterSession> {
     let requests: Vec<Arc<WriteRequest>> = batch.iter().map(|(r, _)| Arc::clone(r)).collect();
     let mut conn = conn;
     match write(storage, &mut conn, &requests).await {
@@ -225,10 +241,11 @@ async fn commit_batch(storage: &Storage, conn: Option<WriterSession>, batch: Vec
         }
         Err(err) => {
             tracing::warn!(error = %err, requests = batch.len(), "batch transaction failed");
-            let alone = batch.len() == 1;
-            let mut err = Some(err);
+            // A request alone in its batch gets the batch's error if it did not commit; one that
+            // shared it is tried again alone first.
+            let mut err = (batch.len() == 1).then_some(err);
             for (request, reply) in batch {
-                let outcome = settle_failed(storage, &mut conn, &request, alone, &mut err).await;
+                let outcome = settle_failed(storage, &mut conn, &request, err.take(), in_doubt_timeout).await;
                 let _ = reply.send(outcome);
             }
         }
@@ -241,25 +258,65 @@ async fn commit_batch(storage: &Storage, conn: Option<WriterSession>, batch: Vec
 /// The failure may have hit after COMMIT reached the server (a connection lost while waiting
 /// for its answer), so the database is asked first. A request that did not commit is retried
 /// alone when it shared the batch with others (one request may have poisoned the transaction
-/// with an error the checks did not foresee), or gets the batch's error when it was alone.
+/// with an error the checks did not foresee), and that attempt is settled the same way; a
+/// request that was alone gets the error that stopped it (`alone_error`).
 async fn settle_failed(
     storage: &Storage,
     conn: &mut Option<WriterSession>,
     request: &Arc<WriteRequest>,
-    alone: bool,
-    batch_error: &mut Option<crate::Error>,
+    mut alone_error: Option<Error>,
+    in_doubt_timeout: Duration,
 ) -> Result<AppendResult> {
-    match storage.resolve_in_doubt(request).await {
-        Ok(Some(committed)) => Ok(committed),
-        Ok(None) if !alone => write(storage, conn, std::slice::from_ref(request))
-            .await
-            .and_then(|mut outcomes| outcomes.pop().unwrap_or_else(|| Err(no_outcome()))),
-        Ok(None) => Err(batch_error.take().unwrap_or_else(no_outcome)),
-        Err(e) => Err(crate::Error::Unavailable(format!(
-            "the append's transaction failed ({}) and its outcome cannot be checked ({e}); read the stream before retrying",
-            batch_error.as_ref().map_or_else(String::new, ToString::to_string)
-        ))),
+    loop {
+        if let Some(committed) = resolve(storage, request, in_doubt_timeout).await? {
+            return Ok(committed);
+        }
+        if let Some(error) = alone_error.take() {
+            return Err(error);
+        }
+        match write(storage, conn, std::slice::from_ref(request)).await {
+            Ok(mut outcomes) => return outcomes.pop().unwrap_or_else(|| Err(no_outcome())),
+            Err(e) => alone_error = Some(e),
+        }
     }
+}
+
+/// What became of a request the database may have committed: `Some` if it did, `None` if
+/// nothing of it is stored. While the database cannot be reached (it restarts, the network is
+/// down) the question is asked again, for up to `timeout`; an outcome that cannot be learned is
+/// [`Error::InDoubt`], never a guess.
+pub async fn resolve(storage: &Storage, request: &WriteRequest, timeout: Duration) -> Result<Option<AppendResult>> {
+    let deadline = Instant::now() + timeout;
+    let mut failures = 0;
+    loop {
+        let error = match storage.resolve_in_doubt(request).await {
+            Ok(outcome) => return Ok(outcome),
+            Err(e @ Error::Unavailable(_)) => e,
+            Err(e) => return Err(in_doubt(request, &e, timeout)),
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(in_doubt(request, &error, timeout));
+        }
+        if failures == 0 {
+            tracing::warn!(stream = %request.stream, error = %error, "the outcome of an append is in doubt; waiting for the database to tell it");
+        }
+        // Short waits, so that the answer comes soon after the database is back.
+        let wait = RESOLVE_RETRY.saturating_mul(1 << failures.min(3)).min(deadline - now);
+        failures += 1;
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// The first pause between attempts to learn an in-doubt outcome (doubling up to 8 times it).
+const RESOLVE_RETRY: Duration = Duration::from_millis(50);
+
+fn in_doubt(request: &WriteRequest, error: &Error, timeout: Duration) -> Error {
+    Error::InDoubt(format!(
+        "the write to `{}` was sent to the database, which did not tell whether it committed within \
+         in_doubt_timeout ({timeout:?}): {error}",
+        request.stream
+    ))
 }
 
 /// Commits requests on a writer connection, opening one first if needed. A failed batch drops
@@ -280,6 +337,6 @@ async fn write(
     outcome
 }
 
-fn no_outcome() -> crate::Error {
-    crate::Error::Unavailable("the batch returned no outcome for the request".into())
+fn no_outcome() -> Error {
+    Error::Unavailable("the batch returned no outcome for the request".into())
 }

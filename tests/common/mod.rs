@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use chronik::{Config, EventData, EventStore};
 
 pub mod cli;
+pub mod cluster;
 mod outcomes;
 mod streams;
 mod subscriptions;
