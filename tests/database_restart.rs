@@ -12,9 +12,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chronik::{AppendResult, Error, EventStore, ExpectedVersion, RecordedEvent};
+use chronik::{
+    ALL, AppendResult, Error, EventStore, ExpectedVersion, RecordedEvent, Subscription, SubscriptionMessage,
+    SubscriptionOptions,
+};
 use common::cluster::PrivateCluster;
 use common::*;
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// The backend of every store in this binary.
@@ -205,5 +209,76 @@ async fn an_outcome_that_cannot_be_learned_in_time_is_in_doubt_not_unavailable()
     cluster.start_again().await;
     let stored = store.read_stream_forward("held", 0, 10).await.expect("read back after the restart");
     assert_eq!(stored.len(), 2, "it had committed");
+    store.shutdown().await.expect("shutdown");
+}
+
+/// Consumes a subscription, acking everything, and reports each event number with when it came.
+fn consume(
+    mut sub: Subscription,
+    name: &'static str,
+    report: mpsc::UnboundedSender<(&'static str, u64, std::time::Instant)>,
+) {
+    tokio::spawn(async move {
+        while let Some(msg) = sub.recv().await {
+            if let SubscriptionMessage::Events(batch) = msg {
+                let at = std::time::Instant::now();
+                for event in &batch {
+                    let _ = report.send((name, event.event_number, at));
+                }
+                // During an outage the ack may fail; the events then come again.
+                let _ = sub.ack(&batch).await;
+            }
+        }
+    });
+}
+
+/// Waits until every subscription in `names` reported event `n`; when each did.
+async fn delivered(
+    reports: &mut mpsc::UnboundedReceiver<(&'static str, u64, std::time::Instant)>,
+    names: &[&'static str],
+    n: u64,
+) -> HashMap<&'static str, std::time::Instant> {
+    let mut seen = HashMap::new();
+    while seen.len() < names.len() {
+        let (name, number, at) =
+            tokio::time::timeout(WAIT, reports.recv()).await.expect("delivery").expect("consumers run");
+        if number == n {
+            seen.entry(name).or_insert(at);
+        }
+    }
+    seen
+}
+
+/// Named subscriptions back off while the database is away, but once it accepts connections
+/// again they resume within about a second, as appends and live listeners do: the store reacts
+/// to its LISTEN connection coming back instead of waiting out a long backoff.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn named_subscriptions_resume_soon_after_the_database_is_back() {
+    init_tracing();
+    let cluster = PrivateCluster::start().await;
+    // The default retry interval: the backoff grows to 8 of them during a long outage.
+    let config = cluster.config("resume").subscription_retry_interval(Duration::from_secs(1));
+    let store = EventStore::start(config).await.expect("store starts");
+    let names = ["projector", "mailer", "audit"];
+    let (report, mut reports) = mpsc::unbounded_channel();
+    for name in names {
+        let sub = store.subscribe_to_stream(ALL, name, SubscriptionOptions::default()).await.expect("subscribe");
+        consume(sub, name, report.clone());
+    }
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 1)).await.unwrap();
+    delivered(&mut reports, &names, 1).await;
+
+    cluster.stop_immediately().await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    cluster.start_again().await;
+    let back = std::time::Instant::now();
+    let appended = store.append_to_stream("a", ExpectedVersion::Exact(1), events("E", 2, 1)).await.unwrap();
+    let appended_after = back.elapsed();
+    let arrivals = delivered(&mut reports, &names, appended.last_position).await;
+    for (name, at) in arrivals {
+        let after = at.duration_since(back);
+        eprintln!("{name}: delivered {after:?} after the server was back (the append took {appended_after:?})");
+        assert!(after < Duration::from_millis(2_500), "{name} resumed only {after:?} after the server was back");
+    }
     store.shutdown().await.expect("shutdown");
 }

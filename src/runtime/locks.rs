@@ -6,7 +6,8 @@
 //!   subscription, and the session only records which ones it runs.
 //! - **Receives** `TryLock`, `Release` (from a subscription actor that stops, or for one that
 //!   died), `Write` (checkpoints, retry counts and parks are written through the session, so
-//!   only a live owner can write them) and `Ping` (every retry interval).
+//!   only a live owner can write them), `Ping` (every retry interval) and `Check` (a ping on
+//!   demand, when the database is back after an outage).
 //! - **Persists** what the subscription actors ask it to write, before replying.
 //! - **When the connection dies** (a failed ping or write), PostgreSQL has released every lock
 //!   with it, and another node may take them over: it tells each holder `LockLost` at once, and
@@ -65,6 +66,9 @@ pub enum LockMsg {
     },
     /// Check the connection (sent by a timer).
     Ping,
+    /// Check the connection now and answer once every holder of a lock it lost was told
+    /// (from the registry, when the database is back after an outage).
+    Check(RpcReplyPort<()>),
 }
 
 /// The lock keeper actor.
@@ -125,13 +129,10 @@ impl Actor for LockKeeper {
                 let outcome = state.write(id, owner, &write).await;
                 let _ = reply.send(outcome);
             }
-            LockMsg::Ping => {
-                if !state.held.is_empty()
-                    && let Some(session) = state.session.as_mut()
-                    && let Err(e) = session.ping().await
-                {
-                    state.lost(&format!("ping failed: {e}"));
-                }
+            LockMsg::Ping => state.ping().await,
+            LockMsg::Check(reply) => {
+                state.ping().await;
+                let _ = reply.send(());
             }
         }
         Ok(())
@@ -173,6 +174,16 @@ impl LockKeeperState {
                 self.lost(&format!("lock request failed: {e}"));
                 Err(e)
             }
+        }
+    }
+
+    /// Checks the connection while it holds locks.
+    async fn ping(&mut self) {
+        if !self.held.is_empty()
+            && let Some(session) = self.session.as_mut()
+            && let Err(e) = session.ping().await
+        {
+            self.lost(&format!("ping failed: {e}"));
         }
     }
 

@@ -5,9 +5,10 @@
 //!
 //! - **Owns** the position it has read `$all` up to (`cursor`) and a task that LISTENs on the
 //!   store's channel and forwards each wake-up.
-//! - **Receives** `Wake` (a notification, or a lost and re-established LISTEN connection) and
-//!   `Poll` (every `notification_poll_interval`). A replay request for parked events is passed
-//!   to the subscription registry.
+//! - **Receives** `Wake` (a notification), `Reconnected` (the LISTEN connection is back after
+//!   failing: the database is reachable again, which the registry passes on so subscriptions
+//!   waiting out a backoff resume at once) and `Poll` (every `notification_poll_interval`). A
+//!   replay request for parked events is passed to the subscription registry.
 //! - **Persists** nothing. A notification is only a wake-up: on every wake it reads from its
 //!   own cursor, so events committed while the LISTEN connection was down are read when it is
 //!   back (or at the next poll), without waiting for another append. When nobody listens it
@@ -37,9 +38,15 @@ const MAX_BEHIND: u64 = 10_000;
 pub enum NotifierMsg {
     /// What the LISTEN task heard.
     Wake(Wake),
+    /// The LISTEN task is listening again after its connection failed: the database is back.
+    Reconnected,
     /// The poll interval elapsed.
     Poll,
 }
+
+/// Longest pause between attempts to LISTEN again after a failure: the store notices a database
+/// that is back within this (or the retry interval, if shorter), and tells the subscriptions.
+const RELISTEN: Duration = Duration::from_millis(250);
 
 /// The notifier actor.
 pub struct Notifier;
@@ -106,6 +113,13 @@ impl Actor for Notifier {
                 state.advance(Some(last)).await
             }
             NotifierMsg::Wake(Wake::Resync) => state.advance(None).await,
+            NotifierMsg::Reconnected => {
+                tracing::info!("LISTEN connection re-established; resuming subscriptions");
+                if let Some(registry) = state.registry.borrow().as_ref() {
+                    let _ = registry.cast(RegistryMsg::DatabaseBack);
+                }
+                state.advance(None).await
+            }
             NotifierMsg::Wake(Wake::Replay(id)) => {
                 if let Some(registry) = state.registry.borrow().as_ref() {
                     let _ = registry.cast(RegistryMsg::ReplayRequested(id));
@@ -200,13 +214,16 @@ impl NotifierState {
     }
 }
 
-/// The LISTEN loop: forwards every wake-up, re-opening the connection when it fails.
+/// The LISTEN loop: forwards every wake-up, re-opening the connection when it fails, and says
+/// when it is back.
 async fn listen(storage: Storage, notifier: ActorRef<NotifierMsg>, retry_interval: Duration) {
+    let mut failed = false;
     loop {
         match storage.listen().await {
             Ok(mut listener) => {
                 // Anything committed before LISTEN took effect is read on this wake.
-                if notifier.cast(NotifierMsg::Wake(Wake::Resync)).is_err() {
+                let wake = if failed { NotifierMsg::Reconnected } else { NotifierMsg::Wake(Wake::Resync) };
+                if notifier.cast(wake).is_err() {
                     return;
                 }
                 loop {
@@ -225,6 +242,7 @@ async fn listen(storage: Storage, notifier: ActorRef<NotifierMsg>, retry_interva
             }
             Err(e) => tracing::warn!(error = %e, "cannot LISTEN for new events; retrying"),
         }
-        tokio::time::sleep(retry_interval).await;
+        failed = true;
+        tokio::time::sleep(retry_interval.min(RELISTEN)).await;
     }
 }

@@ -5,7 +5,8 @@
 //!   child) and the `watch` slot through which handles find the current actor for acks.
 //! - **Receives** `Subscribe` (enforcing `concurrency_limit`), `Disconnect`, `Unsubscribe`,
 //!   `Actor` (for status), `ReplayRequested` (a notification, passed on to the subscriptions),
-//!   `LocksReset` (the lock keeper was restarted) and `Shutdown`.
+//!   `DatabaseBack` (the notifier reconnected after an outage: passed on, after the lock keeper
+//!   checked its connection), `LocksReset` (the lock keeper was restarted) and `Shutdown`.
 //! - **Persists** nothing itself; subscription actors write their checkpoints.
 //! - **When a subscription actor crashes** it releases the actor's lock (another node may take
 //!   over meanwhile), keeps its subscribers and starts a new actor for them after a backoff (within a restart budget); the new one resumes from the persisted
@@ -26,6 +27,8 @@ use crate::subscription::{DropReason, SubscriptionMessage, SubscriptionOptions};
 
 /// How long the registry waits for a subscription to write its checkpoint and stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the registry waits for the lock keeper to check its connection.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A named subscription: stream (or `$all`) and name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -97,6 +100,8 @@ pub enum RegistryMsg {
     Restart(SubscriptionKey),
     /// The lock keeper restarted: every lock this node held is gone.
     LocksReset,
+    /// The database accepts connections again after an outage (from the notifier).
+    DatabaseBack,
     /// Stop every subscription (writing checkpoints), then reply.
     Shutdown(RpcReplyPort<()>),
 }
@@ -170,6 +175,18 @@ impl Actor for SubscriptionRegistry {
                 // Only the subscription whose row it is acts on it.
                 for actor in state.entries.values().filter_map(|e| e.actor.as_ref()) {
                     let _ = actor.cast(SubscriptionMsg::ReplayParked { id, reply: None });
+                }
+            }
+            RegistryMsg::DatabaseBack => {
+                // The keeper first finds out whether its connection (and the locks) survived, so
+                // that every subscription that lost its lock hears so before it is told to retry.
+                if let Ok(keeper) = state.ctx.lock_keeper()
+                    && let Err(e) = keeper.call(LockMsg::Check, Some(CHECK_TIMEOUT)).await
+                {
+                    tracing::debug!(error = %e, "lock keeper did not check its connection");
+                }
+                for actor in state.entries.values().filter_map(|e| e.actor.as_ref()) {
+                    let _ = actor.cast(SubscriptionMsg::DatabaseBack);
                 }
             }
             RegistryMsg::LocksReset => {

@@ -231,6 +231,7 @@ async fn commit_batch(
     in_doubt_timeout: Duration,
 ) -> Option<WriterSession> {
     let requests: Vec<Arc<WriteRequest>> = batch.iter().map(|(r, _)| Arc::clone(r)).collect();
+    let reused = conn.is_some();
     let mut conn = conn;
     match write(storage, &mut conn, &requests).await {
         Ok(outcomes) => {
@@ -242,8 +243,10 @@ async fn commit_batch(
         Err(err) => {
             tracing::warn!(error = %err, requests = batch.len(), "batch transaction failed");
             // A request alone in its batch gets the batch's error if it did not commit; one that
-            // shared it is tried again alone first.
-            let mut err = (batch.len() == 1).then_some(err);
+            // shared it is tried again alone first, and so is one whose kept connection had died
+            // meanwhile (a restarted database): a fresh connection may well work.
+            let stale_connection = reused && matches!(err, Error::Unavailable(_));
+            let mut err = (batch.len() == 1 && !stale_connection).then_some(err);
             for (request, reply) in batch {
                 let outcome = settle_failed(storage, &mut conn, &request, err.take(), in_doubt_timeout).await;
                 let _ = reply.send(outcome);
@@ -257,9 +260,10 @@ async fn commit_batch(
 ///
 /// The failure may have hit after COMMIT reached the server (a connection lost while waiting
 /// for its answer), so the database is asked first. A request that did not commit is retried
-/// alone when it shared the batch with others (one request may have poisoned the transaction
-/// with an error the checks did not foresee), and that attempt is settled the same way; a
-/// request that was alone gets the error that stopped it (`alone_error`).
+/// alone (on a fresh connection if the old one broke) unless `alone_error` says it already was:
+/// one request may have poisoned a shared transaction with an error the checks did not
+/// foresee. That attempt is settled the same way; a request tried alone gets the error that
+/// stopped it.
 async fn settle_failed(
     storage: &Storage,
     conn: &mut Option<WriterSession>,

@@ -15,8 +15,9 @@
 //! - **Receives** `Connect`/`Disconnect` of subscribers (from the registry), `Ack`, `Nack`,
 //!   `Pause`/`Resume` (from a subscriber actor), `Live` feeds (from its publisher), `Acquire`,
 //!   `CatchUp` and `FillReplay` (sent to itself), `ReplayParked` (from the facade or, through
-//!   the registry, a notification), `LockLost` (from the lock keeper), `FlushCheckpoint` and
-//!   `Sweep` (its timers), `Status` and `Stop`.
+//!   the registry, a notification), `LockLost` (from the lock keeper), `DatabaseBack` (from the
+//!   registry, after an outage: retries waiting out a backoff are made at once),
+//!   `FlushCheckpoint`, `Sweep` and `RetryCatchUp` (its timers), `Status` and `Stop`.
 //! - **Persists** through the lock keeper (on the connection that holds its lock): retry
 //!   counts and parks before it answers the nack that caused them; the checkpoint (with the
 //!   rows of replayed events that were acked) when `checkpoint_threshold` events were
@@ -153,10 +154,15 @@ pub enum SubscriptionMsg {
     FillReplay,
     /// What the publisher saw committed.
     Live(LiveFeed),
-    /// Try to take ownership (sent to itself).
-    Acquire,
+    /// Try to take ownership (sent to itself; only the latest scheduled attempt counts).
+    Acquire(u64),
     /// Read the next part of the backlog (sent to itself).
     CatchUp,
+    /// Read the backlog again after a failed read, if still due (its timer).
+    RetryCatchUp,
+    /// The database accepts connections again after an outage (from the registry): attempts
+    /// waiting out a backoff are made now.
+    DatabaseBack,
     /// The lock keeper lost this node's locks.
     LockLost,
     /// Write the checkpoint if acks are unwritten (timer).
@@ -220,7 +226,11 @@ pub struct SubscriptionState {
     caught_up_at: Option<u64>,
     /// A catch-up read is due once the queue has room.
     catch_up_stalled: bool,
+    /// A catch-up read failed and waits for its retry.
+    catch_up_retry: bool,
     acquire_failures: u32,
+    /// The latest scheduled ownership attempt; earlier timers are stale.
+    acquire_attempt: u64,
 }
 
 impl Actor for SubscriptionActor {
@@ -257,9 +267,11 @@ impl Actor for SubscriptionActor {
             live_to: 0,
             caught_up_at: None,
             catch_up_stalled: false,
+            catch_up_retry: false,
             acquire_failures: 0,
+            acquire_attempt: 0,
         };
-        myself.cast(SubscriptionMsg::Acquire)?;
+        myself.cast(SubscriptionMsg::Acquire(0))?;
         Ok(state)
     }
 
@@ -305,8 +317,15 @@ impl Actor for SubscriptionActor {
                 state.sweep(&myself).await;
             }
             SubscriptionMsg::Live(feed) => state.take_live(&myself, feed),
-            SubscriptionMsg::Acquire => state.acquire(&myself).await,
+            SubscriptionMsg::Acquire(attempt) if attempt == state.acquire_attempt => state.acquire(&myself).await,
+            SubscriptionMsg::Acquire(_) => {}
             SubscriptionMsg::CatchUp => state.catch_up(&myself).await,
+            SubscriptionMsg::RetryCatchUp if state.catch_up_retry => {
+                state.catch_up_retry = false;
+                state.catch_up(&myself).await;
+            }
+            SubscriptionMsg::RetryCatchUp => {}
+            SubscriptionMsg::DatabaseBack => state.database_back(&myself).await,
             SubscriptionMsg::LockLost => state.lock_lost(&myself),
             SubscriptionMsg::FlushCheckpoint => {
                 state.flush_scheduled = false;
@@ -368,7 +387,7 @@ impl SubscriptionState {
             }
             Ok(None) => {
                 // Another node runs it: ask again within the retry interval.
-                myself.send_after(self.ctx.retry_interval, || SubscriptionMsg::Acquire);
+                self.schedule_acquire(myself, self.ctx.retry_interval);
             }
             Err(e) => {
                 self.acquire_failures += 1;
@@ -377,8 +396,32 @@ impl SubscriptionState {
                     .saturating_mul(2_u32.saturating_pow(self.acquire_failures.min(8) - 1))
                     .min(interval.saturating_mul(MAX_BACKOFF_INTERVALS));
                 tracing::warn!(subscription = %self.key, error = %e, ?backoff, "cannot take the subscription; retrying");
-                myself.send_after(backoff, || SubscriptionMsg::Acquire);
+                self.schedule_acquire(myself, backoff);
             }
+        }
+    }
+
+    /// Schedules the next ownership attempt, replacing any scheduled before.
+    fn schedule_acquire(&mut self, myself: &ActorRef<SubscriptionMsg>, after: std::time::Duration) {
+        self.acquire_attempt += 1;
+        let attempt = self.acquire_attempt;
+        if after.is_zero() {
+            let _ = myself.cast(SubscriptionMsg::Acquire(attempt));
+        } else {
+            myself.send_after(after, move || SubscriptionMsg::Acquire(attempt));
+        }
+    }
+
+    /// The database is back: what waits for a retry because of the outage is done now.
+    async fn database_back(&mut self, myself: &ActorRef<SubscriptionMsg>) {
+        if self.phase == SubscriptionPhase::Waiting {
+            tracing::debug!(subscription = %self.key, "database back; taking the subscription now");
+            self.acquire_failures = 0;
+            self.schedule_acquire(myself, std::time::Duration::ZERO);
+        }
+        if self.catch_up_retry {
+            self.catch_up_retry = false;
+            self.catch_up(myself).await;
         }
     }
 
@@ -472,7 +515,9 @@ impl SubscriptionState {
         // Acks of what was delivered so far are moot: it comes again under the next ownership.
         self.incarnation = INCARNATIONS.fetch_add(1, Ordering::Relaxed);
         self.reset(self.persisted);
-        myself.send_after(self.ctx.retry_interval, || SubscriptionMsg::Acquire);
+        // After a retry interval, so that another node may take it over meanwhile (after a
+        // database outage, `DatabaseBack` comes sooner).
+        self.schedule_acquire(myself, self.ctx.retry_interval);
     }
 
     /// Reads the next part of the backlog into the queue (as much as it has room for).
@@ -502,7 +547,8 @@ impl SubscriptionState {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(subscription = %self.key, error = %e, "catch-up read failed; retrying");
-                myself.send_after(self.ctx.retry_interval, || SubscriptionMsg::CatchUp);
+                self.catch_up_retry = true;
+                myself.send_after(self.ctx.retry_interval, || SubscriptionMsg::RetryCatchUp);
                 return;
             }
         };

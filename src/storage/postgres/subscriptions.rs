@@ -151,11 +151,11 @@ pub struct NotificationListener {
 }
 
 impl NotificationListener {
-    /// The next wake-up. Reconnects after a lost connection (reporting it as
-    /// [`Wake::Resync`]); an error means it could not reconnect.
+    /// The next wake-up. An error means the connection is lost: the notifier opens a new
+    /// listener, and knows from that when the database is back.
     pub async fn recv(&mut self) -> Result<Wake> {
         match self.listener.try_recv().await? {
-            None => Ok(Wake::Resync),
+            None => Err(Error::Unavailable("the LISTEN connection was lost".into())),
             Some(notification) => Ok(parse_payload(notification.payload())),
         }
     }
