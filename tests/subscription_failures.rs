@@ -387,3 +387,39 @@ async fn a_subscription_unsubscribed_while_its_crashed_actor_awaits_restart_can_
     assert_eq!(next_within(&mut on_second, TAKEOVER).await, SubscriptionMessage::Subscribed);
     second.shutdown().await.unwrap();
 }
+
+/// A checkpoint write that waits (here: its row is locked by another session) holds back the ack
+/// that moved it, not the subscription: the actor goes on answering and delivering meanwhile,
+/// and the ack returns once the checkpoint is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_checkpoint_write_holds_back_its_ack_not_the_subscription() {
+    let store = TestStore::start_with(quick).await;
+    let options = SubscriptionOptions::default().checkpoint_threshold(1).concurrency_limit(2).buffer_size(1);
+    let mut one = store.subscribe_to_all_streams("s", options.clone()).await.unwrap();
+    assert_eq!(next(&mut one).await, SubscriptionMessage::Subscribed);
+    assert_eq!(next(&mut one).await, SubscriptionMessage::CaughtUp);
+    let mut two = store.subscribe_to_all_streams("s", options).await.unwrap();
+    assert_eq!(next(&mut two).await, SubscriptionMessage::Subscribed);
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 1)).await.unwrap();
+    let first = next_events(&mut one).await;
+
+    use sqlx::Connection;
+    let mut blocker = raw_connection().await;
+    let mut tx = blocker.begin().await.unwrap();
+    let lock = format!("SELECT 1 FROM {}.subscriptions WHERE subscription_name = 's' FOR UPDATE", store.config.schema);
+    sqlx::query(&lock).execute(&mut *tx).await.unwrap();
+    let ack = tokio::spawn(async move {
+        one.ack(&first).await?;
+        Ok::<_, chronik::Error>(one)
+    });
+    // The checkpoint of 1 cannot be written, yet the other consumer gets what comes next.
+    store.append_to_stream("b", ExpectedVersion::NoStream, events("E", 2, 1)).await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(5), next_events(&mut two)).await.expect("delivery goes on");
+    assert_eq!(second[0].event_number, 2);
+    assert!(!ack.is_finished(), "the ack waits for its checkpoint");
+    assert_eq!(info(&store, "s").await.checkpoint, 0);
+
+    tx.rollback().await.unwrap();
+    let _one = tokio::time::timeout(WAIT, ack).await.expect("the ack returns").unwrap().expect("ack");
+    assert_eq!(info(&store, "s").await.checkpoint, 1, "written before the ack returned");
+}

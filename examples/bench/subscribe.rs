@@ -17,6 +17,13 @@
 //!   statement, received by a `PgListener`; latency runs from the statement's start to the
 //!   notification's arrival.
 //!
+//! - **checkpoint per ack, 16 appenders**: a live named `$all` subscription with
+//!   `checkpoint_threshold` 1, acking every batch, follows 16 tasks appending single events
+//!   to streams of their own; chronik: events delivered per second from the first append until
+//!   the last one was delivered; baseline: the appends it follows, in the same run (a ratio near
+//!   1 means delivery, checkpoints included, keeps up with them). It also reports how far
+//!   behind the subscription was when the appends ended.
+//!
 //! A chronik catch-up stops after 30 s (`--quick`) or 120 s, so a pathologically slow one
 //! cannot stall the suite; its figure is then what was delivered in that time (and it says so).
 
@@ -38,10 +45,13 @@ use crate::{Bench, BoxError, Result};
 
 pub fn steps(backend: Backend) -> usize {
     match backend {
-        Backend::Postgres => 9,
-        Backend::Sqlite => 3,
+        Backend::Postgres => 10,
+        Backend::Sqlite => 4,
     }
 }
+
+/// Appenders of the checkpoint-per-ack workload.
+const FOLLOWED_APPENDERS: usize = 16;
 
 /// Longest wait for any one subscription message before the workload is called stuck.
 const STUCK: Duration = Duration::from_secs(60);
@@ -74,6 +84,15 @@ pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
         Backend::Postgres => row.concurrency(1).target(Target::RateAtLeast(100_000.0)),
         Backend::Sqlite => row,
     });
+
+    let name = format!("checkpoint per ack, {FOLLOWED_APPENDERS} appenders");
+    bench.step(&format!("subscriptions: {name}"));
+    let appends = if bench.quick { 500 } else { 3_000 };
+    let (delivered, appended) = checkpoint_per_ack(bench, appends).await?;
+    rows.push(
+        Row::compared(Group::Subscriptions, name, delivered, "the 1-event appends it follows", appended)
+            .target(Target::RatioAtLeast(0.9)),
+    );
     if bench.backend() == Backend::Postgres {
         rows.extend(postgres_only(bench, head).await?);
     }
@@ -115,6 +134,58 @@ async fn postgres_only(bench: &Bench, head: u64) -> Result<Vec<Row>> {
             .target(Target::P99BelowMs(10.0)),
     );
     Ok(rows)
+}
+
+/// A live subscription writing its checkpoint after every ack, following
+/// `FOLLOWED_APPENDERS` tasks that each append `appends` single events: `(delivered, appended)`.
+async fn checkpoint_per_ack(bench: &Bench, appends: usize) -> Result<(Measured, Measured)> {
+    let name = "bench-checkpoint-per-ack";
+    let options = SubscriptionOptions::default().start_from(StartFrom::Current).checkpoint_threshold(1);
+    let mut sub = bench.store.subscribe_to_all_streams(name, options).await?;
+    while next(&mut sub).await? != SubscriptionMessage::CaughtUp {}
+    let total = (FOLLOWED_APPENDERS * appends) as u64;
+    let streams: Arc<Vec<String>> = Arc::new((0..FOLLOWED_APPENDERS).map(|_| bench.fresh_stream().1).collect());
+    let first = bench.payloads(total);
+    let store = bench.store.clone();
+    let op: crate::measure::Op = Arc::new(move |task, i| {
+        let (store, stream) = (store.clone(), streams[task].clone());
+        let payload = first + (task * appends + i) as u64;
+        Box::pin(async move {
+            store.append_to_stream(&stream, ExpectedVersion::Any, vec![event(payload)]).await?;
+            Ok(1)
+        })
+    });
+    let delivered = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let appenders = {
+        let delivered = Arc::clone(&delivered);
+        tokio::spawn(async move {
+            let measured = crate::measure::Workers { tasks: FOLLOWED_APPENDERS, per_task: appends, op }.run().await?;
+            Ok::<_, BoxError>((measured, delivered.load(Ordering::Relaxed)))
+        })
+    };
+    let (mut received, mut latencies, mut mark) = (0_u64, Vec::new(), Instant::now());
+    while received < total {
+        if let SubscriptionMessage::Events(batch) = next(&mut sub).await? {
+            received += batch.len() as u64;
+            delivered.store(received, Ordering::Relaxed);
+            sub.ack(&batch).await?;
+            latencies.push(mark.elapsed());
+            mark = Instant::now();
+        }
+    }
+    let elapsed = started.elapsed();
+    let (appended, delivered_when_done) = appenders.await??;
+    sub.unsubscribe().await?;
+    let measured = Measured { events: received, elapsed, latencies };
+    bench.say(&format!(
+        "subscriptions: checkpoint per ack: {} events in {} batches ({:.1} each); {} events behind when the appends ended",
+        measured.events,
+        measured.latencies.len(),
+        measured.events as f64 / measured.latencies.len().max(1) as f64,
+        total - delivered_when_done.min(total),
+    ));
+    Ok((measured, appended))
 }
 
 /// The options of the catch-up workloads.

@@ -5,17 +5,24 @@
 //!   subscription this node runs; on SQLite the process that holds the file owns every
 //!   subscription, and the session only records which ones it runs.
 //! - **Receives** `TryLock`, `Release` (from a subscription actor that stops, or for one that
-//!   died), `Write` (checkpoints, retry counts and parks are written through the session, so
-//!   only a live owner can write them), `Ping` (every retry interval) and `Check` (a ping on
-//!   demand, when the database is back after an outage).
-//! - **Persists** what the subscription actors ask it to write, before replying.
+//!   died), `Write` (retry counts, parks and the checkpoint with them, written through the
+//!   session, so only a live owner can write them), `Checkpoint` (a moved checkpoint, written
+//!   with the others pending in ONE round trip by `Flush`, which it sends itself), `Ping`
+//!   (every retry interval) and `Check` (a ping on demand, when the database is back after an
+//!   outage).
+//! - **Persists** what the subscription actors ask it to write, before replying. Checkpoints
+//!   are coalesced: while one round trip is under way, the next checkpoint of every
+//!   subscription waits in `pending` (only the latest of each counts), so a subscription that
+//!   writes its checkpoint after every ack costs a share of one round trip, not one each. A
+//!   pending checkpoint goes with the next `Write` of its subscription, and before a `Release`
+//!   or a shutdown lets go of the lock.
 //! - **When the connection dies** (a failed ping or write), PostgreSQL has released every lock
 //!   with it, and another node may take them over: it tells each holder `LockLost` at once, and
 //!   they stop delivering and queue for their lock again.
 //! - **On a crash**: its connection closes with it (releasing the locks); the supervisor starts
 //!   a new keeper and has the registry tell every subscription actor its lock is lost.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort};
@@ -64,6 +71,20 @@ pub enum LockMsg {
         /// What became of it.
         reply: RpcReplyPort<WriteOutcome>,
     },
+    /// Write subscription `id`'s checkpoint with the others pending, if `owner` holds its
+    /// lock; `reply` (an ack waiting for it) is answered once it is written.
+    Checkpoint {
+        /// The subscription's id.
+        id: i32,
+        /// The subscription actor writing (told `LockLost` if it does not hold the lock).
+        owner: ActorRef<SubscriptionMsg>,
+        /// The new checkpoint.
+        checkpoint: u64,
+        /// Answered once the checkpoint is written (or can no longer be).
+        reply: Option<RpcReplyPort<Result<()>>>,
+    },
+    /// Write the pending checkpoints (sent by the keeper to itself).
+    Flush,
     /// Check the connection (sent by a timer).
     Ping,
     /// Check the connection now and answer once every holder of a lock it lost was told
@@ -87,6 +108,26 @@ pub struct LockKeeperState {
     storage: Storage,
     session: Option<LockSession>,
     held: HashMap<i32, ActorRef<SubscriptionMsg>>,
+    /// Checkpoints to write with the next round trip, by subscription id.
+    pending: BTreeMap<i32, Pending>,
+    flush_scheduled: bool,
+}
+
+/// A checkpoint waiting for its round trip, and the acks waiting for it.
+struct Pending {
+    checkpoint: u64,
+    waiters: Vec<RpcReplyPort<Result<()>>>,
+}
+
+impl Pending {
+    /// Tells the waiting acks that the checkpoint is written (or that it is moot: the lock is
+    /// gone, and its holder was told so).
+    fn answer(self) {
+        for waiter in self.waiters {
+            // An ack whose caller stopped waiting needs no answer.
+            let _ = waiter.send(Ok(()));
+        }
+    }
 }
 
 impl Actor for LockKeeper {
@@ -100,12 +141,18 @@ impl Actor for LockKeeper {
         args: LockKeeperArgs,
     ) -> Result<LockKeeperState, ActorProcessingErr> {
         myself.send_interval(args.ping_interval, || LockMsg::Ping);
-        Ok(LockKeeperState { storage: args.storage, session: None, held: HashMap::new() })
+        Ok(LockKeeperState {
+            storage: args.storage,
+            session: None,
+            held: HashMap::new(),
+            pending: BTreeMap::new(),
+            flush_scheduled: false,
+        })
     }
 
     async fn handle(
         &self,
-        _myself: ActorRef<LockMsg>,
+        myself: ActorRef<LockMsg>,
         msg: LockMsg,
         state: &mut LockKeeperState,
     ) -> Result<(), ActorProcessingErr> {
@@ -113,7 +160,30 @@ impl Actor for LockKeeper {
             LockMsg::TryLock { id, owner, reply } => {
                 let _ = reply.send(state.try_lock(id, owner).await);
             }
+            LockMsg::Checkpoint { id, owner, checkpoint, reply } => {
+                if state.held.get(&id).is_none_or(|h| h.get_id() != owner.get_id()) {
+                    let _ = owner.cast(SubscriptionMsg::LockLost);
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Ok(()));
+                    }
+                } else {
+                    let pending = state.pending.entry(id).or_insert(Pending { checkpoint, waiters: Vec::new() });
+                    pending.checkpoint = pending.checkpoint.max(checkpoint);
+                    pending.waiters.extend(reply);
+                    if !state.flush_scheduled {
+                        // Behind every message already queued: those checkpoints join this round trip.
+                        state.flush_scheduled = true;
+                        let _ = myself.cast(LockMsg::Flush);
+                    }
+                }
+            }
+            LockMsg::Flush => {
+                state.flush_scheduled = false;
+                state.flush().await;
+            }
             LockMsg::Release { owner } => {
+                // What it acked is written before another node can take over.
+                state.flush().await;
                 let held: Vec<i32> =
                     state.held.iter().filter(|(_, h)| h.get_id() == owner).map(|(id, _)| *id).collect();
                 for id in held {
@@ -129,7 +199,11 @@ impl Actor for LockKeeper {
                 let outcome = state.write(id, owner, &write).await;
                 let _ = reply.send(outcome);
             }
-            LockMsg::Ping => state.ping().await,
+            LockMsg::Ping => {
+                // Also a retry of checkpoints whose write failed.
+                state.flush().await;
+                state.ping().await;
+            }
             LockMsg::Check(reply) => {
                 state.ping().await;
                 let _ = reply.send(());
@@ -143,6 +217,7 @@ impl Actor for LockKeeper {
         _myself: ActorRef<LockMsg>,
         state: &mut LockKeeperState,
     ) -> Result<(), ActorProcessingErr> {
+        state.flush().await;
         if let Some(session) = state.session.take() {
             session.close().await;
         }
@@ -187,12 +262,59 @@ impl LockKeeperState {
         }
     }
 
+    /// Writes every pending checkpoint in one round trip. A failed write keeps them pending for
+    /// the next ping (their acks are answered: the checkpoint is retried, not the ack); a lost
+    /// connection drops them with the locks.
+    async fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let Some(session) = self.session.as_mut() else {
+            // No connection, so no lock: their holders were told when it went.
+            std::mem::take(&mut self.pending).into_values().for_each(Pending::answer);
+            return;
+        };
+        let checkpoints: Vec<(i32, u64)> = self.pending.iter().map(|(id, p)| (*id, p.checkpoint)).collect();
+        match session.write_checkpoints(&checkpoints).await {
+            Ok(gone) => {
+                for id in gone {
+                    tracing::warn!(
+                        subscription_id = id,
+                        "subscription row deleted elsewhere; its checkpoint is not kept"
+                    );
+                }
+                std::mem::take(&mut self.pending).into_values().for_each(Pending::answer);
+            }
+            Err(e @ crate::Error::Unavailable(_)) => self.lost(&format!("checkpoint write failed: {e}")),
+            Err(e) => {
+                tracing::warn!(error = %e, subscriptions = checkpoints.len(), "checkpoint write failed; retrying at the next ping");
+                for pending in self.pending.values_mut() {
+                    std::mem::take(&mut pending.waiters).into_iter().for_each(|w| {
+                        let _ = w.send(Ok(()));
+                    });
+                }
+            }
+        }
+    }
+
     async fn write(&mut self, id: i32, owner: ActorId, write: &SubscriptionWrite) -> WriteOutcome {
         if self.held.get(&id).is_none_or(|h| h.get_id() != owner) {
             return WriteOutcome::NotOwner;
         }
         let Some(session) = self.session.as_mut() else { return WriteOutcome::NotOwner };
-        match session.write(id, write).await {
+        // A checkpoint still pending goes with this write.
+        let pending = self.pending.remove(&id);
+        let merged = pending.as_ref().filter(|p| write.checkpoint.is_none_or(|c| c < p.checkpoint)).map(|p| {
+            let mut merged = write.clone();
+            merged.checkpoint = Some(p.checkpoint);
+            merged
+        });
+        let write = merged.as_ref().unwrap_or(write);
+        let outcome = session.write(id, write).await;
+        if let Some(pending) = pending {
+            pending.answer();
+        }
+        match outcome {
             Ok(true) => WriteOutcome::Saved,
             Ok(false) => WriteOutcome::RowGone,
             Err(e @ crate::Error::Unavailable(_)) => {
@@ -208,6 +330,7 @@ impl LockKeeperState {
         tracing::warn!(reason = why, subscriptions = self.held.len(), "lock connection lost; ownership released");
         // Dropped, not closed: there is nobody left to say goodbye to.
         self.session = None;
+        std::mem::take(&mut self.pending).into_values().for_each(Pending::answer);
         for (_, holder) in self.held.drain() {
             let _ = holder.cast(SubscriptionMsg::LockLost);
         }

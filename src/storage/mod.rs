@@ -493,6 +493,15 @@ impl LockSession {
         }
     }
 
+    /// Moves the checkpoints of several subscriptions with one round trip; returns the ids whose
+    /// rows are gone (deleted), for which nothing was written.
+    pub async fn write_checkpoints(&mut self, checkpoints: &[(i32, u64)]) -> Result<Vec<i32>> {
+        match self {
+            LockSession::Postgres(session) => session.write_checkpoints(checkpoints).await,
+            LockSession::Sqlite(session) => session.write_checkpoints(checkpoints).await,
+        }
+    }
+
     /// Writes a subscription's changes in one transaction; `false` if its row is gone (it was
     /// deleted), in which case nothing is written.
     pub async fn write(&mut self, subscription_id: i32, write: &SubscriptionWrite) -> Result<bool> {

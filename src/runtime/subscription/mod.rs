@@ -290,8 +290,14 @@ impl Actor for SubscriptionActor {
             }
             SubscriptionMsg::Disconnect(id) => state.disconnect(&myself, id),
             SubscriptionMsg::Ack { consumer, incarnation, acks, reply } => {
-                let outcome = state.ack(&myself, consumer, incarnation, &acks).await;
-                let _ = reply.send(outcome);
+                match state.ack(consumer, incarnation, &acks) {
+                    // Answered once the checkpoint it moves (if due) is written; meanwhile the
+                    // actor goes on delivering.
+                    Ok(()) => state.checkpoint_soon(&myself, Some(reply), false).await,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
             }
             SubscriptionMsg::Nack { consumer, incarnation, number, action, reason, reply } => {
                 let outcome = state.nack(&myself, consumer, incarnation, number, action, reason).await;
@@ -329,7 +335,7 @@ impl Actor for SubscriptionActor {
             SubscriptionMsg::LockLost => state.lock_lost(&myself),
             SubscriptionMsg::FlushCheckpoint => {
                 state.flush_scheduled = false;
-                state.persist(&myself).await;
+                state.checkpoint_soon(&myself, None, true).await;
             }
             SubscriptionMsg::Status(reply) => {
                 let _ = reply.send(state.status());
@@ -635,25 +641,19 @@ impl SubscriptionState {
         }
     }
 
-    async fn ack(
-        &mut self,
-        myself: &ActorRef<SubscriptionMsg>,
-        consumer: u64,
-        incarnation: u64,
-        acks: &Acks,
-    ) -> Result<()> {
+    /// Books an ack; [`checkpoint_soon`](Self::checkpoint_soon) then writes what it moved.
+    fn ack(&mut self, consumer: u64, incarnation: u64, acks: &Acks) -> Result<()> {
         if incarnation != self.incarnation {
             tracing::debug!(subscription = %self.key, "ack of a previous ownership ignored");
             return Ok(());
         }
         let finished = self.tracker.ack(consumer, acks)?;
-        self.finished(myself, &finished).await;
+        self.book(&finished);
         Ok(())
     }
 
-    /// Books events that left for good (acked or skipped), writing the checkpoint past the
-    /// threshold.
-    async fn finished(&mut self, myself: &ActorRef<SubscriptionMsg>, finished: &[Finished]) {
+    /// Books events that left for good (acked, skipped or parked).
+    fn book(&mut self, finished: &[Finished]) {
         for done in finished {
             if done.replay {
                 self.cleared.push(done.number);
@@ -662,9 +662,56 @@ impl SubscriptionState {
             self.forget_retries |= done.retried;
         }
         self.unpersisted_acks += finished.len() as u64;
+    }
+
+    /// Books events that left for good, writing the checkpoint past the threshold before it
+    /// returns (for nacks, which answer once their records are written).
+    async fn finished(&mut self, myself: &ActorRef<SubscriptionMsg>, finished: &[Finished]) {
+        self.book(finished);
         if self.unpersisted_acks >= self.options.checkpoint_threshold {
             self.persist(myself).await;
         }
+    }
+
+    /// Writes the checkpoint past the threshold without waiting for it: a checkpoint that only
+    /// moved is handed to the lock keeper, which writes the latest of every subscription in one
+    /// round trip and then answers `reply` (the ack that moved it). Anything more (rows of
+    /// replayed events, retry counts to forget) is written at once, as [`persist`](Self::persist)
+    /// does. Without a write due (the threshold, or `timer`), `reply` is answered now.
+    async fn checkpoint_soon(
+        &mut self,
+        myself: &ActorRef<SubscriptionMsg>,
+        reply: Option<RpcReplyPort<Result<()>>>,
+        timer: bool,
+    ) {
+        let answer = |reply: Option<RpcReplyPort<Result<()>>>| {
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(()));
+            }
+        };
+        let checkpoint = self.tracker.acked();
+        let moved = checkpoint > self.persisted;
+        let due = timer || self.unpersisted_acks >= self.options.checkpoint_threshold;
+        let plain = moved && self.cleared.is_empty() && !self.forget_retries;
+        if !due || !plain || self.options.transient || self.phase == SubscriptionPhase::Waiting {
+            if due {
+                self.persist(myself).await;
+            }
+            return answer(reply);
+        }
+        let (Some(id), Ok(keeper)) = (self.row, self.ctx.lock_keeper()) else {
+            // Restarting: the timer writes it later.
+            return answer(reply);
+        };
+        let owner = myself.clone();
+        if keeper.cast(LockMsg::Checkpoint { id, owner, checkpoint, reply }).is_err() {
+            // The keeper stopped with the ack's reply: the timer writes the checkpoint later.
+            return;
+        }
+        // Handed over: the keeper writes it, or tells this actor its lock is gone.
+        self.persisted = checkpoint;
+        self.unpersisted_acks = 0;
+        self.parked = self.parked.split_off(&(checkpoint + 1));
     }
 
     async fn nack(

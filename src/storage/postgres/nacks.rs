@@ -23,6 +23,12 @@ const RECORD: &str = "INSERT INTO subscription_nacks AS n (subscription_id, even
      ON CONFLICT (subscription_id, event_number) DO UPDATE SET retry_count = EXCLUDED.retry_count, \
          reason = EXCLUDED.reason, parked_at = EXCLUDED.parked_at, replay_requested = false, updated_at = now()";
 
+/// Moves the checkpoints of many subscriptions in one statement; the rows that still exist
+/// come back.
+const CHECKPOINTS: &str = "UPDATE subscriptions s SET last_seen = u.last_seen, updated_at = now() \
+     FROM UNNEST($1::integer[], $2::bigint[]) AS u (subscription_id, last_seen) \
+     WHERE s.subscription_id = u.subscription_id RETURNING s.subscription_id";
+
 const CLEAR: &str = "DELETE FROM subscription_nacks WHERE subscription_id = $1 AND event_number = ANY($2)";
 
 /// Retry counts of events the checkpoint has passed are of no further use.
@@ -92,6 +98,16 @@ impl PgStorage {
 }
 
 impl LockSession {
+    /// Moves the checkpoints of several subscriptions in one round trip; returns the ids whose
+    /// rows are gone (deleted), for which nothing was written.
+    pub async fn write_checkpoints(&mut self, checkpoints: &[(i32, u64)]) -> Result<Vec<i32>> {
+        let ids: Vec<i32> = checkpoints.iter().map(|(id, _)| *id).collect();
+        let values = numbers(&checkpoints.iter().map(|(_, c)| *c).collect::<Vec<_>>())?;
+        let written: Vec<i32> =
+            sqlx::query_scalar(CHECKPOINTS).bind(&ids).bind(values).fetch_all(&mut self.conn).await?;
+        Ok(ids.into_iter().filter(|id| !written.contains(id)).collect())
+    }
+
     /// Writes a subscription's changes in one transaction; `false` if its row is gone (it was
     /// deleted), in which case nothing is written.
     pub async fn write(&mut self, subscription_id: i32, write: &SubscriptionWrite) -> Result<bool> {

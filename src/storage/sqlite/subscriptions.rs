@@ -213,6 +213,24 @@ impl LockSession {
         self.storage.inner.owned.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Moves the checkpoints of several subscriptions in one transaction (one sync); returns the
+    /// ids whose rows are gone (deleted), for which nothing was written.
+    pub async fn write_checkpoints(&mut self, checkpoints: &[(i32, u64)]) -> Result<Vec<i32>> {
+        let mut conn = self.storage.write_connection().await?;
+        let now = Utc::now();
+        let mut tx = Connection::begin(&mut *conn).await?;
+        let mut gone = Vec::new();
+        for &(id, checkpoint) in checkpoints {
+            let done =
+                sqlx::query(TOUCH).bind(id).bind(signed("checkpoint", checkpoint)?).bind(now).execute(&mut *tx).await?;
+            if done.rows_affected() == 0 {
+                gone.push(id);
+            }
+        }
+        tx.commit().await?;
+        Ok(gone)
+    }
+
     /// Writes a subscription's changes in one transaction; `false` if its row is gone (it was
     /// deleted), in which case nothing is written.
     pub async fn write(&mut self, subscription_id: i32, write: &SubscriptionWrite) -> Result<bool> {
