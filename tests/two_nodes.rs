@@ -201,7 +201,7 @@ async fn a_replay_asked_for_on_another_node_reaches_the_node_running_the_subscri
     sub.nack(&batch[0], NackAction::Park, "bad one").await.unwrap();
     sub.nack(&batch[2], NackAction::Park, "bad three").await.unwrap();
     sub.ack(&batch[1..2]).await.unwrap();
-    assert_eq!(stored_checkpoint(&first.store, ALL, "s").await, 3);
+    assert_checkpoint(&first.store, ALL, "s", 3, "1 and 3 parked, 2 acked").await;
 
     // Another process (the CLI, another node) asks; only the database connects them.
     let second = EventStore::start(first.config.clone()).await.expect("second node starts");
@@ -211,6 +211,6 @@ async fn a_replay_asked_for_on_another_node_reaches_the_node_running_the_subscri
         .expect("the replay reaches the subscription's node");
     assert_eq!(numbers(&got), vec![1, 3]);
     sub.ack(&got).await.unwrap();
-    assert!(second.parked_events(ALL, "s").await.unwrap().is_empty());
+    assert_no_parked_events(&second, ALL, "s", "acked after its replay").await;
     second.shutdown().await.unwrap();
 }

@@ -71,8 +71,7 @@ pub enum LockMsg {
         /// What became of it.
         reply: RpcReplyPort<WriteOutcome>,
     },
-    /// Write subscription `id`'s checkpoint with the others pending, if `owner` holds its
-    /// lock; `reply` (an ack waiting for it) is answered once it is written.
+    /// Write subscription `id`'s checkpoint with the others pending, if `owner` holds its lock.
     Checkpoint {
         /// The subscription's id.
         id: i32,
@@ -80,8 +79,6 @@ pub enum LockMsg {
         owner: ActorRef<SubscriptionMsg>,
         /// The new checkpoint.
         checkpoint: u64,
-        /// Answered once the checkpoint is written (or can no longer be).
-        reply: Option<RpcReplyPort<Result<()>>>,
     },
     /// Write the pending checkpoints (sent by the keeper to itself).
     Flush,
@@ -109,25 +106,8 @@ pub struct LockKeeperState {
     session: Option<LockSession>,
     held: HashMap<i32, ActorRef<SubscriptionMsg>>,
     /// Checkpoints to write with the next round trip, by subscription id.
-    pending: BTreeMap<i32, Pending>,
+    pending: BTreeMap<i32, u64>,
     flush_scheduled: bool,
-}
-
-/// A checkpoint waiting for its round trip, and the acks waiting for it.
-struct Pending {
-    checkpoint: u64,
-    waiters: Vec<RpcReplyPort<Result<()>>>,
-}
-
-impl Pending {
-    /// Tells the waiting acks that the checkpoint is written (or that it is moot: the lock is
-    /// gone, and its holder was told so).
-    fn answer(self) {
-        for waiter in self.waiters {
-            // An ack whose caller stopped waiting needs no answer.
-            let _ = waiter.send(Ok(()));
-        }
-    }
 }
 
 impl Actor for LockKeeper {
@@ -160,16 +140,12 @@ impl Actor for LockKeeper {
             LockMsg::TryLock { id, owner, reply } => {
                 let _ = reply.send(state.try_lock(id, owner).await);
             }
-            LockMsg::Checkpoint { id, owner, checkpoint, reply } => {
+            LockMsg::Checkpoint { id, owner, checkpoint } => {
                 if state.held.get(&id).is_none_or(|h| h.get_id() != owner.get_id()) {
                     let _ = owner.cast(SubscriptionMsg::LockLost);
-                    if let Some(reply) = reply {
-                        let _ = reply.send(Ok(()));
-                    }
                 } else {
-                    let pending = state.pending.entry(id).or_insert(Pending { checkpoint, waiters: Vec::new() });
-                    pending.checkpoint = pending.checkpoint.max(checkpoint);
-                    pending.waiters.extend(reply);
+                    let pending = state.pending.entry(id).or_insert(checkpoint);
+                    *pending = (*pending).max(checkpoint);
                     if !state.flush_scheduled {
                         // Behind every message already queued: those checkpoints join this round trip.
                         state.flush_scheduled = true;
@@ -263,18 +239,18 @@ impl LockKeeperState {
     }
 
     /// Writes every pending checkpoint in one round trip. A failed write keeps them pending for
-    /// the next ping (their acks are answered: the checkpoint is retried, not the ack); a lost
-    /// connection drops them with the locks.
+    /// the next ping; a lost connection drops them with the locks (their holders are told, and
+    /// deliver again from the stored checkpoints).
     async fn flush(&mut self) {
         if self.pending.is_empty() {
             return;
         }
         let Some(session) = self.session.as_mut() else {
             // No connection, so no lock: their holders were told when it went.
-            std::mem::take(&mut self.pending).into_values().for_each(Pending::answer);
+            self.pending.clear();
             return;
         };
-        let checkpoints: Vec<(i32, u64)> = self.pending.iter().map(|(id, p)| (*id, p.checkpoint)).collect();
+        let checkpoints: Vec<(i32, u64)> = self.pending.iter().map(|(id, c)| (*id, *c)).collect();
         match session.write_checkpoints(&checkpoints).await {
             Ok(gone) => {
                 for id in gone {
@@ -283,16 +259,11 @@ impl LockKeeperState {
                         "subscription row deleted elsewhere; its checkpoint is not kept"
                     );
                 }
-                std::mem::take(&mut self.pending).into_values().for_each(Pending::answer);
+                self.pending.clear();
             }
             Err(e @ crate::Error::Unavailable(_)) => self.lost(&format!("checkpoint write failed: {e}")),
             Err(e) => {
                 tracing::warn!(error = %e, subscriptions = checkpoints.len(), "checkpoint write failed; retrying at the next ping");
-                for pending in self.pending.values_mut() {
-                    std::mem::take(&mut pending.waiters).into_iter().for_each(|w| {
-                        let _ = w.send(Ok(()));
-                    });
-                }
             }
         }
     }
@@ -303,18 +274,13 @@ impl LockKeeperState {
         }
         let Some(session) = self.session.as_mut() else { return WriteOutcome::NotOwner };
         // A checkpoint still pending goes with this write.
-        let pending = self.pending.remove(&id);
-        let merged = pending.as_ref().filter(|p| write.checkpoint.is_none_or(|c| c < p.checkpoint)).map(|p| {
+        let merged = self.pending.remove(&id).filter(|p| write.checkpoint.is_none_or(|c| c < *p)).map(|p| {
             let mut merged = write.clone();
-            merged.checkpoint = Some(p.checkpoint);
+            merged.checkpoint = Some(p);
             merged
         });
         let write = merged.as_ref().unwrap_or(write);
-        let outcome = session.write(id, write).await;
-        if let Some(pending) = pending {
-            pending.answer();
-        }
-        match outcome {
+        match session.write(id, write).await {
             Ok(true) => WriteOutcome::Saved,
             Ok(false) => WriteOutcome::RowGone,
             Err(e @ crate::Error::Unavailable(_)) => {
@@ -330,7 +296,7 @@ impl LockKeeperState {
         tracing::warn!(reason = why, subscriptions = self.held.len(), "lock connection lost; ownership released");
         // Dropped, not closed: there is nobody left to say goodbye to.
         self.session = None;
-        std::mem::take(&mut self.pending).into_values().for_each(Pending::answer);
+        self.pending.clear();
         for (_, holder) in self.held.drain() {
             let _ = holder.cast(SubscriptionMsg::LockLost);
         }

@@ -89,6 +89,36 @@ pub fn numbers(events: &[RecordedEvent]) -> Vec<u64> {
     events.iter().map(|e| e.event_number).collect()
 }
 
+/// Asserts that the checkpoint stored for `stream`/`name` is (or, within moments, becomes)
+/// `expected` and stays there: an ack returns once the subscription has booked it, and the
+/// checkpoint it moved is written right after, coalesced with those of other subscriptions.
+pub async fn assert_checkpoint(store: &EventStore, stream: &str, name: &str, expected: u64, why: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut stored = stored_checkpoint(store, stream, name).await;
+    while stored != expected && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        stored = stored_checkpoint(store, stream, name).await;
+    }
+    assert_eq!(stored, expected, "checkpoint of {stream}/{name}: {why}");
+    // Not only on its way past it.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(stored_checkpoint(store, stream, name).await, expected, "checkpoint of {stream}/{name} moved on: {why}");
+}
+
+/// Waits until the subscription `stream`/`name` has no parked events left (an acked replayed
+/// event leaves the list with the checkpoint write that follows its ack).
+pub async fn assert_no_parked_events(store: &EventStore, stream: &str, name: &str, why: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let parked = store.parked_events(stream, name).await.expect("parked events");
+        if parked.is_empty() {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{stream}/{name} still has parked events {parked:?}: {why}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// The checkpoint stored in the database for `stream`/`name`.
 pub async fn stored_checkpoint(store: &EventStore, stream: &str, name: &str) -> u64 {
     let all = store.list_subscriptions().await.expect("list subscriptions");

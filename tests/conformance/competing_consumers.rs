@@ -376,7 +376,7 @@ async fn a_dropped_consumers_in_flight_events_go_to_another_consumer() {
     expect_no_events(&mut survivor, Duration::from_millis(300)).await;
     let st = status(&store, "s").await;
     assert_eq!((st.in_flight, st.acked), (10, 0), "{st:?}");
-    assert_eq!(stored_checkpoint(&store, ALL, "s").await, 0, "1..=10 are not acked");
+    assert_checkpoint(&store, ALL, "s", 0, "1..=10 are not acked").await;
 
     drop(victim);
     let mut again = Vec::new();
@@ -429,7 +429,7 @@ async fn an_aborted_consumer_tasks_events_go_to_the_remaining_consumers() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(journal.event_count(), 100 - held.len(), "held events are not given away while their consumer lives");
     assert!(journal.deliveries().iter().all(|(n, _)| !held.contains(n)));
-    assert_eq!(stored_checkpoint(&store, ALL, "s").await, held[0] - 1, "the checkpoint waits for the held events");
+    assert_checkpoint(&store, ALL, "s", held[0] - 1, "the checkpoint waits for the held events").await;
 
     victim_task.abort();
     assert!(victim_task.await.unwrap_err().is_cancelled());

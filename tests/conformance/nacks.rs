@@ -91,13 +91,13 @@ async fn retry_redelivers_ahead_of_newer_events_with_an_incremented_count() {
 
     // The checkpoint stops before the retried event, however much after it is acked.
     sub.ack(&[first[0].clone(), first[2].clone()]).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 1);
+    assert_checkpoint(&store.store, ALL, "s", 1, "").await;
     let rest = next_batch(&mut sub).await;
     assert_eq!(numbers(&rest), vec![4, 5]);
     sub.ack(&rest).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 1, "2 is still not acked");
+    assert_checkpoint(&store.store, ALL, "s", 1, "2 is still not acked").await;
     sub.ack(&third).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 5);
+    assert_checkpoint(&store.store, ALL, "s", 5, "").await;
     assert!(parked(&store.store, "s").await.is_empty(), "a retried event is not parked");
     expect_no_events(&mut sub, Duration::from_millis(300)).await;
 }
@@ -130,12 +130,12 @@ async fn retry_past_max_retry_count_parks_the_event_and_the_subscription_moves_o
 
     // It no longer holds the checkpoint back.
     sub.ack(&batch[1..]).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 3);
+    assert_checkpoint(&store.store, ALL, "s", 3, "").await;
     store.append_to_stream("a", ExpectedVersion::Exact(3), events("E", 4, 1)).await.unwrap();
     let live = next_batch(&mut sub).await;
     assert_eq!(numbers(&live), vec![4]);
     sub.ack(&live).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 4);
+    assert_checkpoint(&store.store, ALL, "s", 4, "").await;
 }
 
 #[tokio::test]
@@ -163,7 +163,7 @@ async fn park_records_the_event_and_it_is_not_delivered_again_after_resubscribin
 
     // 2 is left unacked, so the checkpoint stays before the parked 3.
     sub.ack(&batch[..1]).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 1);
+    assert_checkpoint(&store.store, ALL, "s", 1, "").await;
     sub.unsubscribe().await.unwrap();
 
     let mut again = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
@@ -172,7 +172,7 @@ async fn park_records_the_event_and_it_is_not_delivered_again_after_resubscribin
     assert_eq!(numbers(&redelivered), vec![2], "the parked 3 is not delivered again");
     again.ack(&redelivered).await.unwrap();
     expect_no_events(&mut again, Duration::from_millis(300)).await;
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 3, "the checkpoint passes the parked event");
+    assert_checkpoint(&store.store, ALL, "s", 3, "the checkpoint passes the parked event").await;
     assert_eq!(parked_numbers(&parked(&store.store, "s").await), vec![3], "it stays parked");
 }
 
@@ -188,7 +188,7 @@ async fn skip_counts_as_an_ack() {
     sub.nack(&batch[1], NackAction::Skip, "not interesting").await.unwrap();
     assert!(matches!(sub.ack(&batch[1..2]).await, Err(Error::UnexpectedAck)), "a skipped event is done");
     sub.ack(&batch[..1]).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 2, "the checkpoint moves past the skipped event");
+    assert_checkpoint(&store.store, ALL, "s", 2, "the checkpoint moves past the skipped event").await;
     expect_no_events(&mut sub, Duration::from_millis(300)).await;
     assert!(parked(&store.store, "s").await.is_empty(), "a skipped event is not parked");
 
@@ -199,7 +199,7 @@ async fn skip_counts_as_an_ack() {
     let redelivered = next_batch(&mut again).await;
     assert_eq!(numbers(&redelivered), vec![3]);
     again.ack(&redelivered).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 3);
+    assert_checkpoint(&store.store, ALL, "s", 3, "").await;
 }
 
 #[tokio::test]
@@ -231,7 +231,7 @@ async fn stop_drops_the_subscriber_and_hands_its_events_in_flight_to_the_other_o
     assert_eq!(numbers(&handed), numbers(&at_a));
     assert!(handed.iter().all(|e| b.retry_count(e) == 0), "Stop counts no retry");
     b.ack(&handed).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 4);
+    assert_checkpoint(&store.store, ALL, "s", 4, "").await;
     assert!(parked(&store.store, "s").await.is_empty());
 }
 
@@ -257,7 +257,7 @@ async fn stop_of_the_only_subscriber_drops_it_and_the_next_subscriber_gets_its_e
     assert_eq!(numbers(&again), vec![1, 2]);
     assert_eq!(next_one.retry_count(&again[0]), 0, "Stop counts no retry");
     next_one.ack(&again).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 2);
+    assert_checkpoint(&store.store, ALL, "s", 2, "").await;
 }
 
 #[tokio::test]
@@ -274,9 +274,9 @@ async fn an_event_neither_acked_nor_nacked_within_message_timeout_comes_again() 
     expect_no_events(&mut sub, Duration::from_millis(150)).await;
     let again = next_batch(&mut sub).await;
     assert_eq!((numbers(&again), sub.retry_count(&again[0])), (vec![1], 1));
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 0);
+    assert_checkpoint(&store.store, ALL, "s", 0, "").await;
     sub.ack(&again).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 1);
+    assert_checkpoint(&store.store, ALL, "s", 1, "").await;
     // Acked: it times out no more.
     expect_no_events(&mut sub, Duration::from_millis(700)).await;
     assert!(parked(&store.store, "s").await.is_empty());
@@ -300,7 +300,7 @@ async fn message_timeouts_count_as_retries_and_park_the_event_past_max_retry_cou
     let live = next_batch(&mut sub).await;
     assert_eq!(numbers(&live), vec![2], "the parked event is not delivered again");
     sub.ack(&live).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 2);
+    assert_checkpoint(&store.store, ALL, "s", 2, "").await;
 }
 
 #[tokio::test]
@@ -314,7 +314,7 @@ async fn replay_parked_delivers_parked_events_once_before_newer_events() {
     sub.nack(&batch[0], NackAction::Park, "bad one").await.unwrap();
     sub.nack(&batch[2], NackAction::Park, "bad three").await.unwrap();
     sub.ack(&[batch[1].clone(), batch[3].clone()]).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 4);
+    assert_checkpoint(&store.store, ALL, "s", 4, "").await;
     let list = parked(&store.store, "s").await;
     assert_eq!(parked_numbers(&list), vec![1, 3]);
     assert!(list.iter().all(|p| !p.replay_requested));
@@ -329,8 +329,8 @@ async fn replay_parked_delivers_parked_events_once_before_newer_events() {
     assert!(list.iter().all(|p| p.replay_requested));
 
     sub.ack(&got).await.unwrap();
-    assert!(parked(&store.store, "s").await.is_empty(), "acked replayed events leave the parked list");
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 6);
+    assert_no_parked_events(&store.store, ALL, "s", "acked replayed events leave the parked list").await;
+    assert_checkpoint(&store.store, ALL, "s", 6, "").await;
     assert_eq!(store.replay_parked(ALL, "s").await.unwrap(), 0);
     expect_quiet(&mut sub, Duration::from_millis(500)).await;
 }
@@ -360,7 +360,7 @@ async fn replayed_events_go_ahead_of_events_already_queued() {
     }
     assert_eq!(order, vec![1, 3, 4], "the replayed 1 goes ahead of the queued 3 and 4");
     assert!(parked(&store.store, "s").await.is_empty());
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 4);
+    assert_checkpoint(&store.store, ALL, "s", 4, "").await;
 }
 
 #[tokio::test]
@@ -387,7 +387,7 @@ async fn a_replayed_event_nacked_with_park_stays_parked() {
     let replayed = receive(&mut sub, 1).await;
     assert_eq!(numbers(&replayed), vec![1]);
     sub.ack(&replayed).await.unwrap();
-    assert!(parked(&store.store, "s").await.is_empty());
+    assert_no_parked_events(&store.store, ALL, "s", "acked after its replay").await;
 }
 
 #[tokio::test]
@@ -417,7 +417,7 @@ async fn retry_counts_and_parks_survive_a_restart() {
     assert_eq!((list[0].reason.as_str(), list[0].retry_count), ("poison", 0));
 
     sub.ack(&got).await.unwrap();
-    assert_eq!(stored_checkpoint(&restarted, ALL, "s").await, 3);
+    assert_checkpoint(&restarted, ALL, "s", 3, "").await;
     expect_no_events(&mut sub, Duration::from_millis(300)).await;
     restarted.shutdown().await.unwrap();
 }

@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{TestStore, WAIT, event, events, quick, quick_store, stored_checkpoint};
+use crate::common::{TestStore, WAIT, assert_checkpoint, event, events, quick, quick_store};
 use chronik::{
     ALL, Config, Error, EventStore, ExpectedVersion, HandlerError, LIVE_BUFFER, LiveMessage, LiveSubscription,
     RecordedEvent, Subscriber, SubscriberHandle, Subscribers, SubscriptionConfig, SubscriptionOptions,
@@ -66,7 +66,7 @@ async fn a_handler_that_panics_on_an_event_sees_it_again_until_it_is_parked_and_
     assert_eq!(parked.iter().map(|p| (p.event_number, p.retry_count)).collect::<Vec<_>>(), vec![(5, 2)]);
     assert!(parked[0].reason.contains("cannot handle event 5"), "{}", parked[0].reason);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(stored_checkpoint(&store, ALL, "projector").await, 10, "the parked event does not hold it back");
+    assert_checkpoint(&store, ALL, "projector", 10, "the parked event does not hold it back").await;
     handle.stop().await.unwrap();
     assert!(!handle.is_running());
 }
@@ -236,7 +236,7 @@ async fn checkpoint_reaches(store: &EventStore, name: &str, n: u64) {
         store.list_subscriptions().await.unwrap().iter().any(|s| s.stream == ALL && s.name == name && s.checkpoint >= n)
     })
     .await;
-    assert_eq!(stored_checkpoint(store, ALL, name).await, n, "the checkpoint stops at the last event");
+    assert_checkpoint(store, ALL, name, n, "the checkpoint stops at the last event").await;
 }
 
 fn count(seen: &Seen, n: u64) -> usize {
@@ -369,7 +369,7 @@ async fn stop_disconnects_the_subscriber_and_a_new_one_resumes_after_the_checkpo
         matches!(store.subscription_status(ALL, "projector").await, Err(Error::SubscriptionNotFound)),
         "the subscription no longer runs on this node"
     );
-    assert_eq!(stored_checkpoint(&store, ALL, "projector").await, 5, "stopping wrote the checkpoint");
+    assert_checkpoint(&store, ALL, "projector", 5, "stopping wrote the checkpoint").await;
     handle.stop().await.expect("stopping a stopped subscriber is not an error");
     assert!(matches!(handle.pause().await, Err(Error::Unavailable(_))));
 

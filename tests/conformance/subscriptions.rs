@@ -118,14 +118,14 @@ async fn checkpoint_follows_the_threshold_and_the_timer() {
     for expected_after_ack in [0, 0, 3, 3, 3, 6] {
         let batch = next_events(&mut sub).await;
         sub.ack(&batch).await.unwrap();
-        assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, expected_after_ack);
+        assert_checkpoint(&store.store, ALL, "s", expected_after_ack, "").await;
     }
     // One more ack, below the threshold: the timer writes it.
     let batch = next_events(&mut sub).await;
     sub.ack(&batch).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 6);
+    assert_checkpoint(&store.store, ALL, "s", 6, "").await;
     tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 7);
+    assert_checkpoint(&store.store, ALL, "s", 7, "").await;
 }
 
 #[tokio::test]
@@ -136,9 +136,9 @@ async fn checkpoint_never_passes_an_unacked_event() {
     assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
     let batch = next_events(&mut sub).await;
     sub.ack(&batch[1..]).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 0);
+    assert_checkpoint(&store.store, ALL, "s", 0, "").await;
     sub.ack(&batch[..1]).await.unwrap();
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 4);
+    assert_checkpoint(&store.store, ALL, "s", 4, "").await;
 }
 
 #[tokio::test]
@@ -195,7 +195,7 @@ async fn selector_rejected_events_still_move_the_checkpoint() {
     assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
     let got = receive_acking(&mut sub, 1).await;
     assert_eq!(got.iter().map(|e| e.event_type.as_str()).collect::<Vec<_>>(), vec!["Keep"]);
-    assert_eq!(stored_checkpoint(&store.store, ALL, "s").await, 3);
+    assert_checkpoint(&store.store, ALL, "s", 3, "").await;
 }
 
 #[tokio::test]

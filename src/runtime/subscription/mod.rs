@@ -290,13 +290,13 @@ impl Actor for SubscriptionActor {
             }
             SubscriptionMsg::Disconnect(id) => state.disconnect(&myself, id),
             SubscriptionMsg::Ack { consumer, incarnation, acks, reply } => {
-                match state.ack(consumer, incarnation, &acks) {
-                    // Answered once the checkpoint it moves (if due) is written; meanwhile the
-                    // actor goes on delivering.
-                    Ok(()) => state.checkpoint_soon(&myself, Some(reply), false).await,
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
+                // Answered at once: the checkpoint it moves (if due) is written soon after, with
+                // those of the other subscriptions, and before the subscription stops.
+                let outcome = state.ack(consumer, incarnation, &acks);
+                let booked = outcome.is_ok();
+                let _ = reply.send(outcome);
+                if booked {
+                    state.checkpoint_soon(&myself, false).await;
                 }
             }
             SubscriptionMsg::Nack { consumer, incarnation, number, action, reason, reply } => {
@@ -335,7 +335,7 @@ impl Actor for SubscriptionActor {
             SubscriptionMsg::LockLost => state.lock_lost(&myself),
             SubscriptionMsg::FlushCheckpoint => {
                 state.flush_scheduled = false;
-                state.checkpoint_soon(&myself, None, true).await;
+                state.checkpoint_soon(&myself, true).await;
             }
             SubscriptionMsg::Status(reply) => {
                 let _ = reply.send(state.status());
@@ -673,39 +673,26 @@ impl SubscriptionState {
         }
     }
 
-    /// Writes the checkpoint past the threshold without waiting for it: a checkpoint that only
-    /// moved is handed to the lock keeper, which writes the latest of every subscription in one
-    /// round trip and then answers `reply` (the ack that moved it). Anything more (rows of
-    /// replayed events, retry counts to forget) is written at once, as [`persist`](Self::persist)
-    /// does. Without a write due (the threshold, or `timer`), `reply` is answered now.
-    async fn checkpoint_soon(
-        &mut self,
-        myself: &ActorRef<SubscriptionMsg>,
-        reply: Option<RpcReplyPort<Result<()>>>,
-        timer: bool,
-    ) {
-        let answer = |reply: Option<RpcReplyPort<Result<()>>>| {
-            if let Some(reply) = reply {
-                let _ = reply.send(Ok(()));
-            }
-        };
+    /// Writes the checkpoint past the threshold (or, with `timer`, whatever moved) without
+    /// waiting for it: a checkpoint that only moved is handed to the lock keeper, which writes
+    /// the latest of every subscription in one round trip. Anything more (rows of replayed
+    /// events, retry counts to forget) is written at once, as [`persist`](Self::persist) does.
+    async fn checkpoint_soon(&mut self, myself: &ActorRef<SubscriptionMsg>, timer: bool) {
         let checkpoint = self.tracker.acked();
         let moved = checkpoint > self.persisted;
         let due = timer || self.unpersisted_acks >= self.options.checkpoint_threshold;
+        if !due {
+            return;
+        }
         let plain = moved && self.cleared.is_empty() && !self.forget_retries;
-        if !due || !plain || self.options.transient || self.phase == SubscriptionPhase::Waiting {
-            if due {
-                self.persist(myself).await;
-            }
-            return answer(reply);
+        if !plain || self.options.transient || self.phase == SubscriptionPhase::Waiting {
+            return self.persist(myself).await;
         }
         let (Some(id), Ok(keeper)) = (self.row, self.ctx.lock_keeper()) else {
-            // Restarting: the timer writes it later.
-            return answer(reply);
+            // Restarting: the next ack or the timer writes it.
+            return;
         };
-        let owner = myself.clone();
-        if keeper.cast(LockMsg::Checkpoint { id, owner, checkpoint, reply }).is_err() {
-            // The keeper stopped with the ack's reply: the timer writes the checkpoint later.
+        if keeper.cast(LockMsg::Checkpoint { id, owner: myself.clone(), checkpoint }).is_err() {
             return;
         }
         // Handed over: the keeper writes it, or tells this actor its lock is gone.
