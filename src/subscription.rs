@@ -458,6 +458,11 @@ impl Subscription {
     ///
     /// Acks of events delivered before the subscription restarted or changed owner are ignored:
     /// those events are delivered again from the checkpoint.
+    ///
+    /// It returns once the subscription has booked the ack. The checkpoint it moves (past
+    /// `checkpoint_threshold`) is written right after, together with those of the node's other
+    /// subscriptions, and in any case before an unsubscribe or a shutdown returns; a crash in
+    /// between delivers those events again.
     pub async fn ack(&self, events: &[RecordedEvent]) -> Result<()> {
         if events.is_empty() {
             return Ok(());
