@@ -52,6 +52,11 @@ pub struct Config {
     pub auto_init: bool,
     /// Allow `DeleteMode::Hard`. Default false.
     pub enable_hard_deletes: bool,
+    /// Open the store for reading only: reads, stream info and live listeners work, every write
+    /// (appends, deletes, snapshots, named subscriptions) is [`Error::ReadOnly`], and nothing is
+    /// created or migrated (the store must exist and be up to date). An SQLite file opened this
+    /// way is not locked, so it can be read beside the process that writes it. Default false.
+    pub read_only: bool,
     /// Largest `data` + `metadata` of one event, in bytes. Default 8 MiB.
     pub max_event_size: usize,
     /// How long any connection attempt may take (start, pool, writer, lock and LISTEN
@@ -213,6 +218,7 @@ impl Default for Config {
             pool_size: 10,
             auto_init: true,
             enable_hard_deletes: false,
+            read_only: false,
             max_event_size: 8 * 1024 * 1024,
             connect_timeout: Duration::from_secs(5),
             in_doubt_timeout: Duration::from_secs(30),
@@ -251,6 +257,8 @@ impl Config {
         auto_init: bool,
         /// Sets `enable_hard_deletes`.
         enable_hard_deletes: bool,
+        /// Sets `read_only`.
+        read_only: bool,
         /// Sets `max_event_size` (bytes).
         max_event_size: usize,
         /// Sets `connect_timeout`.
@@ -327,6 +335,7 @@ impl Config {
             "pool_size" => self.pool_size = integer(key, value)?,
             "auto_init" => self.auto_init = boolean(key, value)?,
             "enable_hard_deletes" => self.enable_hard_deletes = boolean(key, value)?,
+            "read_only" => self.read_only = boolean(key, value)?,
             "max_event_size" => self.max_event_size = integer(key, value)?,
             "connect_timeout" => self.connect_timeout = duration(key, value)?,
             "in_doubt_timeout" => self.in_doubt_timeout = duration(key, value)?,

@@ -78,6 +78,15 @@ pub enum Error {
     #[error("too many subscribers: the subscription's concurrency_limit is reached")]
     TooManySubscribers,
 
+    /// The named subscription runs (on this node or another), so what was asked (moving its
+    /// checkpoint) cannot be done now: unsubscribe it everywhere first.
+    #[error("subscription in use: a node runs it; unsubscribe it (on every node) first")]
+    SubscriptionInUse,
+
+    /// The store was opened read-only (`read_only = true`): the message says what it refused.
+    #[error("read-only store: {0}")]
+    ReadOnly(String),
+
     /// No subscription of that stream and name exists.
     #[error("subscription not found: no subscription of that stream and name")]
     SubscriptionNotFound,

@@ -164,6 +164,15 @@ impl EventStore {
         &self.inner.config
     }
 
+    /// [`ensure_open`](Self::ensure_open), and not read-only: `what` names the refused write.
+    fn ensure_writable(&self, what: &str) -> Result<()> {
+        self.ensure_open()?;
+        if self.inner.config.read_only {
+            return Err(Error::ReadOnly(format!("it was opened with read_only = true and cannot {what}")));
+        }
+        Ok(())
+    }
+
     fn ensure_open(&self) -> Result<()> {
         if self.inner.closed.load(Ordering::SeqCst) {
             return Err(Error::Unavailable("the store has been shut down".into()));
@@ -179,7 +188,7 @@ impl EventStore {
         expected: ExpectedVersion,
         events: impl IntoIterator<Item = EventData>,
     ) -> Result<AppendResult> {
-        self.ensure_open()?;
+        self.ensure_writable("append")?;
         let events: Vec<EventData> = events.into_iter().collect();
         if stream == ALL {
             return Err(Error::CannotAppendToAllStream);
@@ -214,7 +223,7 @@ impl EventStore {
         I: IntoIterator,
         I::Item: EventRef,
     {
-        self.ensure_open()?;
+        self.ensure_writable("link events")?;
         let ids: Vec<Uuid> = events.into_iter().map(|e| e.event_id()).collect();
         if stream == ALL {
             return Err(Error::CannotAppendToAllStream);
@@ -438,7 +447,7 @@ impl EventStore {
     /// Deletes a stream: `Soft` hides it from stream reads (its events stay in `$all`); `Hard`
     /// removes its events everywhere (needs `enable_hard_deletes`).
     pub async fn delete_stream(&self, stream: &str, expected: ExpectedVersion, mode: DeleteMode) -> Result<()> {
-        self.ensure_open()?;
+        self.ensure_writable("delete streams")?;
         if stream == ALL {
             return Err(Error::CannotDeleteAllStream);
         }
@@ -448,7 +457,7 @@ impl EventStore {
 
     /// Records a snapshot, replacing the source's previous one.
     pub async fn record_snapshot(&self, snapshot: SnapshotData) -> Result<()> {
-        self.ensure_open()?;
+        self.ensure_writable("record snapshots")?;
         if snapshot.source_uuid.is_empty() || snapshot.source_uuid.contains('\0') {
             return Err(Error::invalid("snapshot source_uuid is empty or contains a NUL character"));
         }
@@ -473,7 +482,7 @@ impl EventStore {
 
     /// Deletes a source's snapshot; deleting one that does not exist is not an error.
     pub async fn delete_snapshot(&self, source_uuid: &str) -> Result<()> {
-        self.ensure_open()?;
+        self.ensure_writable("delete snapshots")?;
         self.inner.storage.delete_snapshot(source_uuid).await
     }
 
@@ -491,6 +500,7 @@ impl EventStore {
         name: &str,
         options: SubscriptionOptions,
     ) -> Result<Subscription> {
+        self.ensure_writable("run named subscriptions (they keep checkpoints); live listeners work")?;
         let key = self.subscription_key(stream, name)?;
         let request = key.clone();
         let connected: Connected =
@@ -521,6 +531,7 @@ impl EventStore {
     /// [`DropReason::Deleted`]) and deletes its checkpoint, so subscribing again starts from
     /// `start_from`. [`Error::SubscriptionNotFound`] if it neither runs here nor is stored.
     pub async fn delete_subscription(&self, stream: &str, name: &str) -> Result<()> {
+        self.ensure_writable("delete subscriptions")?;
         let running = self.stop_subscription(stream, name, DropReason::Deleted).await?;
         let stored = self.inner.storage.delete_subscription(stream, name).await?;
         if running || stored { Ok(()) } else { Err(Error::SubscriptionNotFound) }
@@ -529,6 +540,25 @@ impl EventStore {
     async fn stop_subscription(&self, stream: &str, name: &str, reason: DropReason) -> Result<bool> {
         let key = self.subscription_key(stream, name)?;
         self.ask_registry(|reply| RegistryMsg::Unsubscribe { key, reason, reply }).await
+    }
+
+    /// Moves the checkpoint of a named subscription that runs nowhere: the next subscriber
+    /// resumes after `checkpoint` (back, to process events again; forward, to skip them). Retry
+    /// counts of events it passes are forgotten; parked events stay parked.
+    ///
+    /// [`Error::SubscriptionInUse`] while a node (this one or another) runs the subscription:
+    /// unsubscribe it everywhere first. [`Error::SubscriptionNotFound`] if it does not exist.
+    pub async fn set_subscription_checkpoint(&self, stream: &str, name: &str, checkpoint: u64) -> Result<()> {
+        self.ensure_writable("move checkpoints")?;
+        self.subscription_key(stream, name)?;
+        if self.running_subscription(stream, name).await?.is_some() {
+            return Err(Error::SubscriptionInUse);
+        }
+        if self.inner.storage.set_checkpoint(stream, name, checkpoint).await? {
+            Ok(())
+        } else {
+            Err(Error::SubscriptionNotFound)
+        }
     }
 
     /// The in-memory state of a named subscription running on this node;
@@ -651,6 +681,7 @@ impl EventStore {
     /// next starts). Returns how many parked events are marked;
     /// [`Error::SubscriptionNotFound`] if the subscription does not exist.
     pub async fn replay_parked(&self, stream: &str, name: &str) -> Result<u64> {
+        self.ensure_writable("replay parked events")?;
         self.subscription_key(stream, name)?;
         let (id, marked) = self.inner.storage.request_replay(stream, name).await?.ok_or(Error::SubscriptionNotFound)?;
         // Running here: wait until the events are queued, so that they come before anything

@@ -214,3 +214,21 @@ async fn a_replay_asked_for_on_another_node_reaches_the_node_running_the_subscri
     assert_no_parked_events(&second, ALL, "s", "acked after its replay").await;
     second.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_checkpoint_cannot_be_moved_while_another_node_runs_the_subscription() {
+    let first = quick_store().await;
+    first.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 3)).await.unwrap();
+    let mut sub = first.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    subscribed(&mut sub).await;
+    let second = second_node(&first).await;
+    let err = second.set_subscription_checkpoint(ALL, "s", 2).await.unwrap_err();
+    assert!(matches!(err, Error::SubscriptionInUse), "{err}");
+
+    sub.unsubscribe().await.unwrap();
+    second.set_subscription_checkpoint(ALL, "s", 2).await.expect("nobody runs it now");
+    let mut again = first.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    subscribed(&mut again).await;
+    assert_eq!(numbers(&next_batch(&mut again).await), vec![3]);
+    second.shutdown().await.unwrap();
+}

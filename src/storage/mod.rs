@@ -272,7 +272,7 @@ impl Storage {
     pub async fn open(config: &Config) -> Result<Storage> {
         match config.database_options()? {
             DatabaseOptions::Postgres => {
-                if config.auto_init {
+                if config.auto_init && !config.read_only {
                     postgres::init_store(config).await?;
                 } else {
                     postgres::check_up_to_date(config).await?;
@@ -384,6 +384,12 @@ impl Storage {
     /// Deletes the subscription's row (its checkpoint); whether there was one.
     pub async fn delete_subscription(&self, stream: &str, name: &str) -> Result<bool> {
         dispatch!(self, s => s.delete_subscription(stream, name).await)
+    }
+
+    /// Moves a subscription's checkpoint while no node runs it; `false` if it does not exist,
+    /// [`Error::SubscriptionInUse`] while it runs.
+    pub async fn set_checkpoint(&self, stream: &str, name: &str, checkpoint: u64) -> Result<bool> {
+        dispatch!(self, s => s.set_checkpoint(stream, name, checkpoint).await)
     }
 
     /// The last event number of `stream` (for `$all`, the last global position); 0 if the

@@ -293,3 +293,67 @@ async fn links_reach_a_live_stream_subscription_without_another_append() {
         vec![(1, "source"), (2, "source")]
     );
 }
+
+#[tokio::test]
+async fn a_moved_checkpoint_is_where_the_next_subscriber_resumes() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 5)).await.unwrap();
+    let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    receive_acking(&mut sub, 5).await;
+    let err = store.set_subscription_checkpoint(ALL, "s", 2).await.unwrap_err();
+    assert!(matches!(err, Error::SubscriptionInUse), "{err}");
+    sub.unsubscribe().await.unwrap();
+    assert_checkpoint(&store, ALL, "s", 5, "written when it stopped").await;
+
+    // Back: events 3..5 come again.
+    store.set_subscription_checkpoint(ALL, "s", 2).await.unwrap();
+    assert_checkpoint(&store, ALL, "s", 2, "moved back").await;
+    let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    assert_eq!(numbers(&receive_acking(&mut sub, 3).await), vec![3, 4, 5]);
+    sub.unsubscribe().await.unwrap();
+
+    // Forward, past the head: nothing old comes, the next append does.
+    store.set_subscription_checkpoint(ALL, "s", 8).await.unwrap();
+    store.append_to_stream("a", ExpectedVersion::Exact(5), events("E", 6, 4)).await.unwrap();
+    let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    assert_eq!(numbers(&receive_acking(&mut sub, 1).await), vec![9]);
+    sub.unsubscribe().await.unwrap();
+
+    let err = store.set_subscription_checkpoint(ALL, "nobody", 1).await.unwrap_err();
+    assert!(matches!(err, Error::SubscriptionNotFound), "{err}");
+}
+
+#[tokio::test]
+async fn a_read_only_store_reads_and_follows_beside_the_writing_one_and_refuses_writes() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();
+    let reader =
+        chronik::EventStore::start(store.config.clone().read_only(true)).await.expect("opens beside the writer");
+    assert_eq!(numbers(&reader.read_stream_forward("a", 0, 10).await.unwrap()), vec![1, 2]);
+    assert_eq!(reader.stream_info(ALL).await.unwrap().stream_version, 2);
+
+    let mut live = reader.subscribe(ALL).await.unwrap();
+    store.append_to_stream("a", ExpectedVersion::Exact(2), events("E", 3, 1)).await.unwrap();
+    match tokio::time::timeout(WAIT, live.recv()).await {
+        Ok(Some(chronik::LiveMessage::Events(got))) => assert_eq!(numbers(&got), vec![3]),
+        other => panic!("live events expected, got {other:?}"),
+    }
+
+    let refused = reader.append_to_stream("a", ExpectedVersion::Any, events("E", 4, 1)).await.unwrap_err();
+    assert!(matches!(refused, Error::ReadOnly(ref m) if m.contains("append")), "{refused}");
+    let refused = reader.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap_err();
+    assert!(matches!(refused, Error::ReadOnly(_)), "{refused}");
+    let refused = reader.delete_stream("a", ExpectedVersion::Any, DeleteMode::Soft).await.unwrap_err();
+    assert!(matches!(refused, Error::ReadOnly(_)), "{refused}");
+    assert_eq!(store.read_all_forward(0, 10).await.unwrap().len(), 3, "nothing was written");
+    reader.shutdown().await.unwrap();
+
+    // A store that does not exist is not created for reading.
+    let missing = test_config("readonly").read_only(true);
+    let _guard = SchemaGuard::new(&missing);
+    let err = chronik::EventStore::start(missing).await.unwrap_err();
+    assert!(matches!(err, Error::Migration(ref m) if m.contains("holds no chronik store")), "{err}");
+}

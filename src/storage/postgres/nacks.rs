@@ -32,7 +32,7 @@ const CHECKPOINTS: &str = "UPDATE subscriptions s SET last_seen = u.last_seen, u
 const CLEAR: &str = "DELETE FROM subscription_nacks WHERE subscription_id = $1 AND event_number = ANY($2)";
 
 /// Retry counts of events the checkpoint has passed are of no further use.
-const FORGET_RETRIES: &str =
+pub(super) const FORGET_RETRIES: &str =
     "DELETE FROM subscription_nacks WHERE subscription_id = $1 AND event_number <= $2 AND parked_at IS NULL";
 
 /// What an owner needs when it takes a subscription: retry counts and parks after the

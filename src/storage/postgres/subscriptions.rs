@@ -21,6 +21,8 @@ const CREATE: &str = "INSERT INTO subscriptions (stream_uuid, subscription_name,
 const FIND: &str =
     "SELECT subscription_id, last_seen FROM subscriptions WHERE stream_uuid = $1 AND subscription_name = $2";
 
+const SET_CHECKPOINT: &str = "UPDATE subscriptions SET last_seen = $2, updated_at = now() WHERE subscription_id = $1";
+
 const DELETE: &str = "DELETE FROM subscriptions WHERE stream_uuid = $1 AND subscription_name = $2";
 
 /// The stream's version, or for `$all` (row 0) the last global position; no row reads as 0.
@@ -70,6 +72,40 @@ impl PgStorage {
     pub async fn delete_subscription(&self, stream: &str, name: &str) -> Result<bool> {
         let done = sqlx::query(DELETE).bind(stream).bind(name).execute(&self.pool).await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// Moves the subscription's checkpoint to `checkpoint` while no node runs it: on a
+    /// connection of its own, it takes the subscription's lock (so no owner can write meanwhile),
+    /// writes the checkpoint, forgets retry counts it passed (parked events stay parked) and
+    /// lets go. `Ok(false)` if the subscription does not exist; [`Error::SubscriptionInUse`]
+    /// if a node holds its lock.
+    pub async fn set_checkpoint(&self, stream: &str, name: &str, checkpoint: u64) -> Result<bool> {
+        let Some(row) = self.find_subscription(stream, name).await? else { return Ok(false) };
+        let mut conn = super::connect_within(&self.connect_options, self.connect_timeout).await?;
+        let (locked,): (bool,) = sqlx::query_as(TRY_LOCK).bind(row.id).fetch_one(&mut conn).await?;
+        if !locked {
+            conn.close().await.ok();
+            return Err(Error::SubscriptionInUse);
+        }
+        let outcome = async {
+            let mut tx = conn.begin().await?;
+            let moved = sqlx::query(SET_CHECKPOINT)
+                .bind(row.id)
+                .bind(signed("checkpoint", checkpoint)?)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(super::nacks::FORGET_RETRIES)
+                .bind(row.id)
+                .bind(signed("checkpoint", checkpoint)?)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(moved.rows_affected() > 0)
+        }
+        .await;
+        // Closing the connection lets go of the lock whatever happened above.
+        conn.close().await.ok();
+        outcome
     }
 
     /// The last event number of `stream` (for `$all`, the last global position); 0 if the

@@ -76,6 +76,9 @@ impl SqliteStorage {
     /// (`auto_init`) or checks that it is up to date, then opens the read pool.
     pub(crate) async fn open(config: &Config, options: SqliteConnectOptions) -> Result<SqliteStorage> {
         let location = Location::of(&config.database_url, &options);
+        if config.read_only {
+            return Self::open_read_only(config, options, location).await;
+        }
         let lock = match &location {
             Location::Memory => None,
             Location::File(path) => {
@@ -111,6 +114,44 @@ impl SqliteStorage {
                 wakes: broadcast::channel(WAKE_BUFFER).0,
                 owned: Mutex::new(HashSet::new()),
                 lock: Mutex::new(lock),
+                hard_deletes: config.enable_hard_deletes,
+                label: location.to_string(),
+            }),
+        })
+    }
+
+    /// Opens an existing store file for reading only: no lock (a writing process may hold the
+    /// file, and WAL lets readers in beside it), no write connection.
+    async fn open_read_only(
+        config: &Config,
+        options: SqliteConnectOptions,
+        location: Location,
+    ) -> Result<SqliteStorage> {
+        let Location::File(path) = &location else {
+            return Err(Error::config(
+                "read_only",
+                "an in-memory SQLite store exists only inside the store that created it: there is nothing to open read-only",
+            ));
+        };
+        if !path.exists() {
+            return Err(no_store(path));
+        }
+        let options = tuned(options, &location, config.connect_timeout).read_only(true).create_if_missing(false);
+        let mut conn = connect(&options, config.connect_timeout).await?;
+        let status = admin::status_on(&mut conn).await;
+        conn.close().await.ok();
+        crate::storage::require_up_to_date(&status?, &location.to_string())?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(config.pool_size)
+            .acquire_timeout(config.connect_timeout)
+            .connect_lazy_with(options);
+        Ok(SqliteStorage {
+            inner: Arc::new(Inner {
+                pool,
+                write: tokio::sync::Mutex::new(None),
+                wakes: broadcast::channel(WAKE_BUFFER).0,
+                owned: Mutex::new(HashSet::new()),
+                lock: Mutex::new(None),
                 hard_deletes: config.enable_hard_deletes,
                 label: location.to_string(),
             }),

@@ -101,6 +101,25 @@ impl SqliteStorage {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Moves the subscription's checkpoint to `checkpoint` while this process does not run it
+    /// (no other process can: the file is this one's), forgetting retry counts it passed (parked
+    /// events stay parked). `Ok(false)` if the subscription does not exist;
+    /// [`Error::SubscriptionInUse`] if this process runs it.
+    pub async fn set_checkpoint(&self, stream: &str, name: &str, checkpoint: u64) -> Result<bool> {
+        let Some(row) = self.find_subscription(stream, name).await? else { return Ok(false) };
+        let mut conn = self.write_connection().await?;
+        // Checked with the write connection held: an owner taking it now writes after this.
+        if self.inner.owned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&row.id) {
+            return Err(Error::SubscriptionInUse);
+        }
+        let value = signed("checkpoint", checkpoint)?;
+        let mut tx = Connection::begin(&mut *conn).await?;
+        let moved = sqlx::query(TOUCH).bind(row.id).bind(value).bind(Utc::now()).execute(&mut *tx).await?;
+        sqlx::query(FORGET_RETRIES).bind(row.id).bind(value).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(moved.rows_affected() > 0)
+    }
+
     /// The last event number of `stream` (for `$all`, the last global position); 0 if the
     /// stream has no row.
     pub async fn head(&self, stream: &str) -> Result<u64> {
