@@ -189,7 +189,7 @@ impl SubscriptionConfig {
                 "message_timeout" => entry.message_timeout = duration(k, value)?,
                 "max_retry_count" => entry.max_retry_count = integer(k, value)?,
                 "transient" => entry.transient = boolean(k, value)?,
-                _ => return Err(Error::config(k, "unknown key")),
+                _ => return Err(unknown_key(k, SUBSCRIPTION_KEYS)),
             }
         }
         Ok(entry)
@@ -302,17 +302,24 @@ impl Config {
         Config::default().with_env_overrides()
     }
 
-    /// Parses TOML text (no environment overrides) and validates it.
+    /// Parses TOML text (no environment overrides) and validates it. An error names the key
+    /// and, when the text shows where, its line and column.
     pub fn from_toml_str(text: &str) -> Result<Config> {
-        let table: toml::Table = text
-            .parse()
-            .map_err(|e: toml::de::Error| Error::config("<file>", format!("not valid TOML: {}", e.message())))?;
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let at = e.span().map(|span| format!(" ({})", line_and_column(text, span.start))).unwrap_or_default();
+            Error::config("<file>", format!("not valid TOML{at}: {}", e.message().trim()))
+        })?;
         let mut config = Config::default();
-        for (key, value) in &table {
-            config.set(key, value)?;
-        }
-        config.validate()?;
-        Ok(config)
+        let parsed = table.iter().try_for_each(|(key, value)| config.set(key, value)).and_then(|()| config.validate());
+        parsed.map(|()| config).map_err(|e| match e {
+            Error::Config(mut c) => {
+                if let Some(offset) = key_offset(text, &c.key) {
+                    c.reason = format!("{} ({})", c.reason, line_and_column(text, offset));
+                }
+                Error::Config(c)
+            }
+            other => other,
+        })
     }
 
     /// Applies `CHRONIK_DATABASE_URL` (else `DATABASE_URL`) and `CHRONIK_SCHEMA` when set.
@@ -354,7 +361,7 @@ impl Config {
                     .map(|(i, v)| SubscriptionConfig::from_toml(i, v))
                     .collect::<Result<_>>()?;
             }
-            other => return Err(Error::config(other, "unknown key")),
+            other => return Err(unknown_key(other, CONFIG_KEYS)),
         }
         Ok(())
     }
@@ -485,6 +492,87 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
+/// The keys of the configuration file's top level.
+const CONFIG_KEYS: &[&str] = &[
+    "database_url",
+    "schema",
+    "pool_size",
+    "auto_init",
+    "enable_hard_deletes",
+    "read_only",
+    "max_event_size",
+    "connect_timeout",
+    "in_doubt_timeout",
+    "subscription_retry_interval",
+    "notification_poll_interval",
+    "writer_max_batch_appends",
+    "writer_max_batch_events",
+    "writer_max_batch_bytes",
+    "subscriptions",
+];
+
+/// The keys of a `[[subscriptions]]` entry.
+const SUBSCRIPTION_KEYS: &[&str] = &[
+    "name",
+    "stream",
+    "start_from",
+    "buffer_size",
+    "max_size",
+    "concurrency_limit",
+    "checkpoint_threshold",
+    "checkpoint_after",
+    "message_timeout",
+    "max_retry_count",
+    "transient",
+];
+
+/// `key` is not one of `known`: the error says which known key it resembles, if one does.
+fn unknown_key(key: &str, known: &[&str]) -> Error {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let closest = known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(last, k), *k))
+        .filter(|(distance, k)| *distance <= (k.len() / 3).max(2))
+        .min();
+    match closest {
+        Some((_, k)) => Error::config(key, format!("unknown key; did you mean `{k}`?")),
+        None => Error::config(key, format!("unknown key; the keys are {}", known.join(", "))),
+    }
+}
+
+/// `line L, column C` (both from 1) of a byte offset in `text`.
+fn line_and_column(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    format!("line {line}, column {column}")
+}
+
+/// Where the key a configuration error names (`pool_size`, `subscriptions[1].start_from`,
+/// `subscriptions[1]`) is written in `text`, if it is.
+fn key_offset(text: &str, key: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let root = DeTable::parse(text).ok()?;
+    let (top, rest) = match key.split_once('[') {
+        Some((top, rest)) => (top, Some(rest)),
+        None => (key, None),
+    };
+    let (name, value) = root.get_ref().iter().find(|(name, _)| name.get_ref().as_ref() == top)?;
+    let Some(rest) = rest else { return Some(name.span().start) };
+    let (index, field) = rest.split_once(']')?;
+    let DeValue::Array(entries) = value.get_ref() else { return Some(name.span().start) };
+    let entry = entries.get(index.parse::<usize>().ok()?)?;
+    let field = field.trim_start_matches('.');
+    match entry.get_ref() {
+        DeValue::Table(table) if !field.is_empty() => table
+            .iter()
+            .find(|(name, _)| name.get_ref().as_ref() == field)
+            .map(|(name, _)| name.span().start)
+            .or(Some(entry.span().start)),
+        _ => Some(entry.span().start),
+    }
+}
+
 fn type_error(key: &str, expected: &str, value: &toml::Value) -> Error {
     Error::config(key, format!("expected {expected}, found {} `{value}`", value.type_str()))
 }
@@ -532,6 +620,28 @@ mod tests {
     fn unknown_key_is_named() {
         let err = Config::from_toml_str("pool_sise = 3").unwrap_err();
         assert!(matches!(err, Error::Config(ref c) if c.key == "pool_sise"), "{err}");
+    }
+
+    #[test]
+    fn errors_say_where_and_what_was_meant() {
+        let err = Config::from_toml_str("schema = \"a\"\npool_sise = 3").unwrap_err();
+        assert!(
+            matches!(err, Error::Config(ref c) if c.reason.contains("did you mean `pool_size`?") && c.reason.contains("line 2, column 1")),
+            "{err}"
+        );
+        let err = Config::from_toml_str("pool_size = 3\nconnect_timeout = 5s").unwrap_err();
+        assert!(matches!(err, Error::Config(ref c) if c.reason.contains("not valid TOML (line 2")), "{err}");
+        let text = "[[subscriptions]]\nname = \"a\"\n\n[[subscriptions]]\nname = \"b\"\n  buffer_sise = 3";
+        let err = Config::from_toml_str(text).unwrap_err();
+        assert!(
+            matches!(err, Error::Config(ref c) if c.key == "subscriptions[1].buffer_sise"
+                && c.reason.contains("did you mean `buffer_size`?") && c.reason.contains("line 6, column 3")),
+            "{err}"
+        );
+        let err = Config::from_toml_str("\n\nschema = 42").unwrap_err();
+        assert!(matches!(err, Error::Config(ref c) if c.key == "schema" && c.reason.contains("line 3")), "{err}");
+        let err = Config::from_toml_str("colour = 1").unwrap_err();
+        assert!(matches!(err, Error::Config(ref c) if c.reason.contains("the keys are database_url")), "{err}");
     }
 
     #[test]

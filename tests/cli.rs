@@ -11,6 +11,7 @@ mod common;
 use std::process::{Command, Stdio};
 
 use common::cli::{Cli, describe, error_line};
+use common::database_url;
 use serde_json::Value;
 
 /// The backend of every store in this binary.
@@ -271,6 +272,10 @@ fn a_bad_config_file_names_the_key() {
     let config = cli.write_file("bad.toml", "pool_sise = 3\n");
     let line = cli.fail(&["--config", &config, "migrations"]);
     assert!(line.contains("pool_sise") && line.contains("unknown key"), "{line}");
+    assert!(line.contains("did you mean `pool_size`?") && line.contains("line 1, column 1"), "{line}");
+    let broken = cli.write_file("broken.toml", "pool_size = 3\nconnect_timeout = 5s\n");
+    let line = cli.fail(&["--config", &broken, "migrations"]);
+    assert!(line.contains("not valid TOML (line 2"), "{line}");
 
     // config/chronik.toml in the working directory is used without --config.
     cli.write_file("config/chronik.toml", "schema = 42\n");
@@ -758,4 +763,105 @@ fn commands_against_a_server_that_never_answers_fail_within_connect_timeout() {
         assert!(line.contains("within connect_timeout"), "{command:?}: {line}");
         assert!(started.elapsed() < std::time::Duration::from_secs(10), "{command:?} took {:?}", started.elapsed());
     }
+}
+
+#[test]
+fn read_says_when_more_events_follow() {
+    let cli = Cli::new();
+    cli.ok(&["setup"]);
+    for n in 1..=25 {
+        cli.ok(&["append", "many", "E", &format!("{{\"n\": {n}}}")]);
+    }
+    let out = cli.ok(&["read", "many"]);
+    assert!(out.contains("more events follow") && out.contains("chronik read many --from 21"), "{out}");
+    let out = cli.ok(&["read", "many", "--from", "21"]);
+    assert!(!out.contains("more events follow"), "{out}");
+    let out = cli.ok(&["read", "many", "--backward", "--count", "5"]);
+    assert!(out.contains("chronik read many --backward --from 20"), "{out}");
+    assert_eq!(cli.json(&["read", "many"]).as_array().map(Vec::len), Some(20), "JSON holds exactly --count events");
+}
+
+#[test]
+fn errors_are_json_under_json_and_say_what_to_do() {
+    let cli = Cli::new();
+    cli.ok(&["setup"]);
+    let out = cli.run(&["--json", "read", "nope"]);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let error: Value = serde_json::from_slice(&out.stdout).expect("a JSON error on stdout");
+    assert_eq!(error["error"]["kind"], "stream_not_found", "{error}");
+    assert!(error["error"]["message"].as_str().unwrap().contains("nope"), "{error}");
+
+    let out = cli.run(&["--json", "read"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {}", describe(&out));
+    let error: Value = serde_json::from_slice(&out.stdout).expect("a JSON usage error on stdout");
+    assert_eq!(error["error"]["kind"], "usage", "{error}");
+
+    let line = cli.fail(&["--database-url", "sqlite::memory:", "--schema", "public", "read", "$all"]);
+    assert!(line.contains("in-memory") && line.contains("give a file"), "{line}");
+
+    let missing = format!("{}/chronik_no_such_database", database_url().rsplit_once('/').unwrap().0);
+    let line = cli.fail(&["--database-url", &missing, "migrations"]);
+    assert!(line.contains("does not exist") && line.contains("chronik create"), "{line}");
+
+    let help = cli.ok(&["--help"]);
+    assert!(help.contains("Examples:") && help.contains("chronik tail '$all'"), "{help}");
+    assert!(cli.ok(&["read", "--help"]).contains("Examples:"));
+    assert!(cli.ok(&["subscriptions", "--help"]).contains("Examples:"));
+}
+
+#[test]
+fn subscriptions_checkpoints_and_snapshots_are_managed_from_the_cli() {
+    let cli = Cli::new();
+    cli.ok(&["setup"]);
+    for n in 1..=4 {
+        cli.ok(&["append", "acc-1", "E", &format!("{{\"n\": {n}}}")]);
+    }
+    let config = chronik::Config::default().database_url(cli.url.clone()).schema(cli.schema.as_str()).pool_size(2);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let store = runtime.block_on(async {
+        let store = chronik::EventStore::start(config).await.expect("store");
+        let mut sub =
+            store.subscribe_to_all_streams("projector", chronik::SubscriptionOptions::default()).await.unwrap();
+        let got = receive(&mut sub, 4).await;
+        sub.ack(&got).await.unwrap();
+        sub.unsubscribe().await.unwrap();
+        let snapshot =
+            chronik::SnapshotData::json("acc-1", 4, "Account", &serde_json::json!({ "balance": 10 })).unwrap();
+        store.record_snapshot(snapshot).await.unwrap();
+        store
+    });
+    let shown = cli.json(&["subscriptions", "checkpoint", "$all", "projector"]);
+    assert_eq!((shown["checkpoint"].as_u64(), shown["lag"].as_u64()), (Some(4), Some(0)), "{shown}");
+    let moved = cli.json(&["subscriptions", "checkpoint", "$all", "projector", "--set", "1"]);
+    assert_eq!((moved["previous"].as_u64(), moved["checkpoint"].as_u64()), (Some(4), Some(1)), "{moved}");
+    assert!(cli.ok(&["subscriptions", "checkpoint", "$all", "projector"]).contains("checkpoint 1, head 4, 3 behind"));
+
+    // Refused while a node runs it.
+    let sub = runtime.block_on(async {
+        let mut sub =
+            store.subscribe_to_all_streams("projector", chronik::SubscriptionOptions::default()).await.unwrap();
+        assert_eq!(numbers(&receive(&mut sub, 3).await), vec![2, 3, 4], "resumes after the moved checkpoint");
+        sub
+    });
+    let line = cli.fail(&["subscriptions", "checkpoint", "$all", "projector", "--set", "0"]);
+    assert!(line.contains("subscription in use"), "{line}");
+    runtime.block_on(async { sub.unsubscribe().await.unwrap() });
+
+    let out = cli.run(&["subscriptions", "delete", "$all", "projector"]);
+    assert!(error_line(&out, &["subscriptions", "delete"]).contains("aborted"), "asks first");
+    cli.ok(&["subscriptions", "delete", "$all", "projector", "--yes"]);
+    assert!(cli.ok(&["subscriptions"]).contains("no subscriptions"));
+    let line = cli.fail(&["subscriptions", "checkpoint", "$all", "projector"]);
+    assert!(line.contains("no subscription `projector`"), "{line}");
+
+    let snapshot = cli.json(&["snapshot", "show", "acc-1"]);
+    assert_eq!((snapshot["source_version"].as_u64(), &snapshot["data"]["balance"]), (Some(4), &Value::from(10)));
+    assert!(cli.ok(&["snapshot", "show", "acc-1"]).contains("Account"));
+    cli.ok(&["snapshot", "delete", "acc-1"]);
+    assert!(cli.fail(&["snapshot", "show", "acc-1"]).contains("snapshot not found"));
+    runtime.block_on(async { store.shutdown().await.unwrap() });
+}
+
+fn numbers(events: &[chronik::RecordedEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.event_number).collect()
 }

@@ -78,30 +78,85 @@ fn the_cli_on_a_file_a_running_store_holds_fails_with_in_use_and_works_after_shu
     assert_eq!(cli.json(&["append", "acc-1", "Deposited", "{}"])["stream_version"], 2);
 }
 
+/// The environment variable that makes [`hold_a_store_until_killed`] hold that store.
+const HOLD: &str = "CHRONIK_TEST_HOLD_STORE";
+
+/// Not a test of its own: the process another test starts (this test binary, running only this
+/// test) to hold a store file open until it is killed.
+#[tokio::test]
+#[ignore = "run by a_process_killed_while_it_holds_the_file_leaves_it_usable_with_nothing_lost"]
+async fn hold_a_store_until_killed() {
+    let Ok(url) = std::env::var(HOLD) else { return };
+    let store = EventStore::start(Config::default().database_url(url)).await.expect("the store opens");
+    store.append_to_stream("held", ExpectedVersion::Any, events("E", 1, 1)).await.expect("append");
+    println!("holding the store");
+    std::future::pending::<()>().await;
+}
+
 #[test]
 fn a_process_killed_while_it_holds_the_file_leaves_it_usable_with_nothing_lost() {
     let cli = Cli::new();
     cli.ok(&["append", "acc-1", "Opened", "{}"]);
-    // `tail` keeps the store open until it is stopped; SIGKILL gives it no chance to clean up.
-    let mut tail = cli
-        .command(&["tail", "$all"])
+    // A process holding the store; SIGKILL gives it no chance to clean up.
+    let mut holder = std::process::Command::new(std::env::current_exe().expect("this test binary"))
+        .args(["--exact", "hold_a_store_until_killed", "--ignored", "--nocapture"])
+        .env(HOLD, &cli.url)
         .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
-        .expect("tail runs");
-    // It says so on stderr once the store is open.
-    let mut first = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(tail.stderr.take().expect("stderr")), &mut first)
-        .expect("tail prints");
-    assert!(first.contains("following"), "tail is waiting for events: {first}");
-    assert!(cli.fail(&["append", "acc-1", "Deposited", "{}"]).contains("in use"), "tail holds the file");
-    tail.kill().expect("SIGKILL");
-    tail.wait().expect("tail ends");
+        .expect("the holder runs");
+    let mut stdout = std::io::BufReader::new(holder.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while !line.contains("holding the store") {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut stdout, &mut line).expect("holder prints") > 0, "the holder ended");
+    }
+    assert!(cli.fail(&["append", "acc-1", "Deposited", "{}"]).contains("in use"), "the holder has the file");
+    // Reading beside it works: the CLI opens the file read-only.
+    assert_eq!(cli.json(&["read", "$all"]).as_array().map(Vec::len), Some(2));
+    holder.kill().expect("SIGKILL");
+    holder.wait().expect("the holder ends");
 
     assert_eq!(cli.json(&["append", "acc-1", "Deposited", "{}"])["stream_version"], 2);
     let events = cli.json(&["read", "$all"]);
-    assert_eq!(events.as_array().map(Vec::len), Some(2), "{events}");
+    assert_eq!(events.as_array().map(Vec::len), Some(3), "{events}");
+}
+
+#[tokio::test]
+async fn the_cli_reads_and_tails_a_store_file_while_the_application_writes_it() {
+    let cli = Cli::new();
+    let config = Config::default()
+        .database_url(cli.url.clone())
+        .notification_poll_interval(std::time::Duration::from_millis(100));
+    let store = EventStore::start(config).await.expect("the application's store");
+    store.append_to_stream("acc-1", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();
+    assert_eq!(cli.json(&["read", "acc-1"]).as_array().map(Vec::len), Some(2), "read beside the application");
+    assert_eq!(cli.json(&["info", "$all"])["stream_version"], 2);
+    assert!(cli.ok(&["subscriptions"]).contains("no subscriptions"));
+
+    let mut tail = cli
+        .command(&["--json", "tail", "$all", "--count", "2"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tail runs");
+    let mut stderr = std::io::BufReader::new(tail.stderr.take().expect("stderr"));
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut first).expect("tail prints");
+    assert!(first.contains("following"), "{first}");
+    // The application goes on writing while tail runs.
+    store.append_to_stream("acc-1", ExpectedVersion::Exact(2), events("E", 3, 2)).await.expect("not blocked by tail");
+    let out = tokio::task::spawn_blocking(move || tail.wait_with_output()).await.unwrap().expect("tail ends");
+    assert!(out.status.success(), "{}", common::cli::describe(&out));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.iter().map(|e| e["global_position"].as_u64().unwrap()).collect::<Vec<_>>(), vec![3, 4]);
+
+    // Writing commands are refused while the application has the file, and change nothing.
+    assert!(cli.fail(&["append", "acc-1", "E", "{}"]).contains("in use"));
+    store.shutdown().await.unwrap();
 }
 
 // ---------------------------------------------------------------------------------------------

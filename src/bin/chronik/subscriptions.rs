@@ -1,0 +1,288 @@
+//! Named subscriptions: `subscriptions` (the list) and its subcommands: `parked` (list or
+//! replay parked events), `checkpoint` (show or move a checkpoint) and `delete`.
+
+use std::process::ExitCode;
+
+use chronik::{Config, EventStore, ParkedEvent, SubscriptionInfo};
+use chrono::SecondsFormat;
+use clap::{Args, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+
+use crate::admin::{Confirm, confirm, place};
+use crate::output::{REASON_CELL_WIDTH, new_table, one_line, print_json, print_line, shell_word, truncate};
+use crate::{Context, Failure, Outcome, with_reader, with_store};
+
+/// Examples shown by `chronik subscriptions --help`.
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  chronik subscriptions                                  every subscription: checkpoint, lag, owner
+  chronik subscriptions parked '$all' projector          its parked events
+  chronik subscriptions parked '$all' projector replay   deliver them again
+  chronik subscriptions checkpoint '$all' projector      its checkpoint and what it is behind
+  chronik subscriptions checkpoint '$all' projector --set 0   process everything again (stop it first)
+  chronik subscriptions delete '$all' projector --yes    forget it: the next subscriber starts afresh";
+
+/// Arguments of `subscriptions`: without a subcommand, the list of subscriptions.
+#[derive(Debug, Args)]
+pub(crate) struct SubscriptionsArgs {
+    /// Instead of listing the subscriptions.
+    #[command(subcommand)]
+    pub(crate) command: Option<SubscriptionsCommand>,
+}
+
+/// The subcommands of `subscriptions`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum SubscriptionsCommand {
+    /// List the parked events of a named subscription, or mark them for replay (`... NAME replay`).
+    Parked(ParkedArgs),
+    /// Show a subscription's checkpoint, or move it with `--set N` (while no node runs it).
+    Checkpoint(CheckpointArgs),
+    /// Delete a subscription: its checkpoint, retry counts and parked events. Asks for
+    /// confirmation.
+    Delete(DeleteArgs),
+}
+
+/// Arguments of `subscriptions parked`.
+#[derive(Debug, Args)]
+pub(crate) struct ParkedArgs {
+    /// The subscription's stream, or `$all`.
+    pub(crate) stream: String,
+    /// The subscription's name.
+    pub(crate) name: String,
+    /// `replay`: mark every parked event for replay instead of listing them.
+    ///
+    /// The subscription delivers them again, ahead of new events (once it runs, if it runs
+    /// nowhere now).
+    // A value rather than a subcommand: a subcommand would shadow a stream named `replay`.
+    #[arg(value_enum, value_name = "replay", hide_possible_values = true)]
+    pub(crate) action: Option<ParkedAction>,
+}
+
+/// What `subscriptions parked` does besides listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ParkedAction {
+    /// Mark every parked event for replay: the subscription delivers them again, ahead of new
+    /// events (once it runs, if it runs nowhere now).
+    Replay,
+}
+
+/// Arguments of `subscriptions checkpoint`.
+#[derive(Debug, Args)]
+pub(crate) struct CheckpointArgs {
+    /// The subscription's stream, or `$all`.
+    pub(crate) stream: String,
+    /// The subscription's name.
+    pub(crate) name: String,
+    /// Move the checkpoint here: the next subscriber gets the events after it (0: everything
+    /// again). Refused while a node runs the subscription.
+    #[arg(long, value_name = "N")]
+    pub(crate) set: Option<u64>,
+}
+
+/// Arguments of `subscriptions delete`.
+#[derive(Debug, Args)]
+pub(crate) struct DeleteArgs {
+    /// The subscription's stream, or `$all`.
+    stream: String,
+    /// The subscription's name.
+    name: String,
+    #[command(flatten)]
+    confirm: Confirm,
+}
+
+/// Runs `subscriptions` and its subcommands: those that only read open the store read-only.
+pub(crate) async fn run(config: Config, args: SubscriptionsArgs, json: bool) -> Outcome {
+    match args.command {
+        None => with_reader(config, async |store| subscriptions(store, json).await).await,
+        Some(SubscriptionsCommand::Parked(args)) => match args.action {
+            None => with_reader(config, async |store| parked(store, &args, json).await).await,
+            Some(ParkedAction::Replay) => {
+                with_store(config, true, async |store| replay_parked(store, &args, json).await).await
+            }
+        },
+        Some(SubscriptionsCommand::Checkpoint(args)) => match args.set {
+            None => with_reader(config, async |store| show_checkpoint(store, &args, json).await).await,
+            Some(to) => with_store(config, true, async |store| set_checkpoint(store, &args, to, json).await).await,
+        },
+        Some(SubscriptionsCommand::Delete(args)) => {
+            let what = format!("Delete subscription `{}` on `{}` of the store in", args.name, args.stream);
+            confirm(&config, &what, args.confirm.yes).await?;
+            with_store(config, true, async |store| delete(store, &args, json).await).await
+        }
+    }
+}
+
+/// The stored state of one subscription (from the list of all).
+async fn find(store: &EventStore, stream: &str, name: &str) -> Result<SubscriptionInfo, Failure> {
+    let list = store.list_subscriptions().await.context(|| "cannot list subscriptions".into())?;
+    list.into_iter().find(|s| s.stream == stream && s.name == name).ok_or_else(|| {
+        Failure::from(chronik::Error::SubscriptionNotFound).prefixed(&format!("no subscription `{name}` on `{stream}`"))
+    })
+}
+
+/// `subscriptions checkpoint STREAM NAME`.
+async fn show_checkpoint(store: &EventStore, args: &CheckpointArgs, json: bool) -> Outcome {
+    let s = find(store, &args.stream, &args.name).await?;
+    if json {
+        print_json(&subscription_json(&s))?;
+    } else {
+        print_line(&format!(
+            "subscription `{}` on `{}`: checkpoint {}, head {}, {} behind",
+            s.name, s.stream, s.checkpoint, s.head, s.lag
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `subscriptions checkpoint STREAM NAME --set N`.
+async fn set_checkpoint(store: &EventStore, args: &CheckpointArgs, to: u64, json: bool) -> Outcome {
+    let (stream, name) = (&args.stream, &args.name);
+    let before = find(store, stream, name).await?.checkpoint;
+    store
+        .set_subscription_checkpoint(stream, name, to)
+        .await
+        .context(|| format!("cannot move the checkpoint of subscription `{name}` on `{stream}`"))?;
+    if json {
+        print_json(&json!({ "stream": stream, "name": name, "checkpoint": to, "previous": before }))?;
+    } else {
+        print_line(&format!(
+            "moved the checkpoint of subscription `{name}` on `{stream}` from {before} to {to}: \
+             its next subscriber gets the events after {to}"
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `subscriptions delete STREAM NAME`.
+async fn delete(store: &EventStore, args: &DeleteArgs, json: bool) -> Outcome {
+    let (stream, name) = (&args.stream, &args.name);
+    store
+        .delete_subscription(stream, name)
+        .await
+        .context(|| format!("cannot delete subscription `{name}` on `{stream}`"))?;
+    if json {
+        print_json(&json!({ "stream": stream, "name": name, "deleted": true }))?;
+    } else {
+        print_line(&format!("deleted subscription `{name}` on `{stream}`: its checkpoint and parked events are gone"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `subscriptions`.
+pub(crate) async fn subscriptions(store: &EventStore, json: bool) -> Outcome {
+    let list = store.list_subscriptions().await.context(|| "cannot list subscriptions".into())?;
+    if json {
+        print_json(&Value::Array(list.iter().map(subscription_json).collect()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        print_line(&format!("no subscriptions in {}", place(store.config())))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = new_table(["stream", "name", "checkpoint", "head", "lag", "owner", "updated_at"]);
+    for s in &list {
+        let owner = match (s.owner_pid, &s.owner_application) {
+            (Some(pid), Some(application)) if !application.is_empty() => format!("pid {pid} ({application})"),
+            (Some(pid), _) => format!("pid {pid}"),
+            (None, _) => "-".to_string(),
+        };
+        table.add_row(vec![
+            s.stream.clone(),
+            s.name.clone(),
+            s.checkpoint.to_string(),
+            s.head.to_string(),
+            s.lag.to_string(),
+            owner,
+            s.updated_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+        ]);
+    }
+    print_line(&table.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A subscription for `--json`.
+pub(crate) fn subscription_json(s: &SubscriptionInfo) -> Value {
+    json!({
+        "stream": s.stream,
+        "name": s.name,
+        "checkpoint": s.checkpoint,
+        "head": s.head,
+        "lag": s.lag,
+        "owner_pid": s.owner_pid,
+        "owner_application": s.owner_application,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+    })
+}
+
+/// `subscriptions parked STREAM NAME`.
+pub(crate) async fn parked(store: &EventStore, args: &ParkedArgs, json: bool) -> Outcome {
+    let (stream, name) = (&args.stream, &args.name);
+    let list = store
+        .parked_events(stream, name)
+        .await
+        .context(|| format!("cannot list the parked events of subscription `{name}` on `{stream}`"))?;
+    if json {
+        print_json(&Value::Array(list.iter().map(parked_json).collect()))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if list.is_empty() {
+        print_line(&format!("no parked events in subscription `{name}` on `{stream}`"))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut table = new_table(["event_number", "retry_count", "reason", "parked_at", "replay_requested"]);
+    for p in &list {
+        table.add_row(vec![
+            p.event_number.to_string(),
+            p.retry_count.to_string(),
+            truncate(&one_line(&p.reason), REASON_CELL_WIDTH),
+            p.parked_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+            if p.replay_requested { "yes" } else { "no" }.to_string(),
+        ]);
+    }
+    print_line(&table.to_string())?;
+    let requested = list.iter().filter(|p| p.replay_requested).count();
+    let plural = if list.len() == 1 { "" } else { "s" };
+    let summary = format!("{} parked event{plural} in subscription `{name}` on `{stream}`", list.len());
+    if requested == list.len() {
+        print_line(&format!("{summary}, all marked for replay"))?;
+    } else {
+        let command = format!("chronik subscriptions parked {} {} replay", shell_word(stream), shell_word(name));
+        let marked = if requested == 0 { String::new() } else { format!(", {requested} marked for replay") };
+        print_line(&format!("{summary}{marked}; `{command}` delivers them again"))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `subscriptions parked STREAM NAME replay`.
+pub(crate) async fn replay_parked(store: &EventStore, args: &ParkedArgs, json: bool) -> Outcome {
+    let (stream, name) = (&args.stream, &args.name);
+    let marked = store
+        .replay_parked(stream, name)
+        .await
+        .context(|| format!("cannot replay the parked events of subscription `{name}` on `{stream}`"))?;
+    if json {
+        print_json(&json!({ "stream": stream, "name": name, "marked": marked }))?;
+    } else if marked == 0 {
+        print_line(&format!("no parked events in subscription `{name}` on `{stream}`: nothing to replay"))?;
+    } else {
+        let plural = if marked == 1 { "" } else { "s" };
+        let them = if marked == 1 { "it" } else { "them" };
+        print_line(&format!(
+            "{marked} parked event{plural} of subscription `{name}` on `{stream}` marked for replay; \
+             the subscription's owner delivers {them} again (once it runs, if it runs nowhere now)"
+        ))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A parked event for `--json`.
+pub(crate) fn parked_json(p: &ParkedEvent) -> Value {
+    json!({
+        "event_number": p.event_number,
+        "retry_count": p.retry_count,
+        "reason": p.reason,
+        "parked_at": p.parked_at,
+        "replay_requested": p.replay_requested,
+    })
+}
