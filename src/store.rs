@@ -642,8 +642,15 @@ impl EventStore {
     /// }
     ///
     /// # async fn demo() -> chronik::Result<()> {
-    /// // config/app.toml holds: [[subscriptions]] name = "projector"
-    /// let store = EventStore::start(Config::from_file("config/app.toml")?).await?;
+    /// // Usually a file (`Config::from_file`); its `[[subscriptions]]` entries declare the names.
+    /// let config = Config::from_toml_str(
+    ///     r#"
+    ///     database_url = "sqlite:data/app.db"
+    ///     [[subscriptions]]
+    ///     name = "projector"
+    ///     "#,
+    /// )?;
+    /// let store = EventStore::start(config).await?;
     /// let handles = store.start_subscribers(Subscribers::new().add("projector", Projector)).await?;
     /// handles["projector"].pause().await?;
     /// # Ok(()) }

@@ -35,6 +35,18 @@ pub fn database_url() -> String {
     std::env::var("CHRONIK_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+/// For a PostgreSQL store that cannot start because the server is away: how to get one.
+pub fn server_hint(error: &chronik::Error) -> String {
+    match (crate::BACKEND, error) {
+        (Backend::Postgres, chronik::Error::Unavailable(_) | chronik::Error::Database(_)) => format!(
+            "\n(PostgreSQL at {} is needed here: start it, or run `bash scripts/test`, which says how, \
+             or `bash scripts/test --sqlite` for the SQLite half only)",
+            database_url()
+        ),
+        _ => String::new(),
+    }
+}
+
 /// A unique schema name for one test.
 pub fn unique_schema(prefix: &str) -> String {
     format!("t_{prefix}_{}", uuid::Uuid::new_v4().simple()).chars().take(63).collect()
@@ -92,7 +104,8 @@ impl TestStore {
         init_tracing();
         let config = configure(test_config("s"));
         let guard = SchemaGuard { config: config.clone() };
-        let store = EventStore::start(config.clone()).await.expect("store starts");
+        let store =
+            EventStore::start(config.clone()).await.unwrap_or_else(|e| panic!("store starts: {e}{}", server_hint(&e)));
         TestStore { store, config, _guard: guard }
     }
 }
