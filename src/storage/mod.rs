@@ -229,6 +229,16 @@ impl MigrationStatus {
     }
 }
 
+/// The applied migrations (version, checksum) that are not this build's: the migration table
+/// is shared with another tool, so the store's objects cannot be told from that tool's.
+pub(crate) fn foreign_migrations(migrator: &sqlx::migrate::Migrator, applied: &[(i64, Vec<u8>)]) -> Vec<String> {
+    applied
+        .iter()
+        .filter(|(version, checksum)| !migrator.iter().any(|m| m.version == *version && *m.checksum == **checksum))
+        .map(|(version, _)| version.to_string())
+        .collect()
+}
+
 /// Checks that a store has every migration of this build (for `auto_init = false`); `store`
 /// names it in the error (a schema, a file).
 pub(crate) fn require_up_to_date(status: &[MigrationStatus], store: &str) -> Result<()> {

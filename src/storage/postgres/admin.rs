@@ -38,12 +38,17 @@ async fn schema_exists(conn: &mut PgConnection, schema: &str) -> Result<bool> {
 }
 
 async fn applied_versions(conn: &mut PgConnection) -> Result<Vec<(i64, DateTime<Utc>)>> {
+    Ok(applied(conn).await?.into_iter().map(|(version, at, _)| (version, at)).collect())
+}
+
+/// The store's applied migrations (version, when, checksum); none without a migration table.
+async fn applied(conn: &mut PgConnection) -> Result<Vec<(i64, DateTime<Utc>, Vec<u8>)>> {
     let has_table: bool =
         sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&mut *conn).await?;
     if !has_table {
         return Ok(Vec::new());
     }
-    Ok(sqlx::query_as("SELECT version, installed_on FROM _sqlx_migrations WHERE success ORDER BY version")
+    Ok(sqlx::query_as("SELECT version, installed_on, checksum FROM _sqlx_migrations WHERE success ORDER BY version")
         .fetch_all(&mut *conn)
         .await?)
 }
@@ -143,16 +148,11 @@ async fn drop_locked(conn: &mut PgConnection, schema: &str) -> Result<bool> {
     if !schema_exists(conn, schema).await? {
         return Ok(false);
     }
-    let applied = applied_migrations(conn).await?;
+    let applied: Vec<(i64, Vec<u8>)> = applied(conn).await?.into_iter().map(|(v, _, checksum)| (v, checksum)).collect();
     if applied.is_empty() {
         return Ok(false);
     }
-    let ours = migrator();
-    let foreign: Vec<String> = applied
-        .iter()
-        .filter(|(version, checksum)| !ours.iter().any(|m| m.version == *version && *m.checksum == **checksum))
-        .map(|(version, _)| version.to_string())
-        .collect();
+    let foreign = crate::storage::foreign_migrations(&migrator(), &applied);
     if !foreign.is_empty() {
         return Err(Error::Refused(format!(
             "schema `{schema}`'s _sqlx_migrations table records migrations that are not chronik's ({}): \
@@ -198,18 +198,6 @@ async fn drop_locked(conn: &mut PgConnection, schema: &str) -> Result<bool> {
     }
     tx.commit().await?;
     Ok(true)
-}
-
-/// The store's applied migrations (version, checksum); none if it has no migration table.
-async fn applied_migrations(conn: &mut PgConnection) -> Result<Vec<(i64, Vec<u8>)>> {
-    let has_table: bool =
-        sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL").fetch_one(&mut *conn).await?;
-    if !has_table {
-        return Ok(Vec::new());
-    }
-    Ok(sqlx::query_as("SELECT version, checksum FROM _sqlx_migrations WHERE success ORDER BY version")
-        .fetch_all(&mut *conn)
-        .await?)
 }
 
 async fn run_pending(conn: &mut PgConnection) -> Result<usize> {

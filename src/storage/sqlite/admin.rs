@@ -189,12 +189,7 @@ async fn what_it_holds(options: &SqliteConnectOptions, path: &Path) -> Result<Ho
             Err(refused(format!("holds no chronik store but tables named like chronik's ({})", names(&objects))))
         };
     }
-    let ours = migrator();
-    let foreign_migrations: Vec<String> = applied
-        .iter()
-        .filter(|(version, checksum)| !ours.iter().any(|m| m.version == *version && *m.checksum == **checksum))
-        .map(|(version, _)| version.to_string())
-        .collect();
+    let foreign_migrations = crate::storage::foreign_migrations(&migrator(), &applied);
     if !foreign_migrations.is_empty() {
         return Err(refused(format!(
             "records migrations that are not chronik's ({}) in its _sqlx_migrations table",
