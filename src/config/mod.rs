@@ -5,6 +5,9 @@
 //! loading. Values are checked by [`Config::validate`] (which [`crate::EventStore::start`]
 //! calls), so a builder chain never panics and every mistake is an [`Error::Config`] that names
 //! the key.
+//!
+//! This file holds [`Config`]; `subscriptions.rs` the `[[subscriptions]]` entries; `parse.rs`
+//! reading TOML values (types, known keys, where a key is written).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -13,8 +16,15 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 
+mod parse;
+mod subscriptions;
+
+pub use subscriptions::SubscriptionConfig;
+
+use self::parse::{
+    CONFIG_KEYS, boolean, duration, integer, key_offset, line_and_column, string, type_error, unknown_key,
+};
 use crate::error::{Error, Result};
-use crate::subscription::{StartFrom, SubscriptionOptions};
 
 /// Default `database_url`: an SQLite file under `./data/`, so a first run needs no server.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:data/chronik.db";
@@ -82,132 +92,6 @@ pub struct Config {
     /// ([`EventStore::start_subscribers`](crate::EventStore::start_subscribers)); the TOML
     /// file's `[[subscriptions]]` entries. Default none.
     pub subscriptions: Vec<SubscriptionConfig>,
-}
-
-/// One `[[subscriptions]]` entry: a named subscription the application runs as a
-/// [`Subscriber`](crate::Subscriber) actor, with its options.
-///
-/// ```
-/// use chronik::{Config, StartFrom};
-///
-/// let config = Config::from_toml_str(r#"
-///     [[subscriptions]]
-///     name = "projector"
-///     start_from = "origin"
-///     buffer_size = 50
-///
-///     [[subscriptions]]
-///     name = "mailer"
-///     stream = "$all"
-///     start_from = "current"
-///     max_retry_count = 3
-///     message_timeout = "10s"
-/// "#)?;
-/// assert_eq!(config.subscriptions[0].buffer_size, 50);
-/// assert_eq!(config.subscriptions[1].start_from, StartFrom::Current);
-/// let options = config.subscriptions[1].options();
-/// assert_eq!(options.max_retry_count, 3);
-/// # Ok::<(), chronik::Error>(())
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SubscriptionConfig {
-    /// The subscription's name, which the application maps to its implementation.
-    pub name: String,
-    /// The subscribed stream; default `$all`.
-    pub stream: String,
-    /// `"origin"`, `"current"`, or an event number to start after; default `"origin"`.
-    pub start_from: StartFrom,
-    /// See [`SubscriptionOptions::buffer_size`].
-    pub buffer_size: usize,
-    /// See [`SubscriptionOptions::max_size`].
-    pub max_size: usize,
-    /// See [`SubscriptionOptions::concurrency_limit`].
-    pub concurrency_limit: usize,
-    /// See [`SubscriptionOptions::checkpoint_threshold`].
-    pub checkpoint_threshold: u64,
-    /// See [`SubscriptionOptions::checkpoint_after`].
-    pub checkpoint_after: Duration,
-    /// See [`SubscriptionOptions::message_timeout`].
-    pub message_timeout: Duration,
-    /// See [`SubscriptionOptions::max_retry_count`].
-    pub max_retry_count: u32,
-    /// See [`SubscriptionOptions::transient`].
-    pub transient: bool,
-}
-
-impl SubscriptionConfig {
-    /// An entry for subscription `name` of `stream`, with the default options.
-    pub fn new(stream: impl Into<String>, name: impl Into<String>) -> Self {
-        let defaults = SubscriptionOptions::default();
-        SubscriptionConfig {
-            name: name.into(),
-            stream: stream.into(),
-            start_from: defaults.start_from,
-            buffer_size: defaults.buffer_size,
-            max_size: defaults.max_size,
-            concurrency_limit: defaults.concurrency_limit,
-            checkpoint_threshold: defaults.checkpoint_threshold,
-            checkpoint_after: defaults.checkpoint_after,
-            message_timeout: defaults.message_timeout,
-            max_retry_count: defaults.max_retry_count,
-            transient: defaults.transient,
-        }
-    }
-
-    /// The entry's options.
-    pub fn options(&self) -> SubscriptionOptions {
-        SubscriptionOptions::default()
-            .start_from(self.start_from)
-            .buffer_size(self.buffer_size)
-            .max_size(self.max_size)
-            .concurrency_limit(self.concurrency_limit)
-            .checkpoint_threshold(self.checkpoint_threshold)
-            .checkpoint_after(self.checkpoint_after)
-            .message_timeout(self.message_timeout)
-            .max_retry_count(self.max_retry_count)
-            .transient(self.transient)
-    }
-
-    fn from_toml(index: usize, value: &toml::Value) -> Result<Self> {
-        let at = |key: &str| format!("subscriptions[{index}].{key}");
-        let table = value.as_table().ok_or_else(|| type_error(&format!("subscriptions[{index}]"), "a table", value))?;
-        let name = table.get("name").ok_or_else(|| Error::config(at("name"), "is missing"))?;
-        let mut entry = SubscriptionConfig::new(crate::event::ALL, string(&at("name"), name)?);
-        for (key, value) in table {
-            let key_at = at(key);
-            let k = key_at.as_str();
-            match key.as_str() {
-                "name" => {}
-                "stream" => entry.stream = string(k, value)?,
-                "start_from" => entry.start_from = start_from(k, value)?,
-                "buffer_size" => entry.buffer_size = integer(k, value)?,
-                "max_size" => entry.max_size = integer(k, value)?,
-                "concurrency_limit" => entry.concurrency_limit = integer(k, value)?,
-                "checkpoint_threshold" => entry.checkpoint_threshold = integer(k, value)?,
-                "checkpoint_after" => entry.checkpoint_after = duration(k, value)?,
-                "message_timeout" => entry.message_timeout = duration(k, value)?,
-                "max_retry_count" => entry.max_retry_count = integer(k, value)?,
-                "transient" => entry.transient = boolean(k, value)?,
-                _ => return Err(unknown_key(k, SUBSCRIPTION_KEYS)),
-            }
-        }
-        Ok(entry)
-    }
-
-    fn validate(&self, index: usize) -> Result<()> {
-        let at = |key: &str| format!("subscriptions[{index}].{key}");
-        for (key, value) in [("name", &self.name), ("stream", &self.stream)] {
-            crate::store::validate_name(key, value).map_err(|e| match e {
-                Error::InvalidArgument(reason) => Error::config(at(key), reason),
-                other => other,
-            })?;
-        }
-        self.options().validate().map_err(|e| match e {
-            Error::InvalidArgument(reason) => Error::config(format!("subscriptions[{index}]"), reason),
-            other => other,
-        })
-    }
 }
 
 impl Default for Config {
@@ -492,129 +376,10 @@ pub(crate) fn redact(url: &str) -> String {
     }
 }
 
-/// The keys of the configuration file's top level.
-const CONFIG_KEYS: &[&str] = &[
-    "database_url",
-    "schema",
-    "pool_size",
-    "auto_init",
-    "enable_hard_deletes",
-    "read_only",
-    "max_event_size",
-    "connect_timeout",
-    "in_doubt_timeout",
-    "subscription_retry_interval",
-    "notification_poll_interval",
-    "writer_max_batch_appends",
-    "writer_max_batch_events",
-    "writer_max_batch_bytes",
-    "subscriptions",
-];
-
-/// The keys of a `[[subscriptions]]` entry.
-const SUBSCRIPTION_KEYS: &[&str] = &[
-    "name",
-    "stream",
-    "start_from",
-    "buffer_size",
-    "max_size",
-    "concurrency_limit",
-    "checkpoint_threshold",
-    "checkpoint_after",
-    "message_timeout",
-    "max_retry_count",
-    "transient",
-];
-
-/// `key` is not one of `known`: the error says which known key it resembles, if one does.
-fn unknown_key(key: &str, known: &[&str]) -> Error {
-    let last = key.rsplit('.').next().unwrap_or(key);
-    let closest = known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(last, k), *k))
-        .filter(|(distance, k)| *distance <= (k.len() / 3).max(2))
-        .min();
-    match closest {
-        Some((_, k)) => Error::config(key, format!("unknown key; did you mean `{k}`?")),
-        None => Error::config(key, format!("unknown key; the keys are {}", known.join(", "))),
-    }
-}
-
-/// `line L, column C` (both from 1) of a byte offset in `text`.
-fn line_and_column(text: &str, offset: usize) -> String {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    format!("line {line}, column {column}")
-}
-
-/// Where the key a configuration error names (`pool_size`, `subscriptions[1].start_from`,
-/// `subscriptions[1]`) is written in `text`, if it is.
-fn key_offset(text: &str, key: &str) -> Option<usize> {
-    use toml::de::{DeTable, DeValue};
-    let root = DeTable::parse(text).ok()?;
-    let (top, rest) = match key.split_once('[') {
-        Some((top, rest)) => (top, Some(rest)),
-        None => (key, None),
-    };
-    let (name, value) = root.get_ref().iter().find(|(name, _)| name.get_ref().as_ref() == top)?;
-    let Some(rest) = rest else { return Some(name.span().start) };
-    let (index, field) = rest.split_once(']')?;
-    let DeValue::Array(entries) = value.get_ref() else { return Some(name.span().start) };
-    let entry = entries.get(index.parse::<usize>().ok()?)?;
-    let field = field.trim_start_matches('.');
-    match entry.get_ref() {
-        DeValue::Table(table) if !field.is_empty() => table
-            .iter()
-            .find(|(name, _)| name.get_ref().as_ref() == field)
-            .map(|(name, _)| name.span().start)
-            .or(Some(entry.span().start)),
-        _ => Some(entry.span().start),
-    }
-}
-
-fn type_error(key: &str, expected: &str, value: &toml::Value) -> Error {
-    Error::config(key, format!("expected {expected}, found {} `{value}`", value.type_str()))
-}
-
-fn string(key: &str, value: &toml::Value) -> Result<String> {
-    value.as_str().map(str::to_string).ok_or_else(|| type_error(key, "a string", value))
-}
-
-fn boolean(key: &str, value: &toml::Value) -> Result<bool> {
-    value.as_bool().ok_or_else(|| type_error(key, "true or false", value))
-}
-
-fn integer<T: TryFrom<i64>>(key: &str, value: &toml::Value) -> Result<T> {
-    let n = value.as_integer().ok_or_else(|| type_error(key, "an integer", value))?;
-    T::try_from(n).map_err(|_| Error::config(key, format!("{n} is out of range")))
-}
-
-/// `"origin"`, `"current"`, or an event number to start after.
-fn start_from(key: &str, value: &toml::Value) -> Result<StartFrom> {
-    match value {
-        toml::Value::String(s) if s == "origin" => Ok(StartFrom::Origin),
-        toml::Value::String(s) if s == "current" => Ok(StartFrom::Current),
-        toml::Value::Integer(_) => integer(key, value).map(StartFrom::After),
-        other => Err(type_error(key, "\"origin\", \"current\" or an event number", other)),
-    }
-}
-
-/// A duration is an integer of milliseconds or a string with a unit (`"250ms"`, `"2s"`).
-fn duration(key: &str, value: &toml::Value) -> Result<Duration> {
-    match value {
-        toml::Value::Integer(ms) => {
-            u64::try_from(*ms).map(Duration::from_millis).map_err(|_| Error::config(key, format!("{ms} is negative")))
-        }
-        toml::Value::String(s) => humantime::parse_duration(s)
-            .map_err(|e| Error::config(key, format!("`{s}` is not a duration ({e}); write e.g. \"500ms\" or \"2s\""))),
-        other => Err(type_error(key, "milliseconds or a duration string like \"500ms\"", other)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::subscription::StartFrom;
 
     #[test]
     fn unknown_key_is_named() {

@@ -1,0 +1,474 @@
+//! The facade: [`EventStore`], a cheap `Clone` handle. It validates input, then either sends a
+//! message to an actor (writes go to the writer) or calls storage directly (reads).
+//!
+//! This file holds the lifecycle, writes, reads and snapshots; `subscriptions.rs` the named
+//! subscriptions, subscriber actors and live listeners; `validate.rs` the input checks.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::stream::{self, Stream, StreamExt, TryStreamExt};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorId, ActorRef, ActorStatus};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::event::{ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamInfo};
+use crate::page::{Page, PageRequest};
+use crate::runtime::publisher::Hub;
+use crate::runtime::registry::RegistryMsg;
+use crate::runtime::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
+use crate::runtime::writer::{self, BatchLimits, WriterMsg};
+use crate::snapshot::SnapshotData;
+use crate::storage::{Attempt, Direction, Storage, WriteOp, WriteProgress, WriteRequest};
+
+mod subscriptions;
+mod validate;
+
+pub(crate) use validate::validate_name;
+pub use validate::{MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES};
+
+/// A handle to a running store. Clones share one runtime; it is `Send + Sync`.
+///
+/// ```no_run
+/// use chronik::{Config, EventData, EventStore, ExpectedVersion};
+/// # async fn demo() -> chronik::Result<()> {
+/// let store = EventStore::start(Config::from_file("config/chronik.toml")?.schema("demo")).await?;
+/// let e = EventData::json("Opened", &serde_json::json!({ "owner": "ana" }))?;
+/// store.append_to_stream("account-1", ExpectedVersion::NoStream, vec![e]).await?;
+/// let events = store.read_stream_forward("account-1", 0, 100).await?;
+/// assert_eq!(events[0].event_type, "Opened");
+/// store.shutdown().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct EventStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    storage: Storage,
+    supervisor: ActorRef<SupervisorMsg>,
+    writer: watch::Receiver<Option<ActorRef<WriterMsg>>>,
+    registry: watch::Receiver<Option<ActorRef<RegistryMsg>>>,
+    hub: Arc<Hub>,
+    closed: AtomicBool,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone without `shutdown`: stop the actors so no task outlives the
+        // store. Queued writes have no caller left to answer.
+        if !self.closed.load(Ordering::SeqCst) {
+            self.supervisor.stop(Some("last EventStore handle dropped".into()));
+        }
+    }
+}
+
+impl std::fmt::Debug for EventStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStore").field("schema", &self.inner.config.schema).finish_non_exhaustive()
+    }
+}
+
+/// Anything that names a stored event for [`EventStore::link_to_stream`]: a `Uuid` or a
+/// [`RecordedEvent`] (owned or borrowed).
+pub trait EventRef {
+    /// The event's id.
+    fn event_id(&self) -> Uuid;
+}
+
+impl EventRef for Uuid {
+    fn event_id(&self) -> Uuid {
+        *self
+    }
+}
+
+impl EventRef for RecordedEvent {
+    fn event_id(&self) -> Uuid {
+        self.event_id
+    }
+}
+
+impl<T: EventRef + ?Sized> EventRef for &T {
+    fn event_id(&self) -> Uuid {
+        (**self).event_id()
+    }
+}
+
+impl EventStore {
+    /// Validates the configuration, prepares the schema (`auto_init`) and starts the supervised
+    /// actor tree.
+    pub async fn start(config: Config) -> Result<EventStore> {
+        config.validate()?;
+        let storage = Storage::open(&config).await?;
+        let (writer_slot, writer) = watch::channel(None);
+        let (registry_slot, registry) = watch::channel(None);
+        let hub = Arc::new(Hub::default());
+        let args = SupervisorArgs {
+            storage: storage.clone(),
+            limits: BatchLimits {
+                appends: config.writer_max_batch_appends,
+                events: config.writer_max_batch_events,
+                bytes: config.writer_max_batch_bytes,
+            },
+            in_doubt_timeout: config.in_doubt_timeout,
+            hub: Arc::clone(&hub),
+            retry_interval: config.subscription_retry_interval,
+            poll_interval: config.notification_poll_interval,
+            writer_slot,
+            registry_slot,
+        };
+        let (supervisor, _handle) = Actor::spawn(None, Supervisor, args)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot start the store's supervisor: {e}")))?;
+        tracing::info!(schema = %config.schema, "chronik store started");
+        Ok(EventStore {
+            inner: Arc::new(Inner {
+                config,
+                storage,
+                supervisor,
+                writer,
+                registry,
+                hub,
+                closed: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Commits what is queued, stops the actors and closes the pool. Further calls on any clone
+    /// return [`Error::Unavailable`]. Calling it twice is harmless.
+    pub async fn shutdown(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let supervisor = &self.inner.supervisor;
+        if let Err(e) = ractor::call!(supervisor, SupervisorMsg::Shutdown) {
+            tracing::warn!(error = %e, "supervisor did not confirm shutdown");
+        }
+        supervisor.stop_and_wait(None, Some(std::time::Duration::from_secs(10))).await.ok();
+        self.inner.storage.close().await;
+        tracing::info!(schema = %self.inner.config.schema, "chronik store stopped");
+        Ok(())
+    }
+
+    /// The configuration the store was started with.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// [`ensure_open`](Self::ensure_open), and not read-only: `what` names the refused write.
+    fn ensure_writable(&self, what: &str) -> Result<()> {
+        self.ensure_open()?;
+        if self.inner.config.read_only {
+            return Err(Error::ReadOnly(format!("it was opened with read_only = true and cannot {what}")));
+        }
+        Ok(())
+    }
+
+    fn ensure_open(&self) -> Result<()> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(Error::Unavailable("the store has been shut down".into()));
+        }
+        Ok(())
+    }
+
+    /// Appends events to a stream if it is at the `expected` version; atomic and durable before
+    /// `Ok`. See the crate docs for the rules and errors.
+    pub async fn append_to_stream(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: impl IntoIterator<Item = EventData>,
+    ) -> Result<AppendResult> {
+        self.ensure_writable("append")?;
+        let events: Vec<EventData> = events.into_iter().collect();
+        if stream == ALL {
+            return Err(Error::CannotAppendToAllStream);
+        }
+        validate::stream_id(stream)?;
+        if events.is_empty() {
+            return Err(Error::invalid("no events to append: the event list is empty"));
+        }
+        validate::events(&events, self.inner.config.max_event_size)?;
+        self.write(WriteRequest {
+            stream: stream.to_string(),
+            expected,
+            op: WriteOp::Append(events),
+            progress: WriteProgress::default(),
+        })
+        .await
+    }
+
+    /// Links already stored events (by id, or the events themselves) into `stream`, checking
+    /// `expected` like an append. Links never enter `$all`.
+    pub async fn link_to_stream<I>(&self, stream: &str, expected: ExpectedVersion, events: I) -> Result<AppendResult>
+    where
+        I: IntoIterator,
+        I::Item: EventRef,
+    {
+        self.ensure_writable("link events")?;
+        let ids: Vec<Uuid> = events.into_iter().map(|e| e.event_id()).collect();
+        if stream == ALL {
+            return Err(Error::CannotAppendToAllStream);
+        }
+        validate::stream_id(stream)?;
+        if ids.is_empty() {
+            return Err(Error::invalid("no events to link: the event list is empty"));
+        }
+        self.write(WriteRequest {
+            stream: stream.to_string(),
+            expected,
+            op: WriteOp::Link(ids),
+            progress: WriteProgress::default(),
+        })
+        .await
+    }
+
+    async fn write(&self, request: WriteRequest) -> Result<AppendResult> {
+        let request = Arc::new(request);
+        // A request the writer lost before its transaction reached the `$all` lock cannot have
+        // committed (every commit goes through that lock), so it is handed to the restarted
+        // writer again; a few times at most, in case the request itself is what kills it.
+        let mut attempts = 0;
+        let mut dead = None;
+        let lost = loop {
+            attempts += 1;
+            let writer = self.current_writer(dead).await?;
+            let lost = match writer.call(|reply| WriterMsg::Write(Arc::clone(&request), reply), None).await {
+                Ok(CallResult::Success(outcome)) => return outcome,
+                Ok(_) => "the writer stopped before answering".to_string(),
+                Err(e) => format!("the writer could not be reached: {e}"),
+            };
+            if attempts >= 3 || request.progress.attempt() != Attempt::NotStarted {
+                break lost;
+            }
+            tracing::debug!(reason = %lost, "write lost before it reached the database; resubmitting");
+            dead = Some(writer.get_id());
+        };
+        // The writer stopped (crash, kill, shutdown) with the request in its hands. Ask the
+        // database what became of it instead of guessing: never a false Ok, and no false error
+        // for a request that did commit.
+        match writer::resolve(&self.inner.storage, &request, self.inner.config.in_doubt_timeout).await? {
+            Some(result) => Ok(result),
+            None => Err(Error::Unavailable(format!("{lost}; nothing of this write was stored, retry it"))),
+        }
+    }
+
+    /// The live writer, waiting (up to `connect_timeout`) while the supervisor restarts it.
+    /// `dead` is a writer the caller saw fail: it is not handed out again, so callers wait for
+    /// its successor instead of spinning on it.
+    async fn current_writer(&self, dead: Option<ActorId>) -> Result<ActorRef<WriterMsg>> {
+        let usable = |w: &Option<ActorRef<WriterMsg>>| {
+            w.as_ref().is_some_and(|w| {
+                Some(w.get_id()) != dead
+                    && matches!(w.get_status(), ActorStatus::Running | ActorStatus::Starting | ActorStatus::Upgrading)
+            })
+        };
+        let mut slot = self.inner.writer.clone();
+        let wait = slot.wait_for(usable);
+        match tokio::time::timeout(self.inner.config.connect_timeout, wait).await {
+            Ok(Ok(writer)) => writer.clone().ok_or_else(|| Error::Unavailable("the writer is restarting".into())),
+            Ok(Err(_)) => Err(Error::Unavailable("the store's runtime has stopped".into())),
+            Err(_) => Err(Error::Unavailable(format!(
+                "no running writer within {:?}: the store's runtime is restarting or has given up",
+                self.inner.config.connect_timeout
+            ))),
+        }
+    }
+
+    /// Reads up to `count` entries of `stream` with version >= `start` (0 or 1: the first).
+    /// `stream` may be [`ALL`].
+    pub async fn read_stream_forward(&self, stream: &str, start: u64, count: u64) -> Result<Vec<RecordedEvent>> {
+        self.ensure_open()?;
+        if stream == ALL {
+            return self.read_all_forward(start, count).await;
+        }
+        validate::stream_id(stream)?;
+        self.inner.storage.read_stream(stream, start, count, Direction::Forward).await
+    }
+
+    /// Reads up to `count` entries of `stream` with version <= `start`, newest first
+    /// (`None`: from the end). `stream` may be [`ALL`].
+    pub async fn read_stream_backward(
+        &self,
+        stream: &str,
+        start: Option<u64>,
+        count: u64,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.ensure_open()?;
+        if stream == ALL {
+            return self.read_all_backward(start, count).await;
+        }
+        validate::stream_id(stream)?;
+        self.inner.storage.read_stream(stream, start.unwrap_or(i64::MAX as u64), count, Direction::Backward).await
+    }
+
+    /// Reads up to `count` events of `$all` with global position >= `start`.
+    pub async fn read_all_forward(&self, start: u64, count: u64) -> Result<Vec<RecordedEvent>> {
+        self.ensure_open()?;
+        self.inner.storage.read_all(start, count, Direction::Forward).await
+    }
+
+    /// Reads up to `count` events of `$all` with global position <= `start`, newest first
+    /// (`None`: from the end).
+    pub async fn read_all_backward(&self, start: Option<u64>, count: u64) -> Result<Vec<RecordedEvent>> {
+        self.ensure_open()?;
+        self.inner.storage.read_all(start.unwrap_or(i64::MAX as u64), count, Direction::Backward).await
+    }
+
+    /// Streams `stream` forward from version `start`, reading `batch_size` entries at a time,
+    /// lazily. Ends at the last entry present when the final batch was read.
+    pub fn stream_forward(
+        &self,
+        stream: &str,
+        start: u64,
+        batch_size: u64,
+    ) -> impl Stream<Item = Result<RecordedEvent>> + Send + 'static {
+        let (store, stream) = (self.clone(), stream.to_string());
+        paged(Some(start), batch_size, Direction::Forward, move |from, n| {
+            let (store, stream) = (store.clone(), stream.clone());
+            async move { store.read_stream_forward(&stream, from, n).await }
+        })
+    }
+
+    /// Streams `stream` backward from version `start` (`None`: the end), lazily.
+    pub fn stream_backward(
+        &self,
+        stream: &str,
+        start: Option<u64>,
+        batch_size: u64,
+    ) -> impl Stream<Item = Result<RecordedEvent>> + Send + 'static {
+        let (store, stream) = (self.clone(), stream.to_string());
+        paged(Some(start.unwrap_or(i64::MAX as u64)), batch_size, Direction::Backward, move |from, n| {
+            let (store, stream) = (store.clone(), stream.clone());
+            async move { store.read_stream_backward(&stream, Some(from), n).await }
+        })
+    }
+
+    /// Streams `$all` forward from global position `start`, lazily.
+    pub fn stream_all_forward(
+        &self,
+        start: u64,
+        batch_size: u64,
+    ) -> impl Stream<Item = Result<RecordedEvent>> + Send + 'static {
+        let store = self.clone();
+        paged(Some(start), batch_size, Direction::Forward, move |from, n| {
+            let store = store.clone();
+            async move { store.read_all_forward(from, n).await }
+        })
+    }
+
+    /// Streams `$all` backward from global position `start` (`None`: the end), lazily.
+    pub fn stream_all_backward(
+        &self,
+        start: Option<u64>,
+        batch_size: u64,
+    ) -> impl Stream<Item = Result<RecordedEvent>> + Send + 'static {
+        let store = self.clone();
+        paged(Some(start.unwrap_or(i64::MAX as u64)), batch_size, Direction::Backward, move |from, n| {
+            let store = store.clone();
+            async move { store.read_all_backward(Some(from), n).await }
+        })
+    }
+
+    /// A stream's metadata; for [`ALL`], `stream_version` is the last global position.
+    pub async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
+        self.ensure_open()?;
+        validate::stream_id(stream)?;
+        self.inner.storage.stream_info(stream).await
+    }
+
+    /// One page of the store's streams (`$all` is not listed).
+    pub async fn paginate_streams(&self, request: PageRequest) -> Result<Page<StreamInfo>> {
+        self.ensure_open()?;
+        if request.page == 0 {
+            return Err(Error::invalid("page numbers start at 1"));
+        }
+        if request.page_size == 0 || request.page_size > 1_000 {
+            return Err(Error::invalid(format!("page_size must be 1 to 1000, not {}", request.page_size)));
+        }
+        self.inner.storage.paginate_streams(&request).await
+    }
+
+    /// Deletes a stream: `Soft` hides it from stream reads (its events stay in `$all`); `Hard`
+    /// removes its events everywhere (needs `enable_hard_deletes`).
+    pub async fn delete_stream(&self, stream: &str, expected: ExpectedVersion, mode: DeleteMode) -> Result<()> {
+        self.ensure_writable("delete streams")?;
+        if stream == ALL {
+            return Err(Error::CannotDeleteAllStream);
+        }
+        validate::stream_id(stream)?;
+        self.inner.storage.delete_stream(stream, expected, mode).await
+    }
+
+    /// Records a snapshot, replacing the source's previous one.
+    pub async fn record_snapshot(&self, snapshot: SnapshotData) -> Result<()> {
+        self.ensure_writable("record snapshots")?;
+        if snapshot.source_uuid.is_empty() || snapshot.source_uuid.contains('\0') {
+            return Err(Error::invalid("snapshot source_uuid is empty or contains a NUL character"));
+        }
+        if snapshot.source_type.contains('\0') || snapshot.content_type.contains('\0') {
+            return Err(Error::invalid("snapshot source_type or content_type contains a NUL character"));
+        }
+        let size = snapshot.data.len() + snapshot.metadata.as_ref().map_or(0, Vec::len);
+        if size > self.inner.config.max_event_size {
+            return Err(Error::invalid(format!(
+                "snapshot data + metadata is {size} bytes, over max_event_size ({} bytes)",
+                self.inner.config.max_event_size
+            )));
+        }
+        self.inner.storage.record_snapshot(&snapshot).await
+    }
+
+    /// Reads a source's snapshot: [`Error::SnapshotNotFound`] if none is recorded.
+    pub async fn read_snapshot(&self, source_uuid: &str) -> Result<SnapshotData> {
+        self.ensure_open()?;
+        self.inner.storage.read_snapshot(source_uuid).await
+    }
+
+    /// Deletes a source's snapshot; deleting one that does not exist is not an error.
+    pub async fn delete_snapshot(&self, source_uuid: &str) -> Result<()> {
+        self.ensure_writable("delete snapshots")?;
+        self.inner.storage.delete_snapshot(source_uuid).await
+    }
+}
+
+/// A lazy stream of entries read in pages: each page starts after the last entry of the
+/// previous one (by event number, so holes left by hard deletes are skipped, never repeated),
+/// and a short page ends it.
+fn paged<F, Fut>(
+    start: Option<u64>,
+    batch_size: u64,
+    direction: Direction,
+    fetch: F,
+) -> impl Stream<Item = Result<RecordedEvent>> + Send + 'static
+where
+    F: Fn(u64, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<RecordedEvent>>> + Send + 'static,
+{
+    let fetch = Arc::new(fetch);
+    stream::try_unfold(start, move |next| {
+        let fetch = Arc::clone(&fetch);
+        async move {
+            let Some(from) = next else { return Ok(None) };
+            if batch_size == 0 {
+                return Err(Error::invalid("batch_size must be greater than zero"));
+            }
+            let page = fetch(from, batch_size).await?;
+            let following = match (page.last(), direction) {
+                _ if (page.len() as u64) < batch_size => None,
+                (Some(last), Direction::Forward) => last.event_number.checked_add(1),
+                (Some(last), Direction::Backward) => last.event_number.checked_sub(1).filter(|n| *n > 0),
+                (None, _) => None,
+            };
+            if page.is_empty() { Ok(None) } else { Ok(Some((page, following))) }
+        }
+    })
+    .map_ok(|page| stream::iter(page.into_iter().map(Ok)))
+    .try_flatten()
+    .boxed()
+}

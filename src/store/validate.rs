@@ -1,0 +1,103 @@
+//! The facade's input checks: stream ids, subscription names, events. Each error names what is
+//! wrong (and which event), and comes before anything is written.
+
+use std::collections::HashMap;
+
+use crate::error::{Error, Result};
+use crate::event::EventData;
+
+/// Longest accepted stream id, in bytes.
+pub const MAX_STREAM_ID_BYTES: usize = 1024;
+/// Longest accepted event type, in bytes.
+pub const MAX_EVENT_TYPE_BYTES: usize = 1024;
+
+/// Checks every event of an append, and that no id comes twice.
+pub(super) fn events(events: &[EventData], max_event_size: usize) -> Result<()> {
+    let mut ids = HashMap::with_capacity(events.len());
+    for (index, event) in events.iter().enumerate() {
+        event_of(index, event, max_event_size)?;
+        if let Some(first) = ids.insert(event.event_id, index) {
+            return Err(Error::invalid(format!(
+                "events {first} and {index} have the same event_id {}: each event of an append needs its own id",
+                event.event_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks event `index` of an append.
+fn event_of(index: usize, event: &EventData, max_event_size: usize) -> Result<()> {
+    let name = |what: &str| format!("event {index} ({}): {what}", event.event_id);
+    if event.event_type.is_empty() {
+        return Err(Error::invalid(name("event_type is empty")));
+    }
+    if event.event_type.len() > MAX_EVENT_TYPE_BYTES {
+        return Err(Error::invalid(name(&format!("event_type is longer than {MAX_EVENT_TYPE_BYTES} bytes"))));
+    }
+    if event.event_type.contains('\0') {
+        return Err(Error::invalid(name("event_type contains a NUL character")));
+    }
+    if event.content_type.is_empty() || event.content_type.contains('\0') {
+        return Err(Error::invalid(name("content_type is empty or contains a NUL character")));
+    }
+    if let Some(metadata) = &event.metadata
+        && let Err(e) = check_json(metadata)
+    {
+        return Err(Error::invalid(name(&format!("metadata is not JSON ({e}); metadata must be a JSON document"))));
+    }
+    if is_json(&event.content_type)
+        && let Err(e) = check_json(&event.data)
+    {
+        return Err(Error::invalid(name(&format!(
+            "data is labelled `{}` but is not JSON ({e}); send JSON or label it with its own content type",
+            event.content_type
+        ))));
+    }
+    let size = event.payload_size();
+    if size > max_event_size {
+        return Err(Error::invalid(name(&format!(
+            "data + metadata is {size} bytes, over max_event_size ({} bytes)",
+            max_event_size
+        ))));
+    }
+    Ok(())
+}
+
+/// Checks that `bytes` are one JSON document in UTF-8 (as RFC 8259 requires), without building it.
+fn check_json(bytes: &[u8]) -> std::result::Result<(), String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Whether a content type says JSON: `application/json` or a `+json` type such as
+/// `application/vnd.acme+json`, with or without parameters (`; charset=utf-8`).
+fn is_json(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    media == crate::JSON_CONTENT_TYPE || (media.starts_with("application/") && media.ends_with("+json"))
+}
+
+pub(super) fn subscription_name(name: &str) -> Result<()> {
+    validate_name("subscription name", name)
+}
+
+pub(super) fn stream_id(stream: &str) -> Result<()> {
+    validate_name("stream id", stream)
+}
+
+/// A stream id or subscription name: not empty, at most `MAX_STREAM_ID_BYTES`, no NUL.
+pub(crate) fn validate_name(what: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid(format!("{what} is empty")));
+    }
+    if name.len() > MAX_STREAM_ID_BYTES {
+        return Err(Error::invalid(format!(
+            "{what} is {} bytes long, over the limit of {MAX_STREAM_ID_BYTES}",
+            name.len()
+        )));
+    }
+    if name.contains('\0') {
+        return Err(Error::invalid(format!("{what} contains a NUL character")));
+    }
+    Ok(())
+}
