@@ -1,0 +1,231 @@
+//! How a named subscription behaves: where it starts, back-pressure, competing consumers,
+//! partitions, checkpoints, retries. Plain values; nothing here knows an actor.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::event::RecordedEvent;
+
+/// Where a new named subscription starts. It applies when the subscription is first created;
+/// afterwards the persisted checkpoint decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StartFrom {
+    /// From the first event.
+    #[default]
+    Origin,
+    /// After the last event stored when the subscription is created.
+    Current,
+    /// After event number `n`: the first event delivered is the first with `event_number > n`.
+    After(u64),
+}
+
+type PartitionFn = Arc<dyn Fn(&RecordedEvent) -> u64 + Send + Sync>;
+type SelectorFn = Arc<dyn Fn(&RecordedEvent) -> bool + Send + Sync>;
+
+/// Options of a named subscription. The first subscriber's options hold while the subscription
+/// runs on a node; later subscribers (competing consumers) join it as it is.
+///
+/// ```
+/// use std::time::Duration;
+/// use chronik::{StartFrom, SubscriptionOptions};
+///
+/// let options = SubscriptionOptions::default()
+///     .start_from(StartFrom::Origin)
+///     .buffer_size(100)
+///     .max_size(1_000)
+///     .concurrency_limit(4)
+///     .partition_by(|e| e.stream_uuid.clone())
+///     .selector(|e| e.event_type != "Noise")
+///     .checkpoint_threshold(100)
+///     .checkpoint_after(Duration::from_millis(200))
+///     .message_timeout(Duration::from_secs(30))
+///     .max_retry_count(10);
+/// assert_eq!(options.buffer_size, 100);
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct SubscriptionOptions {
+    /// Where a new subscription starts (default [`StartFrom::Origin`]).
+    pub start_from: StartFrom,
+    /// Most events in flight (delivered, not acked) per subscriber (default 100).
+    pub buffer_size: usize,
+    /// Most events queued in memory; past it the subscription stops taking live events and
+    /// reads from storage as it drains (default 1,000).
+    pub max_size: usize,
+    /// Most subscribers connected at once: competing consumers (default 1, exclusive).
+    pub concurrency_limit: usize,
+    /// Number of acked events after which the checkpoint is written (default 1: every ack).
+    pub checkpoint_threshold: u64,
+    /// Longest time an acked event waits for its checkpoint to be written (default 1 s).
+    pub checkpoint_after: Duration,
+    /// Longest time an event may stay in flight without an ack or a nack; past it, the event
+    /// is retried as if nacked with [`NackAction::Retry`] (default 30 s).
+    pub message_timeout: Duration,
+    /// Most retries of one event (nacks with [`NackAction::Retry`], message timeouts, failures
+    /// of a [`Subscriber`](crate::Subscriber)); the next one parks it (default 10).
+    pub max_retry_count: u32,
+    /// A transient subscription keeps no checkpoint, takes no lock and has no parked list: it
+    /// starts from `start_from` every time and runs on every node that subscribes (default
+    /// false).
+    pub transient: bool,
+    partition_by: Option<PartitionFn>,
+    selector: Option<SelectorFn>,
+}
+
+impl Default for SubscriptionOptions {
+    fn default() -> Self {
+        SubscriptionOptions {
+            start_from: StartFrom::Origin,
+            buffer_size: 100,
+            max_size: 1_000,
+            concurrency_limit: 1,
+            checkpoint_threshold: 1,
+            checkpoint_after: Duration::from_secs(1),
+            message_timeout: Duration::from_secs(30),
+            max_retry_count: 10,
+            transient: false,
+            partition_by: None,
+            selector: None,
+        }
+    }
+}
+
+impl fmt::Debug for SubscriptionOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriptionOptions")
+            .field("start_from", &self.start_from)
+            .field("buffer_size", &self.buffer_size)
+            .field("max_size", &self.max_size)
+            .field("concurrency_limit", &self.concurrency_limit)
+            .field("checkpoint_threshold", &self.checkpoint_threshold)
+            .field("checkpoint_after", &self.checkpoint_after)
+            .field("message_timeout", &self.message_timeout)
+            .field("max_retry_count", &self.max_retry_count)
+            .field("transient", &self.transient)
+            .field("partition_by", &self.partition_by.is_some())
+            .field("selector", &self.selector.is_some())
+            .finish()
+    }
+}
+
+impl SubscriptionOptions {
+    /// Sets where a new subscription starts.
+    #[must_use]
+    pub fn start_from(mut self, start: StartFrom) -> Self {
+        self.start_from = start;
+        self
+    }
+
+    /// Sets the most events in flight per subscriber.
+    #[must_use]
+    pub fn buffer_size(mut self, events: usize) -> Self {
+        self.buffer_size = events;
+        self
+    }
+
+    /// Sets the most events queued in memory.
+    #[must_use]
+    pub fn max_size(mut self, events: usize) -> Self {
+        self.max_size = events;
+        self
+    }
+
+    /// Sets the most subscribers connected at once (competing consumers).
+    #[must_use]
+    pub fn concurrency_limit(mut self, subscribers: usize) -> Self {
+        self.concurrency_limit = subscribers;
+        self
+    }
+
+    /// Routes events with the same key to the same subscriber, in order, while any of them is in
+    /// flight (for `concurrency_limit > 1`).
+    #[must_use]
+    pub fn partition_by<K, F>(mut self, key: F) -> Self
+    where
+        K: Hash,
+        F: Fn(&RecordedEvent) -> K + Send + Sync + 'static,
+    {
+        let hasher = std::hash::RandomState::new();
+        self.partition_by = Some(Arc::new(move |event| hasher.hash_one(key(event))));
+        self
+    }
+
+    /// Delivers only the events for which `select` is true; the others count as acked.
+    #[must_use]
+    pub fn selector<F>(mut self, select: F) -> Self
+    where
+        F: Fn(&RecordedEvent) -> bool + Send + Sync + 'static,
+    {
+        self.selector = Some(Arc::new(select));
+        self
+    }
+
+    /// Sets the number of acked events after which the checkpoint is written.
+    #[must_use]
+    pub fn checkpoint_threshold(mut self, events: u64) -> Self {
+        self.checkpoint_threshold = events;
+        self
+    }
+
+    /// Sets the longest time an acked event waits for its checkpoint to be written.
+    #[must_use]
+    pub fn checkpoint_after(mut self, after: Duration) -> Self {
+        self.checkpoint_after = after;
+        self
+    }
+
+    /// Sets the longest time an event may stay in flight before it is retried.
+    #[must_use]
+    pub fn message_timeout(mut self, timeout: Duration) -> Self {
+        self.message_timeout = timeout;
+        self
+    }
+
+    /// Sets the most retries of one event before it is parked.
+    #[must_use]
+    pub fn max_retry_count(mut self, retries: u32) -> Self {
+        self.max_retry_count = retries;
+        self
+    }
+
+    /// Makes the subscription transient (no checkpoint, no lock, no parked list).
+    #[must_use]
+    pub fn transient(mut self, transient: bool) -> Self {
+        self.transient = transient;
+        self
+    }
+
+    pub(crate) fn partition_of(&self, event: &RecordedEvent) -> Option<u64> {
+        self.partition_by.as_ref().map(|key| key(event))
+    }
+
+    pub(crate) fn selects(&self, event: &RecordedEvent) -> bool {
+        self.selector.as_ref().is_none_or(|select| select(event))
+    }
+
+    pub(crate) fn validate(&self) -> Result<()> {
+        let positive = |name: &str, value: u64| {
+            if value == 0 {
+                Err(Error::invalid(format!("subscription option {name} must be at least 1")))
+            } else {
+                Ok(())
+            }
+        };
+        positive("buffer_size", self.buffer_size as u64)?;
+        positive("max_size", self.max_size as u64)?;
+        positive("concurrency_limit", self.concurrency_limit as u64)?;
+        positive("checkpoint_threshold", self.checkpoint_threshold)?;
+        if self.message_timeout.is_zero() {
+            return Err(Error::invalid("subscription option message_timeout must be longer than zero"));
+        }
+        if let StartFrom::After(n) = self.start_from
+            && i64::try_from(n).is_err()
+        {
+            return Err(Error::invalid(format!("start_from After({n}) is larger than {}", i64::MAX)));
+        }
+        Ok(())
+    }
+}
