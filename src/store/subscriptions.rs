@@ -161,7 +161,7 @@ impl EventStore {
     }
 
     /// Starts every subscription the configuration declares (`[[subscriptions]]`, see
-    /// [`Config::subscriptions`]) with the implementation `subscribers` gives for its name, and
+    /// [`Config::subscriptions`](crate::Config::subscriptions)) with the implementation `subscribers` gives for its name, and
     /// returns their handles by name. A declared name with no implementation, or an
     /// implementation with no declaration, is an [`Error::Config`] and nothing is started; if
     /// one fails to start, those already started are stopped again.

@@ -53,7 +53,7 @@ impl fmt::Display for DropReason {
 }
 
 /// What a subscriber wants done with an event it could not process (see
-/// [`Subscription::nack`]).
+/// [`Subscription::nack`](crate::Subscription::nack)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum NackAction {

@@ -62,9 +62,9 @@ pub struct SubscriptionOptions {
     /// Longest time an acked event waits for its checkpoint to be written (default 1 s).
     pub checkpoint_after: Duration,
     /// Longest time an event may stay in flight without an ack or a nack; past it, the event
-    /// is retried as if nacked with [`NackAction::Retry`] (default 30 s).
+    /// is retried as if nacked with [`NackAction::Retry`](crate::NackAction::Retry) (default 30 s).
     pub message_timeout: Duration,
-    /// Most retries of one event (nacks with [`NackAction::Retry`], message timeouts, failures
+    /// Most retries of one event (nacks with [`NackAction::Retry`](crate::NackAction::Retry), message timeouts, failures
     /// of a [`Subscriber`](crate::Subscriber)); the next one parks it (default 10).
     pub max_retry_count: u32,
     /// A transient subscription keeps no checkpoint, takes no lock and has no parked list: it
