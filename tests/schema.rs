@@ -200,6 +200,19 @@ async fn drop_refuses_a_migration_table_shared_with_another_tool() {
 }
 
 #[tokio::test]
+async fn a_schema_chronik_created_is_kept_by_drop_once_the_application_put_a_table_in_it() {
+    let config = test_config("adopted");
+    let _own = OwnSchema(config.schema.clone());
+    admin::init(&config).await.unwrap();
+    let schema = &config.schema;
+    sql(&format!("CREATE TABLE {schema}.orders (id int); INSERT INTO {schema}.orders VALUES (1)")).await;
+    assert!(admin::drop(&config).await.unwrap());
+    assert!(schema_exists(schema).await, "the schema holds the application's table, so it stays");
+    assert!(exists(&format!("SELECT count(*) = 1 FROM {schema}.orders")).await);
+    assert!(admin::migrations(&config).await.unwrap().iter().all(|m| !m.is_applied()), "the store is gone");
+}
+
+#[tokio::test]
 async fn a_schema_that_existed_before_init_is_kept_by_drop() {
     let config = test_config("preexisting");
     let _own = OwnSchema(config.schema.clone());

@@ -160,6 +160,9 @@ async fn drop_locked(conn: &mut PgConnection, schema: &str) -> Result<bool> {
             foreign.join(", ")
         )));
     }
+    // Only chronik's own objects, named one by one, and RESTRICT: anything of the application's
+    // that depends on them makes this fail and the transaction undoes it (tests/schema.rs:
+    // `drop_refuses_when_the_applications_objects_depend_on_the_store`).
     let mut tx = conn.begin().await?;
     let dropped =
         sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {TABLES} RESTRICT; DROP FUNCTION IF EXISTS {FUNCTIONS} RESTRICT"))
@@ -177,8 +180,10 @@ async fn drop_locked(conn: &mut PgConnection, schema: &str) -> Result<bool> {
         }
         Err(e) => return Err(e.into()),
     }
-    // The schema goes only if chronik made it and nothing else lives in it; a savepoint keeps a
-    // refusal from undoing the drop above.
+    // The schema goes only if chronik made it (its mark) and nothing else lives in it (RESTRICT);
+    // a savepoint keeps a refusal from undoing the drop above (tests/schema.rs:
+    // `a_schema_that_existed_before_init_is_kept_by_drop`,
+    // `a_schema_chronik_created_is_kept_by_drop_once_the_application_put_a_table_in_it`).
     let marked: Option<String> =
         sqlx::query_scalar("SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = $1")
             .bind(schema)
