@@ -133,17 +133,24 @@ async fn appends_across_database_restarts_never_report_a_false_outcome() {
     store.shutdown().await.expect("shutdown");
 }
 
+/// A private server whose commits are held (see `PrivateCluster::hold_commit_replies`) and a
+/// store on it, created before the hold so that its own creation commits.
+async fn store_with_held_commits(prefix: &str, in_doubt_timeout: Duration) -> (PrivateCluster, EventStore) {
+    init_tracing();
+    let cluster = PrivateCluster::start().await;
+    let config = cluster.config(prefix).in_doubt_timeout(in_doubt_timeout);
+    chronik::admin::init(&config).await.expect("init");
+    cluster.hold_commit_replies().await;
+    let store = EventStore::start(config).await.expect("store starts");
+    (cluster, store)
+}
+
 /// Appends that the server committed but never confirmed (their commit waits for a standby that
 /// does not exist when the server is killed) are found committed once it is back: `Ok`, with the
 /// positions they were given, not an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn appends_committed_just_before_a_crash_are_ok_once_the_database_is_back() {
-    init_tracing();
-    let cluster = PrivateCluster::start().await;
-    let config = cluster.config("committed").in_doubt_timeout(Duration::from_secs(20));
-    chronik::admin::init(&config).await.expect("init");
-    cluster.hold_commit_replies().await;
-    let store = EventStore::start(config).await.expect("store starts");
+    let (cluster, store) = store_with_held_commits("committed", Duration::from_secs(20)).await;
     let appends: Vec<_> = (0..8)
         .map(|i| {
             let store = store.clone();
@@ -188,12 +195,7 @@ async fn appends_committed_just_before_a_crash_are_ok_once_the_database_is_back(
 /// it is not); once the server is back, the stream shows it was stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_outcome_that_cannot_be_learned_in_time_is_in_doubt_not_unavailable() {
-    init_tracing();
-    let cluster = PrivateCluster::start().await;
-    let config = cluster.config("doubt").in_doubt_timeout(Duration::from_millis(800));
-    chronik::admin::init(&config).await.expect("init");
-    cluster.hold_commit_replies().await;
-    let store = EventStore::start(config).await.expect("store starts");
+    let (cluster, store) = store_with_held_commits("doubt", Duration::from_millis(800)).await;
     let append = {
         let store = store.clone();
         tokio::spawn(async move { store.append_to_stream("held", ExpectedVersion::NoStream, events("E", 2, 2)).await })

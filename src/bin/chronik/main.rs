@@ -137,8 +137,8 @@ impl Failure {
         Failure { message: message.into(), kind: "command" }
     }
 
-    /// The same failure, its message replaced by `message` (the kind stays).
-    pub(crate) fn prefixed(self, message: &str) -> Failure {
+    /// The same failure (its kind) with another message.
+    pub(crate) fn with_message(self, message: &str) -> Failure {
         Failure { message: message.to_string(), ..self }
     }
 }
@@ -328,19 +328,19 @@ pub(crate) async fn with_store(
     if existing_only {
         require_store(&config).await?;
     }
-    let store = EventStore::start(config).await.context(|| "cannot start the store".into())?;
-    let outcome = command(&store).await;
-    let stopped = store.shutdown().await;
-    let code = outcome?;
-    stopped.context(|| "cannot shut the store down cleanly".into())?;
-    Ok(code)
+    on_store(config, command).await
 }
 
 /// Like [`with_store`] on an existing store, opened read-only: it never creates or migrates
 /// anything, and an SQLite file is read beside the application that writes it.
 pub(crate) async fn with_reader(config: Config, command: impl AsyncFnOnce(&EventStore) -> Outcome) -> Outcome {
     require_store(&config).await?;
-    let store = EventStore::start(config.read_only(true)).await.context(|| "cannot open the store".into())?;
+    on_store(config.read_only(true), command).await
+}
+
+/// Starts the store, runs `command` and shuts the store down, whatever the outcome.
+async fn on_store(config: Config, command: impl AsyncFnOnce(&EventStore) -> Outcome) -> Outcome {
+    let store = EventStore::start(config).await.context(|| "cannot open the store".into())?;
     let outcome = command(&store).await;
     let stopped = store.shutdown().await;
     let code = outcome?;

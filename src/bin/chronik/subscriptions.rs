@@ -116,7 +116,8 @@ pub(crate) async fn run(config: Config, args: SubscriptionsArgs, json: bool) -> 
 async fn find(store: &EventStore, stream: &str, name: &str) -> Result<SubscriptionInfo, Failure> {
     let list = store.list_subscriptions().await.context(|| "cannot list subscriptions".into())?;
     list.into_iter().find(|s| s.stream == stream && s.name == name).ok_or_else(|| {
-        Failure::from(chronik::Error::SubscriptionNotFound).prefixed(&format!("no subscription `{name}` on `{stream}`"))
+        Failure::from(chronik::Error::SubscriptionNotFound)
+            .with_message(&format!("no subscription `{name}` on `{stream}`"))
     })
 }
 

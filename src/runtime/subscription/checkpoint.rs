@@ -65,9 +65,7 @@ impl SubscriptionState {
             return;
         }
         // Handed over: the keeper writes it, or tells this actor its lock is gone.
-        self.persisted = checkpoint;
-        self.unpersisted_acks = 0;
-        self.parked = self.parked.split_off(&(checkpoint + 1));
+        self.written(checkpoint, true);
     }
 
     /// Writes the checkpoint if it moved (with the rows of replayed events that were acked).
@@ -79,10 +77,7 @@ impl SubscriptionState {
             return;
         }
         if self.options.transient {
-            self.persisted = checkpoint;
-            self.unpersisted_acks = 0;
-            self.cleared.clear();
-            return;
+            return self.written(checkpoint, moved);
         }
         let write = SubscriptionWrite {
             checkpoint: moved.then_some(checkpoint),
@@ -91,18 +86,22 @@ impl SubscriptionState {
             forget_retries_upto: (moved && self.forget_retries).then_some(checkpoint),
         };
         match self.write(myself, write).await {
-            WriteOutcome::Saved | WriteOutcome::RowGone => {
-                self.persisted = checkpoint;
-                self.unpersisted_acks = 0;
-                self.cleared.clear();
-                self.forget_retries &= !moved;
-                self.parked = self.parked.split_off(&(checkpoint + 1));
-            }
+            WriteOutcome::Saved | WriteOutcome::RowGone => self.written(checkpoint, moved),
             WriteOutcome::NotOwner => {}
             WriteOutcome::Failed(e) => {
                 tracing::warn!(subscription = %self.key, error = %e, "checkpoint write failed; retrying later");
             }
         }
+    }
+
+    /// Books a write of `checkpoint` (and of the rows of replayed events that went with it):
+    /// parked events it passed no longer need remembering, nor do retry counts if it `moved`.
+    fn written(&mut self, checkpoint: u64, moved: bool) {
+        self.persisted = checkpoint;
+        self.unpersisted_acks = 0;
+        self.cleared.clear();
+        self.forget_retries &= !moved;
+        self.parked = self.parked.split_off(&(checkpoint + 1));
     }
 
     /// Writes through the lock keeper, on the connection holding this subscription's lock. A

@@ -103,21 +103,33 @@ impl SqliteStorage {
             // A shared in-memory database is only shared by connections that can write it.
             Location::Memory => options.clone(),
         };
+        Ok(Self::with(config, read_options, Some(conn), lock, &location))
+    }
+
+    /// The storage of an opened store: a read pool on `read_options`, the write connection (if
+    /// any) and the file's lock (if held).
+    fn with(
+        config: &Config,
+        read_options: SqliteConnectOptions,
+        write: Option<SqliteConnection>,
+        lock: Option<StoreLock>,
+        location: &Location,
+    ) -> SqliteStorage {
         let pool = SqlitePoolOptions::new()
             .max_connections(config.pool_size)
             .acquire_timeout(config.connect_timeout)
             .connect_lazy_with(read_options);
-        Ok(SqliteStorage {
+        SqliteStorage {
             inner: Arc::new(Inner {
                 pool,
-                write: tokio::sync::Mutex::new(Some(conn)),
+                write: tokio::sync::Mutex::new(write),
                 wakes: broadcast::channel(WAKE_BUFFER).0,
                 owned: Mutex::new(HashSet::new()),
                 lock: Mutex::new(lock),
                 hard_deletes: config.enable_hard_deletes,
                 label: location.to_string(),
             }),
-        })
+        }
     }
 
     /// Opens an existing store file for reading only: no lock (a writing process may hold the
@@ -141,21 +153,7 @@ impl SqliteStorage {
         let status = admin::status_on(&mut conn).await;
         conn.close().await.ok();
         crate::storage::require_up_to_date(&status?, &location.to_string())?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(config.pool_size)
-            .acquire_timeout(config.connect_timeout)
-            .connect_lazy_with(options);
-        Ok(SqliteStorage {
-            inner: Arc::new(Inner {
-                pool,
-                write: tokio::sync::Mutex::new(None),
-                wakes: broadcast::channel(WAKE_BUFFER).0,
-                owned: Mutex::new(HashSet::new()),
-                lock: Mutex::new(None),
-                hard_deletes: config.enable_hard_deletes,
-                label: location.to_string(),
-            }),
-        })
+        Ok(Self::with(config, options, None, None, &location))
     }
 
     /// Closes the connections and releases the file, so another store may open it.
