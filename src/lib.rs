@@ -94,26 +94,31 @@ mod config;
 mod error;
 mod event;
 mod page;
-pub mod runtime;
+mod runtime;
 mod serializer;
 mod snapshot;
-pub mod storage;
+mod storage;
 mod store;
 mod subscriber;
 mod subscription;
+#[doc(hidden)]
+pub mod testing;
+mod validate;
 
 pub use config::{Config, DEFAULT_DATABASE_URL, SubscriptionConfig};
 pub use error::{ConfigError, Error, Result};
 pub use event::{ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamInfo, StreamStatus};
 pub use page::{Page, PageRequest, SortBy, SortDirection};
+pub use runtime::{LiveSubscription, SubscriberHandle, Subscription};
 pub use serializer::{BINCODE_CONTENT_TYPE, BincodeSerializer, JSON_CONTENT_TYPE, JsonSerializer, Serializer};
 pub use snapshot::SnapshotData;
-pub use store::{EventRef, EventStore, MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES};
-pub use subscriber::{HandlerError, Subscriber, SubscriberHandle, Subscribers};
+pub use store::{EventRef, EventStore, Subscribers};
+pub use subscriber::{HandlerError, Subscriber};
 pub use subscription::{
-    DropReason, LIVE_BUFFER, LiveMessage, LiveSubscription, NackAction, ParkedEvent, StartFrom, Subscription,
-    SubscriptionInfo, SubscriptionMessage, SubscriptionOptions, SubscriptionPhase, SubscriptionStatus,
+    DropReason, LIVE_BUFFER, LiveMessage, NackAction, ParkedEvent, StartFrom, SubscriptionInfo, SubscriptionMessage,
+    SubscriptionOptions, SubscriptionPhase, SubscriptionStatus,
 };
+pub use validate::{MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES};
 
 /// The README's examples, compiled as doctests so they cannot drift from the API.
 #[doc = include_str!("../README.md")]

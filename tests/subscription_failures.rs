@@ -117,7 +117,7 @@ async fn listen_pids(admin: &mut sqlx::PgConnection, schema: &str) -> Vec<i32> {
     sqlx::query_scalar(
         "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query LIKE 'LISTEN%' ORDER BY pid",
     )
-    .bind(chronik::storage::postgres::application_name(schema))
+    .bind(chronik::testing::application_name(schema))
     .fetch_all(admin)
     .await
     .expect("pg_stat_activity")
@@ -321,7 +321,7 @@ async fn a_killed_subscription_actor_is_restarted_and_redelivers_every_event_aft
     sub.ack_number(4).await.unwrap();
     assert_checkpoint(&store, ALL, "s", 4, "").await;
 
-    let crashed = store.subscription_actor(ALL, "s").await.expect("the subscription runs");
+    let crashed = chronik::testing::subscription_actor(&store, ALL, "s").await.expect("the subscription runs");
     crashed.kill();
     // Acks of the dead actor's delivery are ignored: those events come again.
     sub.ack(&batch[4..]).await.expect("a stale ack is not an error");
@@ -339,7 +339,7 @@ async fn a_killed_subscription_actor_is_restarted_and_redelivers_every_event_aft
     let mut distinct = got.clone();
     distinct.dedup();
     assert_eq!(distinct, (5..=10).collect::<Vec<_>>(), "in order, nothing missing: {got:?}");
-    let restarted = store.subscription_actor(ALL, "s").await.expect("the subscription runs again");
+    let restarted = chronik::testing::subscription_actor(&store, ALL, "s").await.expect("the subscription runs again");
     assert_ne!(restarted.get_id(), crashed.get_id());
 
     store.append_to_stream("b", ExpectedVersion::NoStream, events("E", 11, 2)).await.unwrap();
@@ -381,9 +381,12 @@ async fn a_subscription_unsubscribed_while_its_crashed_actor_awaits_restart_can_
     let mut on_second = second.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
     expect_quiet(&mut on_second, 3 * RETRY).await;
 
-    first.subscription_actor(ALL, "s").await.expect("the subscription runs").kill();
+    chronik::testing::subscription_actor(&first, ALL, "s").await.expect("the subscription runs").kill();
     on_first.unsubscribe().await.unwrap();
-    assert!(first.subscription_actor(ALL, "s").await.is_none(), "it no longer runs on the first node");
+    assert!(
+        chronik::testing::subscription_actor(&first, ALL, "s").await.is_none(),
+        "it no longer runs on the first node"
+    );
     assert_eq!(next_within(&mut on_second, TAKEOVER).await, SubscriptionMessage::Subscribed);
     second.shutdown().await.unwrap();
 }

@@ -26,7 +26,7 @@ async fn terminated_database_sessions_fail_appends_cleanly_and_the_pool_recovers
     });
 
     let mut admin = raw_connection().await;
-    let name = chronik::storage::postgres::application_name(&store.config.schema);
+    let name = chronik::testing::application_name(&store.config.schema);
     let mut terminated = 0_i64;
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(60)).await;

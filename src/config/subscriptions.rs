@@ -120,7 +120,7 @@ impl SubscriptionConfig {
     pub(super) fn validate(&self, index: usize) -> Result<()> {
         let at = |key: &str| format!("subscriptions[{index}].{key}");
         for (key, value) in [("name", &self.name), ("stream", &self.stream)] {
-            crate::store::validate_name(key, value).map_err(|e| match e {
+            crate::validate::validate_name(key, value).map_err(|e| match e {
                 Error::InvalidArgument(reason) => Error::config(at(key), reason),
                 other => other,
             })?;

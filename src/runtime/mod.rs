@@ -12,6 +12,7 @@
 //!   checkpoint writes.
 //! - [`subscriber`]: one actor per [`Subscriber`](crate::Subscriber) the application started.
 
+pub mod handles;
 pub mod locks;
 pub mod notifier;
 pub mod publisher;
@@ -30,6 +31,8 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::storage::Storage;
+
+pub use handles::{LiveSubscription, SubscriberHandle, Subscription};
 
 /// What every subscription-side actor of one store shares.
 #[derive(Clone)]

@@ -13,7 +13,6 @@
 //!   checkpoint. Past the budget, the subscribers are dropped with the reason.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
@@ -23,27 +22,12 @@ use super::locks::LockMsg;
 use super::subscription::{Consumer, Delivery, SubscriptionActor, SubscriptionArgs, SubscriptionMsg};
 use super::{Context, RestartBudget, stopped_child};
 use crate::error::{Error, Result};
-use crate::subscription::{DropReason, SubscriptionMessage, SubscriptionOptions};
+use crate::subscription::{DropReason, SubscriptionKey, SubscriptionMessage, SubscriptionOptions};
 
 /// How long the registry waits for a subscription to write its checkpoint and stop.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long the registry waits for the lock keeper to check its connection.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A named subscription: stream (or `$all`) and name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SubscriptionKey {
-    /// The subscribed stream, or `$all`.
-    pub stream: String,
-    /// The subscription's name.
-    pub name: String,
-}
-
-impl fmt::Display for SubscriptionKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.stream, self.name)
-    }
-}
 
 /// What a new subscriber gets.
 pub struct Connected {

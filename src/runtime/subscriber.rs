@@ -29,12 +29,13 @@ use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::Subscription;
 use super::backoff;
 use super::subscription::Delivery;
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
 use crate::subscriber::Subscriber;
-use crate::subscription::{NackAction, Subscription, SubscriptionMessage};
+use crate::subscription::{NackAction, SubscriptionMessage};
 
 /// Messages of a subscriber actor.
 pub enum RunnerMsg {

@@ -59,11 +59,6 @@ impl WriteOp {
         }
     }
 
-    /// Whether the write adds nothing.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// Payload bytes carried by the write.
     pub fn payload_bytes(&self) -> usize {
         match self {

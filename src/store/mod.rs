@@ -23,12 +23,12 @@ use crate::runtime::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use crate::runtime::writer::{self, BatchLimits, WriterMsg};
 use crate::snapshot::SnapshotData;
 use crate::storage::{Attempt, Direction, Storage, WriteOp, WriteProgress, WriteRequest};
+use crate::validate;
 
+mod subscribers;
 mod subscriptions;
-mod validate;
 
-pub(crate) use validate::validate_name;
-pub use validate::{MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES};
+pub use subscribers::Subscribers;
 
 /// A handle to a running store. Clones share one runtime; it is `Send + Sync`.
 ///

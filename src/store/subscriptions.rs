@@ -7,18 +7,20 @@ use std::sync::Arc;
 use ractor::rpc::CallResult;
 use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort};
 
-use super::{EventStore, validate};
+use super::EventStore;
 use crate::error::{Error, Result};
 use crate::event::ALL;
 use crate::runtime::publisher::Listener;
-use crate::runtime::registry::{Connected, RegistryMsg, SubscriptionKey};
+use crate::runtime::registry::{Connected, RegistryMsg};
 use crate::runtime::subscriber::{Runner, RunnerArgs};
 use crate::runtime::subscription::SubscriptionMsg;
-use crate::subscriber::{Subscriber, SubscriberHandle, Subscribers};
+use crate::runtime::{LiveSubscription, SubscriberHandle, Subscription};
+use crate::store::Subscribers;
+use crate::subscriber::Subscriber;
 use crate::subscription::{
-    DropReason, LIVE_BUFFER, LiveSubscription, ParkedEvent, Subscription, SubscriptionInfo, SubscriptionOptions,
-    SubscriptionStatus,
+    DropReason, LIVE_BUFFER, ParkedEvent, SubscriptionInfo, SubscriptionKey, SubscriptionOptions, SubscriptionStatus,
 };
+use crate::validate;
 
 impl EventStore {
     /// Connects to the named subscription `name` of `stream` (starting it on this node if
@@ -299,14 +301,12 @@ impl EventStore {
 
     /// The actor of a named subscription running on this node, for tests that kill it to
     /// exercise supervision.
-    #[doc(hidden)]
-    pub async fn subscription_actor(&self, stream: &str, name: &str) -> Option<ActorCell> {
+    pub(crate) async fn subscription_actor(&self, stream: &str, name: &str) -> Option<ActorCell> {
         self.running_subscription(stream, name).await.ok().flatten().map(|a| a.get_cell())
     }
 
     /// The writer actor, for tests that kill it to exercise supervision.
-    #[doc(hidden)]
-    pub fn writer_actor(&self) -> Option<ActorCell> {
+    pub(crate) fn writer_actor(&self) -> Option<ActorCell> {
         self.inner.writer.borrow().as_ref().map(ActorRef::get_cell)
     }
 }

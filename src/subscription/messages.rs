@@ -24,6 +24,21 @@ pub enum SubscriptionMessage {
     Dropped(DropReason),
 }
 
+/// A named subscription: stream (or `$all`) and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct SubscriptionKey {
+    /// The subscribed stream, or `$all`.
+    pub(crate) stream: String,
+    /// The subscription's name.
+    pub(crate) name: String,
+}
+
+impl fmt::Display for SubscriptionKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.stream, self.name)
+    }
+}
+
 /// Why a subscriber was dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -165,3 +180,21 @@ pub struct SubscriptionStatus {
     /// Subscribers paused (their [`SubscriberHandle`](crate::SubscriberHandle) was paused).
     pub paused: usize,
 }
+
+/// What a [`LiveSubscription`](crate::LiveSubscription) receives.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum LiveMessage {
+    /// Events committed since the previous message (of the subscribed stream; for `$all`, of
+    /// every stream), in order.
+    Events(Vec<RecordedEvent>),
+    /// The listener fell behind and events were dropped for it: `missed` of them, or an unknown
+    /// number (`None`). The listener never slows writers or grows memory.
+    Lagged {
+        /// How many events were dropped, if known.
+        missed: Option<u64>,
+    },
+}
+
+/// Undelivered messages a [`LiveSubscription`](crate::LiveSubscription) holds before it drops events.
+pub const LIVE_BUFFER: usize = 1_024;

@@ -1,19 +1,18 @@
-//! The subscriber's side of subscriptions: [`SubscriptionOptions`] (`options.rs`), the messages
-//! a subscriber receives and the stored and in-memory state of a subscription (`messages.rs`),
-//! and the handles: [`Subscription`] for a named, acked subscription (`handle.rs`) and
-//! [`LiveSubscription`] for a transient live-only listener (`live.rs`).
+//! What subscriptions are made of, as plain values: [`SubscriptionOptions`] (`options.rs`), and
+//! the messages a subscriber receives, the nack actions it answers with and the stored and
+//! in-memory state of a subscription (`messages.rs`). Nothing here knows an actor: storage and
+//! config use these without pulling in the runtime.
 //!
 //! The subscription itself (queue, in-flight events, checkpoint, ownership) is an actor in
-//! `runtime/subscription/`; a handle only receives its messages and sends acks.
+//! `runtime/subscription/`; the handles that talk to it ([`Subscription`](crate::Subscription),
+//! [`LiveSubscription`](crate::LiveSubscription)) are in `runtime/handles/`.
 
-mod handle;
-mod live;
 mod messages;
 mod options;
 
-pub use handle::Subscription;
-pub use live::{LIVE_BUFFER, LiveMessage, LiveSubscription};
+pub(crate) use messages::SubscriptionKey;
 pub use messages::{
-    DropReason, NackAction, ParkedEvent, SubscriptionInfo, SubscriptionMessage, SubscriptionPhase, SubscriptionStatus,
+    DropReason, LIVE_BUFFER, LiveMessage, NackAction, ParkedEvent, SubscriptionInfo, SubscriptionMessage,
+    SubscriptionPhase, SubscriptionStatus,
 };
 pub use options::{StartFrom, SubscriptionOptions};

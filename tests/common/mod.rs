@@ -164,7 +164,7 @@ async fn remove_store(config: &Config) -> Result<(), String> {
             // SCHEMA would wait for: end the store's sessions first.
             use sqlx::Connection;
             if let Ok(mut conn) = sqlx::PgConnection::connect(&database_url()).await {
-                let name = chronik::storage::postgres::application_name(&config.schema);
+                let name = chronik::testing::application_name(&config.schema);
                 let _ = sqlx::query(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                      WHERE application_name = $1 AND pid <> pg_backend_pid()",

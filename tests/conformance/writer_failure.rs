@@ -23,7 +23,7 @@ async fn killed_writer_never_yields_a_false_ok_and_the_store_recovers() {
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_millis(60)).await;
         let writer = loop {
-            match store.writer_actor() {
+            match chronik::testing::writer_actor(&store) {
                 Some(w) if !killed.contains(&w.get_id()) => break w,
                 _ => tokio::time::sleep(Duration::from_millis(5)).await,
             }
@@ -37,7 +37,7 @@ async fn killed_writer_never_yields_a_false_ok_and_the_store_recovers() {
 
     assert!(outcomes.iter().any(|(_, o)| o.is_ok()));
     assert_outcomes_match_storage(&store, &outcomes).await;
-    let restarted = store.writer_actor().expect("a writer runs again");
+    let restarted = chronik::testing::writer_actor(&store).expect("a writer runs again");
     assert!(!killed.contains(&restarted.get_id()));
     let r = store.append_to_stream("after", ExpectedVersion::NoStream, events("E", 1, 1)).await.unwrap();
     assert_eq!(r.stream_version, 1);

@@ -53,11 +53,12 @@ pub use self::tracker::{Acks, Finished, Tracker};
 use super::Context;
 use super::locks::LockMsg;
 use super::publisher::{Listener, ListenerId, LiveFeed};
-use super::registry::SubscriptionKey;
+
 use crate::error::Result;
 use crate::event::ALL;
 use crate::subscription::{
-    DropReason, NackAction, SubscriptionMessage, SubscriptionOptions, SubscriptionPhase, SubscriptionStatus,
+    DropReason, NackAction, SubscriptionKey, SubscriptionMessage, SubscriptionOptions, SubscriptionPhase,
+    SubscriptionStatus,
 };
 
 /// Most events one catch-up read takes.

@@ -12,7 +12,7 @@ pub const MAX_STREAM_ID_BYTES: usize = 1024;
 pub const MAX_EVENT_TYPE_BYTES: usize = 1024;
 
 /// Checks every event of an append, and that no id comes twice.
-pub(super) fn events(events: &[EventData], max_event_size: usize) -> Result<()> {
+pub(crate) fn events(events: &[EventData], max_event_size: usize) -> Result<()> {
     let mut ids = HashMap::with_capacity(events.len());
     for (index, event) in events.iter().enumerate() {
         event_of(index, event, max_event_size)?;
@@ -77,11 +77,11 @@ fn is_json(content_type: &str) -> bool {
     media == crate::JSON_CONTENT_TYPE || (media.starts_with("application/") && media.ends_with("+json"))
 }
 
-pub(super) fn subscription_name(name: &str) -> Result<()> {
+pub(crate) fn subscription_name(name: &str) -> Result<()> {
     validate_name("subscription name", name)
 }
 
-pub(super) fn stream_id(stream: &str) -> Result<()> {
+pub(crate) fn stream_id(stream: &str) -> Result<()> {
     validate_name("stream id", stream)
 }
 

@@ -5,23 +5,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::event::RecordedEvent;
 use crate::runtime::publisher::{Hub, ListenerId};
-
-/// What a [`LiveSubscription`] receives.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum LiveMessage {
-    /// Events committed since the previous message (of the subscribed stream; for `$all`, of
-    /// every stream), in order.
-    Events(Vec<RecordedEvent>),
-    /// The listener fell behind and events were dropped for it: `missed` of them, or an unknown
-    /// number (`None`). The listener never slows writers or grows memory.
-    Lagged {
-        /// How many events were dropped, if known.
-        missed: Option<u64>,
-    },
-}
+use crate::subscription::LiveMessage;
 
 /// A transient, live-only listener (`store.subscribe(stream)`): events committed after it was
 /// created, no acks, no checkpoint. It holds at most `LIVE_BUFFER` undelivered messages and
@@ -41,9 +26,6 @@ impl fmt::Debug for LiveSubscription {
         f.debug_struct("LiveSubscription").field("stream", &self.stream).finish_non_exhaustive()
     }
 }
-
-/// Undelivered messages a [`LiveSubscription`] holds before it drops events.
-pub const LIVE_BUFFER: usize = 1_024;
 
 impl LiveSubscription {
     pub(crate) fn new(

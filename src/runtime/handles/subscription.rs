@@ -10,11 +10,11 @@ use ractor::rpc::CallResult;
 use ractor::{ActorRef, RpcReplyPort};
 use tokio::sync::{mpsc, watch};
 
-use super::{DropReason, NackAction, SubscriptionMessage};
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
-use crate::runtime::registry::{RegistryMsg, SubscriptionKey};
+use crate::runtime::registry::RegistryMsg;
 use crate::runtime::subscription::{Acks, Delivery, SubscriptionMsg};
+use crate::subscription::{DropReason, NackAction, SubscriptionKey, SubscriptionMessage};
 
 /// A subscriber's connection to a named subscription.
 ///

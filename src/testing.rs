@@ -1,0 +1,22 @@
+//! Hooks for chronik's own tests: they reach into a running store to kill its actors (to
+//! exercise supervision) or to find its database sessions. Not part of the API: hidden from the
+//! docs, and free to change.
+
+use ractor::ActorCell;
+
+use crate::store::EventStore;
+
+/// The `application_name` of a store's PostgreSQL connections (`pg_stat_activity` shows it).
+pub fn application_name(schema: &str) -> String {
+    crate::storage::postgres::application_name(schema)
+}
+
+/// The writer actor of a running store.
+pub fn writer_actor(store: &EventStore) -> Option<ActorCell> {
+    store.writer_actor()
+}
+
+/// The actor of a named subscription running on this node.
+pub async fn subscription_actor(store: &EventStore, stream: &str, name: &str) -> Option<ActorCell> {
+    store.subscription_actor(stream, name).await
+}
