@@ -5,6 +5,7 @@
 use ractor::ActorCell;
 
 use crate::store::EventStore;
+use crate::subscription::SubscriptionKey;
 
 /// The `application_name` of a store's PostgreSQL connections (`pg_stat_activity` shows it).
 pub fn application_name(schema: &str) -> String {
@@ -13,10 +14,10 @@ pub fn application_name(schema: &str) -> String {
 
 /// The writer actor of a running store.
 pub fn writer_actor(store: &EventStore) -> Option<ActorCell> {
-    store.writer_actor()
+    store.runtime().writer_cell()
 }
 
 /// The actor of a named subscription running on this node.
 pub async fn subscription_actor(store: &EventStore, stream: &str, name: &str) -> Option<ActorCell> {
-    store.subscription_actor(stream, name).await
+    store.runtime().subscription_cell(SubscriptionKey { stream: stream.to_string(), name: name.to_string() }).await
 }

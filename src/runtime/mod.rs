@@ -1,8 +1,9 @@
-//! The runtime: ractor actors, supervised per store. Nothing here speaks SQL; actors call the
-//! storage layer.
+//! The runtime: ractor actors, supervised per store, behind one face, [`Runtime`]. Nothing here
+//! speaks SQL; actors call the storage layer.
 //!
 //! - [`supervisor`]: the per-store supervisor, restarting children with backoff.
-//! - [`writer`]: group commit of appends and links.
+//! - [`writer`]: group commit of appends and links; [`write`]: a caller's write, resubmitted
+//!   after a writer restart and resolved from the database when its outcome is in doubt.
 //! - [`notifier`]: hears of commits (PostgreSQL: LISTEN; SQLite: from the writer), reads each
 //!   new `$all` range once and routes it to the publishers.
 //! - [`publisher`]: live fan-out per stream and for `$all`, spawned on demand.
@@ -11,28 +12,48 @@
 //! - [`locks`]: the node's ownership of subscriptions (PostgreSQL: advisory locks), and
 //!   checkpoint writes.
 //! - [`subscriber`]: one actor per [`Subscriber`](crate::Subscriber) the application started.
+//! - [`slot`]: where the current incarnation of a restartable actor is found.
+//! - [`handles`]: what the application holds: [`Subscription`], [`LiveSubscription`],
+//!   [`SubscriberHandle`].
 
 pub mod handles;
 pub mod locks;
 pub mod notifier;
 pub mod publisher;
 pub mod registry;
+pub mod restart;
+pub mod slot;
 pub mod subscriber;
 pub mod subscription;
 pub mod supervisor;
+pub mod write;
 pub mod writer;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use ractor::{ActorCell, ActorRef, SupervisionEvent};
-use tokio::sync::watch;
+use ractor::{Actor, ActorCell, ActorRef};
 
+use self::locks::LockMsg;
+use self::publisher::{Hub, Listener};
+use self::registry::RegistryMsg;
+use self::slot::ActorSlot;
+use self::subscriber::{Runner, RunnerArgs};
+use self::subscription::SubscriptionMsg;
+use self::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
+use self::writer::{BatchLimits, WriterMsg};
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::event::ALL;
 use crate::storage::Storage;
+use crate::subscriber::Subscriber;
+use crate::subscription::{DropReason, LIVE_BUFFER, SubscriptionKey, SubscriptionOptions, SubscriptionStatus};
 
 pub use handles::{LiveSubscription, SubscriberHandle, Subscription};
+
+/// How long shutdown waits for the supervisor to stop its children.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
 
 /// What every subscription-side actor of one store shares.
 #[derive(Clone)]
@@ -40,59 +61,192 @@ pub struct Context {
     /// The store's storage.
     pub storage: Storage,
     /// The publishers.
-    pub hub: Arc<publisher::Hub>,
-    /// The current lock keeper (`None` while it restarts).
-    pub locks: watch::Receiver<Option<ActorRef<locks::LockMsg>>>,
+    pub hub: Arc<Hub>,
+    /// The lock keeper.
+    pub locks: ActorSlot<LockMsg>,
     /// How often ownership and failed reads are retried.
     pub retry_interval: Duration,
 }
 
-impl Context {
-    /// The running lock keeper.
-    pub fn lock_keeper(&self) -> Result<ActorRef<locks::LockMsg>> {
-        self.locks.borrow().clone().ok_or_else(|| Error::Unavailable("the lock keeper is restarting".into()))
-    }
+/// A store's running actors, as the facade sees them: one cheap `Clone` handle that starts the
+/// supervision tree, finds the live incarnation of each actor it talks to, and hides their
+/// messages. The last handle dropped without [`shutdown`](Self::shutdown) stops the tree.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
 }
 
-/// Most restarts of one actor within `RESTART_WINDOW` before its supervisor gives up.
-pub const RESTART_BUDGET: usize = 20;
-/// The window of the restart budget.
-pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
-const FIRST_BACKOFF: Duration = Duration::from_millis(50);
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Restarts of one actor: exponential backoff (50 ms doubling up to 5 s) within a budget of
-/// `RESTART_BUDGET` restarts per `RESTART_WINDOW`.
-#[derive(Debug, Default)]
-pub struct RestartBudget {
-    restarts: VecDeque<Instant>,
+struct Inner {
+    storage: Storage,
+    supervisor: ActorRef<SupervisorMsg>,
+    writer: ActorSlot<WriterMsg>,
+    registry: ActorSlot<RegistryMsg>,
+    hub: Arc<Hub>,
+    /// How long a caller waits for a restarting writer.
+    connect_timeout: Duration,
+    /// How long an in-doubt write waits for the database to tell its outcome.
+    in_doubt_timeout: Duration,
+    shut_down: AtomicBool,
 }
 
-impl RestartBudget {
-    /// Records a failure: the wait before the next restart, or `None` past the budget.
-    pub fn next_backoff(&mut self) -> Option<Duration> {
-        let now = Instant::now();
-        self.restarts.retain(|t| now.duration_since(*t) < RESTART_WINDOW);
-        self.restarts.push_back(now);
-        if self.restarts.len() > RESTART_BUDGET {
-            return None;
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last handle is gone without `shutdown`: stop the actors so no task outlives the
+        // store. Queued writes have no caller left to answer.
+        if !self.shut_down.load(Ordering::SeqCst) {
+            self.supervisor.stop(Some("last EventStore handle dropped".into()));
         }
-        Some(backoff(self.restarts.len() - 1))
     }
 }
 
-/// The wait before attempt `n + 1` after `n` failures in a row: 50 ms doubling up to 5 s.
-pub fn backoff(failures: usize) -> Duration {
-    let exponent = u32::try_from(failures).unwrap_or(u32::MAX).min(16);
-    FIRST_BACKOFF.saturating_mul(2_u32.saturating_pow(exponent)).min(MAX_BACKOFF)
-}
+impl Runtime {
+    /// Starts the supervision tree of a store whose storage is open.
+    pub async fn start(config: &Config, storage: Storage) -> Result<Runtime> {
+        let (writer_slot, writer) = ActorSlot::channel("writer");
+        let (registry_slot, registry) = ActorSlot::channel("subscription registry");
+        let hub = Arc::new(Hub::default());
+        let args = SupervisorArgs {
+            storage: storage.clone(),
+            limits: BatchLimits {
+                appends: config.writer_max_batch_appends,
+                events: config.writer_max_batch_events,
+                bytes: config.writer_max_batch_bytes,
+            },
+            in_doubt_timeout: config.in_doubt_timeout,
+            hub: Arc::clone(&hub),
+            retry_interval: config.subscription_retry_interval,
+            poll_interval: config.notification_poll_interval,
+            writer_slot,
+            registry_slot,
+        };
+        let (supervisor, _handle) = Actor::spawn(None, Supervisor, args)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot start the store's supervisor: {e}")))?;
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                storage,
+                supervisor,
+                writer,
+                registry,
+                hub,
+                connect_timeout: config.connect_timeout,
+                in_doubt_timeout: config.in_doubt_timeout,
+                shut_down: AtomicBool::new(false),
+            }),
+        })
+    }
 
-/// The child a supervision event says has stopped (failed or terminated), and why; `None` for
-/// events that are not a stop.
-pub fn stopped_child(event: SupervisionEvent) -> Option<(ActorCell, String)> {
-    match event {
-        SupervisionEvent::ActorFailed(cell, err) => Some((cell, err.to_string())),
-        SupervisionEvent::ActorTerminated(cell, _, reason) => Some((cell, reason.unwrap_or_else(|| "stopped".into()))),
-        _ => None,
+    /// Whether [`shutdown`](Self::shutdown) was called (on any clone).
+    pub fn is_shut_down(&self) -> bool {
+        self.inner.shut_down.load(Ordering::SeqCst)
+    }
+
+    /// Stops the subscriptions (writing their checkpoints), commits what is queued, stops the
+    /// actors and closes the storage; `false` if it had already been called.
+    pub async fn shutdown(&self) -> bool {
+        if self.inner.shut_down.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let supervisor = &self.inner.supervisor;
+        if let Err(e) = ractor::call!(supervisor, SupervisorMsg::Shutdown) {
+            tracing::warn!(error = %e, "supervisor did not confirm shutdown");
+        }
+        supervisor.stop_and_wait(None, Some(SHUTDOWN_WAIT)).await.ok();
+        self.inner.storage.close().await;
+        true
+    }
+
+    /// Connects a subscriber to a named subscription, starting it on this node if needed.
+    pub async fn subscribe(&self, key: SubscriptionKey, options: SubscriptionOptions) -> Result<Subscription> {
+        let request = key.clone();
+        let connected =
+            self.inner.registry.ask(|reply| RegistryMsg::Subscribe { key: request, options, reply }).await??;
+        Ok(Subscription::new(key, connected.consumer, connected.rx, connected.actor, self.inner.registry.clone()))
+    }
+
+    /// Stops a named subscription on this node, dropping its subscribers with `reason`;
+    /// whether it was running here.
+    pub async fn stop_subscription(&self, key: SubscriptionKey, reason: DropReason) -> Result<bool> {
+        self.inner.registry.ask(|reply| RegistryMsg::Unsubscribe { key, reason, reply }).await
+    }
+
+    /// Whether a named subscription runs on this node.
+    pub async fn is_running(&self, key: SubscriptionKey) -> Result<bool> {
+        Ok(self.running(key).await?.is_some())
+    }
+
+    /// The in-memory state of a named subscription running on this node;
+    /// [`Error::SubscriptionNotFound`] if it does not run here.
+    pub async fn subscription_status(&self, key: SubscriptionKey) -> Result<SubscriptionStatus> {
+        let actor = self.running(key).await?.ok_or(Error::SubscriptionNotFound)?;
+        match actor.call(SubscriptionMsg::Status, None).await {
+            Ok(ractor::rpc::CallResult::Success(status)) => Ok(status),
+            _ => Err(Error::Unavailable("the subscription is restarting".into())),
+        }
+    }
+
+    /// Tells a named subscription running here that the parked events of its row `id` were
+    /// marked for replay, and waits until they are queued (so they come before anything
+    /// appended after this returns). Not running here is not an error: whoever runs it hears
+    /// of it through the database.
+    pub async fn replay_parked(&self, key: SubscriptionKey, id: i32) -> Result<()> {
+        if let Some(actor) = self.running(key).await?
+            && let Ok(ractor::rpc::CallResult::Success(queued)) =
+                actor.call(|reply| SubscriptionMsg::ReplayParked { id, reply: Some(reply) }, None).await
+        {
+            queued?;
+        }
+        Ok(())
+    }
+
+    /// Runs `subscriber` as a supervised actor, one of the named subscription's subscribers.
+    pub async fn start_subscriber<S: Subscriber>(
+        &self,
+        key: SubscriptionKey,
+        options: SubscriptionOptions,
+        subscriber: S,
+    ) -> Result<SubscriberHandle> {
+        let mut subscription = self.subscribe(key.clone(), options).await?;
+        let rx = subscription
+            .take_receiver()
+            .ok_or_else(|| Error::Unavailable("the subscription's receiver is already taken".into()))?;
+        let args = RunnerArgs { subscriber, subscription, rx };
+        let (actor, _) = Actor::spawn_linked(None, Runner::<S>::new(), args, self.inner.supervisor.get_cell())
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot start subscriber {key}: {e}")))?;
+        Ok(SubscriberHandle::new(key.stream, key.name, actor))
+    }
+
+    /// A live-only listener on `stream` (or `$all`): events committed from now on.
+    pub async fn listen(&self, stream: &str) -> Result<LiveSubscription> {
+        let hub = &self.inner.hub;
+        let (tx, rx) = tokio::sync::mpsc::channel(LIVE_BUFFER);
+        let id = hub.next_id();
+        // Listening first, then reading the head: every event committed after the head was read
+        // reaches the listener, and everything at or below it is filtered out (the notifier
+        // routes what it reads from its own cursor, which may still be behind the head).
+        hub.listen(stream, id, Listener::Live(tx)).await?;
+        let after = match self.inner.storage.head(ALL).await {
+            Ok(head) => head,
+            Err(e) => {
+                hub.unlisten(stream, id).await;
+                return Err(e);
+            }
+        };
+        Ok(LiveSubscription::new(stream.to_string(), id, rx, Arc::clone(hub), after))
+    }
+
+    /// The writer's cell now (for tests that kill it).
+    pub fn writer_cell(&self) -> Option<ActorCell> {
+        self.inner.writer.cell()
+    }
+
+    /// A named subscription's actor cell, if it runs here (for tests that kill it).
+    pub async fn subscription_cell(&self, key: SubscriptionKey) -> Option<ActorCell> {
+        self.running(key).await.ok().flatten().map(|actor| actor.get_cell())
+    }
+
+    async fn running(&self, key: SubscriptionKey) -> Result<Option<ActorRef<SubscriptionMsg>>> {
+        self.inner.registry.ask(|reply| RegistryMsg::Actor { key, reply }).await
     }
 }

@@ -20,11 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use super::publisher::Hub;
 use super::registry::RegistryMsg;
+use super::slot::ActorSlot;
 use crate::error::Result;
 use crate::storage::{Direction, Storage, Wake};
 
@@ -62,14 +62,14 @@ pub struct NotifierArgs {
     /// How long it waits before re-opening a failed LISTEN connection.
     pub retry_interval: Duration,
     /// Where replay requests go.
-    pub registry: watch::Receiver<Option<ActorRef<RegistryMsg>>>,
+    pub registry: ActorSlot<RegistryMsg>,
 }
 
 /// The notifier's state.
 pub struct NotifierState {
     storage: Storage,
     hub: Arc<Hub>,
-    registry: watch::Receiver<Option<ActorRef<RegistryMsg>>>,
+    registry: ActorSlot<RegistryMsg>,
     /// Every position up to this one has been routed (or skipped with a `Missed`); `None` until
     /// the head could be read.
     cursor: Option<u64>,
@@ -115,15 +115,11 @@ impl Actor for Notifier {
             NotifierMsg::Wake(Wake::Resync) => state.advance(None).await,
             NotifierMsg::Reconnected => {
                 tracing::info!("LISTEN connection re-established; resuming subscriptions");
-                if let Some(registry) = state.registry.borrow().as_ref() {
-                    let _ = registry.cast(RegistryMsg::DatabaseBack);
-                }
+                state.registry.tell(RegistryMsg::DatabaseBack);
                 state.advance(None).await
             }
             NotifierMsg::Wake(Wake::Replay(id)) => {
-                if let Some(registry) = state.registry.borrow().as_ref() {
-                    let _ = registry.cast(RegistryMsg::ReplayRequested(id));
-                }
+                state.registry.tell(RegistryMsg::ReplayRequested(id));
                 Ok(())
             }
             NotifierMsg::Poll if state.hub.has_listeners() => state.advance(None).await,

@@ -16,11 +16,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
+use super::Context;
 use super::locks::LockMsg;
+use super::restart::{RestartBudget, stopped_child};
+use super::slot::{ActorSlot, SlotSender};
 use super::subscription::{Consumer, Delivery, SubscriptionActor, SubscriptionArgs, SubscriptionMsg};
-use super::{Context, RestartBudget, stopped_child};
 use crate::error::{Error, Result};
 use crate::subscription::{DropReason, SubscriptionKey, SubscriptionMessage, SubscriptionOptions};
 
@@ -36,7 +38,7 @@ pub struct Connected {
     /// Its channel.
     pub rx: mpsc::UnboundedReceiver<Delivery>,
     /// Where the subscription's current actor is found.
-    pub actor: watch::Receiver<Option<ActorRef<SubscriptionMsg>>>,
+    pub actor: ActorSlot<SubscriptionMsg>,
 }
 
 /// Messages of the registry.
@@ -95,7 +97,7 @@ struct Entry {
     consumers: Vec<Consumer>,
     actor: Option<ActorRef<SubscriptionMsg>>,
     listener: super::publisher::ListenerId,
-    slot: watch::Sender<Option<ActorRef<SubscriptionMsg>>>,
+    slot: SlotSender<SubscriptionMsg>,
     budget: RestartBudget,
 }
 
@@ -164,7 +166,7 @@ impl Actor for SubscriptionRegistry {
             RegistryMsg::DatabaseBack => {
                 // The keeper first finds out whether its connection (and the locks) survived, so
                 // that every subscription that lost its lock hears so before it is told to retry.
-                if let Ok(keeper) = state.ctx.lock_keeper()
+                if let Ok(keeper) = state.ctx.locks.get()
                     && let Err(e) = keeper.call(LockMsg::Check, Some(CHECK_TIMEOUT)).await
                 {
                     tracing::debug!(error = %e, "lock keeper did not check its connection");
@@ -208,7 +210,7 @@ impl Actor for SubscriptionRegistry {
         entry.slot.send_replace(None);
         state.ctx.hub.unlisten(&key.stream, entry.listener).await;
         // Its lock goes with it: while it waits for its restart, another node may take over.
-        if let Ok(keeper) = state.ctx.lock_keeper() {
+        if let Ok(keeper) = state.ctx.locks.get() {
             let _ = keeper.cast(LockMsg::Release { owner: cell.get_id() });
         }
         if state.shutting_down {
@@ -253,9 +255,13 @@ impl RegistryState {
             if let Some(actor) = &entry.actor {
                 let _ = actor.cast(SubscriptionMsg::Connect(consumer));
             }
-            return Ok(Connected { consumer: self.next_consumer, rx, actor: entry.slot.subscribe() });
+            return Ok(Connected {
+                consumer: self.next_consumer,
+                rx,
+                actor: ActorSlot::of(&entry.slot, "subscription"),
+            });
         }
-        let (slot, actor) = watch::channel(None);
+        let (slot, actor) = ActorSlot::channel("subscription");
         let entry = Entry {
             options,
             consumers: vec![consumer],
@@ -325,7 +331,7 @@ impl RegistryState {
             if let Some(actor) = &entry.actor {
                 actor.stop(Some("stopped by the registry".into()));
                 self.ctx.hub.unlisten(&key.stream, entry.listener).await;
-                if let Ok(keeper) = self.ctx.lock_keeper() {
+                if let Ok(keeper) = self.ctx.locks.get() {
                     let _ = keeper.cast(LockMsg::Release { owner: actor.get_id() });
                 }
             }

@@ -30,7 +30,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::Subscription;
-use super::backoff;
+use super::restart::backoff;
 use super::subscription::Delivery;
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;

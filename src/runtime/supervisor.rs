@@ -1,9 +1,10 @@
 //! The per-store `Supervisor` actor: parent of every runtime actor of one store.
 //!
 //! - **Owns** its children: the `Writer`, the `Notifier`, the `LockKeeper` and the
-//!   `SubscriptionRegistry` (which in turn supervises the subscription actors). The writer's,
-//!   the lock keeper's and the registry's current `ActorRef`s are published through `watch`
-//!   channels, so callers always reach the live one.
+//!   `SubscriptionRegistry` (which in turn supervises the subscription actors), and the
+//!   application's subscriber actors (linked to it, never restarted: see `subscriber.rs`). The
+//!   writer's, the lock keeper's and the registry's current incarnations are published in
+//!   their [`ActorSlot`]s, so callers always reach the live one.
 //! - **Receives** supervision events of its children, `Restart` (sent to itself after a
 //!   backoff) and `Shutdown`.
 //! - **Persists** nothing itself; children rebuild their state from the database.
@@ -18,14 +19,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use tokio::sync::watch;
 
+use super::Context;
 use super::locks::{LockKeeper, LockKeeperArgs, LockMsg};
 use super::notifier::{Notifier, NotifierArgs};
 use super::publisher::Hub;
 use super::registry::{RegistryMsg, SubscriptionRegistry};
+use super::restart::{RestartBudget, stopped_child};
+use super::slot::{ActorSlot, SlotSender};
 use super::writer::{BatchLimits, Writer, WriterArgs, WriterMsg};
-use super::{Context, RestartBudget, stopped_child};
 use crate::storage::Storage;
 
 /// How long shutdown waits for each child to finish.
@@ -71,15 +73,15 @@ pub struct SupervisorArgs {
     /// How often the notifier reads without a notification.
     pub poll_interval: Duration,
     /// Where the current writer is published (`None` while it is restarting).
-    pub writer_slot: watch::Sender<Option<ActorRef<WriterMsg>>>,
+    pub writer_slot: SlotSender<WriterMsg>,
     /// Where the current registry is published.
-    pub registry_slot: watch::Sender<Option<ActorRef<RegistryMsg>>>,
+    pub registry_slot: SlotSender<RegistryMsg>,
 }
 
 /// The supervisor's state.
 pub struct SupervisorState {
     args: SupervisorArgs,
-    locks_slot: watch::Sender<Option<ActorRef<LockMsg>>>,
+    locks_slot: SlotSender<LockMsg>,
     children: HashMap<Child, ActorCell>,
     budgets: HashMap<Child, RestartBudget>,
     shutting_down: bool,
@@ -97,7 +99,7 @@ impl Actor for Supervisor {
     ) -> Result<SupervisorState, ActorProcessingErr> {
         let mut state = SupervisorState {
             args,
-            locks_slot: watch::channel(None).0,
+            locks_slot: ActorSlot::channel("lock keeper").0,
             children: HashMap::new(),
             budgets: HashMap::new(),
             shutting_down: false,
@@ -165,7 +167,7 @@ impl SupervisorState {
         Context {
             storage: self.args.storage.clone(),
             hub: Arc::clone(&self.args.hub),
-            locks: self.locks_slot.subscribe(),
+            locks: ActorSlot::of(&self.locks_slot, "lock keeper"),
             retry_interval: self.args.retry_interval,
         }
     }
@@ -187,7 +189,7 @@ impl SupervisorState {
                     hub: Arc::clone(&self.args.hub),
                     poll_interval: self.args.poll_interval,
                     retry_interval: self.args.retry_interval,
-                    registry: self.args.registry_slot.subscribe(),
+                    registry: ActorSlot::of(&self.args.registry_slot, "subscription registry"),
                 };
                 Actor::spawn_linked(None, Notifier, args, parent).await?.0.get_cell()
             }
@@ -218,9 +220,7 @@ impl SupervisorState {
     }
 
     fn tell_registry(&self, msg: RegistryMsg) {
-        if let Some(registry) = self.args.registry_slot.borrow().as_ref() {
-            let _ = registry.cast(msg);
-        }
+        ActorSlot::of(&self.args.registry_slot, "subscription registry").tell(msg);
     }
 
     /// Subscriptions first (their checkpoints go through the lock keeper), then the lock

@@ -10,11 +10,10 @@
 //! - **On a crash** (a panic, a kill): the batch tasks live in a `JoinSet` owned by the actor's
 //!   state, so they are aborted with it: their transactions roll back with their connections,
 //!   their reply ports are dropped, and every caller resolves its outcome from the database
-//!   (see `EventStore::append_to_stream`). The supervisor starts a new writer.
+//!   (see [`Runtime::write`](super::Runtime::write)). The supervisor starts a new writer.
 //! - **When a batch's transaction fails** (a lost connection, a restarted database), a request
-//!   may have committed although its reply never came. [`resolve`] asks the database, waiting
-//!   up to `in_doubt_timeout` for it to answer; only an outcome it could not learn is
-//!   `Error::InDoubt`, and `Error::Unavailable` always means nothing was stored.
+//!   may have committed although its reply never came: [`resolve`] (in `write.rs`, beside the
+//!   caller's side of the same story) asks the database.
 //!
 //! Group commit falls out of the mailbox: a `Write` only queues the request and, if none is
 //! pending, sends `Flush` to itself. Every `Write` that arrives while batches are being
@@ -32,8 +31,8 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use tokio::task::JoinSet;
-use tokio::time::Instant;
 
+use super::write::resolve;
 use crate::error::{Error, Result};
 use crate::event::AppendResult;
 use crate::storage::{Storage, WriteRequest, WriterSession};
@@ -283,44 +282,6 @@ async fn settle_failed(
             Err(e) => alone_error = Some(e),
         }
     }
-}
-
-/// What became of a request the database may have committed: `Some` if it did, `None` if
-/// nothing of it is stored. While the database cannot be reached (it restarts, the network is
-/// down) the question is asked again, for up to `timeout`; an outcome that cannot be learned is
-/// [`Error::InDoubt`], never a guess.
-pub async fn resolve(storage: &Storage, request: &WriteRequest, timeout: Duration) -> Result<Option<AppendResult>> {
-    let deadline = Instant::now() + timeout;
-    let mut failures = 0;
-    loop {
-        let error = match storage.resolve_in_doubt(request).await {
-            Ok(outcome) => return Ok(outcome),
-            Err(e @ Error::Unavailable(_)) => e,
-            Err(e) => return Err(in_doubt(request, &e, timeout)),
-        };
-        let now = Instant::now();
-        if now >= deadline {
-            return Err(in_doubt(request, &error, timeout));
-        }
-        if failures == 0 {
-            tracing::warn!(stream = %request.stream, error = %error, "the outcome of an append is in doubt; waiting for the database to tell it");
-        }
-        // Short waits, so that the answer comes soon after the database is back.
-        let wait = RESOLVE_RETRY.saturating_mul(1 << failures.min(3)).min(deadline - now);
-        failures += 1;
-        tokio::time::sleep(wait).await;
-    }
-}
-
-/// The first pause between attempts to learn an in-doubt outcome (doubling up to 8 times it).
-const RESOLVE_RETRY: Duration = Duration::from_millis(50);
-
-fn in_doubt(request: &WriteRequest, error: &Error, timeout: Duration) -> Error {
-    Error::InDoubt(format!(
-        "the write to `{}` was sent to the database, which did not tell whether it committed within \
-         in_doubt_timeout ({timeout:?}): {error}",
-        request.stream
-    ))
 }
 
 /// Commits requests on a writer connection, opening one first if needed. A failed batch drops

@@ -1,28 +1,22 @@
-//! The facade: [`EventStore`], a cheap `Clone` handle. It validates input, then either sends a
-//! message to an actor (writes go to the writer) or calls storage directly (reads).
+//! The facade: [`EventStore`], a cheap `Clone` handle. It validates input, then makes one call:
+//! to the [`Runtime`] for writes and everything that runs (subscriptions, listeners,
+//! subscribers), to storage for reads and what is only stored.
 //!
 //! This file holds the lifecycle, writes, reads and snapshots; `subscriptions.rs` the named
 //! subscriptions, subscriber actors and live listeners; `validate.rs` the input checks.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::stream::{self, Stream, StreamExt, TryStreamExt};
-use ractor::rpc::CallResult;
-use ractor::{Actor, ActorId, ActorRef, ActorStatus};
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamInfo};
 use crate::page::{Page, PageRequest};
-use crate::runtime::publisher::Hub;
-use crate::runtime::registry::RegistryMsg;
-use crate::runtime::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
-use crate::runtime::writer::{self, BatchLimits, WriterMsg};
+use crate::runtime::Runtime;
 use crate::snapshot::SnapshotData;
-use crate::storage::{Attempt, Direction, Storage, WriteOp, WriteProgress, WriteRequest};
+use crate::storage::{Direction, Storage, WriteOp, WriteProgress, WriteRequest};
 use crate::validate;
 
 mod subscribers;
@@ -51,21 +45,7 @@ pub struct EventStore {
 struct Inner {
     config: Config,
     storage: Storage,
-    supervisor: ActorRef<SupervisorMsg>,
-    writer: watch::Receiver<Option<ActorRef<WriterMsg>>>,
-    registry: watch::Receiver<Option<ActorRef<RegistryMsg>>>,
-    hub: Arc<Hub>,
-    closed: AtomicBool,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // The last handle is gone without `shutdown`: stop the actors so no task outlives the
-        // store. Queued writes have no caller left to answer.
-        if !self.closed.load(Ordering::SeqCst) {
-            self.supervisor.stop(Some("last EventStore handle dropped".into()));
-        }
-    }
+    runtime: Runtime,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -105,53 +85,17 @@ impl EventStore {
     pub async fn start(config: Config) -> Result<EventStore> {
         config.validate()?;
         let storage = Storage::open(&config).await?;
-        let (writer_slot, writer) = watch::channel(None);
-        let (registry_slot, registry) = watch::channel(None);
-        let hub = Arc::new(Hub::default());
-        let args = SupervisorArgs {
-            storage: storage.clone(),
-            limits: BatchLimits {
-                appends: config.writer_max_batch_appends,
-                events: config.writer_max_batch_events,
-                bytes: config.writer_max_batch_bytes,
-            },
-            in_doubt_timeout: config.in_doubt_timeout,
-            hub: Arc::clone(&hub),
-            retry_interval: config.subscription_retry_interval,
-            poll_interval: config.notification_poll_interval,
-            writer_slot,
-            registry_slot,
-        };
-        let (supervisor, _handle) = Actor::spawn(None, Supervisor, args)
-            .await
-            .map_err(|e| Error::Unavailable(format!("cannot start the store's supervisor: {e}")))?;
+        let runtime = Runtime::start(&config, storage.clone()).await?;
         tracing::info!(schema = %config.schema, "chronik store started");
-        Ok(EventStore {
-            inner: Arc::new(Inner {
-                config,
-                storage,
-                supervisor,
-                writer,
-                registry,
-                hub,
-                closed: AtomicBool::new(false),
-            }),
-        })
+        Ok(EventStore { inner: Arc::new(Inner { config, storage, runtime }) })
     }
 
     /// Commits what is queued, stops the actors and closes the pool. Further calls on any clone
     /// return [`Error::Unavailable`]. Calling it twice is harmless.
     pub async fn shutdown(&self) -> Result<()> {
-        if self.inner.closed.swap(true, Ordering::SeqCst) {
-            return Ok(());
+        if self.inner.runtime.shutdown().await {
+            tracing::info!(schema = %self.inner.config.schema, "chronik store stopped");
         }
-        let supervisor = &self.inner.supervisor;
-        if let Err(e) = ractor::call!(supervisor, SupervisorMsg::Shutdown) {
-            tracing::warn!(error = %e, "supervisor did not confirm shutdown");
-        }
-        supervisor.stop_and_wait(None, Some(std::time::Duration::from_secs(10))).await.ok();
-        self.inner.storage.close().await;
-        tracing::info!(schema = %self.inner.config.schema, "chronik store stopped");
         Ok(())
     }
 
@@ -170,7 +114,7 @@ impl EventStore {
     }
 
     fn ensure_open(&self) -> Result<()> {
-        if self.inner.closed.load(Ordering::SeqCst) {
+        if self.inner.runtime.is_shut_down() {
             return Err(Error::Unavailable("the store has been shut down".into()));
         }
         Ok(())
@@ -194,13 +138,15 @@ impl EventStore {
             return Err(Error::invalid("no events to append: the event list is empty"));
         }
         validate::events(&events, self.inner.config.max_event_size)?;
-        self.write(WriteRequest {
-            stream: stream.to_string(),
-            expected,
-            op: WriteOp::Append(events),
-            progress: WriteProgress::default(),
-        })
-        .await
+        self.inner
+            .runtime
+            .write(WriteRequest {
+                stream: stream.to_string(),
+                expected,
+                op: WriteOp::Append(events),
+                progress: WriteProgress::default(),
+            })
+            .await
     }
 
     /// Links already stored events (by id, or the events themselves) into `stream`, checking
@@ -219,65 +165,15 @@ impl EventStore {
         if ids.is_empty() {
             return Err(Error::invalid("no events to link: the event list is empty"));
         }
-        self.write(WriteRequest {
-            stream: stream.to_string(),
-            expected,
-            op: WriteOp::Link(ids),
-            progress: WriteProgress::default(),
-        })
-        .await
-    }
-
-    async fn write(&self, request: WriteRequest) -> Result<AppendResult> {
-        let request = Arc::new(request);
-        // A request the writer lost before its transaction reached the `$all` lock cannot have
-        // committed (every commit goes through that lock), so it is handed to the restarted
-        // writer again; a few times at most, in case the request itself is what kills it.
-        let mut attempts = 0;
-        let mut dead = None;
-        let lost = loop {
-            attempts += 1;
-            let writer = self.current_writer(dead).await?;
-            let lost = match writer.call(|reply| WriterMsg::Write(Arc::clone(&request), reply), None).await {
-                Ok(CallResult::Success(outcome)) => return outcome,
-                Ok(_) => "the writer stopped before answering".to_string(),
-                Err(e) => format!("the writer could not be reached: {e}"),
-            };
-            if attempts >= 3 || request.progress.attempt() != Attempt::NotStarted {
-                break lost;
-            }
-            tracing::debug!(reason = %lost, "write lost before it reached the database; resubmitting");
-            dead = Some(writer.get_id());
-        };
-        // The writer stopped (crash, kill, shutdown) with the request in its hands. Ask the
-        // database what became of it instead of guessing: never a false Ok, and no false error
-        // for a request that did commit.
-        match writer::resolve(&self.inner.storage, &request, self.inner.config.in_doubt_timeout).await? {
-            Some(result) => Ok(result),
-            None => Err(Error::Unavailable(format!("{lost}; nothing of this write was stored, retry it"))),
-        }
-    }
-
-    /// The live writer, waiting (up to `connect_timeout`) while the supervisor restarts it.
-    /// `dead` is a writer the caller saw fail: it is not handed out again, so callers wait for
-    /// its successor instead of spinning on it.
-    async fn current_writer(&self, dead: Option<ActorId>) -> Result<ActorRef<WriterMsg>> {
-        let usable = |w: &Option<ActorRef<WriterMsg>>| {
-            w.as_ref().is_some_and(|w| {
-                Some(w.get_id()) != dead
-                    && matches!(w.get_status(), ActorStatus::Running | ActorStatus::Starting | ActorStatus::Upgrading)
+        self.inner
+            .runtime
+            .write(WriteRequest {
+                stream: stream.to_string(),
+                expected,
+                op: WriteOp::Link(ids),
+                progress: WriteProgress::default(),
             })
-        };
-        let mut slot = self.inner.writer.clone();
-        let wait = slot.wait_for(usable);
-        match tokio::time::timeout(self.inner.config.connect_timeout, wait).await {
-            Ok(Ok(writer)) => writer.clone().ok_or_else(|| Error::Unavailable("the writer is restarting".into())),
-            Ok(Err(_)) => Err(Error::Unavailable("the store's runtime has stopped".into())),
-            Err(_) => Err(Error::Unavailable(format!(
-                "no running writer within {:?}: the store's runtime is restarting or has given up",
-                self.inner.config.connect_timeout
-            ))),
-        }
+            .await
     }
 
     /// Reads up to `count` entries of `stream` with version >= `start` (0 or 1: the first).

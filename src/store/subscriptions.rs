@@ -1,24 +1,16 @@
 //! The facade's named subscriptions, subscriber actors and live listeners: validation, then one
-//! request to the subscription registry (or a storage call for what is only stored).
+//! call to the runtime (or to storage, for what is only stored).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use ractor::rpc::CallResult;
-use ractor::{Actor, ActorCell, ActorRef, RpcReplyPort};
 
 use super::EventStore;
 use crate::error::{Error, Result};
 use crate::event::ALL;
-use crate::runtime::publisher::Listener;
-use crate::runtime::registry::{Connected, RegistryMsg};
-use crate::runtime::subscriber::{Runner, RunnerArgs};
-use crate::runtime::subscription::SubscriptionMsg;
 use crate::runtime::{LiveSubscription, SubscriberHandle, Subscription};
 use crate::store::Subscribers;
 use crate::subscriber::Subscriber;
 use crate::subscription::{
-    DropReason, LIVE_BUFFER, ParkedEvent, SubscriptionInfo, SubscriptionKey, SubscriptionOptions, SubscriptionStatus,
+    DropReason, ParkedEvent, SubscriptionInfo, SubscriptionKey, SubscriptionOptions, SubscriptionStatus,
 };
 use crate::validate;
 
@@ -39,10 +31,7 @@ impl EventStore {
     ) -> Result<Subscription> {
         self.ensure_writable("run named subscriptions (they keep checkpoints); live listeners work")?;
         let key = self.subscription_key(stream, name)?;
-        let request = key.clone();
-        let connected: Connected =
-            self.ask_registry(|reply| RegistryMsg::Subscribe { key: request, options, reply }).await??;
-        Ok(Subscription::new(key, connected.consumer, connected.rx, connected.actor, self.registry()?))
+        self.inner.runtime.subscribe(key, options).await
     }
 
     /// Connects to the named subscription `name` of `$all` (see
@@ -76,7 +65,7 @@ impl EventStore {
 
     async fn stop_subscription(&self, stream: &str, name: &str, reason: DropReason) -> Result<bool> {
         let key = self.subscription_key(stream, name)?;
-        self.ask_registry(|reply| RegistryMsg::Unsubscribe { key, reason, reply }).await
+        self.inner.runtime.stop_subscription(key, reason).await
     }
 
     /// Moves the checkpoint of a named subscription that runs nowhere: the next subscriber
@@ -87,8 +76,8 @@ impl EventStore {
     /// unsubscribe it everywhere first. [`Error::SubscriptionNotFound`] if it does not exist.
     pub async fn set_subscription_checkpoint(&self, stream: &str, name: &str, checkpoint: u64) -> Result<()> {
         self.ensure_writable("move checkpoints")?;
-        self.subscription_key(stream, name)?;
-        if self.running_subscription(stream, name).await?.is_some() {
+        let key = self.subscription_key(stream, name)?;
+        if self.inner.runtime.is_running(key).await? {
             return Err(Error::SubscriptionInUse);
         }
         if self.inner.storage.set_checkpoint(stream, name, checkpoint).await? {
@@ -102,11 +91,8 @@ impl EventStore {
     /// [`Error::SubscriptionNotFound`] if it does not run here.
     pub async fn subscription_status(&self, stream: &str, name: &str) -> Result<SubscriptionStatus> {
         self.ensure_open()?;
-        let actor = self.running_subscription(stream, name).await?.ok_or(Error::SubscriptionNotFound)?;
-        match actor.call(SubscriptionMsg::Status, None).await {
-            Ok(CallResult::Success(status)) => Ok(status),
-            _ => Err(Error::Unavailable("the subscription is restarting".into())),
-        }
+        let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
+        self.inner.runtime.subscription_status(key).await
     }
 
     /// Every named subscription stored in this store, with its checkpoint, its lag behind its
@@ -151,15 +137,9 @@ impl EventStore {
         options: SubscriptionOptions,
         subscriber: S,
     ) -> Result<SubscriberHandle> {
-        let mut subscription = self.subscribe_to_stream(stream, name, options).await?;
-        let rx = subscription
-            .take_receiver()
-            .ok_or_else(|| Error::Unavailable("the subscription's receiver is already taken".into()))?;
-        let args = RunnerArgs { subscriber, subscription, rx };
-        let (actor, _) = Actor::spawn_linked(None, Runner::<S>::new(), args, self.inner.supervisor.get_cell())
-            .await
-            .map_err(|e| Error::Unavailable(format!("cannot start subscriber {stream}/{name}: {e}")))?;
-        Ok(SubscriberHandle::new(stream.to_string(), name.to_string(), actor))
+        self.ensure_writable("run named subscriptions (they keep checkpoints); live listeners work")?;
+        let key = self.subscription_key(stream, name)?;
+        self.inner.runtime.start_subscriber(key, options, subscriber).await
     }
 
     /// Starts every subscription the configuration declares (`[[subscriptions]]`, see
@@ -226,16 +206,9 @@ impl EventStore {
     /// [`Error::SubscriptionNotFound`] if the subscription does not exist.
     pub async fn replay_parked(&self, stream: &str, name: &str) -> Result<u64> {
         self.ensure_writable("replay parked events")?;
-        self.subscription_key(stream, name)?;
+        let key = self.subscription_key(stream, name)?;
         let (id, marked) = self.inner.storage.request_replay(stream, name).await?.ok_or(Error::SubscriptionNotFound)?;
-        // Running here: wait until the events are queued, so that they come before anything
-        // appended after this call returns.
-        if let Some(actor) = self.running_subscription(stream, name).await?
-            && let Ok(CallResult::Success(queued)) =
-                actor.call(|reply| SubscriptionMsg::ReplayParked { id, reply: Some(reply) }, None).await
-        {
-            queued?;
-        }
+        self.inner.runtime.replay_parked(key, id).await?;
         Ok(marked)
     }
 
@@ -248,25 +221,12 @@ impl EventStore {
     }
 
     /// A transient, live-only listener on `stream` (or [`ALL`]): events committed from now on,
-    /// no acks, no checkpoint. It never slows writers: if it falls [`LIVE_BUFFER`] messages
+    /// no acks, no checkpoint. It never slows writers: if it falls [`LIVE_BUFFER`](crate::LIVE_BUFFER) messages
     /// behind, it drops events and says so ([`LiveMessage::Lagged`](crate::LiveMessage)).
     pub async fn subscribe(&self, stream: &str) -> Result<LiveSubscription> {
         self.ensure_open()?;
         validate::stream_id(stream)?;
-        let (tx, rx) = tokio::sync::mpsc::channel(LIVE_BUFFER);
-        let id = self.inner.hub.next_id();
-        // Listening first, then reading the head: every event committed after the head was read
-        // reaches the listener, and everything at or below it is filtered out (the notifier
-        // routes what it reads from its own cursor, which may still be behind the head).
-        self.inner.hub.listen(stream, id, Listener::Live(tx)).await?;
-        let after = match self.inner.storage.head(ALL).await {
-            Ok(head) => head,
-            Err(e) => {
-                self.inner.hub.unlisten(stream, id).await;
-                return Err(e);
-            }
-        };
-        Ok(LiveSubscription::new(stream.to_string(), id, rx, Arc::clone(&self.inner.hub), after))
+        self.inner.runtime.listen(stream).await
     }
 
     /// The key of a named subscription, once the store is open and both names are valid.
@@ -277,36 +237,8 @@ impl EventStore {
         Ok(SubscriptionKey { stream: stream.to_string(), name: name.to_string() })
     }
 
-    fn registry(&self) -> Result<ActorRef<RegistryMsg>> {
-        self.inner
-            .registry
-            .borrow()
-            .clone()
-            .ok_or_else(|| Error::Unavailable("the subscription registry is restarting".into()))
-    }
-
-    /// Sends the registry a request and waits for its answer.
-    async fn ask_registry<T: Send + 'static>(&self, request: impl FnOnce(RpcReplyPort<T>) -> RegistryMsg) -> Result<T> {
-        match self.registry()?.call(request, None).await {
-            Ok(CallResult::Success(answer)) => Ok(answer),
-            _ => Err(Error::Unavailable("the subscription registry stopped".into())),
-        }
-    }
-
-    /// The actor of a named subscription, if it runs on this node.
-    async fn running_subscription(&self, stream: &str, name: &str) -> Result<Option<ActorRef<SubscriptionMsg>>> {
-        let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
-        self.ask_registry(|reply| RegistryMsg::Actor { key, reply }).await
-    }
-
-    /// The actor of a named subscription running on this node, for tests that kill it to
-    /// exercise supervision.
-    pub(crate) async fn subscription_actor(&self, stream: &str, name: &str) -> Option<ActorCell> {
-        self.running_subscription(stream, name).await.ok().flatten().map(|a| a.get_cell())
-    }
-
-    /// The writer actor, for tests that kill it to exercise supervision.
-    pub(crate) fn writer_actor(&self) -> Option<ActorCell> {
-        self.inner.writer.borrow().as_ref().map(ActorRef::get_cell)
+    /// The runtime, for the test hooks.
+    pub(crate) fn runtime(&self) -> &crate::runtime::Runtime {
+        &self.inner.runtime
     }
 }

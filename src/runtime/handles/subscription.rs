@@ -6,13 +6,14 @@ use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use ractor::RpcReplyPort;
 use ractor::rpc::CallResult;
-use ractor::{ActorRef, RpcReplyPort};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::event::RecordedEvent;
 use crate::runtime::registry::RegistryMsg;
+use crate::runtime::slot::ActorSlot;
 use crate::runtime::subscription::{Acks, Delivery, SubscriptionMsg};
 use crate::subscription::{DropReason, NackAction, SubscriptionKey, SubscriptionMessage};
 
@@ -42,8 +43,8 @@ pub struct Subscription {
     consumer: u64,
     /// `None` once a subscriber actor took it.
     rx: Option<mpsc::UnboundedReceiver<Delivery>>,
-    actor: watch::Receiver<Option<ActorRef<SubscriptionMsg>>>,
-    registry: ActorRef<RegistryMsg>,
+    actor: ActorSlot<SubscriptionMsg>,
+    registry: ActorSlot<RegistryMsg>,
     incarnation: u64,
     /// Deliveries of this incarnation older than this were taken back (a pause) and are stale.
     epoch: u64,
@@ -69,8 +70,8 @@ impl Subscription {
         key: SubscriptionKey,
         consumer: u64,
         rx: mpsc::UnboundedReceiver<Delivery>,
-        actor: watch::Receiver<Option<ActorRef<SubscriptionMsg>>>,
-        registry: ActorRef<RegistryMsg>,
+        actor: ActorSlot<SubscriptionMsg>,
+        registry: ActorSlot<RegistryMsg>,
     ) -> Self {
         Subscription {
             key,
@@ -227,7 +228,7 @@ impl Subscription {
         &self,
         request: impl FnOnce(u64, u64, RpcReplyPort<Result<T>>) -> SubscriptionMsg,
     ) -> Result<T> {
-        let Some(actor) = self.actor.borrow().clone() else {
+        let Some(actor) = self.actor.current() else {
             tracing::debug!(subscription = %self.key, "request while the subscription restarts: its events come again");
             return Ok(T::default());
         };
@@ -271,10 +272,7 @@ impl Subscription {
     async fn disconnect(&self, reason: Option<DropReason>) -> Result<()> {
         let (key, consumer) = (self.key.clone(), self.consumer);
         let request = |reply| RegistryMsg::Disconnect { key, consumer, reason, reply: Some(reply) };
-        match self.registry.call(request, None).await {
-            Ok(CallResult::Success(())) => Ok(()),
-            _ => Err(Error::Unavailable("the store's subscription registry has stopped".into())),
-        }
+        self.registry.ask(request).await
     }
 }
 
@@ -283,7 +281,7 @@ impl Drop for Subscription {
         if self.connected.load(Ordering::Relaxed) {
             let (key, consumer) = (self.key.clone(), self.consumer);
             // A stopped registry has already disconnected everyone.
-            let _ = self.registry.cast(RegistryMsg::Disconnect { key, consumer, reason: None, reply: None });
+            self.registry.tell(RegistryMsg::Disconnect { key, consumer, reason: None, reply: None });
         }
     }
 }

@@ -57,7 +57,7 @@ impl SubscriptionState {
         if !plain || self.options.transient || self.phase == SubscriptionPhase::Waiting {
             return self.persist(myself).await;
         }
-        let (Some(id), Ok(keeper)) = (self.row, self.ctx.lock_keeper()) else {
+        let (Some(id), Ok(keeper)) = (self.row, self.ctx.locks.get()) else {
             // Restarting: the next ack or the timer writes it.
             return;
         };
@@ -108,7 +108,7 @@ impl SubscriptionState {
     /// lost lock sends the subscription back to waiting.
     pub(super) async fn write(&mut self, myself: &ActorRef<SubscriptionMsg>, write: SubscriptionWrite) -> WriteOutcome {
         let Some(id) = self.row else { return WriteOutcome::NotOwner };
-        let keeper = match self.ctx.lock_keeper() {
+        let keeper = match self.ctx.locks.get() {
             Ok(keeper) => keeper,
             Err(e) => return WriteOutcome::Failed(e),
         };

@@ -380,7 +380,7 @@ impl SubscriptionState {
 
     async fn stop(&mut self, myself: &ActorRef<SubscriptionMsg>, reason: DropReason) {
         self.persist(myself).await;
-        if let Ok(keeper) = self.ctx.lock_keeper() {
+        if let Ok(keeper) = self.ctx.locks.get() {
             let _ = keeper.cast(LockMsg::Release { owner: myself.get_id() });
         }
         self.broadcast(SubscriptionMessage::Dropped(reason));

@@ -122,7 +122,7 @@ impl SubscriptionState {
                 row.id
             }
         };
-        let keeper = self.ctx.lock_keeper()?;
+        let keeper = self.ctx.locks.get()?;
         let owner = myself.clone();
         let locked = ractor::call!(keeper, |reply| LockMsg::TryLock { id, owner, reply })
             .map_err(|e| Error::Unavailable(format!("lock keeper: {e}")))??;
