@@ -21,3 +21,8 @@ pub fn writer_actor(store: &EventStore) -> Option<ActorCell> {
 pub async fn subscription_actor(store: &EventStore, stream: &str, name: &str) -> Option<ActorCell> {
     store.runtime().subscription_cell(SubscriptionKey { stream: stream.to_string(), name: name.to_string() }).await
 }
+
+/// The publisher of `stream` (or `$all`), if one runs.
+pub async fn publisher_actor(store: &EventStore, stream: &str) -> Option<ActorCell> {
+    store.runtime().publisher_cell(stream).await
+}

@@ -104,7 +104,7 @@ impl Runtime {
     pub async fn start(config: &Config, storage: Storage) -> Result<Runtime> {
         let (writer_slot, writer) = ActorSlot::channel("writer");
         let (registry_slot, registry) = ActorSlot::channel("subscription registry");
-        let hub = Arc::new(Hub::default());
+        let hub = Arc::new(Hub::new(ActorSlot::of(&registry_slot, "subscription registry")));
         let args = SupervisorArgs {
             storage: storage.clone(),
             limits: BatchLimits {
@@ -234,6 +234,11 @@ impl Runtime {
             }
         };
         Ok(LiveSubscription::new(stream.to_string(), id, rx, Arc::clone(hub), after))
+    }
+
+    /// The publisher of `stream`, if one runs (for tests that kill it).
+    pub async fn publisher_cell(&self, stream: &str) -> Option<ActorCell> {
+        self.inner.hub.publisher_cell(stream).await
     }
 
     /// The writer's cell now (for tests that kill it).

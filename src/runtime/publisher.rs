@@ -1,23 +1,33 @@
 //! `Publisher` actors: the live fan-out, one per listened stream and one for `$all`, and the
-//! [`Hub`] that spawns them on demand and stops them when their last listener leaves.
+//! [`Hub`] that spawns them on demand (linked to the store's supervisor) and stops them when
+//! their last listener leaves.
 //!
-//! - **Owns** its listeners: subscription actors (which bound their own queues) and live-only
-//!   listeners (bounded channels: a full one loses events and is told how many, never blocking
-//!   the publisher or growing memory).
-//! - **Receives** `Add`/`Remove` of listeners and `Publish` of what the notifier read.
+//! - **Owns** its listeners, and is the only one who does: subscription actors (which bound
+//!   their own queues) and live-only listeners (bounded channels: a full one loses events and
+//!   is told how many, never blocking the publisher or growing memory). The hub only knows
+//!   which publisher serves which stream.
+//! - **Receives** `Add`/`Remove` of listeners (`Remove` answers how many are left) and
+//!   `Publish` of what the notifier read.
 //! - **Persists** nothing: a live feed is a wake-up with data attached, never the only copy. A
 //!   listener that misses something re-reads it from storage.
-//! - **On a crash**: it does no I/O and nothing in it can fail. Should it stop anyway, the next
-//!   `listen` for its stream replaces it; the hub keeps every listener, moves them to the new
-//!   publisher and tells them events may have been missed, so subscriptions re-read storage.
+//! - **On a crash**: it does no I/O and nothing in it should fail; if it stops anyway, its
+//!   listeners go with it. The hub forgets it (told by the supervisor, or on finding it dead)
+//!   and has the registry tell the subscriptions of its stream, which listen again and re-read
+//!   storage for what they may have missed; a live-only listener sees its channel close and
+//!   listens again itself, reporting [`LiveMessage::Lagged`] with an unknown count. The next
+//!   `listen` for the stream starts a new publisher.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-use ractor::{Actor, ActorProcessingErr, ActorRef};
+use ractor::rpc::CallResult;
+use ractor::{Actor, ActorCell, ActorId, ActorProcessingErr, ActorRef, ActorStatus, RpcReplyPort};
 use tokio::sync::{Mutex, mpsc};
 
+use super::registry::RegistryMsg;
+use super::slot::ActorSlot;
 use super::subscription::SubscriptionMsg;
 use crate::error::{Error, Result};
 use crate::event::{ALL, RecordedEvent};
@@ -58,8 +68,8 @@ pub enum Listener {
 pub enum PublisherMsg {
     /// Start handing events to this listener.
     Add(ListenerId, Listener),
-    /// Stop handing events to this listener.
-    Remove(ListenerId),
+    /// Stop handing events to this listener; answers how many listeners are left.
+    Remove(ListenerId, RpcReplyPort<usize>),
     /// Hand this to every listener.
     Publish(LiveFeed),
 }
@@ -102,9 +112,10 @@ impl Actor for Publisher {
             PublisherMsg::Add(id, Listener::Live(tx)) => {
                 state.live.insert(id, LiveListener { tx, missed: 0, missed_unknown: false });
             }
-            PublisherMsg::Remove(id) => {
+            PublisherMsg::Remove(id, reply) => {
                 state.subscriptions.remove(&id);
                 state.live.remove(&id);
+                let _ = reply.send(state.subscriptions.len() + state.live.len());
             }
             PublisherMsg::Publish(feed) => {
                 // A subscription actor that is gone is dropped from the list; its registry
@@ -149,21 +160,38 @@ fn offer(listener: &mut LiveListener, feed: &LiveFeed) -> bool {
     }
 }
 
-struct Entry {
-    publisher: ActorRef<PublisherMsg>,
-    listeners: HashMap<ListenerId, Listener>,
-}
-
 /// The store's publishers by stream (`$all` included), shared by the notifier (which routes
 /// what it reads) and the listeners (which come and go). It outlives notifier restarts.
-#[derive(Default)]
 pub struct Hub {
-    publishers: Mutex<HashMap<String, Entry>>,
-    listening: AtomicUsize,
+    publishers: Mutex<HashMap<String, ActorRef<PublisherMsg>>>,
+    /// How many publishers run (the map's size, readable without its lock).
+    running: AtomicUsize,
     next_id: AtomicU64,
+    /// The store's supervisor, parent of every publisher (set when it starts).
+    parent: OnceLock<ActorCell>,
+    /// Told when a publisher is lost, so the subscriptions of its stream listen again.
+    registry: ActorSlot<RegistryMsg>,
+    stopped: AtomicBool,
 }
 
 impl Hub {
+    /// A hub whose lost publishers are reported to `registry`.
+    pub fn new(registry: ActorSlot<RegistryMsg>) -> Self {
+        Hub {
+            publishers: Mutex::new(HashMap::new()),
+            running: AtomicUsize::new(0),
+            next_id: AtomicU64::new(0),
+            parent: OnceLock::new(),
+            registry,
+            stopped: AtomicBool::new(false),
+        }
+    }
+
+    /// Makes `supervisor` the parent of the publishers spawned from now on.
+    pub fn adopt(&self, supervisor: ActorCell) {
+        let _ = self.parent.set(supervisor);
+    }
+
     /// A fresh listener id.
     pub fn next_id(&self) -> ListenerId {
         self.next_id.fetch_add(1, Ordering::Relaxed) + 1
@@ -171,59 +199,80 @@ impl Hub {
 
     /// Whether anyone listens (if nobody does, the notifier reads nothing).
     pub fn has_listeners(&self) -> bool {
-        self.listening.load(Ordering::SeqCst) > 0
+        self.running.load(Ordering::SeqCst) > 0
+    }
+
+    /// Whether the store shut its publishers down for good.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
     }
 
     /// Adds a listener to `stream`'s publisher, spawning it if needed.
     pub async fn listen(&self, stream: &str, id: ListenerId, listener: Listener) -> Result<()> {
+        if self.is_stopped() {
+            return Err(Error::Unavailable("the store has been shut down".into()));
+        }
         let mut publishers = self.publishers.lock().await;
         // A publisher just spawned is still `Starting`; only a stopped one is replaced.
-        let alive = publishers.get(stream).is_some_and(|e| {
-            !matches!(e.publisher.get_status(), ractor::ActorStatus::Stopping | ractor::ActorStatus::Stopped)
-        });
-        if !alive {
-            let (publisher, _) = Actor::spawn(None, Publisher, ())
+        let dead = publishers
+            .get(stream)
+            .is_some_and(|p| matches!(p.get_status(), ActorStatus::Stopping | ActorStatus::Stopped));
+        if dead {
+            publishers.remove(stream);
+            self.lost(stream);
+        }
+        if !publishers.contains_key(stream) {
+            let parent =
+                self.parent.get().cloned().ok_or_else(|| Error::Unavailable("the runtime is starting".into()))?;
+            let (publisher, _) = Actor::spawn_linked(None, Publisher, (), parent)
                 .await
                 .map_err(|e| Error::Unavailable(format!("cannot start a publisher for `{stream}`: {e}")))?;
-            let listeners = publishers.remove(stream).map(|stale| stale.listeners).unwrap_or_default();
-            // The listeners of a publisher that stopped move to its successor, told that events
-            // may have been missed meanwhile.
-            for (id, listener) in &listeners {
-                let _ = publisher.cast(PublisherMsg::Add(*id, listener.clone()));
-            }
-            if !listeners.is_empty() {
-                let _ = publisher.cast(PublisherMsg::Publish(LiveFeed::Missed));
-            }
-            publishers.insert(stream.to_string(), Entry { publisher, listeners });
+            publishers.insert(stream.to_string(), publisher);
         }
-        let entry = publishers.get_mut(stream).ok_or_else(|| Error::Unavailable("publisher vanished".into()))?;
-        let listener_copy = listener.clone();
-        entry
-            .publisher
+        self.running.store(publishers.len(), Ordering::SeqCst);
+        let publisher = publishers.get(stream).ok_or_else(|| Error::Unavailable("publisher vanished".into()))?;
+        publisher
             .cast(PublisherMsg::Add(id, listener))
-            .map_err(|e| Error::Unavailable(format!("publisher for `{stream}` stopped: {e}")))?;
-        if entry.listeners.insert(id, listener_copy).is_none() {
-            self.listening.fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(())
+            .map_err(|e| Error::Unavailable(format!("publisher for `{stream}` stopped: {e}")))
     }
 
     /// Removes a listener (a no-op for one already removed); a publisher left without listeners
     /// stops.
     pub async fn unlisten(&self, stream: &str, id: ListenerId) {
         let mut publishers = self.publishers.lock().await;
-        let Some(entry) = publishers.get_mut(stream) else { return };
-        if entry.listeners.remove(&id).is_none() {
-            return;
-        }
-        self.listening.fetch_sub(1, Ordering::SeqCst);
-        if entry.listeners.is_empty() {
-            if let Some(entry) = publishers.remove(stream) {
-                entry.publisher.stop(None);
+        let Some(publisher) = publishers.get(stream) else { return };
+        let left = match publisher.call(|reply| PublisherMsg::Remove(id, reply), None).await {
+            Ok(CallResult::Success(left)) => left,
+            _ => {
+                // It died: the others that listened to it must hear of it.
+                publishers.remove(stream);
+                self.lost(stream);
+                0
             }
-        } else {
-            let _ = entry.publisher.cast(PublisherMsg::Remove(id));
+        };
+        if left == 0
+            && let Some(publisher) = publishers.remove(stream)
+        {
+            publisher.stop(None);
         }
+        self.running.store(publishers.len(), Ordering::SeqCst);
+    }
+
+    /// Forgets the publisher `actor` if it still serves a stream (it stopped without being
+    /// asked: its supervisor says so), and has the subscriptions of that stream listen again.
+    pub async fn forget(&self, actor: ActorId) {
+        let mut publishers = self.publishers.lock().await;
+        let Some(stream) = publishers.iter().find(|(_, p)| p.get_id() == actor).map(|(s, _)| s.clone()) else {
+            return;
+        };
+        publishers.remove(&stream);
+        self.running.store(publishers.len(), Ordering::SeqCst);
+        tracing::error!(stream, "publisher stopped unexpectedly; its listeners listen again");
+        self.lost(&stream);
+    }
+
+    fn lost(&self, stream: &str) {
+        self.registry.tell(RegistryMsg::PublisherLost(stream.to_string()));
     }
 
     /// Routes a range the notifier read: all of it to `$all`'s publisher, each stream's events
@@ -248,26 +297,32 @@ impl Hub {
     /// streams (after a batch of links, which never enter `$all`).
     pub async fn publish_missed(&self, streams_only: bool) {
         let publishers = self.publishers.lock().await;
-        for (stream, entry) in publishers.iter() {
+        for (stream, publisher) in publishers.iter() {
             if !(streams_only && stream == ALL) {
-                let _ = entry.publisher.cast(PublisherMsg::Publish(LiveFeed::Missed));
+                let _ = publisher.cast(PublisherMsg::Publish(LiveFeed::Missed));
             }
         }
     }
 
-    /// Stops every publisher (store shutdown); live listeners see their channel close.
+    /// The publisher of `stream` (for tests that kill it).
+    pub async fn publisher_cell(&self, stream: &str) -> Option<ActorCell> {
+        self.publishers.lock().await.get(stream).map(ActorRef::get_cell)
+    }
+
+    /// Stops every publisher for good (store shutdown); live listeners see their channel close.
     pub async fn stop_all(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
         let mut publishers = self.publishers.lock().await;
-        for (_, entry) in publishers.drain() {
-            entry.publisher.stop(None);
+        for (_, publisher) in publishers.drain() {
+            publisher.stop(None);
         }
-        self.listening.store(0, Ordering::SeqCst);
+        self.running.store(0, Ordering::SeqCst);
     }
 }
 
-fn send(publishers: &HashMap<String, Entry>, stream: &str, feed: LiveFeed) {
-    if let Some(entry) = publishers.get(stream)
-        && let Err(e) = entry.publisher.cast(PublisherMsg::Publish(feed))
+fn send(publishers: &HashMap<String, ActorRef<PublisherMsg>>, stream: &str, feed: LiveFeed) {
+    if let Some(publisher) = publishers.get(stream)
+        && let Err(e) = publisher.cast(PublisherMsg::Publish(feed))
     {
         tracing::warn!(stream, error = %e, "publisher stopped; its listeners recover from storage");
     }

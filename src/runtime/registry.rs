@@ -6,7 +6,8 @@
 //! - **Receives** `Subscribe` (enforcing `concurrency_limit`), `Disconnect`, `Unsubscribe`,
 //!   `Actor` (for status), `ReplayRequested` (a notification, passed on to the subscriptions),
 //!   `DatabaseBack` (the notifier reconnected after an outage: passed on, after the lock keeper
-//!   checked its connection), `LocksReset` (the lock keeper was restarted) and `Shutdown`.
+//!   checked its connection), `LocksReset` (the lock keeper was restarted), `PublisherLost`
+//!   (from the hub: the subscriptions of that stream listen again) and `Shutdown`.
 //! - **Persists** nothing itself; subscription actors write their checkpoints.
 //! - **When a subscription actor crashes** it releases the actor's lock (another node may take
 //!   over meanwhile), keeps its subscribers and starts a new actor for them after a backoff (within a restart budget); the new one resumes from the persisted
@@ -86,6 +87,9 @@ pub enum RegistryMsg {
     Restart(SubscriptionKey),
     /// The lock keeper restarted: every lock this node held is gone.
     LocksReset,
+    /// The publisher of this stream was lost with its listeners: its subscriptions listen
+    /// again.
+    PublisherLost(String),
     /// The database accepts connections again after an outage (from the notifier).
     DatabaseBack,
     /// Stop every subscription (writing checkpoints), then reply.
@@ -173,6 +177,12 @@ impl Actor for SubscriptionRegistry {
                 }
                 for actor in state.entries.values().filter_map(|e| e.actor.as_ref()) {
                     let _ = actor.cast(SubscriptionMsg::DatabaseBack);
+                }
+            }
+            RegistryMsg::PublisherLost(stream) => {
+                let listening = state.entries.iter().filter(|(key, _)| key.stream == stream);
+                for actor in listening.filter_map(|(_, e)| e.actor.as_ref()) {
+                    let _ = actor.cast(SubscriptionMsg::Relisten);
                 }
             }
             RegistryMsg::LocksReset => {

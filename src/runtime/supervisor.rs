@@ -2,10 +2,13 @@
 //!
 //! - **Owns** its children: the `Writer`, the `Notifier`, the `LockKeeper` and the
 //!   `SubscriptionRegistry` (which in turn supervises the subscription actors), and the
-//!   application's subscriber actors (linked to it, never restarted: see `subscriber.rs`). The
+//!   application's subscriber actors and the hub's publishers (linked to it, not restarted by
+//!   it: a lost publisher is forgotten and the next listener starts a new one; a subscriber
+//!   actor is never restarted, see `subscriber.rs`). The
 //!   writer's, the lock keeper's and the registry's current incarnations are published in
 //!   their [`ActorSlot`]s, so callers always reach the live one.
-//! - **Receives** supervision events of its children, `Restart` (sent to itself after a
+//! - **Receives** supervision events of its children (a publisher's stop is passed to the
+//!   hub), `Restart` (sent to itself after a
 //!   backoff) and `Shutdown`.
 //! - **Persists** nothing itself; children rebuild their state from the database.
 //! - **On a child's crash**: restarts it after an exponential backoff within a restart budget
@@ -97,6 +100,7 @@ impl Actor for Supervisor {
         myself: ActorRef<SupervisorMsg>,
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
+        args.hub.adopt(myself.get_cell());
         let mut state = SupervisorState {
             args,
             locks_slot: ActorSlot::channel("lock keeper").0,
@@ -140,12 +144,15 @@ impl Actor for Supervisor {
         state: &mut SupervisorState,
     ) -> Result<(), ActorProcessingErr> {
         let Some((cell, reason)) = stopped_child(event) else { return Ok(()) };
-        let Some(child) = state.children.iter().find(|(_, c)| c.get_id() == cell.get_id()).map(|(k, _)| *k) else {
-            return Ok(());
-        };
         if state.shutting_down {
             return Ok(());
         }
+        let Some(child) = state.children.iter().find(|(_, c)| c.get_id() == cell.get_id()).map(|(k, _)| *k) else {
+            // A publisher (restarted on demand by the hub) or a subscriber actor (never
+            // restarted: see `subscriber.rs`).
+            state.args.hub.forget(cell.get_id()).await;
+            return Ok(());
+        };
         state.children.remove(&child);
         state.clear_slot(child);
         match state.budgets.entry(child).or_default().next_backoff() {

@@ -256,6 +256,38 @@ async fn next_live(live: &mut chronik::LiveSubscription) -> Vec<RecordedEvent> {
     }
 }
 
+/// A publisher is supervised and owns its listeners: killed, it takes them with it. The named
+/// subscription on its stream listens to the successor and delivers what was appended
+/// meanwhile; the live listener is told it may have missed events and gets the next ones.
+#[tokio::test]
+async fn a_killed_publisher_is_replaced_and_its_listeners_carry_on() {
+    let store = quick_store().await;
+    let mut sub = store.subscribe_to_stream("s", "p", SubscriptionOptions::default()).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    let mut live = store.subscribe("s").await.unwrap();
+    store.append_to_stream("s", ExpectedVersion::NoStream, events("E", 1, 1)).await.unwrap();
+    assert_eq!(receive_acking(&mut sub, 1).await[0].event_number, 1);
+    assert_eq!(next_live(&mut live).await[0].event_number, 1);
+
+    let killed = chronik::testing::publisher_actor(&store, "s").await.expect("the stream has a publisher");
+    killed.kill();
+    match tokio::time::timeout(WAIT, live.recv()).await {
+        Ok(Some(chronik::LiveMessage::Lagged { missed: None })) => {}
+        other => panic!("the listener should hear it may have missed events, got {other:?}"),
+    }
+    store.append_to_stream("s", ExpectedVersion::Exact(1), events("E", 2, 2)).await.unwrap();
+
+    let got = receive_acking(&mut sub, 2).await;
+    assert_eq!(got.iter().map(|e| e.event_number).collect::<Vec<_>>(), vec![2, 3]);
+    let mut live_got = Vec::new();
+    while live_got.len() < 2 {
+        live_got.extend(next_live(&mut live).await.into_iter().map(|e| e.event_number));
+    }
+    assert_eq!(live_got, vec![2, 3]);
+    let successor = chronik::testing::publisher_actor(&store, "s").await.expect("a publisher runs again");
+    assert_ne!(successor.get_id(), killed.get_id());
+}
+
 #[tokio::test]
 async fn a_live_listener_never_sees_events_committed_before_it_subscribed() {
     let store = quick_store().await;

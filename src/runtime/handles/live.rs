@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::runtime::publisher::{Hub, ListenerId};
-use crate::subscription::LiveMessage;
+use crate::runtime::publisher::{Hub, Listener, ListenerId};
+use crate::subscription::{LIVE_BUFFER, LiveMessage};
 
 /// A transient, live-only listener (`store.subscribe(stream)`): events committed after it was
 /// created, no acks, no checkpoint. It holds at most `LIVE_BUFFER` undelivered messages and
@@ -44,9 +44,16 @@ impl LiveSubscription {
     }
 
     /// The next message; `None` once the store has shut down.
+    ///
+    /// Should the stream's publisher fail (a defect: it does no I/O), the listener listens to
+    /// its successor and says [`LiveMessage::Lagged`] with an unknown count: events may have
+    /// been missed meanwhile.
     pub async fn recv(&mut self) -> Option<LiveMessage> {
         loop {
-            match self.rx.recv().await? {
+            let Some(message) = self.rx.recv().await else {
+                return self.listen_again().await;
+            };
+            match message {
                 LiveMessage::Events(mut events) => {
                     events.retain(|e| e.global_position > self.after);
                     if !events.is_empty() {
@@ -56,6 +63,23 @@ impl LiveSubscription {
                 other => return Some(other),
             }
         }
+    }
+}
+
+impl LiveSubscription {
+    /// The channel closed: the store shut down (`None`), or the publisher was lost and the
+    /// listener moves to a new one.
+    async fn listen_again(&mut self) -> Option<LiveMessage> {
+        if self.hub.is_stopped() {
+            return None;
+        }
+        let (tx, rx) = mpsc::channel(LIVE_BUFFER);
+        if let Err(e) = self.hub.listen(&self.stream, self.id, Listener::Live(tx)).await {
+            tracing::debug!(stream = %self.stream, error = %e, "live listener cannot listen again; it ends");
+            return None;
+        }
+        self.rx = rx;
+        Some(LiveMessage::Lagged { missed: None })
     }
 }
 

@@ -163,6 +163,9 @@ pub enum SubscriptionMsg {
     FillReplay,
     /// What the publisher saw committed.
     Live(LiveFeed),
+    /// The publisher was lost with its listeners: listen again, and re-read what may have been
+    /// missed meanwhile.
+    Relisten,
     /// Try to take ownership (sent to itself; only the latest scheduled attempt counts).
     Acquire(u64),
     /// Read the next part of the backlog (sent to itself).
@@ -332,6 +335,11 @@ impl Actor for SubscriptionActor {
                 state.sweep(&myself).await;
             }
             SubscriptionMsg::Live(feed) => state.take_live(&myself, feed),
+            SubscriptionMsg::Relisten => {
+                let listener = Listener::Subscription(myself.clone());
+                state.ctx.hub.listen(&state.key.stream, state.listener, listener).await?;
+                state.take_live(&myself, LiveFeed::Missed);
+            }
             SubscriptionMsg::Acquire(attempt) if attempt == state.acquire_attempt => state.acquire(&myself).await,
             SubscriptionMsg::Acquire(_) => {}
             SubscriptionMsg::CatchUp => state.catch_up(&myself).await,
