@@ -33,14 +33,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use ractor::{Actor, ActorCell, ActorRef};
+use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
 
 use self::locks::LockMsg;
 use self::publisher::{Hub, Listener};
 use self::registry::RegistryMsg;
 use self::slot::ActorSlot;
 use self::subscriber::{Runner, RunnerArgs};
-use self::subscription::SubscriptionMsg;
+use self::subscription::{Inbox, SubscriptionMsg};
 use self::supervisor::{Supervisor, SupervisorArgs, SupervisorMsg};
 use self::writer::{BatchLimits, WriterMsg};
 use crate::config::Config;
@@ -158,10 +158,11 @@ impl Runtime {
 
     /// Connects a subscriber to a named subscription, starting it on this node if needed.
     pub async fn subscribe(&self, key: SubscriptionKey, options: SubscriptionOptions) -> Result<Subscription> {
+        let (inbox, rx) = Inbox::channel();
         let request = key.clone();
         let connected =
-            self.inner.registry.ask(|reply| RegistryMsg::Subscribe { key: request, options, reply }).await??;
-        Ok(Subscription::new(key, connected.consumer, connected.rx, connected.actor, self.inner.registry.clone()))
+            self.inner.registry.ask(|reply| RegistryMsg::Subscribe { key: request, options, inbox, reply }).await??;
+        Ok(Subscription::new(key, connected.consumer, Some(rx), connected.actor, self.inner.registry.clone()))
     }
 
     /// Stops a named subscription on this node, dropping its subscribers with `reason`;
@@ -206,14 +207,17 @@ impl Runtime {
         options: SubscriptionOptions,
         subscriber: S,
     ) -> Result<SubscriberHandle> {
-        let mut subscription = self.subscribe(key.clone(), options).await?;
-        let rx = subscription
-            .take_receiver()
-            .ok_or_else(|| Error::Unavailable("the subscription's receiver is already taken".into()))?;
-        let args = RunnerArgs { subscriber, subscription, rx };
-        let (actor, _) = Actor::spawn_linked(None, Runner::<S>::new(), args, self.inner.supervisor.get_cell())
-            .await
-            .map_err(|e| Error::Unavailable(format!("cannot start subscriber {key}: {e}")))?;
+        let args = RunnerArgs { subscriber, key: key.clone(), options, registry: self.inner.registry.clone() };
+        let (actor, _) =
+            match Actor::spawn_linked(None, Runner::<S>::new(), args, self.inner.supervisor.get_cell()).await {
+                Ok(started) => started,
+                // The actor subscribes as it starts: a refusal is the subscription's own error.
+                Err(SpawnErr::StartupFailed(e)) => match e.downcast::<Error>() {
+                    Ok(refused) => return Err(*refused),
+                    Err(e) => return Err(Error::Unavailable(format!("cannot start subscriber {key}: {e}"))),
+                },
+                Err(e) => return Err(Error::Unavailable(format!("cannot start subscriber {key}: {e}"))),
+            };
         Ok(SubscriberHandle::new(key.stream, key.name, actor))
     }
 

@@ -17,13 +17,12 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
-use tokio::sync::mpsc;
 
 use super::Context;
 use super::locks::LockMsg;
 use super::restart::{RestartBudget, stopped_child};
 use super::slot::{ActorSlot, SlotSender};
-use super::subscription::{Consumer, Delivery, SubscriptionActor, SubscriptionArgs, SubscriptionMsg};
+use super::subscription::{Consumer, Delivery, Inbox, SubscriptionActor, SubscriptionArgs, SubscriptionMsg};
 use crate::error::{Error, Result};
 use crate::subscription::{DropReason, SubscriptionKey, SubscriptionMessage, SubscriptionOptions};
 
@@ -36,8 +35,6 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct Connected {
     /// Its id.
     pub consumer: u64,
-    /// Its channel.
-    pub rx: mpsc::UnboundedReceiver<Delivery>,
     /// Where the subscription's current actor is found.
     pub actor: ActorSlot<SubscriptionMsg>,
 }
@@ -50,6 +47,8 @@ pub enum RegistryMsg {
         key: SubscriptionKey,
         /// Its options (those of the first subscriber hold).
         options: SubscriptionOptions,
+        /// Where the new subscriber's deliveries go.
+        inbox: Inbox,
         /// The new subscriber's connection.
         reply: RpcReplyPort<Result<Connected>>,
     },
@@ -136,8 +135,8 @@ impl Actor for SubscriptionRegistry {
         state: &mut RegistryState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            RegistryMsg::Subscribe { key, options, reply } => {
-                let _ = reply.send(state.subscribe(&myself, key, options).await);
+            RegistryMsg::Subscribe { key, options, inbox, reply } => {
+                let _ = reply.send(state.subscribe(&myself, key, options, inbox).await);
             }
             RegistryMsg::Disconnect { key, consumer, reason, reply } => {
                 state.disconnect(&key, consumer, reason).await;
@@ -246,14 +245,14 @@ impl RegistryState {
         myself: &ActorRef<RegistryMsg>,
         key: SubscriptionKey,
         options: SubscriptionOptions,
+        inbox: Inbox,
     ) -> Result<Connected> {
         if self.shutting_down {
             return Err(Error::Unavailable("the store is shutting down".into()));
         }
         options.validate()?;
         self.next_consumer += 1;
-        let (tx, rx) = mpsc::unbounded_channel();
-        let consumer = Consumer { id: self.next_consumer, tx };
+        let consumer = Consumer { id: self.next_consumer, inbox };
         if let Some(entry) = self.entries.get_mut(&key) {
             if entry.options.concurrency_limit <= 1 {
                 return Err(Error::SubscriptionAlreadyExists);
@@ -265,11 +264,7 @@ impl RegistryState {
             if let Some(actor) = &entry.actor {
                 let _ = actor.cast(SubscriptionMsg::Connect(consumer));
             }
-            return Ok(Connected {
-                consumer: self.next_consumer,
-                rx,
-                actor: ActorSlot::of(&entry.slot, "subscription"),
-            });
+            return Ok(Connected { consumer: self.next_consumer, actor: ActorSlot::of(&entry.slot, "subscription") });
         }
         let (slot, actor) = ActorSlot::channel("subscription");
         let entry = Entry {
@@ -285,7 +280,7 @@ impl RegistryState {
             self.entries.remove(&key);
             return Err(e);
         }
-        Ok(Connected { consumer: self.next_consumer, rx, actor })
+        Ok(Connected { consumer: self.next_consumer, actor })
     }
 
     async fn spawn(&mut self, myself: &ActorRef<RegistryMsg>, key: &SubscriptionKey) -> Result<()> {
@@ -316,7 +311,7 @@ impl RegistryState {
             return;
         }
         if let Some(reason) = reason {
-            let _ = leaving.tx.send(Delivery::last_word(SubscriptionMessage::Dropped(reason)));
+            let _ = leaving.inbox.deliver(Delivery::last_word(SubscriptionMessage::Dropped(reason)));
         }
         if let Some(actor) = &entry.actor {
             let _ = actor.cast(SubscriptionMsg::Disconnect(consumer));
@@ -346,7 +341,7 @@ impl RegistryState {
                 }
             }
             for consumer in &entry.consumers {
-                let _ = consumer.tx.send(Delivery::last_word(SubscriptionMessage::Dropped(reason.clone())));
+                let _ = consumer.inbox.deliver(Delivery::last_word(SubscriptionMessage::Dropped(reason.clone())));
             }
         }
         true
@@ -357,7 +352,7 @@ impl RegistryState {
             entry.slot.send_replace(None);
             let message = SubscriptionMessage::Dropped(DropReason::Failed(reason.to_string()));
             for consumer in &entry.consumers {
-                let _ = consumer.tx.send(Delivery::last_word(message.clone()));
+                let _ = consumer.inbox.deliver(Delivery::last_word(message.clone()));
             }
         }
     }

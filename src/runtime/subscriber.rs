@@ -2,10 +2,11 @@
 //! its subscribers.
 //!
 //! - **Owns** the application's value, its connection to the subscription (a [`Subscription`]
-//!   whose channel a task drains into this actor's mailbox), and its pause, backoff and
-//!   narrowing state.
-//! - **Receives** `Delivery` (from its task), `Closed` (the channel ended), `BackoffOver` (its
-//!   timer), and `Pause`, `Resume` and `Stop` (from a [`SubscriberHandle`]).
+//!   it makes as it starts, whose deliveries come straight into this actor's mailbox), and its
+//!   pause, backoff and narrowing state.
+//! - **Receives** `Delivery` (from the subscription actor), `Closed` (nobody can deliver any
+//!   more: the subscription's registry let go of it), `BackoffOver` (its timer), and `Pause`,
+//!   `Resume` and `Stop` (from a [`SubscriberHandle`]).
 //! - **Persists** nothing itself: `Ok` from the application acks the batch, and the subscription
 //!   actor writes the checkpoint.
 //! - **When the application fails** (an `Err` or a panic, caught here): the events not yet
@@ -24,24 +25,23 @@
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 
-use futures::FutureExt;
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
-
 use super::Subscription;
+use super::registry::RegistryMsg;
 use super::restart::backoff;
-use super::subscription::Delivery;
+use super::slot::ActorSlot;
+use super::subscription::{Delivery, Inbox};
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
 use crate::subscriber::Subscriber;
-use crate::subscription::{NackAction, SubscriptionMessage};
+use crate::subscription::{NackAction, SubscriptionKey, SubscriptionMessage, SubscriptionOptions};
+use futures::FutureExt;
+use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 /// Messages of a subscriber actor.
 pub enum RunnerMsg {
-    /// A delivery from the subscription (forwarded by the actor's task).
+    /// A delivery from the subscription.
     Delivery(Delivery),
-    /// The subscription's channel ended.
+    /// Nobody can deliver any more (the registry let go of this subscriber).
     Closed,
     /// The backoff after a failure is over (its timer).
     BackoffOver,
@@ -73,10 +73,12 @@ impl<S> Default for Runner<S> {
 pub struct RunnerArgs<S> {
     /// The application's value.
     pub subscriber: S,
-    /// Its connection to the subscription, without its receiver.
-    pub subscription: Subscription,
-    /// The receiver, drained by the actor's task.
-    pub rx: mpsc::UnboundedReceiver<Delivery>,
+    /// The named subscription it consumes.
+    pub key: SubscriptionKey,
+    /// Its options.
+    pub options: SubscriptionOptions,
+    /// The registry it subscribes through.
+    pub registry: ActorSlot<RegistryMsg>,
 }
 
 /// A subscriber actor's state.
@@ -84,7 +86,6 @@ pub struct RunnerState<S> {
     subscriber: S,
     /// `None` once stopped.
     subscription: Option<Subscription>,
-    task: JoinHandle<()>,
     /// Paused by the application.
     paused: bool,
     /// Waiting out a backoff after a failure.
@@ -115,21 +116,17 @@ impl<S: Subscriber> Actor for Runner<S> {
         myself: ActorRef<RunnerMsg>,
         args: RunnerArgs<S>,
     ) -> Result<RunnerState<S>, ActorProcessingErr> {
-        let mut rx = args.rx;
-        let actor = myself.clone();
-        let task = tokio::spawn(async move {
-            while let Some(delivery) = rx.recv().await {
-                if actor.cast(RunnerMsg::Delivery(delivery)).is_err() {
-                    return;
-                }
-            }
-            let _ = actor.cast(RunnerMsg::Closed);
-        });
-        let label = format!("{}/{}", args.subscription.stream(), args.subscription.name());
+        // Subscribing here, so that a refusal (a name already taken, too many subscribers) fails
+        // the start and reaches the caller as the subscription's own error.
+        let inbox = Inbox::actor(myself.clone(), RunnerMsg::Delivery, || RunnerMsg::Closed);
+        let RunnerArgs { subscriber, key, options, registry } = args;
+        let request = key.clone();
+        let connected = registry.ask(|reply| RegistryMsg::Subscribe { key: request, options, inbox, reply }).await??;
+        let label = key.to_string();
+        let subscription = Subscription::new(key, connected.consumer, None, connected.actor, registry);
         Ok(RunnerState {
-            subscriber: args.subscriber,
-            subscription: Some(args.subscription),
-            task,
+            subscriber,
+            subscription: Some(subscription),
             paused: false,
             backing_off: false,
             failures: 0,
@@ -184,7 +181,6 @@ impl<S: Subscriber> Actor for Runner<S> {
         _myself: ActorRef<RunnerMsg>,
         state: &mut RunnerState<S>,
     ) -> Result<(), ActorProcessingErr> {
-        state.task.abort();
         tracing::debug!(subscriber = %state.label, "subscriber actor stopped");
         Ok(())
     }

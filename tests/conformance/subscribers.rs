@@ -71,6 +71,22 @@ async fn a_handler_that_panics_on_an_event_sees_it_again_until_it_is_parked_and_
     assert!(!handle.is_running());
 }
 
+/// The actor subscribes as it starts, so a refused subscription refuses the start with the
+/// subscription's own error, and nothing is left running.
+#[tokio::test]
+async fn a_subscriber_on_a_name_already_taken_is_refused_with_the_subscriptions_error() {
+    let store = quick_store().await;
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let first = PanicsOn { poison: 0, seen: Seen::default(), handled: tx.clone() };
+    let running = store.start_subscriber(ALL, "projector", SubscriptionOptions::default(), first).await.unwrap();
+    let second = PanicsOn { poison: 0, seen: Seen::default(), handled: tx };
+    let err = store.start_subscriber(ALL, "projector", SubscriptionOptions::default(), second).await.unwrap_err();
+    assert!(matches!(err, Error::SubscriptionAlreadyExists), "{err:?}");
+    assert!(running.is_running(), "the first one runs on");
+    let status = store.subscription_status(ALL, "projector").await.unwrap();
+    assert_eq!(status.subscribers, 1);
+}
+
 /// Every batch a handler was given, when, and whether it succeeded.
 type Attempts = Arc<Mutex<Vec<Attempt>>>;
 

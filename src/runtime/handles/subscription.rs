@@ -41,7 +41,7 @@ use crate::subscription::{DropReason, NackAction, SubscriptionKey, SubscriptionM
 pub struct Subscription {
     key: SubscriptionKey,
     consumer: u64,
-    /// `None` once a subscriber actor took it.
+    /// `None` for a subscriber actor's, whose deliveries go to its mailbox.
     rx: Option<mpsc::UnboundedReceiver<Delivery>>,
     actor: ActorSlot<SubscriptionMsg>,
     registry: ActorSlot<RegistryMsg>,
@@ -69,14 +69,14 @@ impl Subscription {
     pub(crate) fn new(
         key: SubscriptionKey,
         consumer: u64,
-        rx: mpsc::UnboundedReceiver<Delivery>,
+        rx: Option<mpsc::UnboundedReceiver<Delivery>>,
         actor: ActorSlot<SubscriptionMsg>,
         registry: ActorSlot<RegistryMsg>,
     ) -> Self {
         Subscription {
             key,
             consumer,
-            rx: Some(rx),
+            rx,
             actor,
             registry,
             incarnation: 0,
@@ -109,12 +109,6 @@ impl Subscription {
                 return Some(message);
             }
         }
-    }
-
-    /// Hands the receiving half of the channel to a subscriber actor, which passes what it
-    /// receives through [`accept`](Self::accept).
-    pub(crate) fn take_receiver(&mut self) -> Option<mpsc::UnboundedReceiver<Delivery>> {
-        self.rx.take()
     }
 
     /// The message of a delivery, or `None` if it is stale (taken back by a pause).

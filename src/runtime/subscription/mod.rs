@@ -38,6 +38,7 @@
 //! as the queue drains, which is what keeps a subscriber that never acks from growing memory.
 
 mod checkpoint;
+mod delivery;
 mod feed;
 mod nacks;
 mod ownership;
@@ -47,8 +48,8 @@ use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::sync::mpsc;
 
+pub use self::delivery::{Consumer, Delivery, Inbox};
 pub use self::tracker::{Acks, Finished, Tracker};
 use super::Context;
 use super::locks::LockMsg;
@@ -68,37 +69,6 @@ const MAX_BACKOFF_INTERVALS: u32 = 8;
 
 /// Tells deliveries of one ownership apart from another's, across actors and restarts.
 static INCARNATIONS: AtomicU64 = AtomicU64::new(1);
-
-/// A message on a subscriber's channel, tagged with the incarnation that sent it so acks of a
-/// previous one can be ignored, and with the subscriber's epoch so deliveries taken back by a
-/// pause can be told from the ones after it.
-#[derive(Debug)]
-pub struct Delivery {
-    /// The ownership that sent it.
-    pub incarnation: u64,
-    /// The subscriber's pause count within the incarnation when it was sent.
-    pub epoch: u64,
-    /// Retry counts of the delivered events that were retried before.
-    pub retries: Vec<(u64, u32)>,
-    /// The message.
-    pub message: SubscriptionMessage,
-}
-
-impl Delivery {
-    /// A message outside any incarnation (the registry's last word to a subscriber).
-    pub fn last_word(message: SubscriptionMessage) -> Self {
-        Delivery { incarnation: 0, epoch: 0, retries: Vec::new(), message }
-    }
-}
-
-/// A connected subscriber, as the actor sees it.
-#[derive(Debug, Clone)]
-pub struct Consumer {
-    /// Its id within the registry.
-    pub id: u64,
-    /// Its channel (bounded in practice by `buffer_size` in flight).
-    pub tx: mpsc::UnboundedSender<Delivery>,
-}
 
 /// Messages of a subscription actor.
 pub enum SubscriptionMsg {
@@ -377,7 +347,7 @@ impl SubscriptionState {
     /// Sends a subscriber a message of this incarnation; whether its handle is still there.
     fn send(&self, consumer: &Consumer, message: SubscriptionMessage, retries: Vec<(u64, u32)>) -> bool {
         let epoch = self.epochs.get(&consumer.id).copied().unwrap_or(0);
-        consumer.tx.send(Delivery { incarnation: self.incarnation, epoch, retries, message }).is_ok()
+        consumer.inbox.deliver(Delivery { incarnation: self.incarnation, epoch, retries, message })
     }
 
     fn broadcast(&self, message: SubscriptionMessage) {
