@@ -7,7 +7,6 @@ use super::{Acks, Finished, SubscriptionMsg, SubscriptionState};
 use crate::error::{Error, Result};
 use crate::runtime::locks::{LockMsg, WriteOutcome};
 use crate::storage::SubscriptionWrite;
-use crate::subscription::SubscriptionPhase;
 
 impl SubscriptionState {
     /// Books an ack; [`checkpoint_soon`](Self::checkpoint_soon) then writes what it moved.
@@ -17,27 +16,15 @@ impl SubscriptionState {
             return Ok(());
         }
         let finished = self.tracker.ack(consumer, acks)?;
-        self.book(&finished);
+        self.ledger.book(&finished);
         Ok(())
-    }
-
-    /// Books events that left for good (acked, skipped or parked).
-    pub(super) fn book(&mut self, finished: &[Finished]) {
-        for done in finished {
-            if done.replay {
-                self.cleared.push(done.number);
-                self.parked.remove(&done.number);
-            }
-            self.forget_retries |= done.retried;
-        }
-        self.unpersisted_acks += finished.len() as u64;
     }
 
     /// Books events that left for good, writing the checkpoint past the threshold before it
     /// returns (for nacks, which answer once their records are written).
     pub(super) async fn finished(&mut self, myself: &ActorRef<SubscriptionMsg>, finished: &[Finished]) {
-        self.book(finished);
-        if self.unpersisted_acks >= self.options.checkpoint_threshold {
+        self.ledger.book(finished);
+        if self.ledger.due(self.options.checkpoint_threshold) {
             self.persist(myself).await;
         }
     }
@@ -48,13 +35,12 @@ impl SubscriptionState {
     /// events, retry counts to forget) is written at once, as [`persist`](Self::persist) does.
     pub(super) async fn checkpoint_soon(&mut self, myself: &ActorRef<SubscriptionMsg>, timer: bool) {
         let checkpoint = self.tracker.acked();
-        let moved = checkpoint > self.persisted;
-        let due = timer || self.unpersisted_acks >= self.options.checkpoint_threshold;
-        if !due {
+        let moved = checkpoint > self.ledger.persisted();
+        if !timer && !self.ledger.due(self.options.checkpoint_threshold) {
             return;
         }
-        let plain = moved && self.cleared.is_empty() && !self.forget_retries;
-        if !plain || self.options.transient || self.phase == SubscriptionPhase::Waiting {
+        let plain = moved && !self.ledger.more_than_checkpoint();
+        if !plain || self.options.transient || !self.phase.is_owned() {
             return self.persist(myself).await;
         }
         let (Some(id), Ok(keeper)) = (self.row, self.ctx.locks.get()) else {
@@ -65,43 +51,25 @@ impl SubscriptionState {
             return;
         }
         // Handed over: the keeper writes it, or tells this actor its lock is gone.
-        self.written(checkpoint, true);
+        self.ledger.written(checkpoint, true);
     }
 
     /// Writes the checkpoint if it moved (with the rows of replayed events that were acked).
     /// Failures leave it to the next ack or timer.
     pub(super) async fn persist(&mut self, myself: &ActorRef<SubscriptionMsg>) {
         let checkpoint = self.tracker.acked();
-        let moved = checkpoint > self.persisted;
-        if (!moved && self.cleared.is_empty()) || self.phase == SubscriptionPhase::Waiting {
-            return;
-        }
+        let moved = checkpoint > self.ledger.persisted();
+        let Some(write) = self.ledger.write_for(checkpoint).filter(|_| self.phase.is_owned()) else { return };
         if self.options.transient {
-            return self.written(checkpoint, moved);
+            return self.ledger.written(checkpoint, moved);
         }
-        let write = SubscriptionWrite {
-            checkpoint: moved.then_some(checkpoint),
-            nacks: Vec::new(),
-            cleared: self.cleared.clone(),
-            forget_retries_upto: (moved && self.forget_retries).then_some(checkpoint),
-        };
         match self.write(myself, write).await {
-            WriteOutcome::Saved | WriteOutcome::RowGone => self.written(checkpoint, moved),
+            WriteOutcome::Saved | WriteOutcome::RowGone => self.ledger.written(checkpoint, moved),
             WriteOutcome::NotOwner => {}
             WriteOutcome::Failed(e) => {
                 tracing::warn!(subscription = %self.key, error = %e, "checkpoint write failed; retrying later");
             }
         }
-    }
-
-    /// Books a write of `checkpoint` (and of the rows of replayed events that went with it):
-    /// parked events it passed no longer need remembering, nor do retry counts if it `moved`.
-    fn written(&mut self, checkpoint: u64, moved: bool) {
-        self.persisted = checkpoint;
-        self.unpersisted_acks = 0;
-        self.cleared.clear();
-        self.forget_retries &= !moved;
-        self.parked = self.parked.split_off(&(checkpoint + 1));
     }
 
     /// Writes through the lock keeper, on the connection holding this subscription's lock. A

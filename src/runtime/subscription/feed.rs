@@ -5,12 +5,13 @@ use std::time::Instant;
 
 use ractor::ActorRef;
 
+use super::state::Phase;
 use super::{READ_BATCH, SubscriptionMsg, SubscriptionState};
 use crate::error::Error;
 use crate::event::RecordedEvent;
 use crate::runtime::publisher::LiveFeed;
 use crate::storage::Direction;
-use crate::subscription::{SubscriptionMessage, SubscriptionPhase};
+use crate::subscription::SubscriptionMessage;
 
 impl SubscriptionState {
     /// A stalled catch-up reads again once the queue is down to this many events.
@@ -20,17 +21,15 @@ impl SubscriptionState {
 
     /// Reads the next part of the backlog into the queue (as much as it has room for).
     pub(super) async fn catch_up(&mut self, myself: &ActorRef<SubscriptionMsg>) {
-        if self.phase != SubscriptionPhase::CatchingUp {
-            return;
-        }
+        let Phase::CatchingUp { live_to, .. } = self.phase else { return };
         let room = self.options.max_size.saturating_sub(self.tracker.queued()).min(READ_BATCH);
         // A read of a few events costs a round trip like a read of a thousand: wait until the
         // queue has drained to half (or the read can be full-sized) before reading again.
-        if room == 0 || (room < READ_BATCH && self.tracker.queued() > self.low_water()) {
-            self.catch_up_stalled = true;
+        let stalled = room == 0 || (room < READ_BATCH && self.tracker.queued() > self.low_water());
+        self.phase = Phase::CatchingUp { live_to, stalled, retry_due: false };
+        if stalled {
             return;
         }
-        self.catch_up_stalled = false;
         let from = self.tracker.received() + 1;
         let read = if self.is_all() {
             self.ctx.storage.read_all(from, room as u64, Direction::Forward).await
@@ -45,7 +44,7 @@ impl SubscriptionState {
             Ok(events) => events,
             Err(e) => {
                 tracing::warn!(subscription = %self.key, error = %e, "catch-up read failed; retrying");
-                self.catch_up_retry = true;
+                self.phase = Phase::CatchingUp { live_to, stalled: false, retry_due: true };
                 myself.send_after(self.ctx.retry_interval, || SubscriptionMsg::RetryCatchUp);
                 return;
             }
@@ -56,14 +55,24 @@ impl SubscriptionState {
         }
         if short {
             // Every live range seen before this read was committed before it: positions up to
-            // its end that the read did not return are holes.
-            if self.is_all() {
-                self.tracker.skip_to(self.live_to);
+            // its end that the read did not return are holes. Live feeds that arrived during
+            // the read only raised `live_to`, which the phase still holds.
+            if let Phase::CatchingUp { live_to, .. } = self.phase
+                && self.is_all()
+            {
+                self.tracker.skip_to(live_to);
             }
-            self.phase = SubscriptionPhase::Live;
-            self.caught_up_at = Some(self.tracker.received());
+            self.phase = Phase::Live { caught_up_at: Some(self.tracker.received()) };
         } else {
             let _ = myself.cast(SubscriptionMsg::CatchUp);
+        }
+    }
+
+    /// The timer of a failed catch-up read: read again, if that read is still due.
+    pub(super) async fn retry_catch_up(&mut self, myself: &ActorRef<SubscriptionMsg>) {
+        if let Phase::CatchingUp { retry_due: true, live_to, stalled } = self.phase {
+            self.phase = Phase::CatchingUp { live_to, stalled, retry_due: false };
+            self.catch_up(myself).await;
         }
     }
 
@@ -78,14 +87,14 @@ impl SubscriptionState {
 
     /// Takes back the events in flight at a subscriber.
     pub(super) fn release(&mut self, myself: &ActorRef<SubscriptionMsg>, id: u64) {
-        if self.tracker.release(id, self.options.max_size) && self.phase == SubscriptionPhase::Live {
-            self.fall_behind(myself);
+        if self.tracker.release(id, self.options.max_size) {
+            self.fall_behind(myself, 0);
         }
     }
 
     /// Queues an event, or skips it if it is parked or the selector rejects it.
     pub(super) fn take(&mut self, event: RecordedEvent) {
-        if !self.parked.contains(&event.event_number) && self.options.selects(&event) {
+        if !self.ledger.is_parked(event.event_number) && self.options.selects(&event) {
             let partition = self.options.partition_of(&event);
             self.tracker.push(event, partition);
         } else {
@@ -93,30 +102,32 @@ impl SubscriptionState {
         }
     }
 
-    pub(super) fn fall_behind(&mut self, myself: &ActorRef<SubscriptionMsg>) {
-        self.phase = SubscriptionPhase::CatchingUp;
-        self.caught_up_at = None;
-        let _ = myself.cast(SubscriptionMsg::CatchUp);
+    /// A live subscription that can no longer take live events (a gap, a missed feed, a full
+    /// queue) reads from storage again, remembering live ranges up to `live_to`; a phase that is
+    /// not live is left as it is.
+    pub(super) fn fall_behind(&mut self, myself: &ActorRef<SubscriptionMsg>, live_to: u64) {
+        if let Phase::Live { .. } = self.phase {
+            self.phase = Phase::catching_up(live_to);
+            let _ = myself.cast(SubscriptionMsg::CatchUp);
+        }
     }
 
     /// Takes live events while live and there is room; anything else sends it back to storage.
     pub(super) fn take_live(&mut self, myself: &ActorRef<SubscriptionMsg>, feed: LiveFeed) {
-        let (after, to, events) = match (self.phase, feed) {
-            (SubscriptionPhase::Waiting, _) => return,
-            (SubscriptionPhase::CatchingUp, LiveFeed::Events { to, .. }) => {
-                if self.is_all() {
-                    self.live_to = self.live_to.max(to);
+        let all = self.is_all();
+        let (after, to, events) = match (&mut self.phase, feed) {
+            (Phase::Waiting { .. }, _) | (Phase::CatchingUp { .. }, LiveFeed::Missed) => return,
+            (Phase::CatchingUp { live_to, .. }, LiveFeed::Events { to, .. }) => {
+                if all {
+                    *live_to = (*live_to).max(to);
                 }
                 return;
             }
-            (SubscriptionPhase::CatchingUp, LiveFeed::Missed) => return,
-            (SubscriptionPhase::Live, LiveFeed::Missed) => return self.fall_behind(myself),
-            (SubscriptionPhase::Live, LiveFeed::Events { after, to, events }) => (after, to, events),
+            (Phase::Live { .. }, LiveFeed::Missed) => return self.fall_behind(myself, 0),
+            (Phase::Live { .. }, LiveFeed::Events { after, to, events }) => (after, to, events),
         };
-        let all = self.is_all();
         if all && after > self.tracker.received() {
-            self.live_to = self.live_to.max(to);
-            return self.fall_behind(myself);
+            return self.fall_behind(myself, to);
         }
         for event in events.iter() {
             if event.event_number <= self.tracker.received() {
@@ -124,7 +135,7 @@ impl SubscriptionState {
             }
             let gap = !all && event.event_number != self.tracker.received() + 1;
             if gap || self.tracker.queued() >= self.options.max_size {
-                return self.fall_behind(myself);
+                return self.fall_behind(myself, 0);
             }
             self.take(event.clone());
         }
@@ -136,7 +147,7 @@ impl SubscriptionState {
     /// Hands queued events to subscribers with room, says `CaughtUp` once the backlog is out,
     /// resumes a stalled catch-up or replay, and arms the checkpoint and message timers.
     pub(super) fn deliver(&mut self, myself: &ActorRef<SubscriptionMsg>) {
-        if self.phase != SubscriptionPhase::Waiting {
+        if self.phase.is_owned() {
             let ids: Vec<u64> = self.consumers.iter().map(|c| c.id).filter(|id| !self.paused.contains(id)).collect();
             for (id, batch) in self.tracker.dispatch(&ids) {
                 let retries: Vec<(u64, u32)> = batch
@@ -154,18 +165,20 @@ impl SubscriptionState {
                     self.disconnect(myself, id);
                 }
             }
-            if self.phase == SubscriptionPhase::Live
-                && let Some(end) = self.caught_up_at
-                && self.tracker.first_queued().is_none_or(|n| n > end)
-            {
-                self.caught_up_at = None;
-                self.broadcast(SubscriptionMessage::CaughtUp);
+            match self.phase {
+                Phase::Live { caught_up_at: Some(end) } if self.tracker.first_queued().is_none_or(|n| n > end) => {
+                    self.phase = Phase::Live { caught_up_at: None };
+                    self.broadcast(SubscriptionMessage::CaughtUp);
+                }
+                Phase::CatchingUp { live_to, stalled: true, retry_due }
+                    if self.tracker.queued() <= self.low_water() =>
+                {
+                    self.phase = Phase::CatchingUp { live_to, stalled: false, retry_due };
+                    let _ = myself.cast(SubscriptionMsg::CatchUp);
+                }
+                _ => {}
             }
-            if self.catch_up_stalled && self.tracker.queued() <= self.low_water() {
-                self.catch_up_stalled = false;
-                let _ = myself.cast(SubscriptionMsg::CatchUp);
-            }
-            if self.tracker.replay_queued() == 0 && !self.replay_pending.is_empty() {
+            if self.tracker.replay_queued() == 0 && self.ledger.replays_pending() > 0 {
                 let _ = myself.cast(SubscriptionMsg::FillReplay);
             }
             if !self.sweep_scheduled
@@ -176,8 +189,7 @@ impl SubscriptionState {
                 myself.send_after(due, || SubscriptionMsg::Sweep);
             }
         }
-        let unwritten = self.tracker.acked() > self.persisted || !self.cleared.is_empty();
-        if unwritten && !self.flush_scheduled && self.phase != SubscriptionPhase::Waiting {
+        if self.ledger.unwritten(self.tracker.acked()) && !self.flush_scheduled && self.phase.is_owned() {
             self.flush_scheduled = true;
             myself.send_after(self.options.checkpoint_after, || SubscriptionMsg::FlushCheckpoint);
         }

@@ -1,5 +1,5 @@
 //! The `Subscription` actor: one per named subscription running on this node. Its state
-//! machine:
+//! machine (`state.rs`: each phase carries what only it needs):
 //!
 //! ```text
 //!   Waiting ──lock taken──► CatchingUp ──short read──► Live
@@ -9,9 +9,9 @@
 //!
 //! - **Owns** the subscribers' channels, the queue of events not yet delivered (at most
 //!   `max_size`), the events in flight per subscriber and partition (at most `buffer_size`
-//!   each), and the checkpoint (see [`tracker`]).
-//!   It also owns the retry counts, the parked events after the checkpoint (skipped when read
-//!   again) and the parked events being replayed.
+//!   each), and the checkpoint (see [`tracker`]); what it owes the database, the parked events
+//!   after the checkpoint (skipped when read again) and the parked events asked for again (see
+//!   [`ledger`]).
 //! - **Receives** `Connect`/`Disconnect` of subscribers (from the registry), `Ack`, `Nack`,
 //!   `Pause`/`Resume` (from a subscriber actor), `Live` feeds (from its publisher), `Acquire`,
 //!   `CatchUp` and `FillReplay` (sent to itself), `ReplayParked` (from the facade or, through
@@ -28,10 +28,11 @@
 //!   and resumes after the persisted checkpoint with the stored retry counts and parks, so
 //!   subscribers see `Subscribed` and the unacked events again (at-least-once, never a gap).
 //!
-//! This file holds the messages, the state and the actor shell; the state machine's work is in
-//! `ownership.rs` (taking and losing the lock), `feed.rs` (catch-up reads, live feeds,
-//! delivery), `nacks.rs` (retries, parks, pauses, timeouts, replays) and `checkpoint.rs` (acks
-//! and checkpoint writes); [`tracker`] is the I/O-free bookkeeping they share.
+//! This file holds the messages and the actor shell, which only dispatches; `state.rs` the
+//! phases and the state; the state machine's work is in `ownership.rs` (taking and losing the
+//! lock), `feed.rs` (catch-up reads, live feeds, delivery), `nacks.rs` (retries, parks, pauses,
+//! timeouts, replays) and `checkpoint.rs` (acks and checkpoint writes); `delivery.rs` what goes
+//! to subscribers. [`tracker`] and [`ledger`] are the I/O-free bookkeeping they share.
 //!
 //! Live feeds bound nothing by themselves (mailboxes are unbounded), so the actor takes live
 //! events only while its queue has room; past `max_size` it drops them and reads from storage
@@ -40,27 +41,25 @@
 mod checkpoint;
 mod delivery;
 mod feed;
+pub mod ledger;
 mod nacks;
 mod ownership;
+mod state;
 pub mod tracker;
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 
 pub use self::delivery::{Consumer, Delivery, Inbox};
+pub use self::ledger::Ledger;
+use self::state::SubscriptionState;
 pub use self::tracker::{Acks, Finished, Tracker};
 use super::Context;
-use super::locks::LockMsg;
 use super::publisher::{Listener, ListenerId, LiveFeed};
 
 use crate::error::Result;
-use crate::event::ALL;
-use crate::subscription::{
-    DropReason, NackAction, SubscriptionKey, SubscriptionMessage, SubscriptionOptions, SubscriptionPhase,
-    SubscriptionStatus,
-};
+use crate::subscription::{DropReason, NackAction, SubscriptionKey, SubscriptionOptions, SubscriptionStatus};
 
 /// Most events one catch-up read takes.
 const READ_BATCH: usize = 1_000;
@@ -175,46 +174,6 @@ pub struct SubscriptionArgs {
     pub listener: ListenerId,
 }
 
-/// A subscription actor's state.
-pub struct SubscriptionState {
-    ctx: Context,
-    key: SubscriptionKey,
-    options: SubscriptionOptions,
-    consumers: Vec<Consumer>,
-    listener: ListenerId,
-    phase: SubscriptionPhase,
-    tracker: Tracker,
-    /// The row's id once known (persistent subscriptions only).
-    row: Option<i32>,
-    incarnation: u64,
-    persisted: u64,
-    unpersisted_acks: u64,
-    flush_scheduled: bool,
-    sweep_scheduled: bool,
-    /// Per subscriber, how often it was paused (see [`Delivery::epoch`]).
-    epochs: HashMap<u64, u64>,
-    paused: HashSet<u64>,
-    /// Parked events after the checkpoint: finished, so skipped when read again.
-    parked: BTreeSet<u64>,
-    /// Parked events to replay not yet read into the replay lane, with their retry counts.
-    replay_pending: VecDeque<(u64, u32)>,
-    /// Replayed parked events that were acked or skipped: their rows go with the next write.
-    cleared: Vec<u64>,
-    /// Retry counts may be stored for events the checkpoint has passed.
-    forget_retries: bool,
-    /// Highest `$all` position of a live range seen while catching up.
-    live_to: u64,
-    /// The backlog ends here; `CaughtUp` is sent once it has all been delivered.
-    caught_up_at: Option<u64>,
-    /// A catch-up read is due once the queue has room.
-    catch_up_stalled: bool,
-    /// A catch-up read failed and waits for its retry.
-    catch_up_retry: bool,
-    acquire_failures: u32,
-    /// The latest scheduled ownership attempt; earlier timers are stale.
-    acquire_attempt: u64,
-}
-
 impl Actor for SubscriptionActor {
     type Msg = SubscriptionMsg;
     type State = SubscriptionState;
@@ -226,33 +185,7 @@ impl Actor for SubscriptionActor {
         args: SubscriptionArgs,
     ) -> Result<SubscriptionState, ActorProcessingErr> {
         args.ctx.hub.listen(&args.key.stream, args.listener, Listener::Subscription(myself.clone())).await?;
-        let state = SubscriptionState {
-            tracker: Tracker::new(args.options.buffer_size, 0),
-            ctx: args.ctx,
-            key: args.key,
-            options: args.options,
-            consumers: args.consumers,
-            listener: args.listener,
-            phase: SubscriptionPhase::Waiting,
-            row: None,
-            incarnation: INCARNATIONS.fetch_add(1, Ordering::Relaxed),
-            persisted: 0,
-            unpersisted_acks: 0,
-            flush_scheduled: false,
-            sweep_scheduled: false,
-            epochs: HashMap::new(),
-            paused: HashSet::new(),
-            parked: BTreeSet::new(),
-            replay_pending: VecDeque::new(),
-            cleared: Vec::new(),
-            forget_retries: false,
-            live_to: 0,
-            caught_up_at: None,
-            catch_up_stalled: false,
-            catch_up_retry: false,
-            acquire_failures: 0,
-            acquire_attempt: 0,
-        };
+        let state = SubscriptionState::new(args);
         myself.cast(SubscriptionMsg::Acquire(0))?;
         Ok(state)
     }
@@ -264,12 +197,7 @@ impl Actor for SubscriptionActor {
         state: &mut SubscriptionState,
     ) -> Result<(), ActorProcessingErr> {
         match msg {
-            SubscriptionMsg::Connect(consumer) => {
-                if state.phase != SubscriptionPhase::Waiting {
-                    state.send(&consumer, SubscriptionMessage::Subscribed, Vec::new());
-                }
-                state.consumers.push(consumer);
-            }
+            SubscriptionMsg::Connect(consumer) => state.connect(consumer),
             SubscriptionMsg::Disconnect(id) => state.disconnect(&myself, id),
             SubscriptionMsg::Ack { consumer, incarnation, acks, reply } => {
                 // Answered at once: the checkpoint it moves (if due) is written soon after, with
@@ -310,14 +238,9 @@ impl Actor for SubscriptionActor {
                 state.ctx.hub.listen(&state.key.stream, state.listener, listener).await?;
                 state.take_live(&myself, LiveFeed::Missed);
             }
-            SubscriptionMsg::Acquire(attempt) if attempt == state.acquire_attempt => state.acquire(&myself).await,
-            SubscriptionMsg::Acquire(_) => {}
+            SubscriptionMsg::Acquire(attempt) => state.acquire(&myself, attempt).await,
             SubscriptionMsg::CatchUp => state.catch_up(&myself).await,
-            SubscriptionMsg::RetryCatchUp if state.catch_up_retry => {
-                state.catch_up_retry = false;
-                state.catch_up(&myself).await;
-            }
-            SubscriptionMsg::RetryCatchUp => {}
+            SubscriptionMsg::RetryCatchUp => state.retry_catch_up(&myself).await,
             SubscriptionMsg::DatabaseBack => state.database_back(&myself).await,
             SubscriptionMsg::LockLost => state.lock_lost(&myself),
             SubscriptionMsg::FlushCheckpoint => {
@@ -336,49 +259,5 @@ impl Actor for SubscriptionActor {
         }
         state.deliver(&myself);
         Ok(())
-    }
-}
-
-impl SubscriptionState {
-    fn is_all(&self) -> bool {
-        self.key.stream == ALL
-    }
-
-    /// Sends a subscriber a message of this incarnation; whether its handle is still there.
-    fn send(&self, consumer: &Consumer, message: SubscriptionMessage, retries: Vec<(u64, u32)>) -> bool {
-        let epoch = self.epochs.get(&consumer.id).copied().unwrap_or(0);
-        consumer.inbox.deliver(Delivery { incarnation: self.incarnation, epoch, retries, message })
-    }
-
-    fn broadcast(&self, message: SubscriptionMessage) {
-        for consumer in &self.consumers {
-            self.send(consumer, message.clone(), Vec::new());
-        }
-    }
-
-    async fn stop(&mut self, myself: &ActorRef<SubscriptionMsg>, reason: DropReason) {
-        self.persist(myself).await;
-        if let Ok(keeper) = self.ctx.locks.get() {
-            let _ = keeper.cast(LockMsg::Release { owner: myself.get_id() });
-        }
-        self.broadcast(SubscriptionMessage::Dropped(reason));
-        self.consumers.clear();
-        self.ctx.hub.unlisten(&self.key.stream, self.listener).await;
-        self.phase = SubscriptionPhase::Waiting;
-    }
-
-    fn status(&self) -> SubscriptionStatus {
-        SubscriptionStatus {
-            phase: self.phase,
-            subscribers: self.consumers.len(),
-            queued: self.tracker.queued(),
-            peak_queued: self.tracker.peak_queued(),
-            in_flight: self.tracker.in_flight(),
-            last_received: self.tracker.received(),
-            acked: self.tracker.acked(),
-            persisted: self.persisted,
-            replaying: self.tracker.replaying() + self.replay_pending.len(),
-            paused: self.paused.len(),
-        }
     }
 }

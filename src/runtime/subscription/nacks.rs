@@ -10,7 +10,7 @@ use super::{Finished, READ_BATCH, SubscriptionMsg, SubscriptionState};
 use crate::error::{Error, Result};
 use crate::runtime::locks::WriteOutcome;
 use crate::storage::{NackRecord, SubscriptionWrite};
-use crate::subscription::{NackAction, SubscriptionPhase};
+use crate::subscription::NackAction;
 
 impl SubscriptionState {
     pub(super) async fn nack(
@@ -83,8 +83,8 @@ impl SubscriptionState {
         for n in again {
             let_go |= self.tracker.retry(n, self.options.max_size);
         }
-        if let_go && self.phase == SubscriptionPhase::Live {
-            self.fall_behind(myself);
+        if let_go {
+            self.fall_behind(myself, 0);
         }
         if parks.is_empty() { Ok(()) } else { self.park(myself, parks).await }
     }
@@ -115,12 +115,11 @@ impl SubscriptionState {
         }
         for (n, reason) in &parks {
             tracing::warn!(subscription = %self.key, event_number = n, reason, "event parked");
-            self.parked.insert(*n);
+            self.ledger.park(*n);
             // A replayed event parked again keeps its row (now parked again, not replaying).
             self.tracker.finish(*n);
         }
-        self.unpersisted_acks += parks.len() as u64;
-        if self.unpersisted_acks >= self.options.checkpoint_threshold {
+        if self.ledger.due(self.options.checkpoint_threshold) {
             self.persist(myself).await;
         }
         Ok(())
@@ -151,7 +150,7 @@ impl SubscriptionState {
 
     /// Retries the events in flight for longer than `message_timeout`.
     pub(super) async fn sweep(&mut self, myself: &ActorRef<SubscriptionMsg>) {
-        if self.phase == SubscriptionPhase::Waiting {
+        if !self.phase.is_owned() {
             return;
         }
         let expired = self.tracker.expired(Instant::now(), self.options.message_timeout);
@@ -166,19 +165,17 @@ impl SubscriptionState {
 
     /// Queues the parked events of row `id` marked for replay, ahead of new events.
     pub(super) async fn replay_parked(&mut self, myself: &ActorRef<SubscriptionMsg>, id: i32) -> Result<()> {
-        if self.row != Some(id) || self.phase == SubscriptionPhase::Waiting {
+        if self.row != Some(id) || !self.phase.is_owned() {
             // Not this one, or not owned yet: taking ownership loads the requests.
             return Ok(());
         }
         let requests = self.ctx.storage.replay_requests(id).await?;
         for request in requests {
             let n = request.event_number;
-            // Already replaying, or replayed and acked with its row not yet deleted.
-            if self.tracker.is_replaying(n) || self.cleared.contains(&n) || self.replay_pending.iter().any(|p| p.0 == n)
-            {
-                continue;
+            // Already replaying; the ledger knows whether it is asked for or done with already.
+            if !self.tracker.is_replaying(n) {
+                self.ledger.request_replay(n, request.retry_count);
             }
-            self.replay_pending.push_back((n, request.retry_count));
         }
         self.fill_replay(myself).await;
         Ok(())
@@ -186,20 +183,14 @@ impl SubscriptionState {
 
     /// Reads parked events to replay into the replay lane, up to `READ_BATCH` at a time.
     pub(super) async fn fill_replay(&mut self, myself: &ActorRef<SubscriptionMsg>) {
-        while self.phase != SubscriptionPhase::Waiting
-            && self.tracker.replay_queued() < READ_BATCH
-            && !self.replay_pending.is_empty()
-        {
-            let take = self.replay_pending.len().min(READ_BATCH);
-            let chunk: Vec<(u64, u32)> = self.replay_pending.drain(..take).collect();
+        while self.phase.is_owned() && self.tracker.replay_queued() < READ_BATCH && self.ledger.replays_pending() > 0 {
+            let chunk = self.ledger.take_replays(READ_BATCH);
             let numbers: Vec<u64> = chunk.iter().map(|c| c.0).collect();
             let events = match self.ctx.storage.read_numbers(&self.key.stream, &numbers).await {
                 Ok(events) => events,
                 Err(e) => {
                     tracing::warn!(subscription = %self.key, error = %e, "cannot read parked events to replay; retrying");
-                    for item in chunk.into_iter().rev() {
-                        self.replay_pending.push_front(item);
-                    }
+                    self.ledger.untake_replays(chunk);
                     myself.send_after(self.ctx.retry_interval, || SubscriptionMsg::FillReplay);
                     return;
                 }
@@ -208,7 +199,7 @@ impl SubscriptionState {
             for (n, retries) in chunk {
                 if !found.contains(&n) {
                     // Hard-deleted since it was parked: nothing to replay, its row can go.
-                    self.cleared.push(n);
+                    self.ledger.replay_gone(n);
                 } else {
                     self.tracker.set_retries(n, retries);
                 }

@@ -5,30 +5,29 @@ use std::sync::atomic::Ordering;
 
 use ractor::ActorRef;
 
-use super::{INCARNATIONS, MAX_BACKOFF_INTERVALS, SubscriptionMsg, SubscriptionState, Tracker};
+use super::state::Phase;
+use super::{INCARNATIONS, MAX_BACKOFF_INTERVALS, SubscriptionMsg, SubscriptionState};
 use crate::error::{Error, Result};
 use crate::runtime::locks::LockMsg;
 use crate::storage::StoredNack;
-use crate::subscription::{StartFrom, SubscriptionMessage, SubscriptionPhase};
+use crate::subscription::{StartFrom, SubscriptionMessage};
 
 impl SubscriptionState {
     /// Takes ownership (the lock, or nothing for a transient subscription) and starts catching
-    /// up after the checkpoint.
-    pub(super) async fn acquire(&mut self, myself: &ActorRef<SubscriptionMsg>) {
-        if self.phase != SubscriptionPhase::Waiting {
+    /// up after the checkpoint, if `attempt` is the one due while waiting.
+    pub(super) async fn acquire(&mut self, myself: &ActorRef<SubscriptionMsg>, attempt: u64) {
+        let Phase::Waiting { failures, attempt: due } = self.phase else { return };
+        if attempt != due {
             return;
         }
         match self.try_acquire(myself).await {
             Ok(Some((checkpoint, nacks))) => {
-                self.acquire_failures = 0;
                 self.incarnation = INCARNATIONS.fetch_add(1, Ordering::Relaxed);
                 self.reset(checkpoint);
                 for nack in nacks {
                     self.restore(nack);
                 }
-                self.persisted = checkpoint;
-                self.live_to = 0;
-                self.phase = SubscriptionPhase::CatchingUp;
+                self.phase = Phase::catching_up(0);
                 tracing::debug!(subscription = %self.key, checkpoint, "subscription owned; catching up");
                 self.broadcast(SubscriptionMessage::Subscribed);
                 let _ = myself.cast(SubscriptionMsg::FillReplay);
@@ -36,24 +35,25 @@ impl SubscriptionState {
             }
             Ok(None) => {
                 // Another node runs it: ask again within the retry interval.
-                self.schedule_acquire(myself, self.ctx.retry_interval);
+                self.wait(myself, failures, self.ctx.retry_interval);
             }
             Err(e) => {
-                self.acquire_failures += 1;
+                let failures = failures + 1;
                 let interval = self.ctx.retry_interval;
                 let backoff = interval
-                    .saturating_mul(2_u32.saturating_pow(self.acquire_failures.min(8) - 1))
+                    .saturating_mul(2_u32.saturating_pow(failures.min(8) - 1))
                     .min(interval.saturating_mul(MAX_BACKOFF_INTERVALS));
                 tracing::warn!(subscription = %self.key, error = %e, ?backoff, "cannot take the subscription; retrying");
-                self.schedule_acquire(myself, backoff);
+                self.wait(myself, failures, backoff);
             }
         }
     }
 
-    /// Schedules the next ownership attempt, replacing any scheduled before.
-    pub(super) fn schedule_acquire(&mut self, myself: &ActorRef<SubscriptionMsg>, after: std::time::Duration) {
-        self.acquire_attempt += 1;
-        let attempt = self.acquire_attempt;
+    /// Waits (again) for ownership, with the next attempt due `after`, replacing any scheduled
+    /// before.
+    pub(super) fn wait(&mut self, myself: &ActorRef<SubscriptionMsg>, failures: u32, after: std::time::Duration) {
+        let attempt = Phase::next_attempt();
+        self.phase = Phase::Waiting { failures, attempt };
         if after.is_zero() {
             let _ = myself.cast(SubscriptionMsg::Acquire(attempt));
         } else {
@@ -63,41 +63,23 @@ impl SubscriptionState {
 
     /// The database is back: what waits for a retry because of the outage is done now.
     pub(super) async fn database_back(&mut self, myself: &ActorRef<SubscriptionMsg>) {
-        if self.phase == SubscriptionPhase::Waiting {
-            tracing::debug!(subscription = %self.key, "database back; taking the subscription now");
-            self.acquire_failures = 0;
-            self.schedule_acquire(myself, std::time::Duration::ZERO);
-        }
-        if self.catch_up_retry {
-            self.catch_up_retry = false;
-            self.catch_up(myself).await;
+        match self.phase {
+            Phase::Waiting { .. } => {
+                tracing::debug!(subscription = %self.key, "database back; taking the subscription now");
+                self.wait(myself, 0, std::time::Duration::ZERO);
+            }
+            Phase::CatchingUp { retry_due: true, .. } => self.retry_catch_up(myself).await,
+            Phase::CatchingUp { .. } | Phase::Live { .. } => {}
         }
     }
 
-    /// Forgets everything delivered under the previous ownership: it all comes again after
-    /// `checkpoint`.
-    pub(super) fn reset(&mut self, checkpoint: u64) {
-        self.tracker = Tracker::new(self.options.buffer_size, checkpoint);
-        self.unpersisted_acks = 0;
-        self.parked.clear();
-        self.replay_pending.clear();
-        self.cleared.clear();
-        self.forget_retries = false;
-        self.caught_up_at = None;
-    }
-
-    /// Takes back what a previous owner recorded about one event.
+    /// Takes back what a previous owner recorded about one event: its retry count, or that it
+    /// is parked (and perhaps asked for again).
     pub(super) fn restore(&mut self, nack: StoredNack) {
-        let n = nack.event_number;
-        if !nack.parked {
-            self.tracker.set_retries(n, nack.retry_count);
-            return;
-        }
-        if n > self.tracker.acked() {
-            self.parked.insert(n);
-        }
-        if nack.replay_requested {
-            self.replay_pending.push_back((n, nack.retry_count));
+        if nack.parked {
+            self.ledger.restore_parked(&nack, self.tracker.acked());
+        } else {
+            self.tracker.set_retries(nack.event_number, nack.retry_count);
         }
     }
 
@@ -154,16 +136,15 @@ impl SubscriptionState {
     }
 
     pub(super) fn lock_lost(&mut self, myself: &ActorRef<SubscriptionMsg>) {
-        if self.phase == SubscriptionPhase::Waiting || self.options.transient {
+        if !self.phase.is_owned() || self.options.transient {
             return;
         }
         tracing::warn!(subscription = %self.key, "subscription ownership lost; waiting to take it again");
-        self.phase = SubscriptionPhase::Waiting;
         // Acks of what was delivered so far are moot: it comes again under the next ownership.
         self.incarnation = INCARNATIONS.fetch_add(1, Ordering::Relaxed);
-        self.reset(self.persisted);
+        self.reset(self.ledger.persisted());
         // After a retry interval, so that another node may take it over meanwhile (after a
         // database outage, `DatabaseBack` comes sooner).
-        self.schedule_acquire(myself, self.ctx.retry_interval);
+        self.wait(myself, 0, self.ctx.retry_interval);
     }
 }
