@@ -6,8 +6,10 @@
 //! calls), so a builder chain never panics and every mistake is an [`Error::Config`] that names
 //! the key.
 //!
-//! This file holds [`Config`]; `subscriptions.rs` the `[[subscriptions]]` entries; `parse.rs`
-//! reading TOML values (types, known keys, where a key is written).
+//! This file holds [`Config`]; `subscriptions.rs` the `[[subscriptions]]` entries; `de.rs`
+//! reading the parsed TOML into them through serde (errors that name the key, durations, where
+//! a key is written). The keys of the file are the fields' names: a new setting is a field with
+//! its doc, default and builder method.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -16,14 +18,13 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 
-mod parse;
+mod de;
 mod subscriptions;
 
+pub(crate) use de::duration;
 pub use subscriptions::SubscriptionConfig;
 
-use self::parse::{
-    CONFIG_KEYS, boolean, duration, integer, key_offset, line_and_column, string, type_error, unknown_key,
-};
+use self::de::{from_toml, key_offset, line_and_column};
 use crate::error::{Error, Result};
 
 /// Default `database_url`: an SQLite file under `./data/`, so a first run needs no server.
@@ -32,7 +33,11 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite:data/chronik.db";
 /// The schema every SQLite store uses (SQLite has no schemas; the file is the store).
 pub const DEFAULT_SCHEMA: &str = "public";
 
-/// Settings of one store. Every field has a builder method of the same name.
+/// Settings of one store. Every field has a builder method of the same name, and is the key of
+/// the same name in the TOML file ([`Config::from_file`]). `Config` implements serde's
+/// `Deserialize` too, so it can be one part of an application's own settings: keys left out
+/// keep their defaults, unknown keys are refused, durations are milliseconds or a string with a
+/// unit (`"250ms"`, `"2s"`).
 ///
 /// ```
 /// use chronik::Config;
@@ -46,7 +51,8 @@ pub const DEFAULT_SCHEMA: &str = "public";
 ///     .subscription_retry_interval(Duration::from_millis(500));
 /// assert!(config.validate().is_ok());
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct Config {
     /// Where the store lives, which also selects the backend: `sqlite:path/to/file.db` (or
@@ -71,14 +77,18 @@ pub struct Config {
     pub max_event_size: usize,
     /// How long any connection attempt may take (start, pool, writer, lock and LISTEN
     /// connections, admin commands) before `Error::Unavailable`. Default 5 s.
+    #[serde(deserialize_with = "duration")]
     pub connect_timeout: Duration,
     /// How long an append whose transaction was cut off (the connection or the writer died
     /// while it committed) waits for the database to learn whether it committed, before it
     /// gives up with `Error::InDoubt`. Default 30 s.
+    #[serde(deserialize_with = "duration")]
     pub in_doubt_timeout: Duration,
     /// Pause between attempts to (re)connect a subscription or take its lock. Default 1 s.
+    #[serde(deserialize_with = "duration")]
     pub subscription_retry_interval: Duration,
     /// How often the notifier reads `$all` even without a notification. Default 1 s.
+    #[serde(deserialize_with = "duration")]
     pub notification_poll_interval: Duration,
     /// Most appends the writer commits in one transaction. Default 1,000.
     pub writer_max_batch_appends: usize,
@@ -193,9 +203,8 @@ impl Config {
             let at = e.span().map(|span| format!(" ({})", line_and_column(text, span.start))).unwrap_or_default();
             Error::config("<file>", format!("not valid TOML{at}: {}", e.message().trim()))
         })?;
-        let mut config = Config::default();
-        let parsed = table.iter().try_for_each(|(key, value)| config.set(key, value)).and_then(|()| config.validate());
-        parsed.map(|()| config).map_err(|e| match e {
+        let parsed = from_toml::<Config>(&toml::Value::Table(table));
+        parsed.and_then(|config| config.validate().map(|()| config)).map_err(|e| match e {
             Error::Config(mut c) => {
                 if let Some(offset) = key_offset(text, &c.key) {
                     c.reason = format!("{} ({})", c.reason, line_and_column(text, offset));
@@ -217,37 +226,6 @@ impl Config {
             self.schema = schema;
         }
         self
-    }
-
-    fn set(&mut self, key: &str, value: &toml::Value) -> Result<()> {
-        match key {
-            "database_url" => self.database_url = string(key, value)?,
-            "schema" => self.schema = string(key, value)?,
-            "pool_size" => self.pool_size = integer(key, value)?,
-            "auto_init" => self.auto_init = boolean(key, value)?,
-            "enable_hard_deletes" => self.enable_hard_deletes = boolean(key, value)?,
-            "read_only" => self.read_only = boolean(key, value)?,
-            "max_event_size" => self.max_event_size = integer(key, value)?,
-            "connect_timeout" => self.connect_timeout = duration(key, value)?,
-            "in_doubt_timeout" => self.in_doubt_timeout = duration(key, value)?,
-            "subscription_retry_interval" => self.subscription_retry_interval = duration(key, value)?,
-            "notification_poll_interval" => self.notification_poll_interval = duration(key, value)?,
-            "writer_max_batch_appends" => self.writer_max_batch_appends = integer(key, value)?,
-            "writer_max_batch_events" => self.writer_max_batch_events = integer(key, value)?,
-            "writer_max_batch_bytes" => self.writer_max_batch_bytes = integer(key, value)?,
-            "subscriptions" => {
-                let entries = value.as_array().ok_or_else(|| {
-                    type_error(key, "an array of tables (write each entry as [[subscriptions]])", value)
-                })?;
-                self.subscriptions = entries
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| SubscriptionConfig::from_toml(i, v))
-                    .collect::<Result<_>>()?;
-            }
-            other => return Err(unknown_key(other, CONFIG_KEYS)),
-        }
-        Ok(())
     }
 
     /// Checks every value; the error names the first key that is wrong.
@@ -379,7 +357,7 @@ pub(crate) fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::subscription::StartFrom;
+    use crate::subscription::{StartFrom, SubscriptionOptions};
 
     #[test]
     fn unknown_key_is_named() {
@@ -453,6 +431,96 @@ mod tests {
         assert!(matches!(err, Error::Config(ref c) if c.key == "subscriptions[1].name"), "{err}");
         let c = Config::from_toml_str("[[subscriptions]]\nname = \"p\"\nstart_from = 7")?;
         assert_eq!((c.subscriptions[0].stream.as_str(), c.subscriptions[0].start_from), ("$all", StartFrom::After(7)));
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_of_an_entry_are_named_with_its_index_and_every_key_of_an_entry() {
+        let text = "[[subscriptions]]\nname = \"a\"\n\n[[subscriptions]]\nname = \"b\"\nstrem = \"s\"";
+        let err = Config::from_toml_str(text).unwrap_err();
+        assert!(
+            matches!(err, Error::Config(ref c) if c.key == "subscriptions[1].strem"
+                && c.reason.contains("did you mean `stream`?") && c.reason.contains("line 6, column 1")),
+            "{err}"
+        );
+        let err = Config::from_toml_str("[[subscriptions]]\nname = \"a\"\ncolour = 1").unwrap_err();
+        assert!(
+            matches!(err, Error::Config(ref c) if c.key == "subscriptions[0].colour"
+                && c.reason.contains("the keys are name, stream, start_from, buffer_size,")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_subscription_option_is_a_key_of_an_entry() -> Result<()> {
+        let text = r#"
+            [[subscriptions]]
+            name = "p"
+            stream = "account-1"
+            start_from = "current"
+            buffer_size = 2
+            max_size = 3
+            concurrency_limit = 4
+            checkpoint_threshold = 5
+            checkpoint_after = "6ms"
+            message_timeout = 7
+            max_retry_count = 8
+            transient = true
+        "#;
+        let c = Config::from_toml_str(text)?;
+        let entry = &c.subscriptions[0];
+        let options = SubscriptionOptions::default()
+            .start_from(StartFrom::Current)
+            .buffer_size(2)
+            .max_size(3)
+            .concurrency_limit(4)
+            .checkpoint_threshold(5)
+            .checkpoint_after(Duration::from_millis(6))
+            .message_timeout(Duration::from_millis(7))
+            .max_retry_count(8)
+            .transient(true);
+        assert_eq!((entry.name.as_str(), entry.stream.as_str()), ("p", "account-1"));
+        assert_eq!(entry.options(), options);
+        Ok(())
+    }
+
+    #[test]
+    fn wrong_types_say_what_was_expected_and_what_was_found() {
+        let reason = |text: &str| match Config::from_toml_str(text) {
+            Err(Error::Config(c)) => format!("{}: {}", c.key, c.reason),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(
+            reason("auto_init = \"yes\""),
+            "auto_init: expected true or false, found string `\"yes\"` (line 1, column 1)"
+        );
+        assert_eq!(reason("pool_size = -1"), "pool_size: -1 is out of range (line 1, column 1)");
+        assert!(reason("[subscriptions]\nname = \"a\"").contains("write each entry as [[subscriptions]]"));
+        assert_eq!(
+            reason("[[subscriptions]]\nname = \"p\"\nstart_from = \"now\""),
+            "subscriptions[0].start_from: expected \"origin\", \"current\" or an event number, found string `\"now\"` (line 3, column 1)"
+        );
+        assert_eq!(
+            reason("[[subscriptions]]\nname = \"p\"\nmessage_timeout = -5"),
+            "subscriptions[0].message_timeout: -5 is negative (line 3, column 1)"
+        );
+    }
+
+    #[test]
+    fn config_is_a_part_of_an_applications_own_settings() -> std::result::Result<(), toml::de::Error> {
+        #[derive(serde::Deserialize)]
+        struct Settings {
+            store: Config,
+        }
+        let text = "[store]\nschema = \"accounts\"\nconnect_timeout = \"2s\"\n\n[[store.subscriptions]]\nname = \"p\"\nstart_from = 3";
+        let settings: Settings = toml::from_str(text)?;
+        assert_eq!(
+            (settings.store.schema.as_str(), settings.store.connect_timeout),
+            ("accounts", Duration::from_secs(2))
+        );
+        assert_eq!(settings.store.subscriptions[0].start_from, StartFrom::After(3));
+        let unknown = toml::from_str::<Settings>("[[store.subscriptions]]\nname = \"p\"\nbuffer_sise = 3");
+        assert!(unknown.is_err_and(|e| e.message().contains("buffer_sise")));
         Ok(())
     }
 

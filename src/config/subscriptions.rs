@@ -1,13 +1,25 @@
 //! `[[subscriptions]]` entries: subscriptions the application runs as Subscriber actors.
+//!
+//! An entry is a name, a stream and [`SubscriptionOptions`], written side by side in one table.
+//! Its options are read by their own `Deserialize`, so the keys an entry takes are the options'
+//! (plus `name` and `stream`) and nothing here lists them.
 
-use std::time::Duration;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::sync::OnceLock;
 
-use super::parse::{SUBSCRIPTION_KEYS, boolean, duration, integer, start_from, string, type_error, unknown_key};
+use serde::de::value::StrDeserializer;
+use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
+
 use crate::error::{Error, Result};
-use crate::subscription::{StartFrom, SubscriptionOptions};
+use crate::subscription::SubscriptionOptions;
 
 /// One `[[subscriptions]]` entry: a named subscription the application runs as a
 /// [`Subscriber`](crate::Subscriber) actor, with its options.
+///
+/// An entry reads as its options (it dereferences to them): `entry.buffer_size` is
+/// [`SubscriptionOptions::buffer_size`]. In the file, an entry takes `name` (required),
+/// `stream` (default `$all`) and every key of [`SubscriptionOptions`] except the functions.
 ///
 /// ```
 /// use chronik::{Config, StartFrom};
@@ -38,83 +50,25 @@ pub struct SubscriptionConfig {
     pub name: String,
     /// The subscribed stream; default `$all`.
     pub stream: String,
-    /// `"origin"`, `"current"`, or an event number to start after; default `"origin"`.
-    pub start_from: StartFrom,
-    /// See [`SubscriptionOptions::buffer_size`].
-    pub buffer_size: usize,
-    /// See [`SubscriptionOptions::max_size`].
-    pub max_size: usize,
-    /// See [`SubscriptionOptions::concurrency_limit`].
-    pub concurrency_limit: usize,
-    /// See [`SubscriptionOptions::checkpoint_threshold`].
-    pub checkpoint_threshold: u64,
-    /// See [`SubscriptionOptions::checkpoint_after`].
-    pub checkpoint_after: Duration,
-    /// See [`SubscriptionOptions::message_timeout`].
-    pub message_timeout: Duration,
-    /// See [`SubscriptionOptions::max_retry_count`].
-    pub max_retry_count: u32,
-    /// See [`SubscriptionOptions::transient`].
-    pub transient: bool,
+    options: SubscriptionOptions,
 }
 
 impl SubscriptionConfig {
     /// An entry for subscription `name` of `stream`, with the default options.
     pub fn new(stream: impl Into<String>, name: impl Into<String>) -> Self {
-        let defaults = SubscriptionOptions::default();
-        SubscriptionConfig {
-            name: name.into(),
-            stream: stream.into(),
-            start_from: defaults.start_from,
-            buffer_size: defaults.buffer_size,
-            max_size: defaults.max_size,
-            concurrency_limit: defaults.concurrency_limit,
-            checkpoint_threshold: defaults.checkpoint_threshold,
-            checkpoint_after: defaults.checkpoint_after,
-            message_timeout: defaults.message_timeout,
-            max_retry_count: defaults.max_retry_count,
-            transient: defaults.transient,
-        }
+        SubscriptionConfig { name: name.into(), stream: stream.into(), options: SubscriptionOptions::default() }
+    }
+
+    /// Sets the entry's options.
+    #[must_use]
+    pub fn with_options(mut self, options: SubscriptionOptions) -> Self {
+        self.options = options;
+        self
     }
 
     /// The entry's options.
     pub fn options(&self) -> SubscriptionOptions {
-        SubscriptionOptions::default()
-            .start_from(self.start_from)
-            .buffer_size(self.buffer_size)
-            .max_size(self.max_size)
-            .concurrency_limit(self.concurrency_limit)
-            .checkpoint_threshold(self.checkpoint_threshold)
-            .checkpoint_after(self.checkpoint_after)
-            .message_timeout(self.message_timeout)
-            .max_retry_count(self.max_retry_count)
-            .transient(self.transient)
-    }
-
-    pub(super) fn from_toml(index: usize, value: &toml::Value) -> Result<Self> {
-        let at = |key: &str| format!("subscriptions[{index}].{key}");
-        let table = value.as_table().ok_or_else(|| type_error(&format!("subscriptions[{index}]"), "a table", value))?;
-        let name = table.get("name").ok_or_else(|| Error::config(at("name"), "is missing"))?;
-        let mut entry = SubscriptionConfig::new(crate::event::ALL, string(&at("name"), name)?);
-        for (key, value) in table {
-            let key_at = at(key);
-            let k = key_at.as_str();
-            match key.as_str() {
-                "name" => {}
-                "stream" => entry.stream = string(k, value)?,
-                "start_from" => entry.start_from = start_from(k, value)?,
-                "buffer_size" => entry.buffer_size = integer(k, value)?,
-                "max_size" => entry.max_size = integer(k, value)?,
-                "concurrency_limit" => entry.concurrency_limit = integer(k, value)?,
-                "checkpoint_threshold" => entry.checkpoint_threshold = integer(k, value)?,
-                "checkpoint_after" => entry.checkpoint_after = duration(k, value)?,
-                "message_timeout" => entry.message_timeout = duration(k, value)?,
-                "max_retry_count" => entry.max_retry_count = integer(k, value)?,
-                "transient" => entry.transient = boolean(k, value)?,
-                _ => return Err(unknown_key(k, SUBSCRIPTION_KEYS)),
-            }
-        }
-        Ok(entry)
+        self.options.clone()
     }
 
     pub(super) fn validate(&self, index: usize) -> Result<()> {
@@ -125,9 +79,114 @@ impl SubscriptionConfig {
                 other => other,
             })?;
         }
-        self.options().validate().map_err(|e| match e {
+        self.options.validate().map_err(|e| match e {
             Error::InvalidArgument(reason) => Error::config(format!("subscriptions[{index}]"), reason),
             other => other,
         })
     }
 }
+
+impl Deref for SubscriptionConfig {
+    type Target = SubscriptionOptions;
+
+    fn deref(&self) -> &SubscriptionOptions {
+        &self.options
+    }
+}
+
+impl DerefMut for SubscriptionConfig {
+    fn deref_mut(&mut self) -> &mut SubscriptionOptions {
+        &mut self.options
+    }
+}
+
+/// A table with `name`, optionally `stream`, and the options' keys. (serde's `flatten` would
+/// read the options from a copy of the table, losing each key's errors and the refusal of
+/// unknown keys; here the options read the entry's own keys.)
+impl<'de> Deserialize<'de> for SubscriptionConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_map(EntryVisitor)
+    }
+}
+
+struct EntryVisitor;
+
+impl<'de> Visitor<'de> for EntryVisitor {
+    type Value = SubscriptionConfig;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a table")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> std::result::Result<SubscriptionConfig, A::Error> {
+        let mut entry = OptionKeys { map, name: None, stream: None };
+        let options = SubscriptionOptions::deserialize(de::value::MapAccessDeserializer::new(&mut entry))?;
+        let name = entry.name.ok_or_else(|| de::Error::missing_field("name"))?;
+        let stream = entry.stream.unwrap_or_else(|| crate::event::ALL.to_string());
+        Ok(SubscriptionConfig { name, stream, options })
+    }
+}
+
+/// An entry's keys as its options see them: `name` and `stream` are taken out on the way.
+struct OptionKeys<A> {
+    map: A,
+    name: Option<String>,
+    stream: Option<String>,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for OptionKeys<A> {
+    type Error = A::Error;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> std::result::Result<Option<K::Value>, A::Error> {
+        loop {
+            let Some(key) = self.map.next_key::<String>()? else { return Ok(None) };
+            match key.as_str() {
+                "name" => self.name = Some(self.map.next_value()?),
+                "stream" => self.stream = Some(self.map.next_value()?),
+                _ => {
+                    // The options refuse a key they do not know, naming theirs; the entry's
+                    // error names all of an entry's keys.
+                    return match seed.deserialize(StrDeserializer::<KnownKeys>::new(&key)) {
+                        Ok(field) => Ok(Some(field)),
+                        Err(KnownKeys(known)) => Err(de::Error::unknown_field(&key, entry_keys(known))),
+                    };
+                }
+            }
+        }
+    }
+
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> std::result::Result<V::Value, A::Error> {
+        self.map.next_value_seed(seed)
+    }
+}
+
+/// `name`, `stream`, then the options' keys (always the same, so they are joined once).
+fn entry_keys(option_keys: &'static [&'static str]) -> &'static [&'static str] {
+    static KEYS: OnceLock<Vec<&'static str>> = OnceLock::new();
+    if option_keys.is_empty() {
+        return &["name", "stream"];
+    }
+    KEYS.get_or_init(|| ["name", "stream"].iter().chain(option_keys).copied().collect())
+}
+
+/// What the options answer to a key they do not know: the keys they do.
+#[derive(Debug)]
+struct KnownKeys(&'static [&'static str]);
+
+impl de::Error for KnownKeys {
+    fn custom<T: fmt::Display>(_: T) -> Self {
+        KnownKeys(&[])
+    }
+
+    fn unknown_field(_: &str, known: &'static [&'static str]) -> Self {
+        KnownKeys(known)
+    }
+}
+
+impl fmt::Display for KnownKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown key; the keys are {}", self.0.join(", "))
+    }
+}
+
+impl std::error::Error for KnownKeys {}

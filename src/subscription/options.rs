@@ -1,10 +1,16 @@
 //! How a named subscription behaves: where it starts, back-pressure, competing consumers,
 //! partitions, checkpoints, retries. Plain values; nothing here knows an actor.
+//!
+//! [`SubscriptionOptions`] is the one definition of these settings: a `[[subscriptions]]`
+//! entry of the configuration file holds the same keys (read through their `Deserialize`),
+//! so a new option is a field here, with its doc, default and builder method.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::sync::Arc;
 use std::time::Duration;
+
+use serde::de::{self, Deserialize, Deserializer, Unexpected};
 
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
@@ -22,11 +28,72 @@ pub enum StartFrom {
     After(u64),
 }
 
-type PartitionFn = Arc<dyn Fn(&RecordedEvent) -> u64 + Send + Sync>;
-type SelectorFn = Arc<dyn Fn(&RecordedEvent) -> bool + Send + Sync>;
+/// As settings write it: `"origin"`, `"current"`, or the event number to start after.
+impl<'de> Deserialize<'de> for StartFrom {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = StartFrom;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"origin\", \"current\" or an event number")
+            }
+
+            fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<StartFrom, E> {
+                match s {
+                    "origin" => Ok(StartFrom::Origin),
+                    "current" => Ok(StartFrom::Current),
+                    _ => Err(E::invalid_value(Unexpected::Str(s), &self)),
+                }
+            }
+
+            fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<StartFrom, E> {
+                Ok(StartFrom::After(n))
+            }
+
+            fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<StartFrom, E> {
+                u64::try_from(n).map(StartFrom::After).map_err(|_| E::invalid_value(Unexpected::Signed(n), &self))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// A function the options hold (`partition_by`, `selector`). Clones of the options share it;
+/// `Debug` shows only that it is there, and it is equal only to itself.
+struct Hook<F: ?Sized>(Arc<F>);
+
+impl<F: ?Sized> Clone for Hook<F> {
+    fn clone(&self) -> Self {
+        Hook(Arc::clone(&self.0))
+    }
+}
+
+impl<F: ?Sized> fmt::Debug for Hook<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Fn")
+    }
+}
+
+impl<F: ?Sized> PartialEq for Hook<F> {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<F: ?Sized> Eq for Hook<F> {}
+
+type PartitionFn = dyn Fn(&RecordedEvent) -> u64 + Send + Sync;
+type SelectorFn = dyn Fn(&RecordedEvent) -> bool + Send + Sync;
 
 /// Options of a named subscription. The first subscriber's options hold while the subscription
 /// runs on a node; later subscribers (competing consumers) join it as it is.
+///
+/// Every option but the functions (`partition_by`, `selector`) can also be written in a
+/// settings file: a `[[subscriptions]]` entry of [`Config`](crate::Config) takes these keys,
+/// durations as milliseconds or a string with a unit (`"250ms"`, `"2s"`). Keys left out keep
+/// their defaults; an unknown key is an error. Two options are equal when their settings are
+/// and they share the same functions (or neither has one).
 ///
 /// ```
 /// use std::time::Duration;
@@ -45,7 +112,8 @@ type SelectorFn = Arc<dyn Fn(&RecordedEvent) -> bool + Send + Sync>;
 ///     .max_retry_count(10);
 /// assert_eq!(options.buffer_size, 100);
 /// ```
-#[derive(Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SubscriptionOptions {
     /// Where a new subscription starts (default [`StartFrom::Origin`]).
@@ -60,9 +128,11 @@ pub struct SubscriptionOptions {
     /// Number of acked events after which the checkpoint is written (default 1: every ack).
     pub checkpoint_threshold: u64,
     /// Longest time an acked event waits for its checkpoint to be written (default 1 s).
+    #[serde(deserialize_with = "crate::config::duration")]
     pub checkpoint_after: Duration,
     /// Longest time an event may stay in flight without an ack or a nack; past it, the event
     /// is retried as if nacked with [`NackAction::Retry`](crate::NackAction::Retry) (default 30 s).
+    #[serde(deserialize_with = "crate::config::duration")]
     pub message_timeout: Duration,
     /// Most retries of one event (nacks with [`NackAction::Retry`](crate::NackAction::Retry), message timeouts, failures
     /// of a [`Subscriber`](crate::Subscriber)); the next one parks it (default 10).
@@ -71,8 +141,10 @@ pub struct SubscriptionOptions {
     /// starts from `start_from` every time and runs on every node that subscribes (default
     /// false).
     pub transient: bool,
-    partition_by: Option<PartitionFn>,
-    selector: Option<SelectorFn>,
+    #[serde(skip)]
+    partition_by: Option<Hook<PartitionFn>>,
+    #[serde(skip)]
+    selector: Option<Hook<SelectorFn>>,
 }
 
 impl Default for SubscriptionOptions {
@@ -90,24 +162,6 @@ impl Default for SubscriptionOptions {
             partition_by: None,
             selector: None,
         }
-    }
-}
-
-impl fmt::Debug for SubscriptionOptions {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SubscriptionOptions")
-            .field("start_from", &self.start_from)
-            .field("buffer_size", &self.buffer_size)
-            .field("max_size", &self.max_size)
-            .field("concurrency_limit", &self.concurrency_limit)
-            .field("checkpoint_threshold", &self.checkpoint_threshold)
-            .field("checkpoint_after", &self.checkpoint_after)
-            .field("message_timeout", &self.message_timeout)
-            .field("max_retry_count", &self.max_retry_count)
-            .field("transient", &self.transient)
-            .field("partition_by", &self.partition_by.is_some())
-            .field("selector", &self.selector.is_some())
-            .finish()
     }
 }
 
@@ -149,7 +203,7 @@ impl SubscriptionOptions {
         F: Fn(&RecordedEvent) -> K + Send + Sync + 'static,
     {
         let hasher = std::hash::RandomState::new();
-        self.partition_by = Some(Arc::new(move |event| hasher.hash_one(key(event))));
+        self.partition_by = Some(Hook(Arc::new(move |event| hasher.hash_one(key(event)))));
         self
     }
 
@@ -159,7 +213,7 @@ impl SubscriptionOptions {
     where
         F: Fn(&RecordedEvent) -> bool + Send + Sync + 'static,
     {
-        self.selector = Some(Arc::new(select));
+        self.selector = Some(Hook(Arc::new(select)));
         self
     }
 
@@ -199,11 +253,11 @@ impl SubscriptionOptions {
     }
 
     pub(crate) fn partition_of(&self, event: &RecordedEvent) -> Option<u64> {
-        self.partition_by.as_ref().map(|key| key(event))
+        self.partition_by.as_ref().map(|key| (key.0)(event))
     }
 
     pub(crate) fn selects(&self, event: &RecordedEvent) -> bool {
-        self.selector.as_ref().is_none_or(|select| select(event))
+        self.selector.as_ref().is_none_or(|select| (select.0)(event))
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
@@ -227,5 +281,20 @@ impl SubscriptionOptions {
             return Err(Error::invalid(format!("start_from After({n}) is larger than {}", i64::MAX)));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_equal_when_their_settings_are_and_they_share_their_functions() {
+        let selective = SubscriptionOptions::default().selector(|e| e.event_type != "Noise");
+        assert_eq!(selective, selective.clone());
+        assert_ne!(selective, SubscriptionOptions::default());
+        assert_ne!(selective, SubscriptionOptions::default().selector(|e| e.event_type != "Noise"));
+        assert_ne!(SubscriptionOptions::default().buffer_size(2), SubscriptionOptions::default());
+        assert!(format!("{selective:?}").contains("selector: Some(Fn)"));
     }
 }
