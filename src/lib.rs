@@ -7,26 +7,37 @@
 //!
 //! ## Architecture
 //!
-//! Three layers, each a folder:
+//! Layers, each a folder or a file, each importing only from the ones before it:
 //!
-//! - **the facade** ([`EventStore`], `store.rs`): a cheap `Clone` handle. It validates input,
-//!   then sends writes to the writer actor and runs reads straight against storage.
-//! - **`runtime/`**: a supervised tree of [`ractor`] actors per store. The `Supervisor`
-//!   restarts its children with backoff; the `Writer` owns appends and commits every queued
-//!   append in ONE transaction (group commit), so many concurrent writers cost one round trip
-//!   and one fsync per batch, not per append. The `Notifier` LISTENs for committed batches and
-//!   reads each new `$all` range once per node; `Publisher`s fan it out per stream and for
-//!   `$all`; the `SubscriptionRegistry` runs one `Subscription` actor per named subscription
-//!   (catch-up from storage, then live; acks and nacks, retries, parked events,
-//!   back-pressure, checkpoints), and the `LockKeeper` holds the advisory locks that give each
-//!   named subscription one owner across nodes. An application's [`Subscriber`]s run as actors
-//!   too, consuming their subscriptions and backing off on failures. Actors hold no state that
-//!   is not in the database: a restarted one rebuilds from there.
-//! - **`storage/`**: SQL and nothing else, behind one [`storage::Storage`] enum with a module per
-//!   backend. On PostgreSQL each store lives in its own schema (connections use it as
-//!   `search_path`); on SQLite a store is a file, written by one process through one
-//!   connection, whose writer wakes the notifier in memory. Both are created by embedded
-//!   migrations.
+//! - **values** (`event.rs`, `page.rs`, `snapshot.rs`, `serializer.rs`, `error.rs`,
+//!   `subscriber.rs`, `subscription/`, `validate.rs`): what callers pass and get back, the
+//!   [`Subscriber`] trait, and the input rules. No I/O, no actors.
+//! - **`config/`**: [`Config`], read from TOML through serde; the subscription settings are
+//!   [`SubscriptionOptions`] themselves, also in `[[subscriptions]]` entries.
+//! - **`storage/`**: SQL and nothing else. A `Backend` trait says what a backend does (its
+//!   sessions are associated types); PostgreSQL and SQLite implement it in folders that mirror
+//!   each other file for file, and one enum picks the backend the database URL names. On
+//!   PostgreSQL each store lives in its own schema (connections use it as `search_path`); on
+//!   SQLite a store is a file, written by one process through one connection, whose writer
+//!   wakes the notifier in memory. Both are created by embedded migrations.
+//! - **`runtime/`**: a supervised tree of [`ractor`] actors per store, behind one face (the
+//!   crate-private `Runtime`): the `Supervisor` restarts its children with backoff; the
+//!   `Writer` owns appends and commits every queued append in ONE transaction (group commit),
+//!   so many concurrent writers cost one round trip and one fsync per batch, not per append;
+//!   the `Notifier` LISTENs for committed batches and reads each new `$all` range once per
+//!   node; per-stream `Publisher`s (and one for `$all`), each the only owner of its listeners,
+//!   fan it out; the `SubscriptionRegistry` runs one `Subscription` actor per named
+//!   subscription (a state machine: waiting for ownership, catching up from storage, live;
+//!   acks and nacks, retries, parked events, back-pressure, checkpoints), and the `LockKeeper`
+//!   holds the advisory locks that give each named subscription one owner across nodes. An
+//!   application's [`Subscriber`]s run as actors too, their deliveries arriving straight in
+//!   their mailboxes. Each restartable actor is found through a slot holding its current
+//!   incarnation. Actors hold no state that is not in the database: a restarted one rebuilds
+//!   from there. The handles an application holds ([`Subscription`], [`LiveSubscription`],
+//!   [`SubscriberHandle`]) live here too.
+//! - **the facade** ([`EventStore`], `store/`): a cheap `Clone` handle. It validates input,
+//!   then makes one call: to the runtime for writes and for everything that runs, to storage
+//!   for reads and for what is only stored. [`admin`] creates, migrates and drops stores.
 //!
 //! ## Guarantees
 //!

@@ -12,7 +12,7 @@ use crate::runtime::subscriber::RunnerMsg;
 /// How long [`SubscriberHandle::stop`] waits for the actor to end.
 const STOP_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Controls a running [`Subscriber`] actor. Cheap to clone; dropping it does not stop the actor
+/// Controls a running [`Subscriber`](crate::Subscriber) actor. Cheap to clone; dropping it does not stop the actor
 /// (the store's shutdown does).
 #[derive(Clone)]
 pub struct SubscriberHandle {

@@ -146,7 +146,7 @@ impl Subscription {
     }
 
     /// Acks these delivered events (by event number). Every one must be in flight for this
-    /// subscriber, else [`Error::UnexpectedAck`] and nothing is acked.
+    /// subscriber, else [`Error::UnexpectedAck`](crate::Error::UnexpectedAck) and nothing is acked.
     ///
     /// Acks of events delivered before the subscription restarted or changed owner are ignored:
     /// those events are delivered again from the checkpoint.
@@ -171,7 +171,7 @@ impl Subscription {
     }
 
     /// Acks event number `n` and every older event in flight for this subscriber. `n` must be in
-    /// flight for this subscriber, else [`Error::UnexpectedAck`].
+    /// flight for this subscriber, else [`Error::UnexpectedAck`](crate::Error::UnexpectedAck).
     pub async fn ack_number(&self, n: u64) -> Result<()> {
         self.forget_retries(|k| k <= n);
         self.call(|consumer, incarnation, reply| SubscriptionMsg::Ack {
@@ -185,9 +185,9 @@ impl Subscription {
 
     /// Tells the subscription this delivered event could not be processed, and what to do with
     /// it (see [`NackAction`]); `reason` is logged and stored with a parked event. The event must
-    /// be in flight for this subscriber, else [`Error::UnexpectedAck`].
+    /// be in flight for this subscriber, else [`Error::UnexpectedAck`](crate::Error::UnexpectedAck).
     ///
-    /// [`NackAction::Park`] on a transient subscription is [`Error::InvalidArgument`]: it has no
+    /// [`NackAction::Park`] on a transient subscription is [`Error::InvalidArgument`](crate::Error::InvalidArgument): it has no
     /// parked list. After [`NackAction::Stop`] this subscriber receives
     /// [`DropReason::Stopped`] and nothing more.
     pub async fn nack(&self, event: &RecordedEvent, action: NackAction, reason: impl Into<String>) -> Result<()> {
