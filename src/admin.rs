@@ -11,9 +11,9 @@
 //! # Ok(()) }
 //! ```
 
-use crate::config::{Config, DatabaseOptions};
+use crate::config::Config;
 use crate::error::Result;
-use crate::storage::{postgres, sqlite};
+use crate::storage::Storage;
 
 pub use crate::storage::MigrationStatus;
 
@@ -21,10 +21,7 @@ pub use crate::storage::MigrationStatus;
 /// On SQLite: the file (and its directory).
 pub async fn create(config: &Config) -> Result<bool> {
     config.validate()?;
-    match config.database_options()? {
-        DatabaseOptions::Postgres => postgres::create_database(config).await,
-        DatabaseOptions::Sqlite(options) => sqlite::create_database(&config.database_url, &options).await,
-    }
+    Storage::create_database(config).await
 }
 
 /// Creates the store (on PostgreSQL its schema) if needed and applies all migrations; returns
@@ -32,29 +29,20 @@ pub async fn create(config: &Config) -> Result<bool> {
 /// repeatedly.
 pub async fn init(config: &Config) -> Result<usize> {
     config.validate()?;
-    match config.database_options()? {
-        DatabaseOptions::Postgres => postgres::init_store(config).await,
-        DatabaseOptions::Sqlite(options) => sqlite::init_store(&config.database_url, &options).await,
-    }
+    Storage::init_store(config).await
 }
 
 /// Applies pending migrations to an existing store; returns how many were applied.
 /// A schema (or SQLite file) without a store is an [`crate::Error::Migration`].
 pub async fn migrate(config: &Config) -> Result<usize> {
     config.validate()?;
-    match config.database_options()? {
-        DatabaseOptions::Postgres => postgres::migrate_store(config).await,
-        DatabaseOptions::Sqlite(options) => sqlite::migrate_store(&config.database_url, &options).await,
-    }
+    Storage::migrate_store(config).await
 }
 
 /// Every migration of this build and whether the store has it.
 pub async fn migrations(config: &Config) -> Result<Vec<MigrationStatus>> {
     config.validate()?;
-    match config.database_options()? {
-        DatabaseOptions::Postgres => postgres::migration_status(config).await,
-        DatabaseOptions::Sqlite(options) => sqlite::migration_status(&config.database_url, &options).await,
-    }
+    Storage::migration_status(config).await
 }
 
 /// Removes the store: on PostgreSQL its schema with everything in it (for the `public` schema:
@@ -62,10 +50,7 @@ pub async fn migrations(config: &Config) -> Result<Vec<MigrationStatus>> {
 /// store to remove.
 pub async fn drop(config: &Config) -> Result<bool> {
     config.validate()?;
-    match config.database_options()? {
-        DatabaseOptions::Postgres => postgres::drop_store(config).await,
-        DatabaseOptions::Sqlite(options) => sqlite::drop_store(&config.database_url, &options).await,
-    }
+    Storage::drop_store(config).await
 }
 
 /// Drops the store and initializes it again, empty.

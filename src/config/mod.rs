@@ -12,11 +12,7 @@
 //! its doc, default and builder method.
 
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
-
-use sqlx::postgres::PgConnectOptions;
-use sqlx::sqlite::SqliteConnectOptions;
 
 mod de;
 mod subscriptions;
@@ -230,9 +226,19 @@ impl Config {
 
     /// Checks every value; the error names the first key that is wrong.
     pub fn validate(&self) -> Result<()> {
-        let options = self.database_options()?;
+        // The scheme only: the backend it selects parses the rest, before it connects.
+        let url = self.database_url.trim();
+        if !(self.is_sqlite() || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::config(
+                "database_url",
+                format!(
+                    "`{}` is neither an sqlite: URL (sqlite:path/to/file.db, sqlite::memory:) nor a postgres:// URL",
+                    redact(url)
+                ),
+            ));
+        }
         validate_schema_name(&self.schema)?;
-        if matches!(options, DatabaseOptions::Sqlite(_)) && self.schema != DEFAULT_SCHEMA {
+        if self.is_sqlite() && self.schema != DEFAULT_SCHEMA {
             return Err(Error::config(
                 "schema",
                 format!(
@@ -275,46 +281,10 @@ impl Config {
         Ok(())
     }
 
-    /// The backend `database_url` selects, with its parsed connection options.
-    pub(crate) fn database_options(&self) -> Result<DatabaseOptions> {
-        let url = self.database_url.trim();
-        if self.is_sqlite() {
-            return SqliteConnectOptions::from_str(url)
-                .map(|options| DatabaseOptions::Sqlite(Box::new(options)))
-                .map_err(|e| Error::config("database_url", format!("cannot parse `{url}`: {e}")));
-        }
-        self.connect_options().map(|_| DatabaseOptions::Postgres)
-    }
-
-    /// Parsed PostgreSQL connection options for `database_url`.
-    pub(crate) fn connect_options(&self) -> Result<PgConnectOptions> {
-        let url = self.database_url.trim();
-        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            return Err(Error::config(
-                "database_url",
-                format!(
-                    "`{}` is neither an sqlite: URL (sqlite:path/to/file.db, sqlite::memory:) nor a postgres:// URL",
-                    redact(url)
-                ),
-            ));
-        }
-        PgConnectOptions::from_str(url)
-            .map_err(|e| Error::config("database_url", format!("cannot parse `{}`: {e}", redact(url))))
-    }
-
     /// Whether the store lives in SQLite (`database_url` starts with `sqlite:`).
     pub fn is_sqlite(&self) -> bool {
         self.database_url.trim().starts_with("sqlite:")
     }
-}
-
-/// The backend a database URL selects, with its connection options.
-#[derive(Debug, Clone)]
-pub(crate) enum DatabaseOptions {
-    /// A PostgreSQL server (its options are built where they are used, from the config).
-    Postgres,
-    /// An SQLite file or in-memory database.
-    Sqlite(Box<SqliteConnectOptions>),
 }
 
 /// Largest accepted `max_event_size`: 512 MiB, well under PostgreSQL's 1 GiB field limit.

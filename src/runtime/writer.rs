@@ -295,7 +295,7 @@ async fn write(
         Some(session) => session,
         None => storage.open_writer_session().await?,
     };
-    let outcome = storage.write_batch(&mut session, requests).await;
+    let outcome = session.write_batch(requests).await;
     if outcome.is_ok() {
         *slot = Some(session);
     }

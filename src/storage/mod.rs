@@ -1,9 +1,12 @@
 //! The storage layer: SQL and nothing else. Plain async functions over a connection pool; it
-//! knows nothing of actors. Each backend lives in its own module (`postgres/`, `sqlite/`); the
-//! runtime and the facade call them through [`Storage`] and the session types below, which
-//! dispatch to the backend the database URL selects, and through the request and row types
-//! defined here, which every backend shares.
+//! knows nothing of actors. Each backend lives in its own folder (`postgres/`, `sqlite/`, the
+//! same files in each) and implements the contract in `backend.rs`, where every operation is
+//! documented once. The runtime and the facade call them through [`Storage`] and the session
+//! enums below: runtime switches to the backend the database URL selects, one delegating line
+//! per operation. The request and row types defined here (and in `rows.rs`) every backend
+//! shares.
 
+mod backend;
 mod batch;
 pub mod postgres;
 mod rows;
@@ -14,7 +17,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::config::{Config, DatabaseOptions};
+use self::backend::{
+    Admin, Appends, Backend, LockSession as _, Nacks, NotificationListener as _, OwnerWrites as _, Reads, Snapshots,
+    Streams, Subscriptions, WriterSession as _,
+};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamInfo};
 use crate::page::{Page, PageRequest};
@@ -118,6 +125,16 @@ pub enum Direction {
     Forward,
     /// Descending event numbers.
     Backward,
+}
+
+impl Direction {
+    /// How a read's SQL says it, on every backend: the comparison with its start and the order.
+    pub(crate) fn sql(self) -> (&'static str, &'static str) {
+        match self {
+            Direction::Forward => (">=", "ASC"),
+            Direction::Backward => ("<=", "DESC"),
+        }
+    }
 }
 
 /// What woke the notifier.
@@ -251,8 +268,8 @@ pub(crate) fn require_up_to_date(status: &[MigrationStatus], store: &str) -> Res
     Ok(())
 }
 
-/// The storage of one store, on the backend its database URL selects. Cloning is cheap (the
-/// backends share their pools).
+/// The storage of one store, on the backend its database URL selects: the runtime switch over
+/// the [`backend`] contract. Cloning is cheap (the backends share their pools).
 #[derive(Debug, Clone)]
 pub enum Storage {
     /// A schema of a PostgreSQL database.
@@ -261,193 +278,119 @@ pub enum Storage {
     Sqlite(SqliteStorage),
 }
 
-/// Calls the same method on whichever backend `$storage` is.
-macro_rules! dispatch {
-    ($storage:expr, $backend:ident => $call:expr) => {
-        match $storage {
-            Storage::Postgres($backend) => $call,
-            Storage::Sqlite($backend) => $call,
+/// Runs `$call` with `$backend` naming the backend type `$config`'s database URL selects: the
+/// one place where a URL picks a backend.
+macro_rules! by_url {
+    ($config:expr, $backend:ident => $call:expr) => {
+        if $config.is_sqlite() {
+            type $backend = SqliteStorage;
+            $call
+        } else {
+            type $backend = PgStorage;
+            $call
         }
     };
 }
 
+/// One-line delegates of a runtime switch (an enum with a `Postgres` and a `Sqlite` variant):
+/// each method calls the [`backend`] method of the same name, documented there, on the value
+/// inside. `=> Switch` puts a session the backend opened into the session switch `Switch`.
+macro_rules! delegate {
+    (@call $self:ident, $switch:ident, $name:ident($($arg:ident),*) $(=> $wrap:ident)?) => {
+        match $self {
+            $switch::Postgres(backend) => backend.$name($($arg),*).await $(.map($wrap::Postgres))?,
+            $switch::Sqlite(backend) => backend.$name($($arg),*).await $(.map($wrap::Sqlite))?,
+        }
+    };
+    ($switch:ident;) => {};
+    ($switch:ident; fn $name:ident(&self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)? $(=> $wrap:ident)?; $($rest:tt)*) => {
+        pub async fn $name(&self $(, $arg: $ty)*) $(-> $ret)? {
+            delegate!(@call self, $switch, $name($($arg),*) $(=> $wrap)?)
+        }
+        delegate!($switch; $($rest)*);
+    };
+    ($switch:ident; fn $name:ident(&mut self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?; $($rest:tt)*) => {
+        pub async fn $name(&mut self $(, $arg: $ty)*) $(-> $ret)? {
+            delegate!(@call self, $switch, $name($($arg),*))
+        }
+        delegate!($switch; $($rest)*);
+    };
+    ($switch:ident; fn $name:ident(self); $($rest:tt)*) => {
+        pub async fn $name(self) {
+            delegate!(@call self, $switch, $name())
+        }
+        delegate!($switch; $($rest)*);
+    };
+}
+
+/// Each method is the [`backend`] operation of the same name; the associated functions take the
+/// backend from the URL, the methods the backend the store is on.
 impl Storage {
-    /// Opens the store `config` names, preparing it first: with `auto_init`, creating and
-    /// migrating it as needed; otherwise checking that it exists and is up to date.
     pub async fn open(config: &Config) -> Result<Storage> {
-        match config.database_options()? {
-            DatabaseOptions::Postgres => {
-                if config.auto_init && !config.read_only {
-                    postgres::init_store(config).await?;
-                } else {
-                    postgres::check_up_to_date(config).await?;
-                }
-                Ok(Storage::Postgres(Box::new(PgStorage::connect_lazy(config)?)))
-            }
-            DatabaseOptions::Sqlite(options) => Ok(Storage::Sqlite(SqliteStorage::open(config, *options).await?)),
-        }
+        by_url!(config, B => B::open(config).await.map(Storage::from))
     }
 
-    /// Closes the connections (waiting for those in use) and releases what the store holds.
-    pub async fn close(&self) {
-        dispatch!(self, s => s.close().await)
+    pub async fn create_database(config: &Config) -> Result<bool> {
+        by_url!(config, B => B::create_database(config).await)
     }
 
-    /// Opens a session for the writer.
-    pub async fn open_writer_session(&self) -> Result<WriterSession> {
-        match self {
-            Storage::Postgres(s) => s.open_writer_session().await.map(WriterSession::Postgres),
-            Storage::Sqlite(s) => s.open_writer_session().await.map(WriterSession::Sqlite),
-        }
+    pub async fn init_store(config: &Config) -> Result<usize> {
+        by_url!(config, B => B::init_store(config).await)
     }
 
-    /// Commits `requests` in one transaction in the writer's session. The outer `Err` means
-    /// the transaction failed and nothing was written; otherwise each request has its own
-    /// outcome, in order.
-    pub async fn write_batch(
-        &self,
-        session: &mut WriterSession,
-        requests: &[Arc<WriteRequest>],
-    ) -> Result<Vec<Result<AppendResult>>> {
-        match (self, session) {
-            (Storage::Postgres(s), WriterSession::Postgres(session)) => s.write_batch(session, requests).await,
-            (Storage::Sqlite(s), WriterSession::Sqlite(session)) => s.write_batch(session, requests).await,
-            _ => Err(Error::Unavailable("a writer session of another backend".into())),
-        }
+    pub async fn migrate_store(config: &Config) -> Result<usize> {
+        by_url!(config, B => B::migrate_store(config).await)
     }
 
-    /// Finds out what became of a request whose writer stopped before replying.
-    ///
-    /// `Ok(Some(result))`: it committed. `Ok(None)`: nothing of it was stored. `Err`: the
-    /// outcome could not be learned (the database is unreachable).
-    pub async fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<AppendResult>> {
-        dispatch!(self, s => s.resolve_in_doubt(request).await)
+    pub async fn migration_status(config: &Config) -> Result<Vec<MigrationStatus>> {
+        by_url!(config, B => B::migration_status(config).await)
     }
 
-    /// Up to `count` entries of `stream` from version `from` (inclusive) in `direction`.
-    pub async fn read_stream(
-        &self,
-        stream: &str,
-        from: u64,
-        count: u64,
-        direction: Direction,
-    ) -> Result<Vec<RecordedEvent>> {
-        dispatch!(self, s => s.read_stream(stream, from, count, direction).await)
+    pub async fn drop_store(config: &Config) -> Result<bool> {
+        by_url!(config, B => B::drop_store(config).await)
     }
 
-    /// Up to `count` events of `$all` from global position `from` (inclusive) in `direction`.
-    pub async fn read_all(&self, from: u64, count: u64, direction: Direction) -> Result<Vec<RecordedEvent>> {
-        dispatch!(self, s => s.read_all(from, count, direction).await)
-    }
-
-    /// The entries of `stream` (or `$all`) with these event numbers, in order; numbers with no
-    /// entry (hard-deleted, or a deleted stream) are left out.
-    pub async fn read_numbers(&self, stream: &str, numbers: &[u64]) -> Result<Vec<RecordedEvent>> {
-        dispatch!(self, s => s.read_numbers(stream, numbers).await)
-    }
-
-    /// Metadata of a stream (or of `$all`); `StreamNotFound` if it has none.
-    pub async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
-        dispatch!(self, s => s.stream_info(stream).await)
-    }
-
-    /// One page of streams (never `$all`).
-    pub async fn paginate_streams(&self, request: &PageRequest) -> Result<Page<StreamInfo>> {
-        dispatch!(self, s => s.paginate_streams(request).await)
-    }
-
-    /// Deletes a stream after checking `expected` under its lock.
-    pub async fn delete_stream(&self, stream: &str, expected: ExpectedVersion, mode: DeleteMode) -> Result<()> {
-        dispatch!(self, s => s.delete_stream(stream, expected, mode).await)
-    }
-
-    /// Records (or replaces) the snapshot of `snapshot.source_uuid`.
-    pub async fn record_snapshot(&self, snapshot: &SnapshotData) -> Result<()> {
-        dispatch!(self, s => s.record_snapshot(snapshot).await)
-    }
-
-    /// Reads the snapshot of a source: `SnapshotNotFound` if there is none.
-    pub async fn read_snapshot(&self, source_uuid: &str) -> Result<SnapshotData> {
-        dispatch!(self, s => s.read_snapshot(source_uuid).await)
-    }
-
-    /// Deletes the snapshot of a source (no error if there is none).
-    pub async fn delete_snapshot(&self, source_uuid: &str) -> Result<()> {
-        dispatch!(self, s => s.delete_snapshot(source_uuid).await)
-    }
-
-    /// The subscription's row, created with checkpoint `start` if it does not exist yet.
-    pub async fn subscription_row(&self, stream: &str, name: &str, start: u64) -> Result<SubscriptionRow> {
-        dispatch!(self, s => s.subscription_row(stream, name, start).await)
-    }
-
-    /// The subscription's row, if it exists.
-    pub async fn find_subscription(&self, stream: &str, name: &str) -> Result<Option<SubscriptionRow>> {
-        dispatch!(self, s => s.find_subscription(stream, name).await)
-    }
-
-    /// Deletes the subscription's row (its checkpoint); whether there was one.
-    pub async fn delete_subscription(&self, stream: &str, name: &str) -> Result<bool> {
-        dispatch!(self, s => s.delete_subscription(stream, name).await)
-    }
-
-    /// Moves a subscription's checkpoint while no node runs it; `false` if it does not exist,
-    /// [`Error::SubscriptionInUse`] while it runs.
-    pub async fn set_checkpoint(&self, stream: &str, name: &str, checkpoint: u64) -> Result<bool> {
-        dispatch!(self, s => s.set_checkpoint(stream, name, checkpoint).await)
-    }
-
-    /// The last event number of `stream` (for `$all`, the last global position); 0 if the
-    /// stream has no row.
-    pub async fn head(&self, stream: &str) -> Result<u64> {
-        dispatch!(self, s => s.head(stream).await)
-    }
-
-    /// Every subscription of the store, with checkpoint, lag and owner.
-    pub async fn list_subscriptions(&self) -> Result<Vec<SubscriptionInfo>> {
-        dispatch!(self, s => s.list_subscriptions().await)
-    }
-
-    /// Opens the node's lock session, which owns named subscriptions and writes for them.
-    pub async fn open_lock_session(&self) -> Result<LockSession> {
-        match self {
-            Storage::Postgres(s) => s.open_lock_session().await.map(LockSession::Postgres),
-            Storage::Sqlite(s) => Ok(LockSession::Sqlite(s.lock_session())),
-        }
-    }
-
-    /// Starts listening for the writer's wake-ups.
-    pub async fn listen(&self) -> Result<NotificationListener> {
-        match self {
-            Storage::Postgres(s) => s.listen().await.map(NotificationListener::Postgres),
-            Storage::Sqlite(s) => Ok(NotificationListener::Sqlite(s.listen())),
-        }
-    }
-
-    /// Retry counts and parks after `checkpoint`, and every parked event to replay, of
-    /// subscription `id`.
-    pub async fn load_nacks(&self, id: i32, checkpoint: u64) -> Result<Vec<StoredNack>> {
-        dispatch!(self, s => s.load_nacks(id, checkpoint).await)
-    }
-
-    /// Parked events of subscription `id` whose replay was asked for.
-    pub async fn replay_requests(&self, id: i32) -> Result<Vec<StoredNack>> {
-        dispatch!(self, s => s.replay_requests(id).await)
-    }
-
-    /// Marks every parked event of the subscription for replay and wakes its owner: the
-    /// subscription's id and how many events are marked, or `None` if it does not exist.
-    pub async fn request_replay(&self, stream: &str, name: &str) -> Result<Option<(i32, u64)>> {
-        dispatch!(self, s => s.request_replay(stream, name).await)
-    }
-
-    /// The parked events of a subscription, oldest first; `None` if it does not exist.
-    pub async fn parked_events(&self, stream: &str, name: &str) -> Result<Option<Vec<ParkedEvent>>> {
-        dispatch!(self, s => s.parked_events(stream, name).await)
+    delegate! { Storage;
+        fn close(&self);
+        fn open_writer_session(&self) -> Result<WriterSession> => WriterSession;
+        fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<AppendResult>>;
+        fn read_stream(&self, stream: &str, from: u64, count: u64, direction: Direction) -> Result<Vec<RecordedEvent>>;
+        fn read_all(&self, from: u64, count: u64, direction: Direction) -> Result<Vec<RecordedEvent>>;
+        fn read_numbers(&self, stream: &str, numbers: &[u64]) -> Result<Vec<RecordedEvent>>;
+        fn stream_info(&self, stream: &str) -> Result<StreamInfo>;
+        fn paginate_streams(&self, request: &PageRequest) -> Result<Page<StreamInfo>>;
+        fn delete_stream(&self, stream: &str, expected: ExpectedVersion, mode: DeleteMode) -> Result<()>;
+        fn record_snapshot(&self, snapshot: &SnapshotData) -> Result<()>;
+        fn read_snapshot(&self, source_uuid: &str) -> Result<SnapshotData>;
+        fn delete_snapshot(&self, source_uuid: &str) -> Result<()>;
+        fn subscription_row(&self, stream: &str, name: &str, start: u64) -> Result<SubscriptionRow>;
+        fn find_subscription(&self, stream: &str, name: &str) -> Result<Option<SubscriptionRow>>;
+        fn delete_subscription(&self, stream: &str, name: &str) -> Result<bool>;
+        fn set_checkpoint(&self, stream: &str, name: &str, checkpoint: u64) -> Result<bool>;
+        fn head(&self, stream: &str) -> Result<u64>;
+        fn list_subscriptions(&self) -> Result<Vec<SubscriptionInfo>>;
+        fn open_lock_session(&self) -> Result<LockSession> => LockSession;
+        fn listen(&self) -> Result<NotificationListener> => NotificationListener;
+        fn load_nacks(&self, id: i32, checkpoint: u64) -> Result<Vec<StoredNack>>;
+        fn replay_requests(&self, id: i32) -> Result<Vec<StoredNack>>;
+        fn request_replay(&self, stream: &str, name: &str) -> Result<Option<(i32, u64)>>;
+        fn parked_events(&self, stream: &str, name: &str) -> Result<Option<Vec<ParkedEvent>>>;
     }
 }
 
-/// The writer's session: what it keeps between batches.
+impl From<PgStorage> for Storage {
+    fn from(storage: PgStorage) -> Storage {
+        Storage::Postgres(Box::new(storage))
+    }
+}
+
+impl From<SqliteStorage> for Storage {
+    fn from(storage: SqliteStorage) -> Storage {
+        Storage::Sqlite(storage)
+    }
+}
+
+/// The writer's session: what it keeps between batches, and what it writes through.
 #[derive(Debug)]
 pub enum WriterSession {
     /// Its own PostgreSQL connection and what it remembers of the store (the fast path).
@@ -457,12 +400,9 @@ pub enum WriterSession {
 }
 
 impl WriterSession {
-    /// Ends the session politely.
-    pub async fn close(self) {
-        match self {
-            WriterSession::Postgres(session) => session.close().await,
-            WriterSession::Sqlite(_) => {}
-        }
+    delegate! { WriterSession;
+        fn write_batch(&mut self, requests: &[Arc<WriteRequest>]) -> Result<Vec<Result<AppendResult>>>;
+        fn close(self);
     }
 }
 
@@ -477,57 +417,13 @@ pub enum LockSession {
 }
 
 impl LockSession {
-    /// Takes the subscription's lock if no other session holds it.
-    pub async fn try_lock(&mut self, subscription_id: i32) -> Result<bool> {
-        match self {
-            LockSession::Postgres(session) => session.try_lock(subscription_id).await,
-            LockSession::Sqlite(session) => Ok(session.try_lock(subscription_id)),
-        }
-    }
-
-    /// Releases the subscription's lock.
-    pub async fn unlock(&mut self, subscription_id: i32) -> Result<()> {
-        match self {
-            LockSession::Postgres(session) => session.unlock(subscription_id).await,
-            LockSession::Sqlite(session) => {
-                session.unlock(subscription_id);
-                Ok(())
-            }
-        }
-    }
-
-    /// Checks that the session (and with it every lock it holds) is alive.
-    pub async fn ping(&mut self) -> Result<()> {
-        match self {
-            LockSession::Postgres(session) => session.ping().await,
-            LockSession::Sqlite(session) => session.ping().await,
-        }
-    }
-
-    /// Moves the checkpoints of several subscriptions with one round trip; returns the ids whose
-    /// rows are gone (deleted), for which nothing was written.
-    pub async fn write_checkpoints(&mut self, checkpoints: &[(i32, u64)]) -> Result<Vec<i32>> {
-        match self {
-            LockSession::Postgres(session) => session.write_checkpoints(checkpoints).await,
-            LockSession::Sqlite(session) => session.write_checkpoints(checkpoints).await,
-        }
-    }
-
-    /// Writes a subscription's changes in one transaction; `false` if its row is gone (it was
-    /// deleted), in which case nothing is written.
-    pub async fn write(&mut self, subscription_id: i32, write: &SubscriptionWrite) -> Result<bool> {
-        match self {
-            LockSession::Postgres(session) => session.write(subscription_id, write).await,
-            LockSession::Sqlite(session) => session.write(subscription_id, write).await,
-        }
-    }
-
-    /// Ends the session, releasing its locks.
-    pub async fn close(self) {
-        match self {
-            LockSession::Postgres(session) => session.close().await,
-            LockSession::Sqlite(session) => session.close(),
-        }
+    delegate! { LockSession;
+        fn try_lock(&mut self, subscription_id: i32) -> Result<bool>;
+        fn unlock(&mut self, subscription_id: i32) -> Result<()>;
+        fn ping(&mut self) -> Result<()>;
+        fn write_checkpoints(&mut self, checkpoints: &[(i32, u64)]) -> Result<Vec<i32>>;
+        fn write(&mut self, subscription_id: i32, write: &SubscriptionWrite) -> Result<bool>;
+        fn close(self);
     }
 }
 
@@ -540,11 +436,7 @@ pub enum NotificationListener {
 }
 
 impl NotificationListener {
-    /// The next wake-up. An error means the listener cannot go on (it is opened again).
-    pub async fn recv(&mut self) -> Result<Wake> {
-        match self {
-            NotificationListener::Postgres(listener) => listener.recv().await,
-            NotificationListener::Sqlite(listener) => listener.recv().await,
-        }
+    delegate! { NotificationListener;
+        fn recv(&mut self) -> Result<Wake>;
     }
 }

@@ -8,12 +8,13 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::migrate::Migrator;
-use sqlx::{Connection, PgConnection};
+use sqlx::{Connection, Executor, PgConnection};
 
-use super::{connect_within, maintenance_options, store_connect_options};
+use super::{PgStorage, connect_options, connect_within, maintenance_options, store_connect_options};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::storage::MigrationStatus;
+use crate::storage::backend::Admin;
 
 /// The migrations compiled into this build.
 fn migrator() -> Migrator {
@@ -53,34 +54,62 @@ async fn applied(conn: &mut PgConnection) -> Result<Vec<(i64, DateTime<Utc>, Vec
         .await?)
 }
 
-/// Creates the database named in the URL if it does not exist. Returns whether it was created.
-pub async fn create_database(config: &Config) -> Result<bool> {
-    let options = config.connect_options()?;
-    let name = options.get_database().unwrap_or("postgres").to_string();
-    let mut conn = connect_within(&maintenance_options(config)?, config.connect_timeout).await?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut conn)
-        .await?;
-    if exists {
-        return Ok(false);
+impl Admin for PgStorage {
+    async fn create_database(config: &Config) -> Result<bool> {
+        let options = connect_options(config)?;
+        let name = options.get_database().unwrap_or("postgres").to_string();
+        let mut conn = connect_within(&maintenance_options(config)?, config.connect_timeout).await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await?;
+        if exists {
+            return Ok(false);
+        }
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(&format!("CREATE DATABASE {quoted}")).execute(&mut conn).await {
+            Ok(_) => Ok(true),
+            // Someone else created it between our check and our statement.
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
-    let quoted = format!("\"{}\"", name.replace('"', "\"\""));
-    match sqlx::query(&format!("CREATE DATABASE {quoted}")).execute(&mut conn).await {
-        Ok(_) => Ok(true),
-        // Someone else created it between our check and our statement.
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42P04") => Ok(false),
-        Err(e) => Err(e.into()),
-    }
-}
 
-/// Creates the store's schema if needed and applies every pending migration.
-/// Returns how many migrations were applied.
-pub async fn init_store(config: &Config) -> Result<usize> {
-    let mut conn = connect(config).await?;
-    lock(&mut conn, &config.schema).await?;
-    let outcome = init_locked(&mut conn, &config.schema).await;
-    unlock(&mut conn, &config.schema, outcome).await
+    async fn init_store(config: &Config) -> Result<usize> {
+        let mut conn = connect(config).await?;
+        lock(&mut conn, &config.schema).await?;
+        let outcome = init_locked(&mut conn, &config.schema).await;
+        unlock(&mut conn, &config.schema, outcome).await
+    }
+
+    async fn migrate_store(config: &Config) -> Result<usize> {
+        let mut conn = connect(config).await?;
+        lock(&mut conn, &config.schema).await?;
+        let outcome = migrate_locked(&mut conn, &config.schema).await;
+        unlock(&mut conn, &config.schema, outcome).await
+    }
+
+    async fn migration_status(config: &Config) -> Result<Vec<MigrationStatus>> {
+        let mut conn = connect(config).await?;
+        let applied = if schema_exists(&mut conn, &config.schema).await? {
+            applied_versions(&mut conn).await?
+        } else {
+            Vec::new()
+        };
+        Ok(MigrationStatus::of(&migrator(), &applied))
+    }
+
+    /// On PostgreSQL: chronik's own tables and functions, and the schema too if chronik created
+    /// it and nothing else is left in it. A schema without chronik's migrations is not a store
+    /// (nothing is touched); migrations of another tool in the store's migration table, or
+    /// objects of the application that depend on the store's tables (a view, a foreign key),
+    /// are refused.
+    async fn drop_store(config: &Config) -> Result<bool> {
+        let mut conn = connect(config).await?;
+        lock(&mut conn, &config.schema).await?;
+        let outcome = drop_locked(&mut conn, &config.schema).await;
+        unlock(&mut conn, &config.schema, outcome).await
+    }
 }
 
 async fn init_locked(conn: &mut PgConnection, schema: &str) -> Result<usize> {
@@ -94,14 +123,6 @@ async fn init_locked(conn: &mut PgConnection, schema: &str) -> Result<usize> {
     run_pending(conn).await
 }
 
-/// Applies pending migrations to an existing store. Returns how many were applied.
-pub async fn migrate_store(config: &Config) -> Result<usize> {
-    let mut conn = connect(config).await?;
-    lock(&mut conn, &config.schema).await?;
-    let outcome = migrate_locked(&mut conn, &config.schema).await;
-    unlock(&mut conn, &config.schema, outcome).await
-}
-
 async fn migrate_locked(conn: &mut PgConnection, schema: &str) -> Result<usize> {
     if !schema_exists(conn, schema).await? || applied_versions(conn).await?.is_empty() {
         return Err(Error::Migration(format!(
@@ -109,28 +130,6 @@ async fn migrate_locked(conn: &mut PgConnection, schema: &str) -> Result<usize> 
         )));
     }
     run_pending(conn).await
-}
-
-/// Every migration of this build and whether the store has it.
-pub async fn migration_status(config: &Config) -> Result<Vec<MigrationStatus>> {
-    let mut conn = connect(config).await?;
-    let applied =
-        if schema_exists(&mut conn, &config.schema).await? { applied_versions(&mut conn).await? } else { Vec::new() };
-    Ok(MigrationStatus::of(&migrator(), &applied))
-}
-
-/// Removes the store: chronik's own tables and functions, and the schema too if chronik created
-/// it and nothing else is left in it. Returns whether there was a store to remove.
-///
-/// Nothing that chronik did not create is removed: a schema without chronik's migrations is not
-/// a store (nothing is touched), migrations of another tool in the store's migration table, or
-/// objects of the application that depend on the store's tables (a view, a foreign key), make it
-/// an [`Error::Refused`] that names them, with nothing removed.
-pub async fn drop_store(config: &Config) -> Result<bool> {
-    let mut conn = connect(config).await?;
-    lock(&mut conn, &config.schema).await?;
-    let outcome = drop_locked(&mut conn, &config.schema).await;
-    unlock(&mut conn, &config.schema, outcome).await
 }
 
 /// The comment `init` puts on a schema it creates: only such a schema is ever dropped.
@@ -164,10 +163,10 @@ async fn drop_locked(conn: &mut PgConnection, schema: &str) -> Result<bool> {
     // that depends on them makes this fail and the transaction undoes it (tests/schema.rs:
     // `drop_refuses_when_the_applications_objects_depend_on_the_store`).
     let mut tx = conn.begin().await?;
-    let dropped =
-        sqlx::raw_sql(&format!("DROP TABLE IF EXISTS {TABLES} RESTRICT; DROP FUNCTION IF EXISTS {FUNCTIONS} RESTRICT"))
-            .execute(&mut *tx)
-            .await;
+    // Through `Executor::execute`, whose future is boxed and `Send`: `RawSql::execute`'s is not
+    // provably `Send` (a higher-ranked lifetime the compiler cannot see through).
+    let drop_objects = format!("DROP TABLE IF EXISTS {TABLES} RESTRICT; DROP FUNCTION IF EXISTS {FUNCTIONS} RESTRICT");
+    let dropped = (&mut *tx).execute(sqlx::raw_sql(&drop_objects)).await;
     match dropped {
         Ok(_) => {}
         Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some(DEPENDENT_OBJECTS) => {
@@ -232,7 +231,7 @@ async fn unlock<T>(conn: &mut PgConnection, schema: &str, outcome: Result<T>) ->
 }
 
 /// Checks that the store exists and has every migration of this build (for `auto_init = false`).
-pub(crate) async fn check_up_to_date(config: &Config) -> Result<()> {
-    let status = migration_status(config).await?;
+pub(super) async fn check_up_to_date(config: &Config) -> Result<()> {
+    let status = PgStorage::migration_status(config).await?;
     crate::storage::require_up_to_date(&status, &format!("schema `{}`", config.schema))
 }

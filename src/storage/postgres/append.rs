@@ -35,6 +35,7 @@ use uuid::Uuid;
 use super::PgStorage;
 use crate::error::{Error, Result};
 use crate::event::AppendResult;
+use crate::storage::backend::{self, Appends};
 use crate::storage::batch::{
     self, LinkLookups, Plan, StreamState, appended_ids, decide, link_targets, linked_ids, result_of, stream_slots,
 };
@@ -153,13 +154,30 @@ const MAX_REDECISIONS: usize = 3;
 /// writer remembers of the store on it, for the fast path.
 #[derive(Debug)]
 pub struct WriterSession {
+    storage: Box<PgStorage>,
     conn: PgConnection,
     cache: WriterCache,
 }
 
-impl WriterSession {
-    /// Closes the connection politely.
-    pub async fn close(self) {
+impl backend::WriterSession for WriterSession {
+    async fn write_batch(&mut self, requests: &[Arc<WriteRequest>]) -> Result<Vec<Result<AppendResult>>> {
+        let WriterSession { storage, conn, cache } = self;
+        match storage.try_fast_path(conn, cache, requests).await {
+            Ok(Some(outcomes)) => return Ok(outcomes),
+            Ok(None) => {}
+            Err(e) => {
+                cache.clear();
+                return Err(e);
+            }
+        }
+        let outcome = storage.slow_path(conn, cache, requests).await;
+        if outcome.is_err() {
+            cache.clear();
+        }
+        outcome
+    }
+
+    async fn close(self) {
         self.conn.close().await.ok();
     }
 }
@@ -212,37 +230,55 @@ struct Applied {
     bumped: i64,
 }
 
-impl PgStorage {
-    /// Opens a session for the writer: its own connection, with nothing remembered yet.
-    pub async fn open_writer_session(&self) -> Result<WriterSession> {
+impl Appends for PgStorage {
+    type WriterSession = WriterSession;
+
+    /// Its own connection, with nothing remembered yet.
+    async fn open_writer_session(&self) -> Result<WriterSession> {
         let conn = super::connect_within(&self.connect_options, self.connect_timeout).await?;
-        Ok(WriterSession { conn, cache: WriterCache::default() })
+        Ok(WriterSession { storage: Box::new(self.clone()), conn, cache: WriterCache::default() })
     }
 
-    /// Commits `requests` in one transaction in the writer's session. The outer `Err` means the
-    /// transaction failed and nothing was written; otherwise each request has its own outcome,
-    /// in order.
-    pub async fn write_batch(
-        &self,
-        session: &mut WriterSession,
-        requests: &[Arc<WriteRequest>],
-    ) -> Result<Vec<Result<AppendResult>>> {
-        let WriterSession { conn, cache } = session;
-        match self.try_fast_path(conn, cache, requests).await {
-            Ok(Some(outcomes)) => return Ok(outcomes),
-            Ok(None) => {}
-            Err(e) => {
-                cache.clear();
-                return Err(e);
+    async fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<AppendResult>> {
+        let txid = match request.progress.attempt() {
+            // `Embedded` is the SQLite backend's; it never reaches PostgreSQL.
+            Attempt::NotStarted | Attempt::Embedded { .. } => return Ok(None),
+            Attempt::Fast { first_position } => return self.resolve_fast(request, first_position).await,
+            Attempt::Locked { txid } => txid,
+        };
+        let status = loop {
+            let status: Option<String> = sqlx::query_scalar(TXID_STATUS).bind(txid).fetch_one(&self.pool).await?;
+            match status.as_deref() {
+                Some("in progress") => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                other => break other.map(str::to_string),
+            }
+        };
+        if status.as_deref() != Some("committed") {
+            return Ok(None);
+        }
+        // xmin holds the 32-bit xid of the inserting transaction.
+        let xid32 = txid & 0xFFFF_FFFF;
+        match &request.op {
+            WriteOp::Append(events) => {
+                let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+                let rows: Vec<(i64, i64)> =
+                    sqlx::query_as(ROWS_OF_APPEND).bind(&ids).bind(xid32).fetch_all(&self.pool).await?;
+                result_of(&rows, events.len(), |(pos, _)| *pos, |(_, v)| *v)
+            }
+            WriteOp::Link(ids) => {
+                let rows: Vec<(i64, i64)> = sqlx::query_as(ROWS_OF_LINK)
+                    .bind(&request.stream)
+                    .bind(ids)
+                    .bind(xid32)
+                    .fetch_all(&self.pool)
+                    .await?;
+                result_of(&rows, ids.len(), |(_, pos)| *pos, |(v, _)| *v)
             }
         }
-        let outcome = self.slow_path(conn, cache, requests).await;
-        if outcome.is_err() {
-            cache.clear();
-        }
-        outcome
     }
+}
 
+impl PgStorage {
     /// Commits the batch with one statement if the writer knows every stream in it and every
     /// request is accepted; `Ok(None)` sends the batch to the slow path.
     async fn try_fast_path(
@@ -488,48 +524,6 @@ impl PgStorage {
             .fetch_all(&mut *tx)
             .await?;
         Ok(batch::link_lookups(rows, existing, streams))
-    }
-
-    /// Finds out what became of a request whose writer stopped before replying.
-    ///
-    /// `Ok(Some(result))`: it committed. `Ok(None)`: nothing of it was stored. `Err`: the
-    /// outcome could not be learned (the database is unreachable).
-    pub async fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<AppendResult>> {
-        let txid = match request.progress.attempt() {
-            // `Embedded` is the SQLite backend's; it never reaches PostgreSQL.
-            Attempt::NotStarted | Attempt::Embedded { .. } => return Ok(None),
-            Attempt::Fast { first_position } => return self.resolve_fast(request, first_position).await,
-            Attempt::Locked { txid } => txid,
-        };
-        let status = loop {
-            let status: Option<String> = sqlx::query_scalar(TXID_STATUS).bind(txid).fetch_one(&self.pool).await?;
-            match status.as_deref() {
-                Some("in progress") => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-                other => break other.map(str::to_string),
-            }
-        };
-        if status.as_deref() != Some("committed") {
-            return Ok(None);
-        }
-        // xmin holds the 32-bit xid of the inserting transaction.
-        let xid32 = txid & 0xFFFF_FFFF;
-        match &request.op {
-            WriteOp::Append(events) => {
-                let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-                let rows: Vec<(i64, i64)> =
-                    sqlx::query_as(ROWS_OF_APPEND).bind(&ids).bind(xid32).fetch_all(&self.pool).await?;
-                result_of(&rows, events.len(), |(pos, _)| *pos, |(_, v)| *v)
-            }
-            WriteOp::Link(ids) => {
-                let rows: Vec<(i64, i64)> = sqlx::query_as(ROWS_OF_LINK)
-                    .bind(&request.stream)
-                    .bind(ids)
-                    .bind(xid32)
-                    .fetch_all(&self.pool)
-                    .await?;
-                result_of(&rows, ids.len(), |(_, pos)| *pos, |(v, _)| *v)
-            }
-        }
     }
 }
 

@@ -10,17 +10,17 @@ mod snapshots;
 mod streams;
 mod subscriptions;
 
-pub(crate) use admin::check_up_to_date;
-pub use admin::{create_database, drop_store, init_store, migrate_store, migration_status};
 pub use append::WriterSession;
 pub use subscriptions::{LockSession, NotificationListener};
+
+use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
-use crate::config::Config;
+use crate::config::{Config, redact};
 use crate::error::{Error, Result};
-use crate::storage::{EVENT_COLUMNS, EventRow, into_events, signed, unsigned};
+use crate::storage::backend::{Admin, Backend};
 
 /// The PostgreSQL storage of one store (one schema).
 #[derive(Debug, Clone)]
@@ -32,10 +32,25 @@ pub struct PgStorage {
     hard_deletes: bool,
 }
 
+impl Backend for PgStorage {
+    async fn open(config: &Config) -> Result<PgStorage> {
+        if config.auto_init && !config.read_only {
+            PgStorage::init_store(config).await?;
+        } else {
+            admin::check_up_to_date(config).await?;
+        }
+        PgStorage::connect_lazy(config)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
 impl PgStorage {
     /// Opens a pool of `config.pool_size` connections to the store's schema (lazily: the first
     /// use connects).
-    pub fn connect_lazy(config: &Config) -> Result<Self> {
+    fn connect_lazy(config: &Config) -> Result<Self> {
         let connect_options = store_connect_options(config)?;
         let pool = PgPoolOptions::new()
             .max_connections(config.pool_size)
@@ -51,19 +66,14 @@ impl PgStorage {
     }
 
     /// The NOTIFY channel on which the writer announces committed positions.
-    pub fn channel(&self) -> String {
+    fn channel(&self) -> String {
         format!("chronik.{}.events", self.schema)
-    }
-
-    /// Closes the pool, waiting for connections in use to be returned.
-    pub async fn close(&self) {
-        self.pool.close().await;
     }
 }
 
 /// Opens a connection, giving up after `timeout`: a server that accepts the TCP connection but
 /// never answers (or a host that drops packets) must not hang the caller.
-pub(crate) async fn connect_within(options: &PgConnectOptions, timeout: std::time::Duration) -> Result<PgConnection> {
+async fn connect_within(options: &PgConnectOptions, timeout: std::time::Duration) -> Result<PgConnection> {
     match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
         Ok(conn) => Ok(conn?),
         Err(_) => Err(Error::Unavailable(format!(
@@ -83,9 +93,8 @@ pub(crate) async fn connect_within(options: &PgConnectOptions, timeout: std::tim
 /// turning each append into a table scan under the `$all` lock (seen in benchmarks). Forcing
 /// custom plans instead costs a planning pass per statement (about 20% of append throughput);
 /// penalising sequential scans keeps the cached plans on the indexes for free.
-pub(crate) fn store_connect_options(config: &Config) -> Result<PgConnectOptions> {
-    Ok(config
-        .connect_options()?
+fn store_connect_options(config: &Config) -> Result<PgConnectOptions> {
+    Ok(connect_options(config)?
         .application_name(&application_name(&config.schema))
         .options([("search_path", config.schema.as_str()), ("enable_seqscan", "off")]))
 }
@@ -97,6 +106,14 @@ pub fn application_name(schema: &str) -> String {
 }
 
 /// Options for the maintenance database of the server (`postgres`), for CREATE DATABASE.
-pub(crate) fn maintenance_options(config: &Config) -> Result<PgConnectOptions> {
-    Ok(config.connect_options()?.database("postgres").application_name("chronik"))
+fn maintenance_options(config: &Config) -> Result<PgConnectOptions> {
+    Ok(connect_options(config)?.database("postgres").application_name("chronik"))
+}
+
+/// The connection options `database_url` spells; one it does not is an [`Error::Config`]
+/// naming the key (its password hidden).
+fn connect_options(config: &Config) -> Result<PgConnectOptions> {
+    let url = config.database_url.trim();
+    PgConnectOptions::from_str(url)
+        .map_err(|e| Error::config("database_url", format!("cannot parse `{}`: {e}", redact(url))))
 }

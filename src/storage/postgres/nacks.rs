@@ -7,9 +7,10 @@
 
 use sqlx::{Acquire, Connection};
 
-use super::{LockSession, PgStorage, signed, unsigned};
+use super::{LockSession, PgStorage};
 use crate::error::Result;
-use crate::storage::{NackRow, ParkedRow, StoredNack, SubscriptionWrite, into_nacks, into_parked};
+use crate::storage::backend::{Nacks, OwnerWrites, Subscriptions};
+use crate::storage::{NackRow, ParkedRow, StoredNack, SubscriptionWrite, into_nacks, into_parked, signed, unsigned};
 use crate::subscription::ParkedEvent;
 
 /// Moves the checkpoint (or, with NULL, only locks the row to show it still exists).
@@ -60,24 +61,19 @@ fn numbers(values: &[u64]) -> Result<Vec<i64>> {
     values.iter().map(|n| signed("event number", *n)).collect()
 }
 
-impl PgStorage {
-    /// Retry counts and parks after `checkpoint`, and every parked event to replay, of
-    /// subscription `id`.
-    pub async fn load_nacks(&self, id: i32, checkpoint: u64) -> Result<Vec<StoredNack>> {
+impl Nacks for PgStorage {
+    async fn load_nacks(&self, id: i32, checkpoint: u64) -> Result<Vec<StoredNack>> {
         let rows: Vec<NackRow> =
             sqlx::query_as(LOAD).bind(id).bind(signed("checkpoint", checkpoint)?).fetch_all(&self.pool).await?;
         into_nacks(rows)
     }
 
-    /// Parked events of subscription `id` whose replay was asked for.
-    pub async fn replay_requests(&self, id: i32) -> Result<Vec<StoredNack>> {
+    async fn replay_requests(&self, id: i32) -> Result<Vec<StoredNack>> {
         let rows: Vec<NackRow> = sqlx::query_as(REPLAY_REQUESTS).bind(id).fetch_all(&self.pool).await?;
         into_nacks(rows)
     }
 
-    /// Marks every parked event of the subscription for replay and notifies its owner: the
-    /// subscription's id and how many events are marked, or `None` if it does not exist.
-    pub async fn request_replay(&self, stream: &str, name: &str) -> Result<Option<(i32, u64)>> {
+    async fn request_replay(&self, stream: &str, name: &str) -> Result<Option<(i32, u64)>> {
         let row: Option<(i32, i64)> = sqlx::query_as(REQUEST_REPLAY)
             .bind(stream)
             .bind(name)
@@ -87,8 +83,7 @@ impl PgStorage {
         row.map(|(id, count)| Ok((id, unsigned("count", count)?))).transpose()
     }
 
-    /// The parked events of a subscription, oldest first; `None` if it does not exist.
-    pub async fn parked_events(&self, stream: &str, name: &str) -> Result<Option<Vec<ParkedEvent>>> {
+    async fn parked_events(&self, stream: &str, name: &str) -> Result<Option<Vec<ParkedEvent>>> {
         if self.find_subscription(stream, name).await?.is_none() {
             return Ok(None);
         }
@@ -97,10 +92,9 @@ impl PgStorage {
     }
 }
 
-impl LockSession {
-    /// Moves the checkpoints of several subscriptions in one round trip; returns the ids whose
-    /// rows are gone (deleted), for which nothing was written.
-    pub async fn write_checkpoints(&mut self, checkpoints: &[(i32, u64)]) -> Result<Vec<i32>> {
+impl OwnerWrites for LockSession {
+    /// In one round trip.
+    async fn write_checkpoints(&mut self, checkpoints: &[(i32, u64)]) -> Result<Vec<i32>> {
         let ids: Vec<i32> = checkpoints.iter().map(|(id, _)| *id).collect();
         let values = numbers(&checkpoints.iter().map(|(_, c)| *c).collect::<Vec<_>>())?;
         let written: Vec<i32> =
@@ -108,9 +102,7 @@ impl LockSession {
         Ok(ids.into_iter().filter(|id| !written.contains(id)).collect())
     }
 
-    /// Writes a subscription's changes in one transaction; `false` if its row is gone (it was
-    /// deleted), in which case nothing is written.
-    pub async fn write(&mut self, subscription_id: i32, write: &SubscriptionWrite) -> Result<bool> {
+    async fn write(&mut self, subscription_id: i32, write: &SubscriptionWrite) -> Result<bool> {
         let checkpoint = write.checkpoint.map(|c| signed("checkpoint", c)).transpose()?;
         if write.checkpoint_only() {
             let done = sqlx::query(TOUCH).bind(subscription_id).bind(checkpoint).execute(&mut self.conn).await?;

@@ -3,6 +3,7 @@
 use super::PgStorage;
 use crate::error::{Error, Result};
 use crate::snapshot::SnapshotData;
+use crate::storage::backend::Snapshots;
 use crate::storage::{SnapshotRow, into_snapshot, signed};
 
 const UPSERT: &str = "INSERT INTO snapshots (source_uuid, source_version, source_type, content_type, data, metadata, created_at) \
@@ -16,9 +17,8 @@ const SELECT: &str = "SELECT source_uuid, source_version, source_type, content_t
 
 const DELETE: &str = "DELETE FROM snapshots WHERE source_uuid = $1";
 
-impl PgStorage {
-    /// Records (or replaces) the snapshot of `snapshot.source_uuid`.
-    pub async fn record_snapshot(&self, snapshot: &SnapshotData) -> Result<()> {
+impl Snapshots for PgStorage {
+    async fn record_snapshot(&self, snapshot: &SnapshotData) -> Result<()> {
         sqlx::query(UPSERT)
             .bind(&snapshot.source_uuid)
             .bind(signed("source_version", snapshot.source_version)?)
@@ -32,14 +32,12 @@ impl PgStorage {
         Ok(())
     }
 
-    /// Reads the snapshot of a source: `SnapshotNotFound` if there is none.
-    pub async fn read_snapshot(&self, source_uuid: &str) -> Result<SnapshotData> {
+    async fn read_snapshot(&self, source_uuid: &str) -> Result<SnapshotData> {
         let row: Option<SnapshotRow> = sqlx::query_as(SELECT).bind(source_uuid).fetch_optional(&self.pool).await?;
         into_snapshot(row.ok_or(Error::SnapshotNotFound)?)
     }
 
-    /// Deletes the snapshot of a source (no error if there is none).
-    pub async fn delete_snapshot(&self, source_uuid: &str) -> Result<()> {
+    async fn delete_snapshot(&self, source_uuid: &str) -> Result<()> {
         sqlx::query(DELETE).bind(source_uuid).execute(&self.pool).await?;
         Ok(())
     }

@@ -7,9 +7,10 @@ use sqlx::PgConnection;
 
 use super::PgStorage;
 use crate::error::{Error, Result};
-use crate::event::{ALL, DeleteMode, ExpectedVersion, StreamInfo};
-use crate::page::{Page, PageRequest};
-use crate::storage::{InfoRow, PageRow, escape_like, into_info, signed, unsigned};
+use crate::event::{DeleteMode, ExpectedVersion, StreamInfo};
+use crate::page::PageRequest;
+use crate::storage::backend::{Streams, may_delete, stream_to_delete};
+use crate::storage::{InfoRow, PageRow, into_info, signed, unsigned};
 
 const STREAM_INFO: &str =
     "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at FROM streams WHERE stream_uuid = $1";
@@ -34,56 +35,39 @@ const DELETE_STREAM_ROW: &str = "DELETE FROM streams WHERE stream_id = $1";
 const LISTED_STREAMS: &str = "stream_id <> 0 \
      AND ($1::text IS NULL OR stream_uuid ILIKE '%' || $1 || '%' ESCAPE '\\') AND ($2 OR deleted_at IS NULL)";
 
-impl PgStorage {
-    /// Metadata of a stream (or of `$all`); `StreamNotFound` if it has none.
-    pub async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
+impl Streams for PgStorage {
+    async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
         let row: Option<InfoRow> = sqlx::query_as(STREAM_INFO).bind(stream).fetch_optional(&self.pool).await?;
         row.map(into_info).unwrap_or(Err(Error::StreamNotFound))
     }
 
-    /// One page of streams (never `$all`).
-    pub async fn paginate_streams(&self, request: &PageRequest) -> Result<Page<StreamInfo>> {
+    async fn page_rows(&self, request: &PageRequest, search: Option<&str>) -> Result<Vec<PageRow>> {
         let sql = format!(
             "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at, count(*) OVER () \
              FROM streams WHERE {LISTED_STREAMS} ORDER BY {} LIMIT $3 OFFSET $4",
             request.order_by()
         );
-        let search = request.search.as_deref().map(escape_like);
-        let rows: Vec<PageRow> = sqlx::query_as(&sql)
+        Ok(sqlx::query_as(&sql)
             .bind(search)
             .bind(request.include_deleted)
             .bind(signed("page_size", request.page_size)?)
             .bind(signed("page offset", request.offset())?)
             .fetch_all(&self.pool)
-            .await?;
-        let total_entries = match rows.first() {
-            Some(row) => unsigned("count", row.5)?,
-            // An empty page past the end still reports the real total.
-            None if request.page > 1 => self.count_streams(request).await?,
-            None => 0,
-        };
-        let entries =
-            rows.into_iter().map(|(a, b, c, d, e, _)| into_info((a, b, c, d, e))).collect::<Result<Vec<_>>>()?;
-        Ok(Page::of(request, entries, total_entries))
+            .await?)
     }
 
-    async fn count_streams(&self, request: &PageRequest) -> Result<u64> {
+    async fn count_streams(&self, request: &PageRequest, search: Option<&str>) -> Result<u64> {
         let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM streams WHERE {LISTED_STREAMS}"))
-            .bind(request.search.as_deref().map(escape_like))
+            .bind(search)
             .bind(request.include_deleted)
             .fetch_one(&self.pool)
             .await?;
         unsigned("count", count)
     }
 
-    /// Deletes a stream after checking `expected` under its row lock.
-    pub async fn delete_stream(&self, stream: &str, expected: ExpectedVersion, mode: DeleteMode) -> Result<()> {
-        if stream == ALL {
-            return Err(Error::CannotDeleteAllStream);
-        }
-        if mode == DeleteMode::Hard && !self.hard_deletes {
-            return Err(Error::NotSupported);
-        }
+    /// Under the stream's row lock.
+    async fn delete_stream(&self, stream: &str, expected: ExpectedVersion, mode: DeleteMode) -> Result<()> {
+        may_delete(stream, mode, self.hard_deletes)?;
         let mut tx = self.pool.begin().await?;
         match delete_locked(&mut tx, stream, expected, mode).await {
             Ok(()) => Ok(tx.commit().await?),
@@ -102,16 +86,8 @@ async fn delete_locked(
     expected: ExpectedVersion,
     mode: DeleteMode,
 ) -> Result<()> {
-    let row: Option<(i64, i64, bool)> = sqlx::query_as(LOCK_STREAM).bind(stream).fetch_optional(&mut *conn).await?;
-    let Some((id, version, deleted)) = row else {
-        return Err(Error::StreamNotFound);
-    };
-    // A soft-deleted stream can still be hard-deleted (to purge it); deleting it softly
-    // twice is an error like any other use of a deleted stream.
-    let soft_deleted_purge = deleted && mode == DeleteMode::Hard;
-    if !soft_deleted_purge {
-        expected.check(Some(unsigned("stream_version", version)?), deleted)?;
-    }
+    let row = sqlx::query_as(LOCK_STREAM).bind(stream).fetch_optional(&mut *conn).await?;
+    let id = stream_to_delete(row, expected, mode)?;
     match mode {
         DeleteMode::Soft => {
             sqlx::query(SOFT_DELETE).bind(id).execute(&mut *conn).await?;

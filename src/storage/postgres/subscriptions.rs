@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 
-use super::{PgStorage, signed, unsigned};
+use super::PgStorage;
 use crate::error::{Error, Result};
-use crate::storage::{SubscriptionRow, Wake, into_subscription_info};
+use crate::storage::backend::{self, Subscriptions};
+use crate::storage::{SubscriptionRow, Wake, into_subscription_info, signed, unsigned};
 use crate::subscription::SubscriptionInfo;
 
 const CREATE: &str = "INSERT INTO subscriptions (stream_uuid, subscription_name, last_seen) VALUES ($1, $2, $3) \
@@ -55,31 +56,28 @@ const LIST: &str = "SELECT s.stream_uuid, s.subscription_name, s.last_seen, COAL
 
 type ListRow = (String, String, i64, i64, DateTime<Utc>, DateTime<Utc>, Option<i32>, Option<String>);
 
-impl PgStorage {
-    /// The subscription's row, created with checkpoint `start` if it does not exist yet.
-    pub async fn subscription_row(&self, stream: &str, name: &str, start: u64) -> Result<SubscriptionRow> {
+impl Subscriptions for PgStorage {
+    type LockSession = LockSession;
+    type NotificationListener = NotificationListener;
+
+    async fn subscription_row(&self, stream: &str, name: &str, start: u64) -> Result<SubscriptionRow> {
         sqlx::query(CREATE).bind(stream).bind(name).bind(signed("start position", start)?).execute(&self.pool).await?;
         self.find_subscription(stream, name).await?.ok_or(Error::SubscriptionNotFound)
     }
 
-    /// The subscription's row, if it exists.
-    pub async fn find_subscription(&self, stream: &str, name: &str) -> Result<Option<SubscriptionRow>> {
+    async fn find_subscription(&self, stream: &str, name: &str) -> Result<Option<SubscriptionRow>> {
         let row: Option<(i32, i64)> = sqlx::query_as(FIND).bind(stream).bind(name).fetch_optional(&self.pool).await?;
         row.map(|(id, last_seen)| Ok(SubscriptionRow { id, last_seen: unsigned("last_seen", last_seen)? })).transpose()
     }
 
-    /// Deletes the subscription's row (its checkpoint); whether there was one.
-    pub async fn delete_subscription(&self, stream: &str, name: &str) -> Result<bool> {
+    async fn delete_subscription(&self, stream: &str, name: &str) -> Result<bool> {
         let done = sqlx::query(DELETE).bind(stream).bind(name).execute(&self.pool).await?;
         Ok(done.rows_affected() > 0)
     }
 
-    /// Moves the subscription's checkpoint to `checkpoint` while no node runs it: on a
-    /// connection of its own, it takes the subscription's lock (so no owner can write meanwhile),
-    /// writes the checkpoint, forgets retry counts it passed (parked events stay parked) and
-    /// lets go. `Ok(false)` if the subscription does not exist; [`Error::SubscriptionInUse`]
-    /// if a node holds its lock.
-    pub async fn set_checkpoint(&self, stream: &str, name: &str, checkpoint: u64) -> Result<bool> {
+    /// On a connection of its own, it takes the subscription's lock (so no owner can write
+    /// meanwhile), writes and lets go.
+    async fn set_checkpoint(&self, stream: &str, name: &str, checkpoint: u64) -> Result<bool> {
         let Some(row) = self.find_subscription(stream, name).await? else { return Ok(false) };
         let mut conn = super::connect_within(&self.connect_options, self.connect_timeout).await?;
         let (locked,): (bool,) = sqlx::query_as(TRY_LOCK).bind(row.id).fetch_one(&mut conn).await?;
@@ -108,15 +106,12 @@ impl PgStorage {
         outcome
     }
 
-    /// The last event number of `stream` (for `$all`, the last global position); 0 if the
-    /// stream has no row.
-    pub async fn head(&self, stream: &str) -> Result<u64> {
+    async fn head(&self, stream: &str) -> Result<u64> {
         let row: Option<(i64,)> = sqlx::query_as(HEAD).bind(stream).fetch_optional(&self.pool).await?;
         row.map_or(Ok(0), |(version,)| unsigned("stream_version", version))
     }
 
-    /// Every subscription of the store, with checkpoint, lag and owner.
-    pub async fn list_subscriptions(&self) -> Result<Vec<SubscriptionInfo>> {
+    async fn list_subscriptions(&self) -> Result<Vec<SubscriptionInfo>> {
         let rows: Vec<ListRow> = sqlx::query_as(LIST).fetch_all(&self.pool).await?;
         rows.into_iter()
             .map(|(stream, name, last_seen, head, created_at, updated_at, pid, application)| {
@@ -125,15 +120,15 @@ impl PgStorage {
             .collect()
     }
 
-    /// Opens the node's dedicated lock connection.
-    pub async fn open_lock_session(&self) -> Result<LockSession> {
+    /// A dedicated connection.
+    async fn open_lock_session(&self) -> Result<LockSession> {
         let conn = super::connect_within(&self.connect_options, self.connect_timeout).await?;
         Ok(LockSession { conn })
     }
 
-    /// Opens the LISTEN connection on the store's channel (its own pool of one connection, so it
-    /// never takes one from the store's pool).
-    pub async fn listen(&self) -> Result<NotificationListener> {
+    /// A LISTEN connection on the store's channel (its own pool of one connection, so it never
+    /// takes one from the store's pool).
+    async fn listen(&self) -> Result<NotificationListener> {
         let pool = PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(self.connect_timeout)
@@ -154,27 +149,23 @@ pub struct LockSession {
     pub(super) conn: PgConnection,
 }
 
-impl LockSession {
-    /// Takes the subscription's lock if no other session holds it.
-    pub async fn try_lock(&mut self, subscription_id: i32) -> Result<bool> {
+impl backend::LockSession for LockSession {
+    async fn try_lock(&mut self, subscription_id: i32) -> Result<bool> {
         let (locked,): (bool,) = sqlx::query_as(TRY_LOCK).bind(subscription_id).fetch_one(&mut self.conn).await?;
         Ok(locked)
     }
 
-    /// Releases the subscription's lock.
-    pub async fn unlock(&mut self, subscription_id: i32) -> Result<()> {
+    async fn unlock(&mut self, subscription_id: i32) -> Result<()> {
         sqlx::query(UNLOCK).bind(subscription_id).execute(&mut self.conn).await?;
         Ok(())
     }
 
-    /// Checks that the connection (and with it every lock it holds) is alive.
-    pub async fn ping(&mut self) -> Result<()> {
+    async fn ping(&mut self) -> Result<()> {
         self.conn.ping().await?;
         Ok(())
     }
 
-    /// Closes the connection, releasing its locks.
-    pub async fn close(self) {
+    async fn close(self) {
         if let Err(e) = self.conn.close().await {
             tracing::debug!(error = %e, "lock connection did not close cleanly");
         }
@@ -186,10 +177,10 @@ pub struct NotificationListener {
     listener: PgListener,
 }
 
-impl NotificationListener {
-    /// The next wake-up. An error means the connection is lost: the notifier opens a new
-    /// listener, and knows from that when the database is back.
-    pub async fn recv(&mut self) -> Result<Wake> {
+impl backend::NotificationListener for NotificationListener {
+    /// An error means the connection is lost: the notifier opens a new listener, and knows
+    /// from that when the database is back.
+    async fn recv(&mut self) -> Result<Wake> {
         match self.listener.try_recv().await? {
             None => Err(Error::Unavailable("the LISTEN connection was lost".into())),
             Some(notification) => Ok(parse_payload(notification.payload())),

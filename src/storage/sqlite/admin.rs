@@ -1,7 +1,7 @@
 //! Creating, migrating and dropping an SQLite store. Migrations are embedded
 //! (`migrations/sqlite`); each runs in its own transaction. Work on a file holds the file's
-//! lock, so it never runs while a store (in this process or another) has the file open. Each
-//! function takes the URL its options came from, which tells an in-memory database apart.
+//! lock, so it never runs while a store (in this process or another) has the file open. An
+//! in-memory database lives only inside its store, so they have nothing to work on there.
 
 use std::path::Path;
 
@@ -10,9 +10,11 @@ use sqlx::migrate::Migrator;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 
-use super::{Location, StoreLock, connect, create_parent, lock_path, no_store, tuned};
+use super::{Location, SqliteStorage, StoreLock, connect, connect_options, create_parent, lock_path, no_store, tuned};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::storage::MigrationStatus;
+use crate::storage::backend::Admin;
 
 /// How long admin commands wait for the database to open.
 const OPEN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -22,99 +24,104 @@ fn migrator() -> Migrator {
     sqlx::migrate!("./migrations/sqlite")
 }
 
+/// What an admin command works on: the options of `database_url` and where they lead (the URL
+/// tells an in-memory database apart).
+fn target(config: &Config) -> Result<(SqliteConnectOptions, Location)> {
+    let options = connect_options(config)?;
+    let location = Location::of(&config.database_url, &options);
+    Ok((options, location))
+}
+
 /// Opens the file with the store's settings, creating it if asked to.
 async fn open(options: &SqliteConnectOptions, path: &Path, create: bool) -> Result<SqliteConnection> {
     let options = tuned(options.clone(), &Location::File(path.to_path_buf()), OPEN_TIMEOUT).create_if_missing(create);
     connect(&options, OPEN_TIMEOUT).await
 }
 
-/// Creates the file (and its directory) if it does not exist. An in-memory database lives only
-/// inside its store, so admin commands have nothing to work on there. Returns whether it was created.
-pub async fn create_database(url: &str, options: &SqliteConnectOptions) -> Result<bool> {
-    let location = Location::of(url, options);
-    let Some(path) = location.file() else { return Ok(false) };
-    if path.exists() {
-        return Ok(false);
+impl Admin for SqliteStorage {
+    /// The file (and its directory).
+    async fn create_database(config: &Config) -> Result<bool> {
+        let (options, location) = target(config)?;
+        let Some(path) = location.file() else { return Ok(false) };
+        if path.exists() {
+            return Ok(false);
+        }
+        create_parent(path)?;
+        open(&options, path, true).await?.close().await?;
+        Ok(true)
     }
-    create_parent(path)?;
-    open(options, path, true).await?.close().await?;
-    Ok(true)
-}
 
-/// Creates the file if needed and applies every pending migration. Returns how many were
-/// applied.
-pub async fn init_store(url: &str, options: &SqliteConnectOptions) -> Result<usize> {
-    let location = Location::of(url, options);
-    let Some(path) = location.file() else { return Ok(0) };
-    create_parent(path)?;
-    let _lock = StoreLock::acquire(path)?;
-    let mut conn = open(options, path, true).await?;
-    let applied = run_pending(&mut conn).await;
-    conn.close().await?;
-    applied
-}
-
-/// Applies pending migrations to an existing store. Returns how many were applied.
-pub async fn migrate_store(url: &str, options: &SqliteConnectOptions) -> Result<usize> {
-    let location = Location::of(url, options);
-    let Some(path) = location.file() else { return Ok(0) };
-    if !path.exists() {
-        return Err(no_store(path));
+    async fn init_store(config: &Config) -> Result<usize> {
+        let (options, location) = target(config)?;
+        let Some(path) = location.file() else { return Ok(0) };
+        create_parent(path)?;
+        let _lock = StoreLock::acquire(path)?;
+        let mut conn = open(&options, path, true).await?;
+        let applied = run_pending(&mut conn).await;
+        conn.close().await?;
+        applied
     }
-    let _lock = StoreLock::acquire(path)?;
-    let mut conn = open(options, path, false).await?;
-    let applied =
-        if applied_versions(&mut conn).await?.is_empty() { Err(no_store(path)) } else { run_pending(&mut conn).await };
-    conn.close().await?;
-    applied
-}
 
-/// Every migration of this build and whether the store has it (all pending for a file that
-/// does not exist; the file is not created).
-pub async fn migration_status(url: &str, options: &SqliteConnectOptions) -> Result<Vec<MigrationStatus>> {
-    let location = Location::of(url, options);
-    let Some(path) = location.file().filter(|p| p.exists()) else {
-        return Ok(MigrationStatus::of(&migrator(), &[]));
-    };
-    let mut conn = open(options, path, false).await?;
-    let status = status_on(&mut conn).await;
-    conn.close().await?;
-    status
-}
-
-/// Removes the store's file with SQLite's companions (`-wal`, `-shm`) and its lock file.
-/// Returns whether there was a store to remove.
-///
-/// Only a file that holds a chronik store and nothing else is removed (or one that holds nothing
-/// at all, as `create` leaves it): a file that is not an SQLite database, or holds tables of
-/// someone else, or migrations that are not chronik's, is an [`Error::Refused`] naming what it
-/// holds, and nothing is removed. An SQLite database without a store is left alone (`false`).
-pub async fn drop_store(url: &str, options: &SqliteConnectOptions) -> Result<bool> {
-    let location = Location::of(url, options);
-    let Some(path) = location.file() else { return Ok(false) };
-    if !path.exists() {
-        return Ok(false);
+    async fn migrate_store(config: &Config) -> Result<usize> {
+        let (options, location) = target(config)?;
+        let Some(path) = location.file() else { return Ok(0) };
+        if !path.exists() {
+            return Err(no_store(path));
+        }
+        let _lock = StoreLock::acquire(path)?;
+        let mut conn = open(&options, path, false).await?;
+        let applied = if applied_versions(&mut conn).await?.is_empty() {
+            Err(no_store(path))
+        } else {
+            run_pending(&mut conn).await
+        };
+        conn.close().await?;
+        applied
     }
-    let lock = StoreLock::acquire(path)?;
-    let holds_store = match what_it_holds(options, path).await? {
-        Holds::Nothing => false,
-        Holds::Store => true,
-        Holds::NoStore => return Ok(false),
-    };
-    for companion in ["", "-wal", "-shm"] {
-        let mut name = path.as_os_str().to_owned();
-        name.push(companion);
-        match std::fs::remove_file(&name) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(Error::Unavailable(format!("cannot remove {}: {e}", Path::new(&name).display())));
+
+    /// All pending for a file that does not exist (the file is not created).
+    async fn migration_status(config: &Config) -> Result<Vec<MigrationStatus>> {
+        let (options, location) = target(config)?;
+        let Some(path) = location.file().filter(|p| p.exists()) else {
+            return Ok(MigrationStatus::of(&migrator(), &[]));
+        };
+        let mut conn = open(&options, path, false).await?;
+        let status = status_on(&mut conn).await;
+        conn.close().await?;
+        status
+    }
+
+    /// On SQLite: the store's file with SQLite's companions (`-wal`, `-shm`) and its lock file,
+    /// when it holds a chronik store and nothing else (or nothing at all, as `create` leaves it).
+    /// A file that is not an SQLite database, or holds tables of someone else, or migrations that
+    /// are not chronik's, is refused; an SQLite database without a store is left alone (`false`).
+    async fn drop_store(config: &Config) -> Result<bool> {
+        let (options, location) = target(config)?;
+        let Some(path) = location.file() else { return Ok(false) };
+        if !path.exists() {
+            return Ok(false);
+        }
+        let lock = StoreLock::acquire(path)?;
+        let holds_store = match what_it_holds(&options, path).await? {
+            Holds::Nothing => false,
+            Holds::Store => true,
+            Holds::NoStore => return Ok(false),
+        };
+        for companion in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(companion);
+            match std::fs::remove_file(&name) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(Error::Unavailable(format!("cannot remove {}: {e}", Path::new(&name).display())));
+                }
             }
         }
+        drop(lock);
+        std::fs::remove_file(lock_path(path)).ok();
+        Ok(holds_store)
     }
-    drop(lock);
-    std::fs::remove_file(lock_path(path)).ok();
-    Ok(holds_store)
 }
 
 /// What a file holds, as far as `drop` is concerned.

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use super::SqliteStorage;
 use crate::error::{Error, Result};
 use crate::event::AppendResult;
+use crate::storage::backend::{self, Appends};
 use crate::storage::batch::{
     self, LinkLookups, Plan, StreamState, appended_ids, decide, link_targets, linked_ids, result_of, stream_slots,
 };
@@ -60,8 +61,10 @@ const ROWS_OF_LINKS: &str = "SELECT l.link_version, l.position, e.event_id FROM 
 
 /// The writer's session on SQLite: nothing to keep, every batch takes its turn on the store's
 /// write connection.
-#[derive(Debug, Default)]
-pub struct WriterSession;
+#[derive(Debug)]
+pub struct WriterSession {
+    storage: SqliteStorage,
+}
 
 /// What a committed batch announces.
 struct Written {
@@ -69,21 +72,10 @@ struct Written {
     wake: Option<Wake>,
 }
 
-impl SqliteStorage {
-    /// Opens a session for the writer.
-    pub async fn open_writer_session(&self) -> Result<WriterSession> {
-        Ok(WriterSession)
-    }
-
-    /// Commits `requests` in one transaction. The outer `Err` means the transaction failed and
-    /// nothing was written; otherwise each request has its own outcome, in order.
-    pub async fn write_batch(
-        &self,
-        _session: &mut WriterSession,
-        requests: &[Arc<WriteRequest>],
-    ) -> Result<Vec<Result<AppendResult>>> {
+impl backend::WriterSession for WriterSession {
+    async fn write_batch(&mut self, requests: &[Arc<WriteRequest>]) -> Result<Vec<Result<AppendResult>>> {
         let written = {
-            let mut conn = self.write_connection().await?;
+            let mut conn = self.storage.write_connection().await?;
             let mut tx = Connection::begin(&mut *conn).await?;
             match write_locked(&mut tx, requests).await {
                 Ok(written) if written.wake.is_some() => {
@@ -101,15 +93,25 @@ impl SqliteStorage {
             }
         };
         if let Some(wake) = written.wake {
-            self.announce(wake);
+            self.storage.announce(wake);
         }
         Ok(written.outcomes)
     }
 
-    /// Finds out what became of a request whose writer stopped before replying. Taking the
-    /// write connection waits for whatever the writer left in flight on it, so the answer is
-    /// final: the request committed exactly when its entries are where its transaction put them.
-    pub async fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<AppendResult>> {
+    async fn close(self) {}
+}
+
+impl Appends for SqliteStorage {
+    type WriterSession = WriterSession;
+
+    async fn open_writer_session(&self) -> Result<WriterSession> {
+        Ok(WriterSession { storage: self.clone() })
+    }
+
+    /// Taking the write connection waits for whatever the writer left in flight on it, so the
+    /// answer is final: the request committed exactly when its entries are where its
+    /// transaction put them.
+    async fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<AppendResult>> {
         let Attempt::Embedded { first } = request.progress.attempt() else { return Ok(None) };
         let mut conn = self.write_connection().await?;
         match &request.op {

@@ -22,11 +22,12 @@
 
 mod admin;
 mod append;
+mod nacks;
 mod read;
+mod snapshots;
 mod streams;
 mod subscriptions;
 
-pub use admin::{create_database, drop_store, init_store, migrate_store, migration_status};
 pub use append::WriterSession;
 pub use subscriptions::{LockSession, NotificationListener};
 
@@ -34,6 +35,7 @@ use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -43,7 +45,8 @@ use tokio::sync::{MappedMutexGuard, MutexGuard, broadcast};
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::storage::{EVENT_COLUMNS, EventRow, Wake, into_events, signed};
+use crate::storage::Wake;
+use crate::storage::backend::Backend;
 
 /// Wake-ups buffered for a notifier that is busy; past that it is told to resync.
 const WAKE_BUFFER: usize = 1_024;
@@ -71,10 +74,11 @@ struct Inner {
     label: String,
 }
 
-impl SqliteStorage {
-    /// Opens the store of `config`: takes the file's lock, then creates and migrates the store
-    /// (`auto_init`) or checks that it is up to date, then opens the read pool.
-    pub(crate) async fn open(config: &Config, options: SqliteConnectOptions) -> Result<SqliteStorage> {
+impl Backend for SqliteStorage {
+    /// Takes the file's lock first, then creates and migrates the store or checks it, then
+    /// opens the read pool.
+    async fn open(config: &Config) -> Result<SqliteStorage> {
+        let options = connect_options(config)?;
         let location = Location::of(&config.database_url, &options);
         if config.read_only {
             return Self::open_read_only(config, options, location).await;
@@ -106,6 +110,20 @@ impl SqliteStorage {
         Ok(Self::with(config, read_options, Some(conn), lock, &location))
     }
 
+    /// Releases the file too, so another store may open it.
+    async fn close(&self) {
+        self.inner.pool.close().await;
+        if let Some(conn) = self.inner.write.lock().await.take()
+            && let Err(e) = conn.close().await
+        {
+            tracing::debug!(error = %e, "write connection did not close cleanly");
+        }
+        self.inner.owned.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.inner.lock.lock().unwrap_or_else(PoisonError::into_inner).take();
+    }
+}
+
+impl SqliteStorage {
     /// The storage of an opened store: a read pool on `read_options`, the write connection (if
     /// any) and the file's lock (if held).
     fn with(
@@ -154,18 +172,6 @@ impl SqliteStorage {
         conn.close().await.ok();
         crate::storage::require_up_to_date(&status?, &location.to_string())?;
         Ok(Self::with(config, options, None, None, &location))
-    }
-
-    /// Closes the connections and releases the file, so another store may open it.
-    pub async fn close(&self) {
-        self.inner.pool.close().await;
-        if let Some(conn) = self.inner.write.lock().await.take()
-            && let Err(e) = conn.close().await
-        {
-            tracing::debug!(error = %e, "write connection did not close cleanly");
-        }
-        self.inner.owned.lock().unwrap_or_else(PoisonError::into_inner).clear();
-        self.inner.lock.lock().unwrap_or_else(PoisonError::into_inner).take();
     }
 
     /// The write connection, once every write before this one is done.
@@ -217,6 +223,13 @@ impl std::fmt::Display for Location {
             Location::Memory => f.write_str(":memory:"),
         }
     }
+}
+
+/// The connection options `database_url` spells; one it does not is an [`Error::Config`]
+/// naming the key.
+fn connect_options(config: &Config) -> Result<SqliteConnectOptions> {
+    let url = config.database_url.trim();
+    SqliteConnectOptions::from_str(url).map_err(|e| Error::config("database_url", format!("cannot parse `{url}`: {e}")))
 }
 
 /// The store's settings on every connection: WAL and a synced commit for files (see the

@@ -1,0 +1,379 @@
+//! The backend contract: what a storage backend does, documented once, here. [`PgStorage`] and
+//! [`SqliteStorage`] implement it; [`Storage`] and its session enums pick one at run time and
+//! call it (an `enum`, so every call is static: no `dyn`, no boxing).
+//!
+//! Each trait is one room of a backend's folder, and both folders hold the same rooms:
+//!
+//! | trait | file | what |
+//! |---|---|---|
+//! | [`Backend`] | `mod.rs` | opening and closing a store; every trait below |
+//! | [`Admin`] | `admin.rs` | creating, migrating and dropping a store |
+//! | [`Appends`], [`WriterSession`] | `append.rs` | the writer's batches, in-doubt outcomes |
+//! | [`Reads`] | `read.rs` | one stream's entries and `$all`, by number |
+//! | [`Streams`] | `streams.rs` | stream metadata, pagination, deletes |
+//! | [`Snapshots`] | `snapshots.rs` | one snapshot per source |
+//! | [`Subscriptions`], [`LockSession`], [`NotificationListener`] | `subscriptions.rs` | rows, ownership, wake-ups |
+//! | [`Nacks`], [`OwnerWrites`] | `nacks.rs` | retries and parks, and what an owner writes |
+//!
+//! The sessions a backend opens are associated types (`Appends::WriterSession`,
+//! `Subscriptions::LockSession`, `Subscriptions::NotificationListener`), and each carries what
+//! it writes through (a connection, the store), so no call can mix two backends. Where every
+//! backend does the same around its SQL (a read, a page of streams), the trait does it once in
+//! a provided method and the backend only fetches rows. Impls carry no docs but a line where a
+//! backend goes its own way. Every method returns a `Send` future: the runtime awaits them in
+//! spawned tasks and in actors.
+//!
+//! [`PgStorage`]: super::PgStorage
+//! [`SqliteStorage`]: super::SqliteStorage
+//! [`Storage`]: super::Storage
+
+use std::sync::Arc;
+
+use super::{
+    Direction, EventRow, MigrationStatus, PageRow, StoredNack, SubscriptionRow, SubscriptionWrite, Wake, WriteRequest,
+    escape_like, into_events, into_info, signed, unsigned,
+};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::event::{ALL, AppendResult, DeleteMode, ExpectedVersion, RecordedEvent, StreamInfo};
+use crate::page::{Page, PageRequest};
+use crate::snapshot::SnapshotData;
+use crate::subscription::{ParkedEvent, SubscriptionInfo};
+
+/// A storage backend: the store of one [`Config`], with every room of the contract.
+pub(crate) trait Backend:
+    Admin + Appends + Reads + Streams + Snapshots + Subscriptions + Nacks + Clone + Send + Sync + Sized + 'static
+{
+    /// Opens the store `config` names, preparing it first: with `auto_init`, creating and
+    /// migrating it as needed; otherwise checking that it exists and is up to date. A
+    /// `database_url` the backend cannot parse is an [`Error::Config`] naming it.
+    fn open(config: &Config) -> impl Future<Output = Result<Self>> + Send;
+
+    /// Closes the connections (waiting for those in use) and releases what the store holds.
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Administration of a store's database objects (what `chronik::admin` does). Each takes the
+/// configuration, not a store: the store may not exist yet.
+pub(crate) trait Admin {
+    /// Creates the database named in `database_url` if it does not exist; whether it did.
+    fn create_database(config: &Config) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Creates the store if needed and applies every pending migration; how many it applied.
+    /// Safe to run concurrently and repeatedly.
+    fn init_store(config: &Config) -> impl Future<Output = Result<usize>> + Send;
+
+    /// Applies pending migrations to an existing store; how many it applied. A store that does
+    /// not exist is an [`Error::Migration`].
+    fn migrate_store(config: &Config) -> impl Future<Output = Result<usize>> + Send;
+
+    /// Every migration of this build and whether the store has it.
+    fn migration_status(config: &Config) -> impl Future<Output = Result<Vec<MigrationStatus>>> + Send;
+
+    /// Removes the store; whether there was one to remove. Only what chronik created goes:
+    /// anything else in the way is an [`Error::Refused`] naming it, with nothing removed.
+    fn drop_store(config: &Config) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// The writer's batches.
+pub(crate) trait Appends {
+    /// What the writer keeps between batches; it carries what it writes through.
+    type WriterSession: WriterSession;
+
+    /// Opens a session for the writer.
+    fn open_writer_session(&self) -> impl Future<Output = Result<Self::WriterSession>> + Send;
+
+    /// Finds out what became of a request whose writer stopped before replying.
+    ///
+    /// `Ok(Some(result))`: it committed. `Ok(None)`: nothing of it was stored. `Err`: the
+    /// outcome could not be learned (the database is unreachable).
+    fn resolve_in_doubt(&self, request: &WriteRequest) -> impl Future<Output = Result<Option<AppendResult>>> + Send;
+}
+
+/// The writer's session: commits batches.
+pub(crate) trait WriterSession: Send {
+    /// Commits `requests` in one transaction. The outer `Err` means the transaction failed and
+    /// nothing was written; otherwise each request has its own outcome, in order.
+    fn write_batch(
+        &mut self,
+        requests: &[Arc<WriteRequest>],
+    ) -> impl Future<Output = Result<Vec<Result<AppendResult>>>> + Send;
+
+    /// Ends the session politely.
+    fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Reads of one stream (its own events and its links, in version order) and of `$all` (by
+/// global position). A backend fetches rows; the reads themselves (what a missing or deleted
+/// stream gives, what an empty count or a number past `i64::MAX` gives) are the same on every
+/// backend, and written once here.
+pub(crate) trait Reads: Sync {
+    /// The internal id of `stream` and whether it is soft-deleted; `None` if it has no row.
+    fn find_stream(&self, stream: &str) -> impl Future<Output = Result<Option<(i64, bool)>>> + Send;
+
+    /// Up to `count` entries of stream `id` from version `from` (inclusive) in `direction`,
+    /// numbered by their version in it.
+    fn stream_rows(
+        &self,
+        id: i64,
+        from: i64,
+        count: i64,
+        direction: Direction,
+    ) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
+
+    /// Up to `count` events of `$all` from global position `from` (inclusive) in `direction`.
+    fn all_rows(
+        &self,
+        from: i64,
+        count: i64,
+        direction: Direction,
+    ) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
+
+    /// The entries of stream `id` with these versions, in order.
+    fn stream_rows_at(&self, id: i64, numbers: &[i64]) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
+
+    /// The events of `$all` at these positions, in order.
+    fn all_rows_at(&self, numbers: &[i64]) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
+
+    /// Up to `count` entries of `stream` from version `from` (inclusive) in `direction`.
+    fn read_stream(
+        &self,
+        stream: &str,
+        from: u64,
+        count: u64,
+        direction: Direction,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send {
+        async move {
+            let id = live(self.find_stream(stream).await?)?;
+            if count == 0 {
+                return Ok(Vec::new());
+            }
+            into_events(self.stream_rows(id, signed("version", from)?, signed("count", count)?, direction).await?)
+        }
+    }
+
+    /// Up to `count` events of `$all` from global position `from` (inclusive) in `direction`.
+    fn read_all(
+        &self,
+        from: u64,
+        count: u64,
+        direction: Direction,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send {
+        async move {
+            if count == 0 {
+                return Ok(Vec::new());
+            }
+            into_events(self.all_rows(signed("position", from)?, signed("count", count)?, direction).await?)
+        }
+    }
+
+    /// The entries of `stream` (or `$all`) with these event numbers, in order; numbers with no
+    /// entry (hard-deleted, or a deleted stream) are left out.
+    fn read_numbers(&self, stream: &str, numbers: &[u64]) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send {
+        async move {
+            let numbers = numbers.iter().map(|n| signed("event number", *n)).collect::<Result<Vec<i64>>>()?;
+            let rows = if stream == ALL {
+                self.all_rows_at(&numbers).await?
+            } else {
+                match live(self.find_stream(stream).await?) {
+                    Ok(id) => self.stream_rows_at(id, &numbers).await?,
+                    Err(Error::StreamNotFound | Error::StreamDeleted) => return Ok(Vec::new()),
+                    Err(e) => return Err(e),
+                }
+            };
+            into_events(rows)
+        }
+    }
+}
+
+/// The id of a live stream: [`Error::StreamNotFound`] / [`Error::StreamDeleted`] otherwise.
+fn live(row: Option<(i64, bool)>) -> Result<i64> {
+    match row {
+        None => Err(Error::StreamNotFound),
+        Some((_, true)) => Err(Error::StreamDeleted),
+        Some((id, false)) => Ok(id),
+    }
+}
+
+/// Stream metadata and deletes. A backend fetches a page's rows; what a page holds (and its
+/// total, also past the end) is the same on every backend, and written once here. A delete
+/// applies [`may_delete`] and [`stream_to_delete`].
+pub(crate) trait Streams: Sync {
+    /// Metadata of a stream (or of `$all`); `StreamNotFound` if it has none.
+    fn stream_info(&self, stream: &str) -> impl Future<Output = Result<StreamInfo>> + Send;
+
+    /// The rows of one page of the streams `request` lists (never `$all`), in its order, each
+    /// with the count of all of them; `search` is the request's, escaped for `LIKE`.
+    fn page_rows(
+        &self,
+        request: &PageRequest,
+        search: Option<&str>,
+    ) -> impl Future<Output = Result<Vec<PageRow>>> + Send;
+
+    /// How many streams `request` lists (`search` as for [`Streams::page_rows`]).
+    fn count_streams(&self, request: &PageRequest, search: Option<&str>) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Deletes a stream after checking `expected`, with no write to the stream in between.
+    fn delete_stream(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        mode: DeleteMode,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// One page of streams (never `$all`).
+    fn paginate_streams(&self, request: &PageRequest) -> impl Future<Output = Result<Page<StreamInfo>>> + Send {
+        async move {
+            let search = request.search.as_deref().map(escape_like);
+            let rows = self.page_rows(request, search.as_deref()).await?;
+            let total_entries = match rows.first() {
+                Some(row) => unsigned("count", row.5)?,
+                // An empty page past the end still reports the real total.
+                None if request.page > 1 => self.count_streams(request, search.as_deref()).await?,
+                None => 0,
+            };
+            let entries =
+                rows.into_iter().map(|(a, b, c, d, e, _)| into_info((a, b, c, d, e))).collect::<Result<Vec<_>>>()?;
+            Ok(Page::of(request, entries, total_entries))
+        }
+    }
+}
+
+/// What a delete checks before it touches the stream: `$all` is never deleted, and a hard
+/// delete needs `enable_hard_deletes`.
+pub(super) fn may_delete(stream: &str, mode: DeleteMode, hard_deletes: bool) -> Result<()> {
+    if stream == ALL {
+        return Err(Error::CannotDeleteAllStream);
+    }
+    if mode == DeleteMode::Hard && !hard_deletes {
+        return Err(Error::NotSupported);
+    }
+    Ok(())
+}
+
+/// The id of the stream a delete removes, from its row (id, version, deleted) as the delete
+/// read it, once `expected` holds. A soft-deleted stream can still be hard-deleted (to purge
+/// it); deleting it softly twice is an error like any other use of a deleted stream.
+pub(super) fn stream_to_delete(
+    row: Option<(i64, i64, bool)>,
+    expected: ExpectedVersion,
+    mode: DeleteMode,
+) -> Result<i64> {
+    let Some((id, version, deleted)) = row else {
+        return Err(Error::StreamNotFound);
+    };
+    if !(deleted && mode == DeleteMode::Hard) {
+        expected.check(Some(unsigned("stream_version", version)?), deleted)?;
+    }
+    Ok(id)
+}
+
+/// Snapshots: one per source, replaced on every record.
+pub(crate) trait Snapshots {
+    /// Records (or replaces) the snapshot of `snapshot.source_uuid`.
+    fn record_snapshot(&self, snapshot: &SnapshotData) -> impl Future<Output = Result<()>> + Send;
+
+    /// Reads the snapshot of a source: `SnapshotNotFound` if there is none.
+    fn read_snapshot(&self, source_uuid: &str) -> impl Future<Output = Result<SnapshotData>> + Send;
+
+    /// Deletes the snapshot of a source (no error if there is none).
+    fn delete_snapshot(&self, source_uuid: &str) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Named subscriptions: their rows (checkpoints), their ownership and the wake-ups of the
+/// notifier.
+pub(crate) trait Subscriptions {
+    /// The session through which a node owns named subscriptions and writes for them.
+    type LockSession: LockSession;
+
+    /// Where the notifier hears of commits.
+    type NotificationListener: NotificationListener;
+
+    /// The subscription's row, created with checkpoint `start` if it does not exist yet.
+    fn subscription_row(
+        &self,
+        stream: &str,
+        name: &str,
+        start: u64,
+    ) -> impl Future<Output = Result<SubscriptionRow>> + Send;
+
+    /// The subscription's row, if it exists.
+    fn find_subscription(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<SubscriptionRow>>> + Send;
+
+    /// Deletes the subscription's row (its checkpoint, retries and parks); whether there was
+    /// one.
+    fn delete_subscription(&self, stream: &str, name: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Moves a subscription's checkpoint while no node runs it, forgetting the retry counts it
+    /// passed (parked events stay parked). `Ok(false)` if the subscription does not exist;
+    /// [`Error::SubscriptionInUse`] while a node runs it.
+    fn set_checkpoint(&self, stream: &str, name: &str, checkpoint: u64) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The last event number of `stream` (for `$all`, the last global position); 0 if the
+    /// stream has no row.
+    fn head(&self, stream: &str) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Every subscription of the store, with checkpoint, lag and owner.
+    fn list_subscriptions(&self) -> impl Future<Output = Result<Vec<SubscriptionInfo>>> + Send;
+
+    /// Opens the node's lock session.
+    fn open_lock_session(&self) -> impl Future<Output = Result<Self::LockSession>> + Send;
+
+    /// Starts listening for the writer's wake-ups.
+    fn listen(&self) -> impl Future<Output = Result<Self::NotificationListener>> + Send;
+}
+
+/// The session through which a node owns named subscriptions: only a live owner can write
+/// their checkpoints, retry counts and parks ([`OwnerWrites`]).
+pub(crate) trait LockSession: OwnerWrites + Send {
+    /// Takes the subscription's lock if no other session holds it.
+    fn try_lock(&mut self, subscription_id: i32) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Releases the subscription's lock.
+    fn unlock(&mut self, subscription_id: i32) -> impl Future<Output = Result<()>> + Send;
+
+    /// Checks that the session (and with it every lock it holds) is alive.
+    fn ping(&mut self) -> impl Future<Output = Result<()>> + Send;
+
+    /// Ends the session, releasing its locks.
+    fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Where the notifier hears of commits.
+pub(crate) trait NotificationListener: Send {
+    /// The next wake-up. An error means the listener cannot go on (it is opened again).
+    fn recv(&mut self) -> impl Future<Output = Result<Wake>> + Send;
+}
+
+/// Retried and parked events of named subscriptions.
+pub(crate) trait Nacks {
+    /// Retry counts and parks after `checkpoint`, and every parked event to replay, of
+    /// subscription `id`.
+    fn load_nacks(&self, id: i32, checkpoint: u64) -> impl Future<Output = Result<Vec<StoredNack>>> + Send;
+
+    /// Parked events of subscription `id` whose replay was asked for.
+    fn replay_requests(&self, id: i32) -> impl Future<Output = Result<Vec<StoredNack>>> + Send;
+
+    /// Marks every parked event of the subscription for replay and wakes its owner, wherever it
+    /// runs: the subscription's id and how many events are marked, or `None` if it does not
+    /// exist.
+    fn request_replay(&self, stream: &str, name: &str) -> impl Future<Output = Result<Option<(i32, u64)>>> + Send;
+
+    /// The parked events of a subscription, oldest first; `None` if it does not exist.
+    fn parked_events(&self, stream: &str, name: &str) -> impl Future<Output = Result<Option<Vec<ParkedEvent>>>> + Send;
+}
+
+/// What the owner of a subscription writes through its [`LockSession`].
+pub(crate) trait OwnerWrites {
+    /// Moves the checkpoints of several subscriptions at once; returns the ids whose rows are
+    /// gone (deleted), for which nothing was written.
+    fn write_checkpoints(&mut self, checkpoints: &[(i32, u64)]) -> impl Future<Output = Result<Vec<i32>>> + Send;
+
+    /// Writes a subscription's changes in one transaction; `false` if its row is gone (it was
+    /// deleted), in which case nothing is written.
+    fn write(&mut self, subscription_id: i32, write: &SubscriptionWrite) -> impl Future<Output = Result<bool>> + Send;
+}
