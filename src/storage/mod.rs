@@ -241,6 +241,24 @@ impl MigrationStatus {
     }
 }
 
+/// Ends a transaction by what happened in it: commits on `Ok`; on an error rolls back at once
+/// (releasing its locks now, not when the pool next touches the connection) and returns it.
+pub(crate) async fn commit_or_rollback<DB: sqlx::Database, T>(
+    tx: sqlx::Transaction<'_, DB>,
+    outcome: Result<T>,
+) -> Result<T> {
+    match outcome {
+        Ok(value) => {
+            tx.commit().await?;
+            Ok(value)
+        }
+        Err(e) => {
+            tx.rollback().await.ok();
+            Err(e)
+        }
+    }
+}
+
 /// The applied migrations (version, checksum) that are not this build's: the migration table
 /// is shared with another tool, so the store's objects cannot be told from that tool's.
 pub(crate) fn foreign_migrations(migrator: &sqlx::migrate::Migrator, applied: &[(i64, Vec<u8>)]) -> Vec<String> {

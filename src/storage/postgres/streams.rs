@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::event::{DeleteMode, ExpectedVersion, StreamInfo};
 use crate::page::PageRequest;
 use crate::storage::backend::{Streams, may_delete, stream_to_delete};
-use crate::storage::{InfoRow, PageRow, into_info, signed, unsigned};
+use crate::storage::{InfoRow, PageRow, commit_or_rollback, into_info, signed, unsigned};
 
 const STREAM_INFO: &str =
     "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at FROM streams WHERE stream_uuid = $1";
@@ -69,14 +69,8 @@ impl Streams for PgStorage {
     async fn delete_stream(&self, stream: &str, expected: ExpectedVersion, mode: DeleteMode) -> Result<()> {
         may_delete(stream, mode, self.hard_deletes)?;
         let mut tx = self.pool.begin().await?;
-        match delete_locked(&mut tx, stream, expected, mode).await {
-            Ok(()) => Ok(tx.commit().await?),
-            Err(e) => {
-                // Release the row lock now, not when the pool next touches the connection.
-                tx.rollback().await.ok();
-                Err(e)
-            }
-        }
+        let outcome = delete_locked(&mut tx, stream, expected, mode).await;
+        commit_or_rollback(tx, outcome).await
     }
 }
 

@@ -12,7 +12,9 @@ use super::subscriptions::FIND;
 use super::{LockSession, SqliteStorage};
 use crate::error::Result;
 use crate::storage::backend::{Nacks, OwnerWrites, Subscriptions};
-use crate::storage::{NackRow, ParkedRow, StoredNack, SubscriptionWrite, Wake, into_nacks, into_parked, signed};
+use crate::storage::{
+    NackRow, ParkedRow, StoredNack, SubscriptionWrite, Wake, commit_or_rollback, into_nacks, into_parked, signed,
+};
 use crate::subscription::ParkedEvent;
 
 /// Moves the checkpoint (or, with NULL, only shows the row still exists).
@@ -112,18 +114,11 @@ impl OwnerWrites for LockSession {
         }
         let mut tx = Connection::begin(&mut *conn).await?;
         match write_in(&mut tx, subscription_id, checkpoint, write, now).await {
-            Ok(true) => {
-                tx.commit().await?;
-                Ok(true)
-            }
             Ok(false) => {
                 tx.rollback().await?;
                 Ok(false)
             }
-            Err(e) => {
-                tx.rollback().await.ok();
-                Err(e)
-            }
+            outcome => commit_or_rollback(tx, outcome).await,
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::event::{DeleteMode, ExpectedVersion, StreamInfo};
 use crate::page::PageRequest;
 use crate::storage::backend::{Streams, may_delete, stream_to_delete};
-use crate::storage::{InfoRow, PageRow, into_info, signed, unsigned};
+use crate::storage::{InfoRow, PageRow, commit_or_rollback, into_info, signed, unsigned};
 
 const STREAM_INFO: &str =
     "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at FROM streams WHERE stream_uuid = ?1";
@@ -70,13 +70,8 @@ impl Streams for SqliteStorage {
         may_delete(stream, mode, self.inner.hard_deletes)?;
         let mut conn = self.write_connection().await?;
         let mut tx = Connection::begin(&mut *conn).await?;
-        match delete_in(&mut tx, stream, expected, mode).await {
-            Ok(()) => Ok(tx.commit().await?),
-            Err(e) => {
-                tx.rollback().await.ok();
-                Err(e)
-            }
-        }
+        let outcome = delete_in(&mut tx, stream, expected, mode).await;
+        commit_or_rollback(tx, outcome).await
     }
 }
 
