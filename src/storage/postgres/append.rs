@@ -247,7 +247,13 @@ impl Appends for PgStorage {
             Attempt::Locked { txid } => txid,
         };
         let status = loop {
-            let status: Option<String> = sqlx::query_scalar(TXID_STATUS).bind(txid).fetch_one(&self.pool).await?;
+            let status: Option<String> = match sqlx::query_scalar(TXID_STATUS).bind(txid).fetch_one(&self.pool).await {
+                Ok(status) => status,
+                // The server crashed before anything of the transaction reached its WAL, so it
+                // does not even know the id was handed out: it cannot have committed.
+                Err(e) if is_future_txid(&e) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
             match status.as_deref() {
                 Some("in progress") => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
                 other => break other.map(str::to_string),
@@ -276,6 +282,14 @@ impl Appends for PgStorage {
             }
         }
     }
+}
+
+/// Whether `txid_status` refused an id as "in the future": after a crash, the id of a
+/// transaction none of whose records were written before it (PostgreSQL's
+/// `invalid_parameter_value`).
+fn is_future_txid(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e)
+        if e.code().as_deref() == Some("22023") && e.message().contains("in the future"))
 }
 
 impl PgStorage {
