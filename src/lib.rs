@@ -10,7 +10,7 @@
 //! Layers, each a folder or a file, each importing only from the ones before it:
 //!
 //! - **values** (`event.rs`, `page.rs`, `snapshot.rs`, `serializer.rs`, `error.rs`,
-//!   `subscriber.rs`, `subscription/`, `validate.rs`): what callers pass and get back, the
+//!   `subscriber.rs`, `subscription/`, `validate.rs`, `duration.rs`): what callers pass and get back, the
 //!   [`Subscriber`] trait, and the input rules. No I/O, no actors.
 //! - **`config/`**: [`Config`], read from TOML through serde; the subscription settings are
 //!   [`SubscriptionOptions`] themselves, also in `[[subscriptions]]` entries.
@@ -102,6 +102,7 @@
 
 pub mod admin;
 mod config;
+mod duration;
 mod error;
 mod event;
 mod page;

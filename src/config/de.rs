@@ -4,14 +4,13 @@
 //! the derived `Deserialize` of [`Config`](super::Config) and what it holds, knowing the key of
 //! every value as it goes. So an error names the key (`subscriptions[1].buffer_sise`), says what
 //! was expected and what was found in TOML's words, and for an unknown key names the known key
-//! it resembles: serde's own messages (`expected u32`, no key) would say less. Also here: how a
-//! duration is written, and where in the text a key is.
+//! it resembles: serde's own messages (`expected u32`, no key) would say less. Also here: where
+//! in the text a key is.
 //!
 //! Not here: which values are allowed (`Config::validate`), the file and the environment
 //! (`mod.rs`).
 
 use std::fmt;
-use std::time::Duration;
 
 use serde::de::value::BorrowedStrDeserializer;
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -27,33 +26,6 @@ pub(super) fn from_toml<T: DeserializeOwned>(value: &toml::Value) -> Result<T> {
         let key = e.key.unwrap_or_else(|| "<file>".to_string());
         Error::config(key, e.reason)
     })
-}
-
-/// Reads a duration as settings write it: an integer of milliseconds, or a string with a unit
-/// (`"250ms"`, `"2s"`, `"1m"`). For `#[serde(deserialize_with = ..)]` on `Duration` fields.
-pub(crate) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Duration, D::Error> {
-    struct Millis;
-    impl Visitor<'_> for Millis {
-        type Value = Duration;
-
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("milliseconds or a duration string like \"500ms\"")
-        }
-
-        fn visit_u64<E: de::Error>(self, ms: u64) -> std::result::Result<Duration, E> {
-            Ok(Duration::from_millis(ms))
-        }
-
-        fn visit_i64<E: de::Error>(self, ms: i64) -> std::result::Result<Duration, E> {
-            u64::try_from(ms).map(Duration::from_millis).map_err(|_| E::custom(format!("{ms} is negative")))
-        }
-
-        fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Duration, E> {
-            humantime::parse_duration(s)
-                .map_err(|e| E::custom(format!("`{s}` is not a duration ({e}); write e.g. \"500ms\" or \"2s\"")))
-        }
-    }
-    deserializer.deserialize_any(Millis)
 }
 
 /// One parsed TOML value and the key it is written under (`""` for the whole file).

@@ -17,7 +17,6 @@ use std::time::Duration;
 mod de;
 mod subscriptions;
 
-pub(crate) use de::duration;
 pub use subscriptions::SubscriptionConfig;
 
 use self::de::{from_toml, key_offset, line_and_column};
@@ -73,18 +72,18 @@ pub struct Config {
     pub max_event_size: usize,
     /// How long any connection attempt may take (start, pool, writer, lock and LISTEN
     /// connections, admin commands) before `Error::Unavailable`. Default 5 s.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::duration::deserialize")]
     pub connect_timeout: Duration,
     /// How long an append whose transaction was cut off (the connection or the writer died
     /// while it committed) waits for the database to learn whether it committed, before it
     /// gives up with `Error::InDoubt`. Default 30 s.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::duration::deserialize")]
     pub in_doubt_timeout: Duration,
     /// Pause between attempts to (re)connect a subscription or take its lock. Default 1 s.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::duration::deserialize")]
     pub subscription_retry_interval: Duration,
     /// How often the notifier reads `$all` even without a notification. Default 1 s.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::duration::deserialize")]
     pub notification_poll_interval: Duration,
     /// Most appends the writer commits in one transaction. Default 1,000.
     pub writer_max_batch_appends: usize,

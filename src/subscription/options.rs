@@ -128,11 +128,11 @@ pub struct SubscriptionOptions {
     /// Number of acked events after which the checkpoint is written (default 1: every ack).
     pub checkpoint_threshold: u64,
     /// Longest time an acked event waits for its checkpoint to be written (default 1 s).
-    #[serde(deserialize_with = "crate::config::duration")]
+    #[serde(deserialize_with = "crate::duration::deserialize")]
     pub checkpoint_after: Duration,
     /// Longest time an event may stay in flight without an ack or a nack; past it, the event
     /// is retried as if nacked with [`NackAction::Retry`](crate::NackAction::Retry) (default 30 s).
-    #[serde(deserialize_with = "crate::config::duration")]
+    #[serde(deserialize_with = "crate::duration::deserialize")]
     pub message_timeout: Duration,
     /// Most retries of one event (nacks with [`NackAction::Retry`](crate::NackAction::Retry), message timeouts, failures
     /// of a [`Subscriber`](crate::Subscriber)); the next one parks it (default 10).

@@ -1,0 +1,34 @@
+//! How settings write a duration, for every settings type read through serde (`Config`,
+//! `SubscriptionOptions`): an integer of milliseconds, or a string with a unit.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer, Visitor};
+
+/// Reads a duration as settings write it: an integer of milliseconds, or a string with a unit
+/// (`"250ms"`, `"2s"`, `"1m"`). For `#[serde(deserialize_with = ..)]` on `Duration` fields.
+pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Duration, D::Error> {
+    struct Millis;
+    impl Visitor<'_> for Millis {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("milliseconds or a duration string like \"500ms\"")
+        }
+
+        fn visit_u64<E: de::Error>(self, ms: u64) -> std::result::Result<Duration, E> {
+            Ok(Duration::from_millis(ms))
+        }
+
+        fn visit_i64<E: de::Error>(self, ms: i64) -> std::result::Result<Duration, E> {
+            u64::try_from(ms).map(Duration::from_millis).map_err(|_| E::custom(format!("{ms} is negative")))
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Duration, E> {
+            humantime::parse_duration(s)
+                .map_err(|e| E::custom(format!("`{s}` is not a duration ({e}); write e.g. \"500ms\" or \"2s\"")))
+        }
+    }
+    deserializer.deserialize_any(Millis)
+}
