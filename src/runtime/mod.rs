@@ -104,7 +104,7 @@ impl Runtime {
     pub async fn start(config: &Config, storage: Storage) -> Result<Runtime> {
         let (writer_slot, writer) = ActorSlot::channel("writer");
         let (registry_slot, registry) = ActorSlot::channel("subscription registry");
-        let hub = Arc::new(Hub::new(ActorSlot::of(&registry_slot, "subscription registry")));
+        let hub = Arc::new(Hub::new(registry.clone()));
         let args = SupervisorArgs {
             storage: storage.clone(),
             limits: BatchLimits {
@@ -118,6 +118,7 @@ impl Runtime {
             poll_interval: config.notification_poll_interval,
             writer_slot,
             registry_slot,
+            registry: registry.clone(),
         };
         let (supervisor, _handle) = Actor::spawn(None, Supervisor, args)
             .await

@@ -79,12 +79,15 @@ pub struct SupervisorArgs {
     pub writer_slot: SlotSender<WriterMsg>,
     /// Where the current registry is published.
     pub registry_slot: SlotSender<RegistryMsg>,
+    /// The current registry, as those who talk to it find it.
+    pub registry: ActorSlot<RegistryMsg>,
 }
 
 /// The supervisor's state.
 pub struct SupervisorState {
     args: SupervisorArgs,
     locks_slot: SlotSender<LockMsg>,
+    locks: ActorSlot<LockMsg>,
     children: HashMap<Child, ActorCell>,
     budgets: HashMap<Child, RestartBudget>,
     shutting_down: bool,
@@ -101,9 +104,11 @@ impl Actor for Supervisor {
         args: SupervisorArgs,
     ) -> Result<SupervisorState, ActorProcessingErr> {
         args.hub.adopt(myself.get_cell());
+        let (locks_slot, locks) = ActorSlot::channel("lock keeper");
         let mut state = SupervisorState {
             args,
-            locks_slot: ActorSlot::channel("lock keeper").0,
+            locks_slot,
+            locks,
             children: HashMap::new(),
             budgets: HashMap::new(),
             shutting_down: false,
@@ -174,7 +179,7 @@ impl SupervisorState {
         Context {
             storage: self.args.storage.clone(),
             hub: Arc::clone(&self.args.hub),
-            locks: ActorSlot::of(&self.locks_slot, "lock keeper"),
+            locks: self.locks.clone(),
             retry_interval: self.args.retry_interval,
         }
     }
@@ -196,7 +201,7 @@ impl SupervisorState {
                     hub: Arc::clone(&self.args.hub),
                     poll_interval: self.args.poll_interval,
                     retry_interval: self.args.retry_interval,
-                    registry: ActorSlot::of(&self.args.registry_slot, "subscription registry"),
+                    registry: self.args.registry.clone(),
                 };
                 Actor::spawn_linked(None, Notifier, args, parent).await?.0.get_cell()
             }
@@ -227,7 +232,7 @@ impl SupervisorState {
     }
 
     fn tell_registry(&self, msg: RegistryMsg) {
-        ActorSlot::of(&self.args.registry_slot, "subscription registry").tell(msg);
+        self.args.registry.tell(msg);
     }
 
     /// Subscriptions first (their checkpoints go through the lock keeper), then the lock
