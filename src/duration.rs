@@ -32,3 +32,25 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> std::re
     }
     deserializer.deserialize_any(Millis)
 }
+
+/// An optional duration as settings write it: `None` is absent or `null`; written back as a
+/// string with units (`"1day 2h"`), which [`deserialize`] reads. For `#[serde(with = ..)]` on
+/// `Option<Duration>` fields.
+pub(crate) mod optional {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(value: &Option<Duration>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => serializer.serialize_str(&humantime::format_duration(*d).to_string()),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Duration>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrapped(#[serde(deserialize_with = "super::deserialize")] Duration);
+        Ok(Option::<Wrapped>::deserialize(deserializer)?.map(|Wrapped(d)| d))
+    }
+}

@@ -50,6 +50,17 @@ pub enum Error {
     #[error("duplicate event id {0}: an event with this id is already stored")]
     DuplicateEvent(Uuid),
 
+    /// One stream of [`append_to_streams`](crate::EventStore::append_to_streams) was refused
+    /// (`source` says why: a wrong expected version, a deleted stream, a duplicate id, ...), so
+    /// nothing of the whole call was stored.
+    #[error("append to stream `{stream}` failed, so nothing was appended: {source}")]
+    AppendFailed {
+        /// The stream whose append was refused.
+        stream: String,
+        /// Why.
+        source: Box<Error>,
+    },
+
     /// `$all` is written by appending to other streams; it cannot be appended to.
     #[error("cannot append to the $all stream: append to a named stream instead")]
     CannotAppendToAllStream,

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
+use crate::metadata::StreamMetadata;
 use crate::serializer::{self, BincodeSerializer, JsonSerializer, Serializer};
 
 /// The name of the stream of all events, ordered by global position.
@@ -238,8 +239,8 @@ pub enum StreamStatus {
     Deleted,
 }
 
-/// A stream's metadata.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What the store knows of a stream.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct StreamInfo {
     /// The stream's name.
@@ -254,15 +255,56 @@ pub struct StreamInfo {
     pub deleted_at: Option<DateTime<Utc>>,
     /// Live or deleted.
     pub status: StreamStatus,
+    /// The stream's metadata (retention rules, custom JSON) with its version, if any was set
+    /// (see [`crate::EventStore::set_stream_metadata`]).
+    pub metadata: Option<(u64, StreamMetadata)>,
 }
 
 /// How [`crate::EventStore::delete_stream`] deletes.
+///
+/// | mode | reads after it | an append after it | its events in `$all` | KurrentDB |
+/// |---|---|---|---|---|
+/// | `Recreatable` | [`Error::StreamNotFound`] | recreates it, versions continue | until a scavenge | delete (soft delete) |
+/// | `Soft` | [`Error::StreamDeleted`] | [`Error::StreamDeleted`], forever | kept | tombstone (hard delete) |
+/// | `Hard` | [`Error::StreamNotFound`] | starts it again at version 1 | removed at once | none |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum DeleteMode {
-    /// Hide the stream from stream reads; its events stay in `$all`.
+    /// A tombstone: the stream can never be read or appended to again
+    /// ([`Error::StreamDeleted`]); its events stay in `$all`.
     Soft,
-    /// Remove the stream's events everywhere (needs `enable_hard_deletes`).
+    /// Remove the stream's events everywhere at once, and the stream with them: the name is free
+    /// again, as if the stream never existed (needs `enable_hard_deletes`).
     Hard,
+    /// Delete the stream so that it can be recreated: reads say [`Error::StreamNotFound`] and
+    /// for an append it is absent (`ExpectedVersion::NoStream` holds), but the next append
+    /// continues its version numbering, and the events from before stay unreadable in it. They
+    /// stay in `$all` until a scavenge removes them. This is KurrentDB's delete (a truncate
+    /// before the next version), which its clients expect.
+    Recreatable,
+}
+
+/// The events to append to one stream, as part of [`crate::EventStore::append_to_streams`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StreamAppend {
+    /// The target stream.
+    pub stream: String,
+    /// The version it must be at, checked like an append's.
+    pub expected: ExpectedVersion,
+    /// The events, in order.
+    pub events: Vec<EventData>,
+}
+
+impl StreamAppend {
+    /// Appends `events` to `stream` if it is at `expected`.
+    pub fn new(
+        stream: impl Into<String>,
+        expected: ExpectedVersion,
+        events: impl IntoIterator<Item = EventData>,
+    ) -> Self {
+        StreamAppend { stream: stream.into(), expected, events: events.into_iter().collect() }
+    }
 }
 
 #[cfg(test)]

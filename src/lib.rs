@@ -105,6 +105,7 @@ mod config;
 mod duration;
 mod error;
 mod event;
+mod metadata;
 mod page;
 mod runtime;
 mod serializer;
@@ -119,7 +120,10 @@ mod validate;
 
 pub use config::{Config, DEFAULT_DATABASE_URL, SubscriptionConfig};
 pub use error::{ConfigError, Error, Result};
-pub use event::{ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamInfo, StreamStatus};
+pub use event::{
+    ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamAppend, StreamInfo, StreamStatus,
+};
+pub use metadata::StreamMetadata;
 pub use page::{Page, PageRequest, SortBy, SortDirection};
 pub use runtime::{LiveSubscription, SubscriberHandle, Subscription};
 pub use serializer::{BINCODE_CONTENT_TYPE, BincodeSerializer, JSON_CONTENT_TYPE, JsonSerializer, Serializer};

@@ -251,19 +251,21 @@ pub(super) fn may_delete(stream: &str, mode: DeleteMode, hard_deletes: bool) -> 
     Ok(())
 }
 
-/// The id of the stream a delete removes, from its row (id, version, deleted) as the delete
-/// read it, once `expected` holds. A soft-deleted stream can still be hard-deleted (to purge
-/// it); deleting it softly twice is an error like any other use of a deleted stream.
+/// The id of the stream a delete removes, from its row (id, version, deleted, deleted version)
+/// as the delete read it, once `expected` holds. A soft-deleted stream can still be
+/// hard-deleted (to purge it); deleting it softly twice is an error like any other use of a
+/// deleted stream. A stream deleted recreatably is absent to `expected` until its next append.
 pub(super) fn stream_to_delete(
-    row: Option<(i64, i64, bool)>,
+    row: Option<(i64, i64, bool, i64)>,
     expected: ExpectedVersion,
     mode: DeleteMode,
 ) -> Result<i64> {
-    let Some((id, version, deleted)) = row else {
+    let Some((id, version, deleted, deleted_version)) = row else {
         return Err(Error::StreamNotFound);
     };
     if !(deleted && mode == DeleteMode::Hard) {
-        expected.check(Some(unsigned("stream_version", version)?), deleted)?;
+        let current = (version > deleted_version).then(|| unsigned("stream_version", version)).transpose()?;
+        expected.check(current, deleted)?;
     }
     Ok(id)
 }

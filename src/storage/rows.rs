@@ -87,6 +87,7 @@ pub(crate) fn into_info((id, uuid, version, created_at, deleted_at): InfoRow) ->
         created_at,
         deleted_at,
         status: if deleted_at.is_some() { StreamStatus::Deleted } else { StreamStatus::Created },
+        metadata: None,
     })
 }
 

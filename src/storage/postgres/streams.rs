@@ -15,10 +15,14 @@ use crate::storage::{InfoRow, PageRow, commit_or_rollback, into_info, signed, un
 const STREAM_INFO: &str =
     "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at FROM streams WHERE stream_uuid = $1";
 
-const LOCK_STREAM: &str =
-    "SELECT stream_id, stream_version, deleted_at IS NOT NULL FROM streams WHERE stream_uuid = $1 FOR UPDATE";
+const LOCK_STREAM: &str = "SELECT stream_id, stream_version, deleted_at IS NOT NULL, deleted_version FROM streams \
+     WHERE stream_uuid = $1 FOR UPDATE";
 
 const SOFT_DELETE: &str = "UPDATE streams SET deleted_at = now() WHERE stream_id = $1";
+
+/// A recreatable delete: every entry so far is gone from the stream (a scavenge removes the
+/// events), which reads as not found until its next append.
+const RECREATABLE_DELETE: &str = "UPDATE streams SET deleted_version = stream_version WHERE stream_id = $1";
 
 /// Hard delete: links pointing at the stream's events, the stream's own links, its events, its
 /// row. The trigger that keeps events immutable lets these DELETEs through only because the
@@ -85,6 +89,9 @@ async fn delete_locked(
     match mode {
         DeleteMode::Soft => {
             sqlx::query(SOFT_DELETE).bind(id).execute(&mut *conn).await?;
+        }
+        DeleteMode::Recreatable => {
+            sqlx::query(RECREATABLE_DELETE).bind(id).execute(&mut *conn).await?;
         }
         DeleteMode::Hard => {
             sqlx::query(ALLOW_HARD_DELETE).execute(&mut *conn).await?;

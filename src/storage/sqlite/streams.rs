@@ -15,9 +15,13 @@ const STREAM_INFO: &str =
     "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at FROM streams WHERE stream_uuid = ?1";
 
 const FIND_STREAM: &str =
-    "SELECT stream_id, stream_version, deleted_at IS NOT NULL FROM streams WHERE stream_uuid = ?1";
+    "SELECT stream_id, stream_version, deleted_at IS NOT NULL, deleted_version FROM streams WHERE stream_uuid = ?1";
 
 const SOFT_DELETE: &str = "UPDATE streams SET deleted_at = ?2 WHERE stream_id = ?1";
+
+/// A recreatable delete: every entry so far is gone from the stream (a scavenge removes the
+/// events), which reads as not found until its next append.
+const RECREATABLE_DELETE: &str = "UPDATE streams SET deleted_version = stream_version WHERE stream_id = ?1";
 
 /// Hard delete: links pointing at the stream's events, the stream's own links, its events, its
 /// row. The triggers that keep events immutable let these DELETEs through only while the
@@ -86,6 +90,9 @@ async fn delete_in(
     match mode {
         DeleteMode::Soft => {
             sqlx::query(SOFT_DELETE).bind(id).bind(Utc::now()).execute(&mut *conn).await?;
+        }
+        DeleteMode::Recreatable => {
+            sqlx::query(RECREATABLE_DELETE).bind(id).execute(&mut *conn).await?;
         }
         DeleteMode::Hard => {
             sqlx::query(PERMIT_HARD_DELETE).execute(&mut *conn).await?;
