@@ -47,7 +47,8 @@ pub struct PageRequest {
     pub sort_by: SortBy,
     /// Ordering direction.
     pub sort_direction: SortDirection,
-    /// Include soft-deleted streams. Default true.
+    /// Include deleted streams: soft-deleted ones, and those a recreatable delete emptied.
+    /// Default true.
     pub include_deleted: bool,
 }
 
@@ -146,7 +147,7 @@ impl PageRequest {
             SortDirection::Ascending => "ASC",
             SortDirection::Descending => "DESC",
         };
-        format!("{column} {direction}, stream_id {direction}")
+        format!("s.{column} {direction}, s.stream_id {direction}")
     }
 
     /// Entries before the requested page.

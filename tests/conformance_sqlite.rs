@@ -18,6 +18,8 @@ mod links_and_deletes;
 mod nacks;
 #[path = "conformance/read.rs"]
 mod read;
+#[path = "conformance/retention.rs"]
+mod retention;
 #[path = "conformance/subscribers.rs"]
 mod subscribers;
 #[path = "conformance/subscriptions.rs"]

@@ -3,13 +3,14 @@
 -- `stream_metadata` holds the latest metadata of a stream (retention rules and custom JSON) with
 -- its own version, 1, 2, ...; it is keyed by name because metadata may be set before the stream
 -- exists. Retention only hides: reads apply it at once, and a scavenge removes what it hides.
+-- `custom` is JSON text, kept as the application wrote it; `max_age_ms` is in milliseconds.
 CREATE TABLE stream_metadata (
     stream_uuid      text        PRIMARY KEY,
     metadata_version bigint      NOT NULL CHECK (metadata_version > 0),
     max_count        bigint      CHECK (max_count > 0),
     max_age_ms       bigint      CHECK (max_age_ms > 0),
     truncate_before  bigint      CHECK (truncate_before >= 0),
-    custom           jsonb       CHECK (custom IS NULL OR jsonb_typeof(custom) = 'object'),
+    custom           text        CHECK (custom IS NULL OR jsonb_typeof(custom::jsonb) = 'object'),
     updated_at       timestamptz NOT NULL DEFAULT now()
 );
 

@@ -3,12 +3,15 @@
 //! a NOTIFY heard on a LISTEN connection (from any node); on SQLite the writer of this process
 //! hands it over in memory. The storage's `NotificationListener` hides which.
 //!
-//! - **Owns** the position it has read `$all` up to (`cursor`) and a task that LISTENs on the
-//!   store's channel and forwards each wake-up.
+//! - **Owns** the position it has read `$all` up to (`cursor`), a task that LISTENs on the
+//!   store's channel and forwards each wake-up, and the retention of the streams it routes
+//!   events to (read when first needed, forgotten when a wake-up says it changed): a stream's
+//!   listeners only get the events its retention leaves readable.
 //! - **Receives** `Wake` (a notification), `Reconnected` (the LISTEN connection is back after
 //!   failing: the database is reachable again, which the registry passes on so subscriptions
 //!   waiting out a backoff resume at once) and `Poll` (every `notification_poll_interval`). A
-//!   replay request for parked events is passed to the subscription registry.
+//!   replay request for parked events, and a stream's changed retention, are passed to the
+//!   subscription registry.
 //! - **Persists** nothing. A notification is only a wake-up: on every wake it reads from its
 //!   own cursor, so events committed while the LISTEN connection was down are read when it is
 //!   back (or at the next poll), without waiting for another append. When nobody listens it
@@ -16,9 +19,11 @@
 //! - **On a crash**: the supervisor starts a new one, which starts at the current head and tells
 //!   every listener that events may have been missed, so subscriptions re-read from storage.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinSet;
 
@@ -26,6 +31,8 @@ use super::publisher::Hub;
 use super::registry::RegistryMsg;
 use super::slot::ActorSlot;
 use crate::error::Result;
+use crate::event::RecordedEvent;
+use crate::storage::retention::{Retention, Window};
 use crate::storage::{Direction, Storage, Wake};
 
 /// Most events one read takes; a wider range is read in pages.
@@ -33,6 +40,8 @@ const PAGE: u64 = 1_000;
 /// Past this many events behind, the notifier skips ahead and lets subscriptions catch up from
 /// storage themselves (a node that fell far behind should not replay the backlog live).
 const MAX_BEHIND: u64 = 10_000;
+/// Retentions remembered before those of streams nobody listens to any more are forgotten.
+const MAX_RETENTIONS: usize = 4_096;
 
 /// Messages of the notifier.
 pub enum NotifierMsg {
@@ -73,6 +82,8 @@ pub struct NotifierState {
     /// Every position up to this one has been routed (or skipped with a `Missed`); `None` until
     /// the head could be read.
     cursor: Option<u64>,
+    /// The retention of streams it routed events to, as last read.
+    retentions: HashMap<String, Retention>,
     /// The LISTEN task; aborted with the state.
     tasks: JoinSet<()>,
 }
@@ -90,8 +101,14 @@ impl Actor for Notifier {
         let mut tasks = JoinSet::new();
         tasks.spawn(listen(args.storage.clone(), myself.clone(), args.retry_interval));
         myself.send_interval(args.poll_interval, || NotifierMsg::Poll);
-        let mut state =
-            NotifierState { storage: args.storage, hub: args.hub, registry: args.registry, cursor: None, tasks };
+        let mut state = NotifierState {
+            storage: args.storage,
+            hub: args.hub,
+            registry: args.registry,
+            cursor: None,
+            retentions: HashMap::new(),
+            tasks,
+        };
         // A predecessor may have died between reading and routing: listeners re-check storage.
         if state.start_at_head().await {
             state.hub.publish_missed(false).await;
@@ -112,14 +129,24 @@ impl Actor for Notifier {
                 }
                 state.advance(Some(last)).await
             }
-            NotifierMsg::Wake(Wake::Resync) => state.advance(None).await,
+            NotifierMsg::Wake(Wake::Resync) => {
+                // Wake-ups may have been missed, retention changes among them.
+                state.retentions.clear();
+                state.advance(None).await
+            }
             NotifierMsg::Reconnected => {
                 tracing::info!("LISTEN connection re-established; resuming subscriptions");
+                state.retentions.clear();
                 state.registry.tell(RegistryMsg::DatabaseBack);
                 state.advance(None).await
             }
             NotifierMsg::Wake(Wake::Replay(id)) => {
                 state.registry.tell(RegistryMsg::ReplayRequested(id));
+                Ok(())
+            }
+            NotifierMsg::Wake(Wake::Retention(stream)) => {
+                state.retentions.remove(&stream);
+                state.registry.tell(RegistryMsg::RetentionChanged(stream));
                 Ok(())
             }
             NotifierMsg::Poll if state.hub.has_listeners() => state.advance(None).await,
@@ -202,11 +229,46 @@ impl NotifierState {
             // left by hard deletes): positions up to an announced head are all committed.
             let to =
                 if (events.len() as u64) < count { target } else { events.last().map_or(target, |e| e.event_number) };
-            self.hub.publish(cursor, to, events).await;
+            let windows = self.windows(&events).await?;
+            self.hub.publish(cursor, to, events, &windows).await;
             cursor = to;
             self.cursor = Some(cursor);
         }
         Ok(())
+    }
+}
+
+impl NotifierState {
+    /// The readable window of each listened stream among `events` whose retention hides
+    /// anything, reading the retentions it does not know yet. A stream's window is taken at
+    /// its newest version in `events` (later appends only hide more, and reach its listeners
+    /// as a gap, which they re-read from storage).
+    async fn windows(&mut self, events: &[RecordedEvent]) -> Result<HashMap<String, Window>> {
+        let listened = self.hub.listened(events.iter().map(|e| e.stream_uuid.as_str())).await;
+        let unknown: Vec<&str> =
+            listened.iter().map(String::as_str).filter(|s| !self.retentions.contains_key(*s)).collect();
+        if !unknown.is_empty() {
+            if self.retentions.len() + unknown.len() > MAX_RETENTIONS {
+                let streams = self.hub.streams().await;
+                self.retentions.retain(|stream, _| streams.contains(stream));
+            }
+            let rows = self.storage.retentions(&unknown).await?;
+            for stream in unknown {
+                self.retentions.insert(stream.to_string(), Retention::default());
+            }
+            for row in rows {
+                self.retentions.insert(row.stream_uuid, row.retention);
+            }
+        }
+        let now = Utc::now();
+        let mut windows = HashMap::new();
+        for stream in listened {
+            let Some(retention) = self.retentions.get(&stream).filter(|r| r.hides_anything()) else { continue };
+            let newest = events.iter().filter(|e| e.stream_uuid == stream).map(|e| e.stream_version).max();
+            let version = i64::try_from(newest.unwrap_or_default()).unwrap_or(i64::MAX);
+            windows.insert(stream, retention.window(version, now));
+        }
+        Ok(windows)
     }
 }
 

@@ -17,7 +17,7 @@
 //!   listens again itself, reporting [`LiveMessage::Lagged`] with an unknown count. The next
 //!   `listen` for the stream starts a new publisher.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -31,6 +31,7 @@ use super::slot::ActorSlot;
 use super::subscription::SubscriptionMsg;
 use crate::error::{Error, Result};
 use crate::event::{ALL, RecordedEvent};
+use crate::storage::retention::Window;
 use crate::subscription::LiveMessage;
 
 /// Identifies a listener within the hub.
@@ -275,13 +276,29 @@ impl Hub {
         self.registry.tell(RegistryMsg::PublisherLost(stream.to_string()));
     }
 
+    /// The streams among `streams` that have a publisher (`$all` left out), each once.
+    pub async fn listened<'a>(&self, streams: impl Iterator<Item = &'a str>) -> Vec<String> {
+        let publishers = self.publishers.lock().await;
+        let listened: HashSet<&str> = streams.filter(|s| *s != ALL && publishers.contains_key(*s)).collect();
+        listened.into_iter().map(str::to_string).collect()
+    }
+
+    /// Every stream that has a publisher.
+    pub async fn streams(&self) -> HashSet<String> {
+        self.publishers.lock().await.keys().cloned().collect()
+    }
+
     /// Routes a range the notifier read: all of it to `$all`'s publisher, each stream's events
-    /// (numbered by stream version) to that stream's publisher.
-    pub async fn publish(&self, after: u64, to: u64, events: Vec<RecordedEvent>) {
+    /// (numbered by stream version) to that stream's publisher, leaving out those its retention
+    /// (its window in `windows`, if it has one) hides.
+    pub async fn publish(&self, after: u64, to: u64, events: Vec<RecordedEvent>, windows: &HashMap<String, Window>) {
         let publishers = self.publishers.lock().await;
         let mut by_stream: HashMap<&str, Vec<RecordedEvent>> = HashMap::new();
         for event in &events {
-            if publishers.contains_key(event.stream_uuid.as_str()) {
+            let hidden = windows
+                .get(&event.stream_uuid)
+                .is_some_and(|w| !w.shows(i64::try_from(event.stream_version).unwrap_or(i64::MAX), event.created_at));
+            if !hidden && publishers.contains_key(event.stream_uuid.as_str()) {
                 let mut own = event.clone();
                 own.event_number = own.stream_version;
                 by_stream.entry(event.stream_uuid.as_str()).or_default().push(own);

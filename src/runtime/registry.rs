@@ -7,7 +7,8 @@
 //!   `Actor` (for status), `ReplayRequested` (a notification, passed on to the subscriptions),
 //!   `DatabaseBack` (the notifier reconnected after an outage: passed on, after the lock keeper
 //!   checked its connection), `LocksReset` (the lock keeper was restarted), `PublisherLost`
-//!   (from the hub: the subscriptions of that stream listen again) and `Shutdown`.
+//!   (from the hub: the subscriptions of that stream listen again), `RetentionChanged` (a
+//!   notification: passed on to the subscriptions of that stream) and `Shutdown`.
 //! - **Persists** nothing itself; subscription actors write their checkpoints.
 //! - **When a subscription actor crashes** it releases the actor's lock (another node may take
 //!   over meanwhile), keeps its subscribers and starts a new actor for them after a backoff (within a restart budget); the new one resumes from the persisted
@@ -91,6 +92,9 @@ pub enum RegistryMsg {
     PublisherLost(String),
     /// The database accepts connections again after an outage (from the notifier).
     DatabaseBack,
+    /// What hides entries of this stream changed (a notification): its subscriptions drop
+    /// what they queued and may no longer deliver.
+    RetentionChanged(String),
     /// Stop every subscription (writing checkpoints), then reply.
     Shutdown(RpcReplyPort<()>),
 }
@@ -176,6 +180,12 @@ impl Actor for SubscriptionRegistry {
                 }
                 for actor in state.entries.values().filter_map(|e| e.actor.as_ref()) {
                     let _ = actor.cast(SubscriptionMsg::DatabaseBack);
+                }
+            }
+            RegistryMsg::RetentionChanged(stream) => {
+                let affected = state.entries.iter().filter(|(key, _)| key.stream == stream);
+                for actor in affected.filter_map(|(_, e)| e.actor.as_ref()) {
+                    let _ = actor.cast(SubscriptionMsg::RetentionChanged);
                 }
             }
             RegistryMsg::PublisherLost(stream) => {

@@ -10,7 +10,8 @@
 //! | [`Admin`] | `admin.rs` | creating, migrating and dropping a store |
 //! | [`Appends`], [`WriterSession`] | `append.rs` | the writer's batches, in-doubt outcomes |
 //! | [`Reads`] | `read.rs` | one stream's entries and `$all`, by number |
-//! | [`Streams`] | `streams.rs` | stream metadata, pagination, deletes |
+//! | [`Streams`] | `streams.rs` | stream info, pagination, deletes |
+//! | [`Metadata`] | `metadata.rs` | stream metadata (retention rules, custom JSON) |
 //! | [`Snapshots`] | `snapshots.rs` | one snapshot per source |
 //! | [`Subscriptions`], [`LockSession`], [`NotificationListener`] | `subscriptions.rs` | rows, ownership, wake-ups |
 //! | [`Nacks`], [`OwnerWrites`] | `nacks.rs` | retries and parks, and what an owner writes |
@@ -29,20 +30,24 @@
 
 use std::sync::Arc;
 
+use chrono::Utc;
+
+use super::retention::Window;
 use super::{
-    Direction, EventRow, MigrationStatus, PageRow, StoredNack, SubscriptionRow, SubscriptionWrite, Wake, WriteRequest,
-    escape_like, into_events, into_info, signed, unsigned,
+    Direction, EventRow, InfoRow, MigrationStatus, PageRow, RetentionRow, StoredNack, StreamRow, SubscriptionRow,
+    SubscriptionWrite, Wake, WriteRequest, escape_like, into_events, into_info, signed, unsigned,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{ALL, AppendResult, DeleteMode, ExpectedVersion, RecordedEvent, StreamInfo};
+use crate::metadata::StreamMetadata;
 use crate::page::{Page, PageRequest};
 use crate::snapshot::SnapshotData;
 use crate::subscription::{ParkedEvent, SubscriptionInfo};
 
 /// A storage backend: the store of one [`Config`], with every room of the contract.
 pub(crate) trait Backend:
-    Admin + Appends + Reads + Streams + Snapshots + Subscriptions + Nacks + Clone + Send + Sync + Sized + 'static
+    Admin + Appends + Reads + Streams + Metadata + Snapshots + Subscriptions + Nacks + Clone + Send + Sync + Sized + 'static
 {
     /// Opens the store `config` names, preparing it first: with `auto_init`, creating and
     /// migrating it as needed; otherwise checking that it exists and is up to date. A
@@ -105,20 +110,21 @@ pub(crate) trait WriterSession: Send {
 
 /// Reads of one stream (its own events and its links, in version order) and of `$all` (by
 /// global position). A backend fetches rows; the reads themselves (what a missing or deleted
-/// stream gives, what an empty count or a number past `i64::MAX` gives) are the same on every
-/// backend, and written once here.
+/// stream gives, what its retention hides, what an empty count or a number past `i64::MAX`
+/// gives) are the same on every backend, and written once here.
 pub(crate) trait Reads: Sync {
-    /// The internal id of `stream` and whether it is soft-deleted; `None` if it has no row.
-    fn find_stream(&self, stream: &str) -> impl Future<Output = Result<Option<(i64, bool)>>> + Send;
+    /// The row of `stream` with its retention; `None` if it has none.
+    fn find_stream(&self, stream: &str) -> impl Future<Output = Result<Option<StreamRow>>> + Send;
 
     /// Up to `count` entries of stream `id` from version `from` (inclusive) in `direction`,
-    /// numbered by their version in it.
+    /// numbered by their version in it, within `window`.
     fn stream_rows(
         &self,
         id: i64,
         from: i64,
         count: i64,
         direction: Direction,
+        window: Window,
     ) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
 
     /// Up to `count` events of `$all` from global position `from` (inclusive) in `direction`.
@@ -129,8 +135,13 @@ pub(crate) trait Reads: Sync {
         direction: Direction,
     ) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
 
-    /// The entries of stream `id` with these versions, in order.
-    fn stream_rows_at(&self, id: i64, numbers: &[i64]) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
+    /// The entries of stream `id` with these versions, in order, within `window`.
+    fn stream_rows_at(
+        &self,
+        id: i64,
+        numbers: &[i64],
+        window: Window,
+    ) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
 
     /// The events of `$all` at these positions, in order.
     fn all_rows_at(&self, numbers: &[i64]) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
@@ -144,11 +155,12 @@ pub(crate) trait Reads: Sync {
         direction: Direction,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send {
         async move {
-            let id = live(self.find_stream(stream).await?)?;
+            let (id, window) = readable(self.find_stream(stream).await?)?;
             if count == 0 {
                 return Ok(Vec::new());
             }
-            into_events(self.stream_rows(id, signed("version", from)?, signed("count", count)?, direction).await?)
+            let (from, count) = (signed("version", from)?, signed("count", count)?);
+            into_events(self.stream_rows(id, from, count, direction, window).await?)
         }
     }
 
@@ -175,8 +187,8 @@ pub(crate) trait Reads: Sync {
             let rows = if stream == ALL {
                 self.all_rows_at(&numbers).await?
             } else {
-                match live(self.find_stream(stream).await?) {
-                    Ok(id) => self.stream_rows_at(id, &numbers).await?,
+                match readable(self.find_stream(stream).await?) {
+                    Ok((id, window)) => self.stream_rows_at(id, &numbers, window).await?,
                     Err(Error::StreamNotFound | Error::StreamDeleted) => return Ok(Vec::new()),
                     Err(e) => return Err(e),
                 }
@@ -186,12 +198,15 @@ pub(crate) trait Reads: Sync {
     }
 }
 
-/// The id of a live stream: [`Error::StreamNotFound`] / [`Error::StreamDeleted`] otherwise.
-fn live(row: Option<(i64, bool)>) -> Result<i64> {
+/// The id of a readable stream and the window its retention leaves readable now:
+/// [`Error::StreamDeleted`] for a tombstone, [`Error::StreamNotFound`] for no row or a stream
+/// a recreatable delete emptied.
+fn readable(row: Option<StreamRow>) -> Result<(i64, Window)> {
     match row {
         None => Err(Error::StreamNotFound),
-        Some((_, true)) => Err(Error::StreamDeleted),
-        Some((id, false)) => Ok(id),
+        Some(row) if row.deleted => Err(Error::StreamDeleted),
+        Some(row) if row.retention.reads_as_absent(row.version) => Err(Error::StreamNotFound),
+        Some(row) => Ok((row.id, row.retention.window(row.version, Utc::now()))),
     }
 }
 
@@ -199,8 +214,8 @@ fn live(row: Option<(i64, bool)>) -> Result<i64> {
 /// total, also past the end) is the same on every backend, and written once here. A delete
 /// applies [`may_delete`] and [`stream_to_delete`].
 pub(crate) trait Streams: Sync {
-    /// Metadata of a stream (or of `$all`); `StreamNotFound` if it has none.
-    fn stream_info(&self, stream: &str) -> impl Future<Output = Result<StreamInfo>> + Send;
+    /// The row of a stream (or of `$all`) with its metadata, if it has one.
+    fn info_row(&self, stream: &str) -> impl Future<Output = Result<Option<InfoRow>>> + Send;
 
     /// The rows of one page of the streams `request` lists (never `$all`), in its order, each
     /// with the count of all of them; `search` is the request's, escaped for `LIKE`.
@@ -221,19 +236,29 @@ pub(crate) trait Streams: Sync {
         mode: DeleteMode,
     ) -> impl Future<Output = Result<()>> + Send;
 
+    /// What the store knows of a stream (or of `$all`); `StreamNotFound` if it has no row, or a
+    /// recreatable delete emptied it (it reads as not found).
+    fn stream_info(&self, stream: &str) -> impl Future<Output = Result<StreamInfo>> + Send {
+        async move {
+            match self.info_row(stream).await? {
+                Some(row) if !row.reads_as_absent() => into_info(row),
+                _ => Err(Error::StreamNotFound),
+            }
+        }
+    }
+
     /// One page of streams (never `$all`).
     fn paginate_streams(&self, request: &PageRequest) -> impl Future<Output = Result<Page<StreamInfo>>> + Send {
         async move {
             let search = request.search.as_deref().map(escape_like);
             let rows = self.page_rows(request, search.as_deref()).await?;
             let total_entries = match rows.first() {
-                Some(row) => unsigned("count", row.5)?,
+                Some(row) => unsigned("count", row.total)?,
                 // An empty page past the end still reports the real total.
                 None if request.page > 1 => self.count_streams(request, search.as_deref()).await?,
                 None => 0,
             };
-            let entries =
-                rows.into_iter().map(|(a, b, c, d, e, _)| into_info((a, b, c, d, e))).collect::<Result<Vec<_>>>()?;
+            let entries = rows.into_iter().map(|row| into_info(row.info)).collect::<Result<Vec<_>>>()?;
             Ok(Page::of(request, entries, total_entries))
         }
     }
@@ -268,6 +293,36 @@ pub(super) fn stream_to_delete(
         expected.check(current, deleted)?;
     }
     Ok(id)
+}
+
+/// Stream metadata: the latest value of each stream with a version of its own, and the
+/// retention of streams the live path routes events to.
+pub(crate) trait Metadata: Sync {
+    /// Sets the metadata of `stream` if its current metadata version meets `expected` (the
+    /// rules of an append, where no metadata is "no stream"), and tells every node's notifier
+    /// ([`Wake::Retention`]); the new version, counting from 1. A tombstone (a soft-deleted
+    /// stream) is [`Error::StreamDeleted`]; a stream that does not exist yet is fine.
+    fn set_stream_metadata(
+        &self,
+        stream: &str,
+        expected: ExpectedVersion,
+        metadata: &StreamMetadata,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The latest metadata of `stream` with its version, if any was set.
+    fn stream_metadata(&self, stream: &str) -> impl Future<Output = Result<Option<(u64, StreamMetadata)>>> + Send;
+
+    /// The version and retention of each of `streams` that has a row, in no order.
+    fn retentions(&self, streams: &[&str]) -> impl Future<Output = Result<Vec<RetentionRow>>> + Send;
+}
+
+/// What a metadata write checks: the stream is not a tombstone (`deleted`, from its row if it
+/// has one), and `expected` holds against the current metadata version.
+pub(super) fn may_set_metadata(deleted: Option<bool>, expected: ExpectedVersion, current: Option<i64>) -> Result<()> {
+    if deleted == Some(true) {
+        return Err(Error::StreamDeleted);
+    }
+    expected.check(current.map(|v| unsigned("metadata_version", v)).transpose()?, false)
 }
 
 /// Snapshots: one per source, replaced on every record.

@@ -9,6 +9,7 @@
 mod backend;
 mod batch;
 pub mod postgres;
+pub(crate) mod retention;
 mod rows;
 pub mod sqlite;
 
@@ -18,20 +19,22 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use self::backend::{
-    Admin, Appends, Backend, LockSession as _, Nacks, NotificationListener as _, OwnerWrites as _, Reads, Snapshots,
-    Streams, Subscriptions, WriterSession as _,
+    Admin, Appends, Backend, LockSession as _, Metadata, Nacks, NotificationListener as _, OwnerWrites as _, Reads,
+    Snapshots, Streams, Subscriptions, WriterSession as _,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamInfo};
+use crate::metadata::StreamMetadata;
 use crate::page::{Page, PageRequest};
 use crate::snapshot::SnapshotData;
 use crate::subscription::{ParkedEvent, SubscriptionInfo};
 
 pub use postgres::PgStorage;
 pub(crate) use rows::{
-    EVENT_COLUMNS, EventRow, InfoRow, NackRow, PageRow, ParkedRow, SnapshotRow, escape_like, into_events, into_info,
-    into_nacks, into_parked, into_snapshot, into_subscription_info, signed, unsigned,
+    EVENT_COLUMNS, EventRow, INFO_COLUMNS, INFO_FROM, InfoRow, METADATA_COLUMNS, MetadataRow, NackRow, PageRow,
+    ParkedRow, RETENTION_COLUMNS, RetentionRow, SnapshotRow, StreamRow, escape_like, find_stream_sql, into_events,
+    into_info, into_nacks, into_parked, into_snapshot, into_subscription_info, signed, unsigned,
 };
 pub use sqlite::SqliteStorage;
 
@@ -138,7 +141,7 @@ impl Direction {
 }
 
 /// What woke the notifier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wake {
     /// A batch committed; every global position up to `last` is committed. `links` if the
     /// batch also linked events into streams (links never enter `$all`).
@@ -153,6 +156,9 @@ pub enum Wake {
     Resync,
     /// The parked events of subscription row `id` were marked for replay.
     Replay(i32),
+    /// What hides entries of this stream changed (its metadata was set, or it was deleted
+    /// recreatably): live paths and subscriptions of it apply the new retention.
+    Retention(String),
 }
 
 /// A subscription's row: its id and its checkpoint.
@@ -378,6 +384,9 @@ impl Storage {
         fn stream_info(&self, stream: &str) -> Result<StreamInfo>;
         fn paginate_streams(&self, request: &PageRequest) -> Result<Page<StreamInfo>>;
         fn delete_stream(&self, stream: &str, expected: ExpectedVersion, mode: DeleteMode) -> Result<()>;
+        fn set_stream_metadata(&self, stream: &str, expected: ExpectedVersion, metadata: &StreamMetadata) -> Result<u64>;
+        fn stream_metadata(&self, stream: &str) -> Result<Option<(u64, StreamMetadata)>>;
+        fn retentions(&self, streams: &[&str]) -> Result<Vec<RetentionRow>>;
         fn record_snapshot(&self, snapshot: &SnapshotData) -> Result<()>;
         fn read_snapshot(&self, source_uuid: &str) -> Result<SnapshotData>;
         fn delete_snapshot(&self, source_uuid: &str) -> Result<()>;

@@ -1,13 +1,17 @@
 //! Rows as every backend selects them, and their conversions to the API's types: corrupt
 //! values (a negative count, a bad UUID) become errors here, not panics.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::event::{RecordedEvent, StreamInfo, StreamStatus};
+use crate::metadata::StreamMetadata;
 use crate::snapshot::SnapshotData;
 use crate::storage::StoredNack;
+use crate::storage::retention::Retention;
 use crate::subscription::{ParkedEvent, SubscriptionInfo};
 
 /// Converts a stored integer that must not be negative; a negative one is a corrupt row.
@@ -73,22 +77,129 @@ pub(crate) fn into_events(rows: Vec<EventRow>) -> Result<Vec<RecordedEvent>> {
     rows.into_iter().map(RecordedEvent::try_from).collect()
 }
 
-/// A stream row: id, name, version, created, deleted.
-pub(crate) type InfoRow = (i64, String, i64, DateTime<Utc>, Option<DateTime<Utc>>);
+/// A stream as a read finds it: its id, whether it is a tombstone, its version and what hides
+/// its entries.
+#[derive(sqlx::FromRow)]
+pub(crate) struct StreamRow {
+    pub(crate) id: i64,
+    pub(crate) deleted: bool,
+    pub(crate) version: i64,
+    #[sqlx(flatten)]
+    pub(crate) retention: Retention,
+}
+
+/// Selects the [`StreamRow`] of the stream named by the parameter `$param` (`"$1"`, `"?1"`).
+macro_rules! find_stream_sql {
+    ($param:literal) => {
+        concat!(
+            "SELECT s.stream_id AS id, s.deleted_at IS NOT NULL AS deleted, s.stream_version AS version, ",
+            "s.deleted_version, m.max_count, m.max_age_ms, m.truncate_before ",
+            "FROM streams s LEFT JOIN stream_metadata m ON m.stream_uuid = s.stream_uuid WHERE s.stream_uuid = ",
+            $param
+        )
+    };
+}
+pub(crate) use find_stream_sql;
+
+/// A stream's name, version and retention, as the live path looks them up.
+#[derive(sqlx::FromRow)]
+pub(crate) struct RetentionRow {
+    pub(crate) stream_uuid: String,
+    pub(crate) version: i64,
+    #[sqlx(flatten)]
+    pub(crate) retention: Retention,
+}
+
+/// The columns of a [`RetentionRow`], from [`INFO_FROM`].
+pub(crate) const RETENTION_COLUMNS: &str = "s.stream_uuid, s.stream_version AS version, s.deleted_version, \
+     m.max_count, m.max_age_ms, m.truncate_before";
+
+/// A stream row with its metadata, as `stream_info` and a page of streams select it (see
+/// [`INFO_COLUMNS`]).
+#[derive(sqlx::FromRow)]
+pub(crate) struct InfoRow {
+    stream_id: i64,
+    stream_uuid: String,
+    stream_version: i64,
+    created_at: DateTime<Utc>,
+    deleted_at: Option<DateTime<Utc>>,
+    deleted_version: i64,
+    #[sqlx(flatten)]
+    metadata: MetadataRow,
+}
+
+/// The columns of an [`InfoRow`], from `streams s LEFT JOIN stream_metadata m` (see
+/// [`INFO_FROM`]).
+pub(crate) const INFO_COLUMNS: &str = "s.stream_id, s.stream_uuid, s.stream_version, s.created_at, s.deleted_at, \
+     s.deleted_version, m.metadata_version, m.max_count, m.max_age_ms, m.truncate_before, m.custom";
+
+/// Streams with their metadata, as every backend joins them.
+pub(crate) const INFO_FROM: &str = "streams s LEFT JOIN stream_metadata m ON m.stream_uuid = s.stream_uuid";
 
 /// A stream row of a page: [`InfoRow`] and the count of all matching rows.
-pub(crate) type PageRow = (i64, String, i64, DateTime<Utc>, Option<DateTime<Utc>>, i64);
+#[derive(sqlx::FromRow)]
+pub(crate) struct PageRow {
+    #[sqlx(flatten)]
+    pub(crate) info: InfoRow,
+    pub(crate) total: i64,
+}
 
-pub(crate) fn into_info((id, uuid, version, created_at, deleted_at): InfoRow) -> Result<StreamInfo> {
+impl InfoRow {
+    /// Whether a recreatable delete emptied the stream (reads say it is not found).
+    pub(crate) fn reads_as_absent(&self) -> bool {
+        self.deleted_version > 0 && self.stream_version <= self.deleted_version
+    }
+}
+
+pub(crate) fn into_info(row: InfoRow) -> Result<StreamInfo> {
+    let recreatably_deleted = row.reads_as_absent();
     Ok(StreamInfo {
-        stream_uuid: uuid,
-        stream_id: unsigned("stream_id", id)?,
-        stream_version: unsigned("stream_version", version)?,
-        created_at,
-        deleted_at,
-        status: if deleted_at.is_some() { StreamStatus::Deleted } else { StreamStatus::Created },
-        metadata: None,
+        stream_uuid: row.stream_uuid,
+        stream_id: unsigned("stream_id", row.stream_id)?,
+        stream_version: unsigned("stream_version", row.stream_version)?,
+        created_at: row.created_at,
+        status: if row.deleted_at.is_some() || recreatably_deleted {
+            StreamStatus::Deleted
+        } else {
+            StreamStatus::Created
+        },
+        deleted_at: row.deleted_at,
+        metadata: row.metadata.into_metadata()?,
     })
+}
+
+/// A `stream_metadata` row (all `None` when a join found none).
+#[derive(sqlx::FromRow)]
+pub(crate) struct MetadataRow {
+    metadata_version: Option<i64>,
+    max_count: Option<i64>,
+    max_age_ms: Option<i64>,
+    truncate_before: Option<i64>,
+    custom: Option<String>,
+}
+
+/// The columns of a [`MetadataRow`] in `stream_metadata`.
+pub(crate) const METADATA_COLUMNS: &str = "metadata_version, max_count, max_age_ms, truncate_before, custom";
+
+impl MetadataRow {
+    /// The metadata and its version; `None` if the stream has none.
+    pub(crate) fn into_metadata(self) -> Result<Option<(u64, StreamMetadata)>> {
+        let Some(version) = self.metadata_version else { return Ok(None) };
+        let corrupt = |column: &str, value: &str| {
+            Error::Database(sqlx::Error::Decode(format!("corrupt stream metadata: {column} = {value}").into()))
+        };
+        let custom = self
+            .custom
+            .map(|text| serde_json::from_str(&text).map_err(|e| corrupt("custom", &format!("{text} ({e})"))))
+            .transpose()?;
+        let mut metadata = StreamMetadata::default();
+        metadata.max_count = self.max_count.map(|v| unsigned("max_count", v)).transpose()?;
+        metadata.max_age =
+            self.max_age_ms.map(|ms| unsigned("max_age_ms", ms).map(Duration::from_millis)).transpose()?;
+        metadata.truncate_before = self.truncate_before.map(|v| unsigned("truncate_before", v)).transpose()?;
+        metadata.custom = custom;
+        Ok(Some((unsigned("metadata_version", version)?, metadata)))
+    }
 }
 
 /// A snapshot row: source, version, type, content type, data, metadata, created.

@@ -19,6 +19,7 @@ use crate::snapshot::SnapshotData;
 use crate::storage::{Direction, Storage, WriteOp, WriteProgress, WriteRequest};
 use crate::validate;
 
+mod retention;
 mod subscribers;
 mod subscriptions;
 

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use chrono::{DateTime, Utc};
 use ractor::ActorRef;
 
 use super::state::Phase;
@@ -89,6 +90,35 @@ impl SubscriptionState {
     pub(super) fn release(&mut self, myself: &ActorRef<SubscriptionMsg>, id: u64) {
         if self.tracker.release(id, self.options.max_size) {
             self.fall_behind(myself, 0);
+        }
+    }
+
+    /// Drops the queued events that the stream's retention hides now (they count as skipped, so
+    /// the checkpoint moves past them); `$all` shows every event until a scavenge. Events in
+    /// flight stay with their subscribers.
+    pub(super) async fn retention_changed(&mut self) {
+        if self.is_all() {
+            return;
+        }
+        let stream = self.key.stream.as_str();
+        let rows = match self.ctx.storage.retentions(&[stream]).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                // Reads from storage apply it anyway; only what is queued now may still go out.
+                tracing::warn!(subscription = %self.key, error = %e, "cannot read the stream's new retention");
+                return;
+            }
+        };
+        let Some(row) = rows.into_iter().next() else { return };
+        let window = row.retention.window(row.version, Utc::now());
+        let dropped = self.tracker.drop_queued(|e| {
+            let version = i64::try_from(e.event_number).unwrap_or(i64::MAX);
+            // A linked event's own commit time is not the link's: only the version decides.
+            let created_at = if e.stream_uuid == stream { e.created_at } else { DateTime::<Utc>::MAX_UTC };
+            !window.shows(version, created_at)
+        });
+        if dropped > 0 {
+            tracing::debug!(subscription = %self.key, dropped, "dropped queued events the stream's retention hides");
         }
     }
 

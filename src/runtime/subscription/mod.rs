@@ -15,7 +15,9 @@
 //! - **Receives** `Connect`/`Disconnect` of subscribers (from the registry), `Ack`, `Nack`,
 //!   `Pause`/`Resume` (from a subscriber actor), `Live` feeds (from its publisher), `Acquire`,
 //!   `CatchUp` and `FillReplay` (sent to itself), `ReplayParked` (from the facade or, through
-//!   the registry, a notification), `LockLost` (from the lock keeper), `DatabaseBack` (from the
+//!   the registry, a notification), `RetentionChanged` (through the registry, a notification:
+//!   queued events the stream's retention now hides are dropped), `LockLost` (from the lock
+//!   keeper), `DatabaseBack` (from the
 //!   registry, after an outage: retries waiting out a backoff are made at once),
 //!   `FlushCheckpoint`, `Sweep` and `RetryCatchUp` (its timers), `Status` and `Stop`.
 //! - **Persists** through the lock keeper (on the connection that holds its lock): retry
@@ -135,6 +137,9 @@ pub enum SubscriptionMsg {
     /// The publisher was lost with its listeners: listen again, and re-read what may have been
     /// missed meanwhile.
     Relisten,
+    /// What hides entries of the subscription's stream changed (its metadata, or a recreatable
+    /// delete): drop the queued events it hides now.
+    RetentionChanged,
     /// Try to take ownership (sent to itself; only the latest scheduled attempt counts).
     Acquire(u64),
     /// Read the next part of the backlog (sent to itself).
@@ -238,6 +243,7 @@ impl Actor for SubscriptionActor {
                 state.ctx.hub.listen(&state.key.stream, state.listener, listener).await?;
                 state.take_live(&myself, LiveFeed::Missed);
             }
+            SubscriptionMsg::RetentionChanged => state.retention_changed().await,
             SubscriptionMsg::Acquire(attempt) => state.acquire(&myself, attempt).await,
             SubscriptionMsg::CatchUp => state.catch_up(&myself).await,
             SubscriptionMsg::RetryCatchUp => state.retry_catch_up(&myself).await,

@@ -165,6 +165,21 @@ impl Tracker {
         true
     }
 
+    /// Takes the queued events `hidden` picks out of the queue, as if they had been skipped;
+    /// how many. Replayed and in-flight events stay.
+    pub fn drop_queued(&mut self, mut hidden: impl FnMut(&RecordedEvent) -> bool) -> usize {
+        let before = self.queue.len();
+        let outstanding = &mut self.outstanding;
+        self.queue.retain(|q| {
+            let drop = hidden(&q.event);
+            if drop {
+                outstanding.remove(&q.event.event_number);
+            }
+            !drop
+        });
+        before - self.queue.len()
+    }
+
     /// Records that nothing up to `n` needs delivering beyond what is already queued (a
     /// selector-rejected event, a parked one, or positions of `$all` without events).
     pub fn skip_to(&mut self, n: u64) {

@@ -4,6 +4,7 @@
 
 mod admin;
 mod append;
+mod metadata;
 mod nacks;
 mod read;
 mod snapshots;

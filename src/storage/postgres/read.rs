@@ -6,10 +6,14 @@
 use super::PgStorage;
 use crate::error::Result;
 use crate::storage::backend::Reads;
-use crate::storage::{Direction, EVENT_COLUMNS, EventRow};
+use crate::storage::retention::Window;
+use crate::storage::{Direction, EVENT_COLUMNS, EventRow, StreamRow, find_stream_sql};
 
-const FIND_STREAM: &str = "SELECT stream_id, deleted_at IS NOT NULL FROM streams WHERE stream_uuid = $1";
+const FIND_STREAM: &str = find_stream_sql!("$1");
 
+/// The retention window of a stream read: versions from `$4` on, committed at or after `$5`
+/// (when not NULL). For a stream without retention `$4` is 1 and `$5` NULL, and the plan is the
+/// same index range scan.
 fn stream_sql(direction: Direction) -> String {
     let (cmp, order) = direction.sql();
     // Both halves are index range scans ((stream_id, stream_version) and the links primary
@@ -18,11 +22,15 @@ fn stream_sql(direction: Direction) -> String {
     format!(
         "SELECT * FROM ( \
             (SELECT e.stream_version AS event_number, {EVENT_COLUMNS} FROM events e \
-             WHERE e.stream_id = $1 AND e.stream_version {cmp} $2 ORDER BY e.stream_version {order} LIMIT $3) \
+             WHERE e.stream_id = $1 AND e.stream_version {cmp} $2 AND e.stream_version >= $4 \
+               AND ($5::timestamptz IS NULL OR e.created_at >= $5) \
+             ORDER BY e.stream_version {order} LIMIT $3) \
             UNION ALL \
             (SELECT l.link_version AS event_number, {EVENT_COLUMNS} FROM links l \
              CROSS JOIN LATERAL (SELECT * FROM events WHERE position = l.position) e \
-             WHERE l.stream_id = $1 AND l.link_version {cmp} $2 ORDER BY l.link_version {order} LIMIT $3) \
+             WHERE l.stream_id = $1 AND l.link_version {cmp} $2 AND l.link_version >= $4 \
+               AND ($5::timestamptz IS NULL OR l.created_at >= $5) \
+             ORDER BY l.link_version {order} LIMIT $3) \
          ) entries ORDER BY event_number {order} LIMIT $3"
     )
 }
@@ -35,16 +43,19 @@ fn all_sql(direction: Direction) -> String {
     )
 }
 
-/// Entries of one stream by version (its own events and its links).
+/// Entries of one stream by version (its own events and its links), within the window `$3`,
+/// `$4` (as in [`stream_sql`]).
 fn stream_numbers_sql() -> String {
     format!(
         "SELECT * FROM ( \
             SELECT e.stream_version AS event_number, {EVENT_COLUMNS} FROM events e \
-            WHERE e.stream_id = $1 AND e.stream_version = ANY($2) \
+            WHERE e.stream_id = $1 AND e.stream_version = ANY($2) AND e.stream_version >= $3 \
+              AND ($4::timestamptz IS NULL OR e.created_at >= $4) \
             UNION ALL \
             SELECT l.link_version AS event_number, {EVENT_COLUMNS} FROM links l \
             CROSS JOIN LATERAL (SELECT * FROM events WHERE position = l.position) e \
-            WHERE l.stream_id = $1 AND l.link_version = ANY($2) \
+            WHERE l.stream_id = $1 AND l.link_version = ANY($2) AND l.link_version >= $3 \
+              AND ($4::timestamptz IS NULL OR l.created_at >= $4) \
          ) entries ORDER BY event_number"
     )
 }
@@ -56,20 +67,40 @@ fn all_numbers_sql() -> String {
 }
 
 impl Reads for PgStorage {
-    async fn find_stream(&self, stream: &str) -> Result<Option<(i64, bool)>> {
+    async fn find_stream(&self, stream: &str) -> Result<Option<StreamRow>> {
         Ok(sqlx::query_as(FIND_STREAM).bind(stream).fetch_optional(&self.pool).await?)
     }
 
-    async fn stream_rows(&self, id: i64, from: i64, count: i64, direction: Direction) -> Result<Vec<EventRow>> {
-        Ok(sqlx::query_as(&stream_sql(direction)).bind(id).bind(from).bind(count).fetch_all(&self.pool).await?)
+    async fn stream_rows(
+        &self,
+        id: i64,
+        from: i64,
+        count: i64,
+        direction: Direction,
+        window: Window,
+    ) -> Result<Vec<EventRow>> {
+        Ok(sqlx::query_as(&stream_sql(direction))
+            .bind(id)
+            .bind(from)
+            .bind(count)
+            .bind(window.floor)
+            .bind(window.cutoff)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn all_rows(&self, from: i64, count: i64, direction: Direction) -> Result<Vec<EventRow>> {
         Ok(sqlx::query_as(&all_sql(direction)).bind(from).bind(count).fetch_all(&self.pool).await?)
     }
 
-    async fn stream_rows_at(&self, id: i64, numbers: &[i64]) -> Result<Vec<EventRow>> {
-        Ok(sqlx::query_as(&stream_numbers_sql()).bind(id).bind(numbers).fetch_all(&self.pool).await?)
+    async fn stream_rows_at(&self, id: i64, numbers: &[i64], window: Window) -> Result<Vec<EventRow>> {
+        Ok(sqlx::query_as(&stream_numbers_sql())
+            .bind(id)
+            .bind(numbers)
+            .bind(window.floor)
+            .bind(window.cutoff)
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     async fn all_rows_at(&self, numbers: &[i64]) -> Result<Vec<EventRow>> {

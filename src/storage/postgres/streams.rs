@@ -1,4 +1,4 @@
-//! Stream metadata (`stream_info`, pagination) and deletes.
+//! What the store knows of streams (`stream_info`, pagination) and deletes.
 //!
 //! Deletes lock only the stream's row, never `$all`, so the lock order of the writer (`$all`,
 //! then streams) cannot deadlock with them.
@@ -6,14 +6,11 @@
 use sqlx::PgConnection;
 
 use super::PgStorage;
-use crate::error::{Error, Result};
-use crate::event::{DeleteMode, ExpectedVersion, StreamInfo};
+use crate::error::Result;
+use crate::event::{DeleteMode, ExpectedVersion};
 use crate::page::PageRequest;
 use crate::storage::backend::{Streams, may_delete, stream_to_delete};
-use crate::storage::{InfoRow, PageRow, commit_or_rollback, into_info, signed, unsigned};
-
-const STREAM_INFO: &str =
-    "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at FROM streams WHERE stream_uuid = $1";
+use crate::storage::{INFO_COLUMNS, INFO_FROM, InfoRow, PageRow, commit_or_rollback, signed, unsigned};
 
 const LOCK_STREAM: &str = "SELECT stream_id, stream_version, deleted_at IS NOT NULL, deleted_version FROM streams \
      WHERE stream_uuid = $1 FOR UPDATE";
@@ -33,22 +30,25 @@ const DELETE_LINKS_TO_STREAM: &str =
 const DELETE_LINKS_OF_STREAM: &str = "DELETE FROM links WHERE stream_id = $1";
 const DELETE_EVENTS_OF_STREAM: &str = "DELETE FROM events WHERE stream_id = $1";
 const DELETE_STREAM_ROW: &str = "DELETE FROM streams WHERE stream_id = $1";
+/// The name is free again, as if the stream never existed: its metadata goes too.
+const DELETE_METADATA: &str = "DELETE FROM stream_metadata WHERE stream_uuid = $1";
 
 /// The streams a page request lists: never `$all`; `$1` an escaped search text or NULL, `$2`
-/// whether soft-deleted streams are included.
-const LISTED_STREAMS: &str = "stream_id <> 0 \
-     AND ($1::text IS NULL OR stream_uuid ILIKE '%' || $1 || '%' ESCAPE '\\') AND ($2 OR deleted_at IS NULL)";
+/// whether deleted streams are included (soft-deleted, or emptied by a recreatable delete).
+const LISTED_STREAMS: &str = "s.stream_id <> 0 \
+     AND ($1::text IS NULL OR s.stream_uuid ILIKE '%' || $1 || '%' ESCAPE '\\') \
+     AND ($2 OR (s.deleted_at IS NULL AND (s.deleted_version = 0 OR s.stream_version > s.deleted_version)))";
 
 impl Streams for PgStorage {
-    async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
-        let row: Option<InfoRow> = sqlx::query_as(STREAM_INFO).bind(stream).fetch_optional(&self.pool).await?;
-        row.map(into_info).unwrap_or(Err(Error::StreamNotFound))
+    async fn info_row(&self, stream: &str) -> Result<Option<InfoRow>> {
+        let sql = format!("SELECT {INFO_COLUMNS} FROM {INFO_FROM} WHERE s.stream_uuid = $1");
+        Ok(sqlx::query_as(&sql).bind(stream).fetch_optional(&self.pool).await?)
     }
 
     async fn page_rows(&self, request: &PageRequest, search: Option<&str>) -> Result<Vec<PageRow>> {
         let sql = format!(
-            "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at, count(*) OVER () \
-             FROM streams WHERE {LISTED_STREAMS} ORDER BY {} LIMIT $3 OFFSET $4",
+            "SELECT {INFO_COLUMNS}, count(*) OVER () AS total \
+             FROM {INFO_FROM} WHERE {LISTED_STREAMS} ORDER BY {} LIMIT $3 OFFSET $4",
             request.order_by()
         );
         Ok(sqlx::query_as(&sql)
@@ -61,7 +61,7 @@ impl Streams for PgStorage {
     }
 
     async fn count_streams(&self, request: &PageRequest, search: Option<&str>) -> Result<u64> {
-        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM streams WHERE {LISTED_STREAMS}"))
+        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM streams s WHERE {LISTED_STREAMS}"))
             .bind(search)
             .bind(request.include_deleted)
             .fetch_one(&self.pool)
@@ -74,6 +74,11 @@ impl Streams for PgStorage {
         may_delete(stream, mode, self.hard_deletes)?;
         let mut tx = self.pool.begin().await?;
         let outcome = delete_locked(&mut tx, stream, expected, mode).await;
+        let outcome = match outcome {
+            // Live paths and subscriptions drop what the delete made unreadable.
+            Ok(()) if mode == DeleteMode::Recreatable => self.notify_retention(&mut tx, stream).await,
+            other => other,
+        };
         commit_or_rollback(tx, outcome).await
     }
 }
@@ -100,6 +105,7 @@ async fn delete_locked(
             {
                 sqlx::query(statement).bind(id).execute(&mut *conn).await?;
             }
+            sqlx::query(DELETE_METADATA).bind(stream).execute(&mut *conn).await?;
         }
     }
     Ok(())

@@ -188,11 +188,27 @@ impl backend::NotificationListener for NotificationListener {
     }
 }
 
-/// Parses the writer's payload `first,last,links` (see `append.rs`), or a replay request. A payload it cannot read
-/// still wakes the notifier, which then reads from its own position.
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
+
+impl PgStorage {
+    /// Tells every node's notifier, when the transaction on `conn` commits, that what hides
+    /// entries of `stream` changed (its metadata, or a recreatable delete).
+    pub(super) async fn notify_retention(&self, conn: &mut PgConnection, stream: &str) -> Result<()> {
+        let payload = format!("retention,{stream}");
+        sqlx::query(NOTIFY).bind(self.channel()).bind(payload).execute(&mut *conn).await?;
+        Ok(())
+    }
+}
+
+/// Parses the writer's payload `first,last,links` (see `append.rs`), a replay request (see
+/// `nacks.rs`) or a retention change ([`PgStorage::notify_retention`]). A payload it cannot read still wakes the notifier, which then reads
+/// from its own position.
 fn parse_payload(payload: &str) -> Wake {
     if let Some(id) = payload.strip_prefix("replay,") {
         return id.parse().map_or(Wake::Resync, Wake::Replay);
+    }
+    if let Some(stream) = payload.strip_prefix("retention,") {
+        return Wake::Retention(stream.to_string());
     }
     let mut parts = payload.split(',');
     let _first = parts.next();
@@ -216,5 +232,6 @@ mod tests {
         assert_eq!(parse_payload("garbage"), Wake::Resync);
         assert_eq!(parse_payload("replay,42"), Wake::Replay(42));
         assert_eq!(parse_payload("replay,x"), Wake::Resync);
+        assert_eq!(parse_payload("retention,order-1,2"), Wake::Retention("order-1,2".into()));
     }
 }

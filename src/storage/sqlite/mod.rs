@@ -22,6 +22,7 @@
 
 mod admin;
 mod append;
+mod metadata;
 mod nacks;
 mod read;
 mod snapshots;

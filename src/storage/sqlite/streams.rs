@@ -1,18 +1,15 @@
-//! Stream metadata (`stream_info`, pagination) and deletes. Deletes take their turn on the
+//! What the store knows of streams (`stream_info`, pagination) and deletes. Deletes take their turn on the
 //! write connection, so nothing else writes while one checks and deletes.
 
 use chrono::Utc;
 use sqlx::{Connection, SqliteConnection};
 
 use super::SqliteStorage;
-use crate::error::{Error, Result};
-use crate::event::{DeleteMode, ExpectedVersion, StreamInfo};
+use crate::error::Result;
+use crate::event::{DeleteMode, ExpectedVersion};
 use crate::page::PageRequest;
 use crate::storage::backend::{Streams, may_delete, stream_to_delete};
-use crate::storage::{InfoRow, PageRow, commit_or_rollback, into_info, signed, unsigned};
-
-const STREAM_INFO: &str =
-    "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at FROM streams WHERE stream_uuid = ?1";
+use crate::storage::{INFO_COLUMNS, INFO_FROM, InfoRow, PageRow, Wake, commit_or_rollback, signed, unsigned};
 
 const FIND_STREAM: &str =
     "SELECT stream_id, stream_version, deleted_at IS NOT NULL, deleted_version FROM streams WHERE stream_uuid = ?1";
@@ -33,22 +30,25 @@ const DELETE_LINKS_TO_STREAM: &str =
 const DELETE_LINKS_OF_STREAM: &str = "DELETE FROM links WHERE stream_id = ?1";
 const DELETE_EVENTS_OF_STREAM: &str = "DELETE FROM events WHERE stream_id = ?1";
 const DELETE_STREAM_ROW: &str = "DELETE FROM streams WHERE stream_id = ?1";
+/// The name is free again, as if the stream never existed: its metadata goes too.
+const DELETE_METADATA: &str = "DELETE FROM stream_metadata WHERE stream_uuid = ?1";
 
 /// The streams a page request lists: never `$all`; `?1` an escaped search text or NULL, `?2`
-/// whether soft-deleted streams are included. SQLite's LIKE ignores ASCII case, like ILIKE.
-const LISTED_STREAMS: &str =
-    "stream_id <> 0 AND (?1 IS NULL OR stream_uuid LIKE '%' || ?1 || '%' ESCAPE '\\') AND (?2 OR deleted_at IS NULL)";
+/// whether deleted streams are included (soft-deleted, or emptied by a recreatable delete).
+/// SQLite's LIKE ignores ASCII case, like ILIKE.
+const LISTED_STREAMS: &str = "s.stream_id <> 0 AND (?1 IS NULL OR s.stream_uuid LIKE '%' || ?1 || '%' ESCAPE '\\') \
+     AND (?2 OR (s.deleted_at IS NULL AND (s.deleted_version = 0 OR s.stream_version > s.deleted_version)))";
 
 impl Streams for SqliteStorage {
-    async fn stream_info(&self, stream: &str) -> Result<StreamInfo> {
-        let row: Option<InfoRow> = sqlx::query_as(STREAM_INFO).bind(stream).fetch_optional(&self.inner.pool).await?;
-        row.map(into_info).unwrap_or(Err(Error::StreamNotFound))
+    async fn info_row(&self, stream: &str) -> Result<Option<InfoRow>> {
+        let sql = format!("SELECT {INFO_COLUMNS} FROM {INFO_FROM} WHERE s.stream_uuid = ?1");
+        Ok(sqlx::query_as(&sql).bind(stream).fetch_optional(&self.inner.pool).await?)
     }
 
     async fn page_rows(&self, request: &PageRequest, search: Option<&str>) -> Result<Vec<PageRow>> {
         let sql = format!(
-            "SELECT stream_id, stream_uuid, stream_version, created_at, deleted_at, count(*) OVER () \
-             FROM streams WHERE {LISTED_STREAMS} ORDER BY {} LIMIT ?3 OFFSET ?4",
+            "SELECT {INFO_COLUMNS}, count(*) OVER () AS total \
+             FROM {INFO_FROM} WHERE {LISTED_STREAMS} ORDER BY {} LIMIT ?3 OFFSET ?4",
             request.order_by()
         );
         Ok(sqlx::query_as(&sql)
@@ -61,7 +61,7 @@ impl Streams for SqliteStorage {
     }
 
     async fn count_streams(&self, request: &PageRequest, search: Option<&str>) -> Result<u64> {
-        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM streams WHERE {LISTED_STREAMS}"))
+        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM streams s WHERE {LISTED_STREAMS}"))
             .bind(search)
             .bind(request.include_deleted)
             .fetch_one(&self.inner.pool)
@@ -75,7 +75,12 @@ impl Streams for SqliteStorage {
         let mut conn = self.write_connection().await?;
         let mut tx = Connection::begin(&mut *conn).await?;
         let outcome = delete_in(&mut tx, stream, expected, mode).await;
-        commit_or_rollback(tx, outcome).await
+        commit_or_rollback(tx, outcome).await?;
+        if mode == DeleteMode::Recreatable {
+            // Live paths and subscriptions drop what the delete made unreadable.
+            self.announce(Wake::Retention(stream.into()));
+        }
+        Ok(())
     }
 }
 
@@ -101,6 +106,7 @@ async fn delete_in(
             {
                 sqlx::query(statement).bind(id).execute(&mut *conn).await?;
             }
+            sqlx::query(DELETE_METADATA).bind(stream).execute(&mut *conn).await?;
             sqlx::query(END_HARD_DELETE_PERMIT).execute(&mut *conn).await?;
         }
     }
