@@ -135,10 +135,11 @@ enum Holds {
 }
 
 /// The tables chronik's migrations create; indexes and triggers on them are theirs too.
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "streams",
     "events",
     "links",
+    "stream_metadata",
     "snapshots",
     "subscriptions",
     "subscription_nacks",
