@@ -108,6 +108,7 @@ mod event;
 mod metadata;
 mod page;
 mod runtime;
+mod scavenge;
 mod serializer;
 mod snapshot;
 mod storage;
@@ -126,6 +127,7 @@ pub use event::{
 pub use metadata::StreamMetadata;
 pub use page::{Page, PageRequest, SortBy, SortDirection};
 pub use runtime::{LiveSubscription, SubscriberHandle, Subscription};
+pub use scavenge::{ScavengeOptions, ScavengeProgress, ScavengeReport};
 pub use serializer::{BINCODE_CONTENT_TYPE, BincodeSerializer, JSON_CONTENT_TYPE, JsonSerializer, Serializer};
 pub use snapshot::SnapshotData;
 pub use store::{EventRef, EventStore, Subscribers};

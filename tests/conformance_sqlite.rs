@@ -20,6 +20,8 @@ mod nacks;
 mod read;
 #[path = "conformance/retention.rs"]
 mod retention;
+#[path = "conformance/scavenge.rs"]
+mod scavenge;
 #[path = "conformance/subscribers.rs"]
 mod subscribers;
 #[path = "conformance/subscriptions.rs"]

@@ -240,13 +240,17 @@ async fn events_cannot_be_updated_deleted_or_truncated_in_the_database() {
         let err = sqlx::query(&statement).execute(&mut conn).await.unwrap_err();
         assert!(err.to_string().contains("immutable"), "{statement}: {err}");
     }
-    // The hard-delete permission is scoped to its own transaction.
-    let mut tx = conn.begin().await.unwrap();
-    sqlx::query("SELECT set_config('chronik.enable_hard_deletes', 'on', true)").execute(&mut *tx).await.unwrap();
-    sqlx::query(&format!("DELETE FROM {schema}.events")).execute(&mut *tx).await.unwrap();
-    tx.rollback().await.unwrap();
-    let err = sqlx::query(&format!("DELETE FROM {schema}.events")).execute(&mut conn).await.unwrap_err();
-    assert!(err.to_string().contains("immutable"), "{err}");
+    // The permissions of a hard delete and of a scavenge are scoped to their own transaction,
+    // also once a scavenge ran.
+    store.scavenge().await.unwrap();
+    for setting in ["chronik.enable_hard_deletes", "chronik.scavenge"] {
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query(&format!("SELECT set_config('{setting}', 'on', true)")).execute(&mut *tx).await.unwrap();
+        sqlx::query(&format!("DELETE FROM {schema}.events")).execute(&mut *tx).await.unwrap();
+        tx.rollback().await.unwrap();
+        let err = sqlx::query(&format!("DELETE FROM {schema}.events")).execute(&mut conn).await.unwrap_err();
+        assert!(err.to_string().contains("immutable"), "{setting}: {err}");
+    }
     assert_eq!(store.read_all_forward(0, 10).await.unwrap().len(), 1);
 }
 

@@ -11,6 +11,7 @@ mod batch;
 pub mod postgres;
 pub(crate) mod retention;
 mod rows;
+pub(crate) mod scavenge;
 pub mod sqlite;
 
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,21 +21,22 @@ use uuid::Uuid;
 
 use self::backend::{
     Admin, Appends, Backend, LockSession as _, Metadata, Nacks, NotificationListener as _, OwnerWrites as _, Reads,
-    Snapshots, Streams, Subscriptions, WriterSession as _,
+    Scavenging, Snapshots, Streams, Subscriptions, WriterSession as _,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamInfo};
 use crate::metadata::StreamMetadata;
 use crate::page::{Page, PageRequest};
+use crate::scavenge::{ScavengeOptions, ScavengeReport};
 use crate::snapshot::SnapshotData;
 use crate::subscription::{ParkedEvent, SubscriptionInfo};
 
 pub use postgres::PgStorage;
 pub(crate) use rows::{
-    EVENT_COLUMNS, EventRow, INFO_COLUMNS, INFO_FROM, InfoRow, METADATA_COLUMNS, MetadataRow, NackRow, PageRow,
-    ParkedRow, RETENTION_COLUMNS, RetentionRow, SnapshotRow, StreamRow, escape_like, find_stream_sql, into_events,
-    into_info, into_nacks, into_parked, into_snapshot, into_subscription_info, signed, unsigned,
+    EVENT_COLUMNS, EventRow, HIDES_ANYTHING, INFO_COLUMNS, INFO_FROM, InfoRow, METADATA_COLUMNS, MetadataRow, NackRow,
+    PageRow, ParkedRow, RETENTION_COLUMNS, RetentionRow, SnapshotRow, StreamRow, escape_like, find_stream_sql,
+    into_events, into_info, into_nacks, into_parked, into_snapshot, into_subscription_info, signed, unsigned,
 };
 pub use sqlite::SqliteStorage;
 
@@ -402,6 +404,16 @@ impl Storage {
         fn replay_requests(&self, id: i32) -> Result<Vec<StoredNack>>;
         fn request_replay(&self, stream: &str, name: &str) -> Result<Option<(i32, u64)>>;
         fn parked_events(&self, stream: &str, name: &str) -> Result<Option<Vec<ParkedEvent>>>;
+    }
+}
+
+impl Storage {
+    /// Removes what retention hides (or measures it, in a dry run): see `scavenge.rs`.
+    pub async fn scavenge(&self, options: &ScavengeOptions) -> Result<ScavengeReport> {
+        match self {
+            Storage::Postgres(backend) => scavenge::run(backend.open_scavenge().await?, options).await,
+            Storage::Sqlite(backend) => scavenge::run(backend.open_scavenge().await?, options).await,
+        }
     }
 }
 

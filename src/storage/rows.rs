@@ -101,9 +101,10 @@ macro_rules! find_stream_sql {
 }
 pub(crate) use find_stream_sql;
 
-/// A stream's name, version and retention, as the live path looks them up.
+/// A stream's id, name, version and retention, as the live path and a scavenge look them up.
 #[derive(sqlx::FromRow)]
 pub(crate) struct RetentionRow {
+    pub(crate) id: i64,
     pub(crate) stream_uuid: String,
     pub(crate) version: i64,
     #[sqlx(flatten)]
@@ -111,8 +112,13 @@ pub(crate) struct RetentionRow {
 }
 
 /// The columns of a [`RetentionRow`], from [`INFO_FROM`].
-pub(crate) const RETENTION_COLUMNS: &str = "s.stream_uuid, s.stream_version AS version, s.deleted_version, \
-     m.max_count, m.max_age_ms, m.truncate_before";
+pub(crate) const RETENTION_COLUMNS: &str = "s.stream_id AS id, s.stream_uuid, s.stream_version AS version, \
+     s.deleted_version, m.max_count, m.max_age_ms, m.truncate_before";
+
+/// Streams (of [`INFO_FROM`]) whose retention can hide entries: a recreatable delete, or
+/// metadata with a rule.
+pub(crate) const HIDES_ANYTHING: &str = "(s.deleted_version > 0 OR m.max_count IS NOT NULL \
+     OR m.max_age_ms IS NOT NULL OR m.truncate_before > 1)";
 
 /// A stream row with its metadata, as `stream_info` and a page of streams select it (see
 /// [`INFO_COLUMNS`]).

@@ -5,6 +5,7 @@ use super::EventStore;
 use crate::error::{Error, Result};
 use crate::event::{ALL, ExpectedVersion};
 use crate::metadata::StreamMetadata;
+use crate::scavenge::{ScavengeOptions, ScavengeReport};
 use crate::validate;
 
 impl EventStore {
@@ -56,5 +57,41 @@ impl EventStore {
         }
         validate::stream_id(stream)?;
         self.inner.storage.stream_metadata(stream).await
+    }
+
+    /// Removes from the database what stream retention hides (entries below a stream's
+    /// `truncate_before`, past its `max_count`, older than its `max_age`, or before a
+    /// recreatable delete), with the links that pointed at them; see
+    /// [`scavenge_with`](Self::scavenge_with).
+    pub async fn scavenge(&self) -> Result<ScavengeReport> {
+        self.scavenge_with(ScavengeOptions::default()).await
+    }
+
+    /// A scavenge as `options` say: for real or as a dry run, in batches of `batch_size` events
+    /// per transaction, reporting progress.
+    ///
+    /// It is safe beside writers and subscriptions: it never takes the lock appends take, and
+    /// only removes what is hidden at the moment of its transaction (a metadata write that would
+    /// show events again waits for the batch at hand). It keeps no state: one that was stopped
+    /// half-way (its process killed, its connection lost) left each finished batch done, and
+    /// the next scavenge removes the rest. Positions and versions are never reused. Only one
+    /// scavenge of a store runs at a time: another is [`Error::Unavailable`]. Soft-deleted
+    /// streams (tombstones) keep their events unless their metadata hides them.
+    ///
+    /// ```no_run
+    /// use chronik::{EventStore, ScavengeOptions};
+    /// # async fn demo(store: EventStore) -> chronik::Result<()> {
+    /// let planned = store.scavenge_with(ScavengeOptions::default().dry_run(true)).await?;
+    /// let done = store.scavenge().await?;
+    /// println!("removed {} of {} events ({} bytes)", done.events_removed, planned.events_removed, done.bytes_removed);
+    /// # Ok(()) }
+    /// ```
+    pub async fn scavenge_with(&self, options: ScavengeOptions) -> Result<ScavengeReport> {
+        if options.dry_run {
+            self.ensure_open()?;
+        } else {
+            self.ensure_writable("scavenge")?;
+        }
+        self.inner.storage.scavenge(&options).await
     }
 }

@@ -7,6 +7,7 @@ mod append;
 mod metadata;
 mod nacks;
 mod read;
+mod scavenge;
 mod snapshots;
 mod streams;
 mod subscriptions;

@@ -25,6 +25,7 @@ mod append;
 mod metadata;
 mod nacks;
 mod read;
+mod scavenge;
 mod snapshots;
 mod streams;
 mod subscriptions;
@@ -37,6 +38,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -71,6 +73,8 @@ struct Inner {
     /// The exclusive lock on the file (`None` for an in-memory database, and once closed).
     lock: Mutex<Option<StoreLock>>,
     hard_deletes: bool,
+    /// A scavenge runs (see `scavenge.rs`).
+    scavenging: AtomicBool,
     /// The file (or `:memory:`), for messages and `list_subscriptions`.
     label: String,
 }
@@ -146,6 +150,7 @@ impl SqliteStorage {
                 owned: Mutex::new(HashSet::new()),
                 lock: Mutex::new(lock),
                 hard_deletes: config.enable_hard_deletes,
+                scavenging: AtomicBool::new(false),
                 label: location.to_string(),
             }),
         }
