@@ -22,8 +22,11 @@ use serde::Serialize;
 pub struct ScavengeOptions {
     pub(crate) dry_run: bool,
     pub(crate) batch_size: usize,
-    pub(crate) progress: Option<Arc<dyn Fn(&ScavengeProgress) + Send + Sync>>,
+    pub(crate) progress: Option<ProgressReport>,
 }
+
+/// What [`ScavengeOptions::on_progress`] calls.
+pub(crate) type ProgressReport = Arc<dyn Fn(&ScavengeProgress) + Send + Sync>;
 
 impl ScavengeOptions {
     /// Events removed per transaction unless set.
