@@ -198,12 +198,12 @@ impl MetadataRow {
             .custom
             .map(|text| serde_json::from_str(&text).map_err(|e| corrupt("custom", &format!("{text} ({e})"))))
             .transpose()?;
-        let mut metadata = StreamMetadata::default();
-        metadata.max_count = self.max_count.map(|v| unsigned("max_count", v)).transpose()?;
-        metadata.max_age =
-            self.max_age_ms.map(|ms| unsigned("max_age_ms", ms).map(Duration::from_millis)).transpose()?;
-        metadata.truncate_before = self.truncate_before.map(|v| unsigned("truncate_before", v)).transpose()?;
-        metadata.custom = custom;
+        let metadata = StreamMetadata {
+            max_count: self.max_count.map(|v| unsigned("max_count", v)).transpose()?,
+            max_age: self.max_age_ms.map(|ms| unsigned("max_age_ms", ms).map(Duration::from_millis)).transpose()?,
+            truncate_before: self.truncate_before.map(|v| unsigned("truncate_before", v)).transpose()?,
+            custom,
+        };
         Ok(Some((unsigned("metadata_version", version)?, metadata)))
     }
 }
