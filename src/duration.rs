@@ -33,6 +33,42 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> std::re
     deserializer.deserialize_any(Millis)
 }
 
+/// An optional duration in a settings file, which has no `null`: `"off"` is `None`, anything
+/// else is read as [`deserialize`] reads it. For `#[serde(deserialize_with = ..)]` on
+/// `Option<Duration>` fields of settings.
+pub(crate) fn deserialize_off<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Duration>, D::Error> {
+    struct OffOrMillis;
+    impl Visitor<'_> for OffOrMillis {
+        type Value = Option<Duration>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("\"off\", milliseconds or a duration string like \"1h\"")
+        }
+
+        fn visit_u64<E: de::Error>(self, ms: u64) -> std::result::Result<Self::Value, E> {
+            Ok(Some(Duration::from_millis(ms)))
+        }
+
+        fn visit_i64<E: de::Error>(self, ms: i64) -> std::result::Result<Self::Value, E> {
+            u64::try_from(ms)
+                .map(|ms| Some(Duration::from_millis(ms)))
+                .map_err(|_| E::custom(format!("{ms} is negative")))
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Self::Value, E> {
+            if s.eq_ignore_ascii_case("off") {
+                return Ok(None);
+            }
+            humantime::parse_duration(s).map(Some).map_err(|e| {
+                E::custom(format!("`{s}` is neither \"off\" nor a duration ({e}); write e.g. \"off\" or \"6h\""))
+            })
+        }
+    }
+    deserializer.deserialize_any(OffOrMillis)
+}
+
 /// An optional duration as settings write it: `None` is absent or `null`; written back as a
 /// string with units (`"1day 2h"`), which [`deserialize`] reads. For `#[serde(with = ..)]` on
 /// `Option<Duration>` fields.

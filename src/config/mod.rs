@@ -93,6 +93,11 @@ pub struct Config {
     /// Most payload bytes the writer commits in one transaction (a larger single append still
     /// goes alone). Default 64 MiB.
     pub writer_max_batch_bytes: usize,
+    /// Run a scavenge ([`EventStore::scavenge`](crate::EventStore::scavenge)) this long after
+    /// the store starts and after each scavenge ends; `None` (`"off"` in the file): never.
+    /// With several nodes on one PostgreSQL store, one runs it at a time. Default off.
+    #[serde(deserialize_with = "crate::duration::deserialize_off")]
+    pub scavenge_interval: Option<Duration>,
     /// Named subscriptions the application runs as [`Subscriber`](crate::Subscriber) actors
     /// ([`EventStore::start_subscribers`](crate::EventStore::start_subscribers)); the TOML
     /// file's `[[subscriptions]]` entries. Default none.
@@ -116,6 +121,7 @@ impl Default for Config {
             writer_max_batch_appends: 1_000,
             writer_max_batch_events: 10_000,
             writer_max_batch_bytes: 64 * 1024 * 1024,
+            scavenge_interval: None,
             subscriptions: Vec::new(),
         }
     }
@@ -164,6 +170,8 @@ impl Config {
         writer_max_batch_events: usize,
         /// Sets `writer_max_batch_bytes`.
         writer_max_batch_bytes: usize,
+        /// Sets `scavenge_interval` (a `Duration`, or `None` for off).
+        scavenge_interval: impl Into<Option<Duration>>,
         /// Sets `subscriptions` (the `[[subscriptions]]` entries).
         subscriptions: Vec<SubscriptionConfig>,
     }
@@ -268,6 +276,9 @@ impl Config {
         positive("writer_max_batch_appends", self.writer_max_batch_appends > 0)?;
         positive("writer_max_batch_events", self.writer_max_batch_events > 0)?;
         positive("writer_max_batch_bytes", self.writer_max_batch_bytes > 0)?;
+        if self.scavenge_interval.is_some_and(|d| d.is_zero()) {
+            return Err(Error::config("scavenge_interval", "must be greater than zero, or \"off\""));
+        }
         for (index, entry) in self.subscriptions.iter().enumerate() {
             entry.validate(index)?;
             if self.subscriptions[..index].iter().any(|other| other.name == entry.name) {
@@ -497,6 +508,30 @@ mod tests {
     fn passwords_are_redacted() {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn scavenge_interval_is_off_or_a_positive_duration() -> Result<()> {
+        assert_eq!(Config::from_toml_str("scavenge_interval = \"off\"")?.scavenge_interval, None);
+        assert_eq!(
+            Config::from_toml_str("scavenge_interval = \"6h\"")?.scavenge_interval,
+            Some(Duration::from_secs(21_600))
+        );
+        assert_eq!(
+            Config::from_toml_str("scavenge_interval = 250")?.scavenge_interval,
+            Some(Duration::from_millis(250))
+        );
+        for bad in ["scavenge_interval = 0", "scavenge_interval = \"soon\"", "scavenge_interval = true"] {
+            match Config::from_toml_str(bad) {
+                Err(Error::Config(c)) => assert_eq!(c.key, "scavenge_interval", "{bad}: {c}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            Config::default().scavenge_interval(Duration::from_secs(1)).scavenge_interval,
+            Some(Duration::from_secs(1))
+        );
+        Ok(())
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`locks`]: the node's ownership of subscriptions (PostgreSQL: advisory locks), and
 //!   checkpoint writes.
 //! - [`subscriber`]: one actor per [`Subscriber`](crate::Subscriber) the application started.
+//! - [`scavenger`]: the scheduled scavenge (with `scavenge_interval`).
 //! - [`slot`]: where the current incarnation of a restartable actor is found.
 //! - [`handles`]: what the application holds: [`Subscription`], [`LiveSubscription`],
 //!   [`SubscriberHandle`].
@@ -22,6 +23,7 @@ pub mod notifier;
 pub mod publisher;
 pub mod registry;
 pub mod restart;
+pub mod scavenger;
 pub mod slot;
 pub mod subscriber;
 pub mod subscription;
@@ -116,6 +118,7 @@ impl Runtime {
             hub: Arc::clone(&hub),
             retry_interval: config.subscription_retry_interval,
             poll_interval: config.notification_poll_interval,
+            scavenge_interval: config.scavenge_interval.filter(|_| !config.read_only),
             writer_slot,
             registry_slot,
             registry: registry.clone(),

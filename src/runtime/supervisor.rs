@@ -1,7 +1,8 @@
 //! The per-store `Supervisor` actor: parent of every runtime actor of one store.
 //!
-//! - **Owns** its children: the `Writer`, the `Notifier`, the `LockKeeper` and the
-//!   `SubscriptionRegistry` (which in turn supervises the subscription actors), and the
+//! - **Owns** its children: the `Writer`, the `Notifier`, the `LockKeeper`, the
+//!   `SubscriptionRegistry` (which in turn supervises the subscription actors) and, with
+//!   `scavenge_interval`, the `Scavenger`; and the
 //!   application's subscriber actors and the hub's publishers (linked to it, not restarted by
 //!   it: a lost publisher is forgotten and the next listener starts a new one; a subscriber
 //!   actor is never restarted, see `subscriber.rs`). The
@@ -29,6 +30,7 @@ use super::notifier::{Notifier, NotifierArgs};
 use super::publisher::Hub;
 use super::registry::{RegistryMsg, SubscriptionRegistry};
 use super::restart::{RestartBudget, stopped_child};
+use super::scavenger::{Scavenger, ScavengerArgs};
 use super::slot::{ActorSlot, SlotSender};
 use super::writer::{BatchLimits, Writer, WriterArgs, WriterMsg};
 use crate::storage::Storage;
@@ -47,6 +49,8 @@ pub enum Child {
     Locks,
     /// The subscription registry.
     Registry,
+    /// The scheduled scavenge (only with `scavenge_interval`).
+    Scavenger,
 }
 
 /// Messages of the supervisor.
@@ -75,6 +79,8 @@ pub struct SupervisorArgs {
     pub retry_interval: Duration,
     /// How often the notifier reads without a notification.
     pub poll_interval: Duration,
+    /// Pause between scheduled scavenges; `None`: none are scheduled.
+    pub scavenge_interval: Option<Duration>,
     /// Where the current writer is published (`None` while it is restarting).
     pub writer_slot: SlotSender<WriterMsg>,
     /// Where the current registry is published.
@@ -115,6 +121,9 @@ impl Actor for Supervisor {
         };
         for child in [Child::Writer, Child::Locks, Child::Notifier, Child::Registry] {
             state.spawn(&myself, child).await?;
+        }
+        if state.args.scavenge_interval.is_some() {
+            state.spawn(&myself, Child::Scavenger).await?;
         }
         Ok(state)
     }
@@ -216,6 +225,11 @@ impl SupervisorState {
                 self.args.registry_slot.send_replace(Some(registry.clone()));
                 registry.get_cell()
             }
+            Child::Scavenger => {
+                let interval = self.args.scavenge_interval.unwrap_or(Duration::MAX);
+                let args = ScavengerArgs { storage, interval };
+                Actor::spawn_linked(None, Scavenger, args, parent).await?.0.get_cell()
+            }
         };
         tracing::debug!(?child, actor = %cell.get_id(), "runtime actor started");
         self.children.insert(child, cell);
@@ -227,7 +241,7 @@ impl SupervisorState {
             Child::Writer => drop(self.args.writer_slot.send_replace(None)),
             Child::Locks => drop(self.locks_slot.send_replace(None)),
             Child::Registry => drop(self.args.registry_slot.send_replace(None)),
-            Child::Notifier => {}
+            Child::Notifier | Child::Scavenger => {}
         }
     }
 
@@ -245,7 +259,7 @@ impl SupervisorState {
         {
             tracing::warn!(error = %e, "subscriptions did not confirm shutdown");
         }
-        for child in [Child::Registry, Child::Locks, Child::Notifier] {
+        for child in [Child::Scavenger, Child::Registry, Child::Locks, Child::Notifier] {
             if let Some(cell) = self.children.remove(&child) {
                 cell.stop_and_wait(None, Some(STOP_TIMEOUT)).await.ok();
             }

@@ -291,3 +291,17 @@ async fn a_scavenge_beside_writers_and_subscriptions_loses_nothing_readable() {
     let all_numbers: BTreeSet<u64> = numbers(&on_all).into_iter().collect();
     assert!(pos.iter().all(|p| all_numbers.contains(p)), "the $all subscription got every event still stored");
 }
+
+#[tokio::test]
+async fn with_a_scavenge_interval_the_store_scavenges_by_itself() {
+    let store = TestStore::start_with(|c| c.scavenge_interval(Duration::from_millis(100))).await;
+    fill(&store, "s", 10).await;
+    set(&store, "s", StreamMetadata::default().max_count(3)).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while all(&store).await.len() > 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the scheduled scavenge did not run");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(stored(&store).await, range("s", 8, 10).into_iter().collect());
+    store.shutdown().await.unwrap();
+}
