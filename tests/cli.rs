@@ -865,3 +865,103 @@ fn subscriptions_checkpoints_and_snapshots_are_managed_from_the_cli() {
 fn numbers(events: &[chronik::RecordedEvent]) -> Vec<u64> {
     events.iter().map(|e| e.event_number).collect()
 }
+
+#[test]
+fn stream_metadata_is_shown_changed_and_cleared_from_the_cli() {
+    let cli = Cli::new();
+    for n in 1..=5 {
+        cli.ok(&["append", "acc-1", "Deposited", &format!(r#"{{"n":{n}}}"#)]);
+    }
+    assert!(cli.ok(&["metadata", "acc-1"]).contains("has no metadata"));
+    let set = cli.json(&["metadata", "acc-1", "--max-count", "2", "--custom", r#"{"owner":"billing"}"#]);
+    assert_eq!(set["version"], 1, "{set}");
+    assert_eq!(set["metadata"]["max_count"], 2, "{set}");
+    assert_eq!(set["metadata"]["custom"]["owner"], "billing", "{set}");
+    let read = cli.json(&["read", "acc-1"]);
+    let versions: Vec<u64> = read.as_array().unwrap().iter().map(|e| e["stream_version"].as_u64().unwrap()).collect();
+    assert_eq!(versions, vec![4, 5], "reads honour it at once");
+
+    // Options not given keep their value; `none` drops one.
+    let changed = cli.json(&["metadata", "acc-1", "--max-count", "none", "--max-age", "1d", "--truncate-before", "3"]);
+    assert_eq!(changed["version"], 2, "{changed}");
+    assert!(changed["metadata"]["max_count"].is_null(), "{changed}");
+    assert_eq!(changed["metadata"]["max_age"], "1day", "{changed}");
+    assert_eq!(changed["metadata"]["custom"]["owner"], "billing", "{changed}");
+    let table = cli.ok(&["info", "acc-1"]);
+    assert!(table.contains("metadata.truncate_before") && table.contains("1day"), "{table}");
+
+    let line = cli.fail(&["metadata", "acc-1", "--max-count", "7", "--expected", "1"]);
+    assert!(line.contains("wrong expected version"), "{line}");
+    let out = cli.run(&["metadata", "acc-1", "--max-count", "0"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {}", describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 1"), "{}", describe(&out));
+    assert_eq!(cli.json(&["metadata", "acc-1"])["version"], 2, "nothing changed");
+}
+
+#[test]
+fn scavenge_reports_what_it_would_remove_then_removes_it() {
+    let cli = Cli::new();
+    for n in 1..=5 {
+        cli.ok(&["append", "acc-1", "Deposited", &format!(r#"{{"n":{n}}}"#)]);
+    }
+    cli.ok(&["append", "other", "E", "{}"]);
+    cli.ok(&["metadata", "acc-1", "--max-count", "2"]);
+    let planned = cli.json(&["scavenge", "--dry-run"]);
+    assert_eq!((planned["dry_run"].as_bool(), planned["events_removed"].as_u64()), (Some(true), Some(3)), "{planned}");
+    assert_eq!(cli.json(&["read", "$all"]).as_array().unwrap().len(), 6, "a dry run removes nothing");
+    let text = cli.ok(&["scavenge"]);
+    assert!(text.contains("removed 3 events"), "{text}");
+    let left: Vec<String> =
+        cli.json(&["read", "$all"]).as_array().unwrap().iter().map(|e| e["stream_version"].to_string()).collect();
+    assert_eq!(left, vec!["4", "5", "1"], "acc-1@4, acc-1@5, other@1");
+    assert_eq!(cli.json(&["scavenge"])["events_removed"], 0);
+}
+
+#[test]
+fn a_recreatable_delete_from_the_cli_lets_the_stream_continue() {
+    let cli = Cli::new();
+    cli.ok(&["append", "acc-1", "E", "{}"]);
+    cli.ok(&["append", "acc-1", "E", "{}"]);
+    assert_eq!(cli.json(&["delete", "acc-1", "--recreatable"])["mode"], "recreatable");
+    let line = cli.fail(&["read", "acc-1"]);
+    assert!(line.contains("not found"), "{line}");
+    let appended = cli.json(&["append", "acc-1", "E", "{}", "--expected", "no-stream"]);
+    assert_eq!(appended["stream_version"], 3, "{appended}");
+    let out = cli.run(&["delete", "acc-1", "--recreatable", "--hard"]);
+    assert_eq!(out.status.code(), Some(2), "one kind of delete at a time: {}", describe(&out));
+}
+
+#[test]
+fn a_scavenge_killed_half_way_is_finished_by_the_next_one() {
+    let cli = Cli::new();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let config = chronik::Config::default().database_url(cli.url.clone()).schema(cli.schema.clone()).pool_size(2);
+        let store = chronik::EventStore::start(config).await.expect("store starts");
+        for i in 0..20 {
+            let stream = format!("s-{i}");
+            let events: Vec<chronik::EventData> = (0..100).map(|n| common::event("E", n)).collect();
+            store.append_to_stream(&stream, chronik::ExpectedVersion::Any, events).await.unwrap();
+            let meta = chronik::StreamMetadata::default().max_count(1);
+            store.set_stream_metadata(&stream, chronik::ExpectedVersion::Any, meta).await.unwrap();
+        }
+        store.shutdown().await.unwrap();
+    });
+    // One event per transaction, so it is surely killed half-way.
+    let mut child =
+        cli.command(&["scavenge", "--batch-size", "1"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let total = || cli.json(&["read", "$all", "--count", "10000"]).as_array().unwrap().len();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while total() == 2_000 {
+        assert!(std::time::Instant::now() < deadline, "the scavenge removed nothing");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    let left = total();
+    assert!(left > 20 && left < 2_000, "killed half-way: {left} events left");
+
+    let report = cli.json(&["scavenge"]);
+    assert_eq!(report["events_removed"].as_u64(), Some(left as u64 - 20), "{report}");
+    assert_eq!(total(), 20, "one event per stream is left");
+}

@@ -1,10 +1,11 @@
 //! `chronik`: the command line tool of the chronik event store.
 //!
 //! It administers a store (`create`, `init`, `migrate`, `migrations`, `drop`, `reset`, `setup`)
-//! and works with its streams (`append`, `read`, `info`, `streams`, `delete`, `tail`), its named
-//! subscriptions (`subscriptions`: the list, parked events, checkpoints, deletion) and its
-//! snapshots (`snapshot`). One file per group of commands: `admin.rs`, `streams.rs`,
-//! `subscriptions.rs`, `snapshots.rs`; what they print is shaped in `output.rs`.
+//! and works with its streams (`append`, `read`, `info`, `streams`, `delete`, `tail`), their
+//! retention (`metadata`, `scavenge`), its named subscriptions (`subscriptions`: the list,
+//! parked events, checkpoints, deletion) and its snapshots (`snapshot`). One file per group of
+//! commands: `admin.rs`, `streams.rs`, `retention.rs`, `subscriptions.rs`, `snapshots.rs`; what
+//! they print is shaped in `output.rs`.
 //!
 //! The configuration comes from `--config FILE`, else `config/chronik.toml` in the current
 //! directory when it exists, else the defaults; the environment (`CHRONIK_DATABASE_URL`, then
@@ -21,6 +22,7 @@
 
 mod admin;
 mod output;
+mod retention;
 mod snapshots;
 mod streams;
 mod subscriptions;
@@ -49,6 +51,7 @@ Examples:
   chronik read account-1                          the first 20 events; --from N --count N for more
   chronik read '$all' --backward --count 5        the five newest events of the store
   chronik tail '$all'                             follow new events until Ctrl-C
+  chronik metadata session-9 --max-age 1d         keep a day of events readable; `chronik scavenge` removes the rest
   chronik subscriptions                           checkpoints, lag and owners
   chronik --json info account-1                   machine-readable output
   chronik --database-url postgres://postgres@127.0.0.1:5432/postgres --schema accounts setup
@@ -110,8 +113,14 @@ enum Command {
     Info(streams::InfoArgs),
     /// List the store's streams, a page at a time.
     Streams(streams::StreamsArgs),
-    /// Delete a stream (soft by default).
+    /// Delete a stream: a tombstone by default, --recreatable or --hard.
     Delete(streams::DeleteArgs),
+    /// Show a stream's metadata (retention rules, custom JSON), or change it.
+    #[command(after_help = retention::METADATA_EXAMPLES)]
+    Metadata(retention::MetadataArgs),
+    /// Remove from the database what stream retention hides.
+    #[command(after_help = retention::SCAVENGE_EXAMPLES)]
+    Scavenge(retention::ScavengeArgs),
     /// Named subscriptions: the list (checkpoint, lag, owning session), parked events,
     /// checkpoints, deletion.
     #[command(after_help = subscriptions::EXAMPLES)]
@@ -140,6 +149,11 @@ impl Failure {
     /// The same failure (its kind) with another message.
     pub(crate) fn with_message(self, message: &str) -> Failure {
         Failure { message: message.to_string(), ..self }
+    }
+
+    /// What it says.
+    pub(crate) fn message(&self) -> &str {
+        &self.message
     }
 }
 
@@ -178,6 +192,7 @@ fn error_kind(err: &chronik::Error) -> &'static str {
         E::StreamNotFound => "stream_not_found",
         E::StreamDeleted => "stream_deleted",
         E::DuplicateEvent(_) => "duplicate_event",
+        E::AppendFailed { .. } => "append_failed",
         E::NotFound => "not_found",
         E::SnapshotNotFound => "snapshot_not_found",
         E::SubscriptionNotFound => "subscription_not_found",
@@ -277,6 +292,8 @@ async fn run(cli: Cli) -> Outcome {
         Command::Delete(args) => {
             with_store(config, true, async |store| streams::delete(store, &args, json).await).await
         }
+        Command::Metadata(args) => retention::metadata(config, args, json).await,
+        Command::Scavenge(args) => retention::scavenge(config, args, json).await,
         Command::Subscriptions(args) => subscriptions::run(config, args, json).await,
         Command::Snapshot(args) => snapshots::run(config, args, json).await,
         Command::Tail(args) => {

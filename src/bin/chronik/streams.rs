@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use chronik::{
     AppendResult, DeleteMode, EventData, EventStore, ExpectedVersion, JSON_CONTENT_TYPE, LiveMessage, Page,
-    PageRequest, RecordedEvent, SortBy, SortDirection, StreamInfo,
+    PageRequest, RecordedEvent, SortBy, SortDirection, StreamInfo, StreamStatus,
 };
 use chrono::SecondsFormat;
 use clap::{Args, ValueEnum};
@@ -135,8 +135,12 @@ pub(crate) struct DeleteArgs {
     /// The stream to delete.
     stream: String,
     /// Remove the stream's events everywhere (needs `enable_hard_deletes = true`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "recreatable")]
     hard: bool,
+    /// Delete it so that it can be recreated: reads say it is not found, and the next append
+    /// continues its versions (KurrentDB's delete). Without this or --hard: a tombstone.
+    #[arg(long)]
+    recreatable: bool,
     /// The version the stream must be at: any, no-stream, exists or a number.
     #[arg(long, value_name = "VERSION", default_value = "any", value_parser = parse_expected)]
     expected: ExpectedVersion,
@@ -291,6 +295,17 @@ pub(crate) async fn info(store: &EventStore, args: &InfoArgs, json: bool) -> Out
         "deleted_at".to_string(),
         info.deleted_at.map_or_else(|| "-".to_string(), |t| t.to_rfc3339_opts(SecondsFormat::Micros, true)),
     ]);
+    match &info.metadata {
+        Some((version, metadata)) => {
+            table.add_row(vec!["metadata_version".to_string(), version.to_string()]);
+            for (key, value) in crate::retention::metadata_rows(metadata) {
+                table.add_row(vec![format!("metadata.{key}"), value]);
+            }
+        }
+        None => {
+            table.add_row(vec!["metadata".to_string(), "-".to_string()]);
+        }
+    }
     print_line(&table.to_string())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -337,7 +352,11 @@ pub(crate) async fn streams(store: &EventStore, args: &StreamsArgs, json: bool) 
 
 /// `delete`.
 pub(crate) async fn delete(store: &EventStore, args: &DeleteArgs, json: bool) -> Outcome {
-    let (mode, name) = if args.hard { (DeleteMode::Hard, "hard") } else { (DeleteMode::Soft, "soft") };
+    let (mode, name) = match (args.hard, args.recreatable) {
+        (true, _) => (DeleteMode::Hard, "hard"),
+        (_, true) => (DeleteMode::Recreatable, "recreatable"),
+        _ => (DeleteMode::Soft, "soft"),
+    };
     store
         .delete_stream(&args.stream, args.expected, mode)
         .await
@@ -405,7 +424,10 @@ pub(crate) fn tail_line(e: &RecordedEvent) -> String {
 
 /// `created` or `deleted`.
 pub(crate) fn status_text(info: &StreamInfo) -> &'static str {
-    if info.deleted_at.is_some() { "deleted" } else { "created" }
+    match info.status {
+        StreamStatus::Deleted => "deleted",
+        _ => "created",
+    }
 }
 
 #[cfg(test)]
