@@ -9,9 +9,10 @@
 //!
 //! Layers, each a folder or a file, each importing only from the ones before it:
 //!
-//! - **values** (`event.rs`, `page.rs`, `snapshot.rs`, `serializer.rs`, `error.rs`,
-//!   `subscriber.rs`, `subscription/`, `validate.rs`, `duration.rs`): what callers pass and get back, the
-//!   [`Subscriber`] trait, and the input rules. No I/O, no actors.
+//! - **values** (`event.rs`, `metadata.rs`, `scavenge.rs`, `page.rs`, `snapshot.rs`,
+//!   `serializer.rs`, `error.rs`, `subscriber.rs`, `subscription/`, `validate.rs`,
+//!   `duration.rs`): what callers pass and get back, the [`Subscriber`] trait, and the input
+//!   rules. No I/O, no actors.
 //! - **`config/`**: [`Config`], read from TOML through serde; the subscription settings are
 //!   [`SubscriptionOptions`] themselves, also in `[[subscriptions]]` entries.
 //! - **`storage/`**: SQL and nothing else. A `Backend` trait says what a backend does (its
@@ -29,7 +30,8 @@
 //!   fan it out; the `SubscriptionRegistry` runs one `Subscription` actor per named
 //!   subscription (a state machine: waiting for ownership, catching up from storage, live;
 //!   acks and nacks, retries, parked events, back-pressure, checkpoints), and the `LockKeeper`
-//!   holds the advisory locks that give each named subscription one owner across nodes. An
+//!   holds the advisory locks that give each named subscription one owner across nodes; with
+//!   `scavenge_interval`, the `Scavenger` removes what stream retention hides. An
 //!   application's [`Subscriber`]s run as actors too, their deliveries arriving straight in
 //!   their mailboxes. Each restartable actor is found through a slot holding its current
 //!   incarnation. Actors hold no state that is not in the database: a restarted one rebuilds
@@ -53,7 +55,9 @@
 //!   increasing in commit order, and gap-free up to the committed head (hard deletes may leave
 //!   holes).
 //! - Events are immutable in the database itself: triggers reject UPDATE and DELETE (and, on
-//!   PostgreSQL, TRUNCATE) except a hard delete, permitted for its own transaction only.
+//!   PostgreSQL, TRUNCATE) except a hard delete and a scavenge, each permitted for its own
+//!   transaction only. Stream metadata ([`StreamMetadata`]) only hides events from their
+//!   stream; a scavenge removes what it hides, and positions and versions are never reused.
 //!
 //! - A named subscription delivers every event after its checkpoint at least once, in order
 //!   per stream (per partition with competing consumers), across actor crashes, lost

@@ -145,6 +145,8 @@ pub enum Group {
     Memory,
     /// The Elixir EventStore's published workload shapes, in µs/op.
     Elixir,
+    /// Stream metadata and scavenging.
+    Retention,
 }
 
 /// What a row is held to.

@@ -116,7 +116,7 @@ impl RawSqlite {
             return Err(format!("raw SQLite connection: journal_mode {journal}, synchronous {synchronous}").into());
         }
         let version: String = sqlx::query_scalar("SELECT sqlite_version()").fetch_one(&mut writer).await?;
-        copy_events_table(&mut writer).await?;
+        copy_events_table(&mut writer, RAW_TABLE).await?;
         let readers = SqlitePoolOptions::new().max_connections(POOL).connect_lazy_with(options.read_only(true));
         Ok(RawSqlite { writer: Arc::new(Mutex::new(Some(writer))), readers, version })
     }
@@ -152,6 +152,37 @@ impl RawSqlite {
         Ok(())
     }
 
+    /// Creates `table` shaped like `events` and copies into it the rows of `streams` (id, name),
+    /// with their streams numbered by those ids.
+    pub async fn copy_events(&self, table: &str, streams: &[(i64, String)]) -> Result<()> {
+        let mut writer = self.writer.lock().await;
+        let conn = writer.as_mut().ok_or("the raw SQLite connection is closed")?;
+        copy_events_table(conn, table).await?;
+        let pairs: Vec<serde_json::Value> = streams.iter().map(|(id, name)| serde_json::json!([id, name])).collect();
+        let copy = format!(
+            "INSERT INTO {table} SELECT e.position, e.event_id, json_extract(n.value, '$[0]'), e.stream_uuid, \
+                 e.stream_version, e.event_type, e.content_type, e.correlation_id, e.causation_id, e.data, \
+                 e.metadata, e.created_at \
+             FROM json_each(?1) n CROSS JOIN events e ON e.stream_uuid = json_extract(n.value, '$[1]')"
+        );
+        sqlx::query(&copy).bind(serde_json::Value::Array(pairs).to_string()).execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Deletes the rows of streams `ids` below version `floor` from `table`, in one transaction;
+    /// how many.
+    pub async fn delete_below(&self, table: &str, ids: &[i64], floor: i64) -> Result<u64> {
+        let mut writer = self.writer.lock().await;
+        let conn = writer.as_mut().ok_or("the raw SQLite connection is closed")?;
+        let mut tx = conn.begin().await?;
+        let sql =
+            format!("DELETE FROM {table} WHERE stream_id IN (SELECT value FROM json_each(?1)) AND stream_version < ?2");
+        let ids = serde_json::to_string(ids)?;
+        let removed = sqlx::query(&sql).bind(ids).bind(floor).execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        Ok(removed)
+    }
+
     async fn close(self) {
         self.readers.close().await;
         if let Some(writer) = self.writer.lock().await.take()
@@ -162,8 +193,8 @@ impl RawSqlite {
     }
 }
 
-/// Creates [`RAW_TABLE`] from the DDL of the store's `events` table.
-async fn copy_events_table(conn: &mut SqliteConnection) -> Result<()> {
+/// Creates `name` from the DDL of the store's `events` table.
+async fn copy_events_table(conn: &mut SqliteConnection, name: &str) -> Result<()> {
     let ddl: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'events' AND sql IS NOT NULL \
          AND type IN ('table', 'index')",
@@ -179,7 +210,7 @@ async fn copy_events_table(conn: &mut SqliteConnection) -> Result<()> {
         table = Some(sql);
     }
     let table = table.ok_or("the SQLite store has no events table")?;
-    let copy = table.replacen("CREATE TABLE events", &format!("CREATE TABLE {RAW_TABLE}"), 1);
+    let copy = table.replacen("CREATE TABLE events", &format!("CREATE TABLE {name}"), 1);
     if copy == table {
         return Err(format!("could not rename the events table in its DDL: {table}").into());
     }

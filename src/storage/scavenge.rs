@@ -28,6 +28,9 @@ pub(crate) struct Removed {
     pub bytes: u64,
     /// The batch was full: the chunk may hold more.
     pub more: bool,
+    /// The stream of the last event a full batch removed: the streams before it in the chunk
+    /// (worked through in order) are done.
+    pub last_stream: Option<i64>,
 }
 
 /// Runs a scavenge on `session` and closes it.

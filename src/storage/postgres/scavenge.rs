@@ -111,6 +111,7 @@ impl backend::ScavengeSession for ScavengeSession {
             links: unsigned("count", links)?,
             bytes: unsigned("bytes", bytes)?,
             more: false,
+            last_stream: None,
         })
     }
 
@@ -134,11 +135,11 @@ async fn remove_in(conn: &mut PgConnection, ids: &[i64], limit: i64) -> Result<R
     let (ids, floors, cutoffs) = windows(&rows);
     let events = format!(
         "WITH {WINDOWS}, {HIDDEN_EVENTS} DELETE FROM events WHERE position IN (SELECT position FROM hidden) \
-         RETURNING position, (octet_length(data) + COALESCE(octet_length(metadata), 0))::bigint"
+         RETURNING position, stream_id, (octet_length(data) + COALESCE(octet_length(metadata), 0))::bigint"
     );
-    let removed: Vec<(i64, i64)> =
+    let removed: Vec<(i64, i64, i64)> =
         sqlx::query_as(&events).bind(&ids).bind(&floors).bind(&cutoffs).bind(limit).fetch_all(&mut *conn).await?;
-    let positions: Vec<i64> = removed.iter().map(|(position, _)| *position).collect();
+    let positions: Vec<i64> = removed.iter().map(|(position, _, _)| *position).collect();
     let links_to = sqlx::query(DELETE_LINKS_TO).bind(&positions).execute(&mut *conn).await?.rows_affected();
     let own = format!(
         "WITH {WINDOWS}, {HIDDEN_LINKS} \
@@ -152,11 +153,12 @@ async fn remove_in(conn: &mut PgConnection, ids: &[i64], limit: i64) -> Result<R
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    let bytes: i64 = removed.iter().map(|(_, bytes)| *bytes).sum();
+    let bytes: i64 = removed.iter().map(|(_, _, bytes)| *bytes).sum();
     Ok(Removed {
         events: removed.len() as u64,
         links: links_to + own_links,
         bytes: unsigned("bytes", bytes)?,
         more: removed.len() as i64 >= limit || own_links as i64 >= limit,
+        last_stream: removed.iter().map(|(_, stream, _)| *stream).max(),
     })
 }

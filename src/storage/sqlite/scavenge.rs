@@ -103,6 +103,7 @@ impl backend::ScavengeSession for ScavengeSession {
             links: unsigned("count", links)?,
             bytes: unsigned("bytes", bytes)?,
             more: false,
+            last_stream: None,
         })
     }
 
@@ -132,10 +133,11 @@ async fn remove_in(conn: &mut SqliteConnection, ids: &[i64], limit: i64) -> Resu
     sqlx::query(PERMIT).execute(&mut *conn).await?;
     let events = format!(
         "WITH {WINDOWS}, {HIDDEN_EVENTS} DELETE FROM events WHERE position IN (SELECT position FROM hidden) \
-         RETURNING position, length(data) + COALESCE(length(metadata), 0)"
+         RETURNING position, stream_id, length(data) + COALESCE(length(metadata), 0)"
     );
-    let removed: Vec<(i64, i64)> = sqlx::query_as(&events).bind(&windows).bind(limit).fetch_all(&mut *conn).await?;
-    let positions: Vec<i64> = removed.iter().map(|(position, _)| *position).collect();
+    let removed: Vec<(i64, i64, i64)> =
+        sqlx::query_as(&events).bind(&windows).bind(limit).fetch_all(&mut *conn).await?;
+    let positions: Vec<i64> = removed.iter().map(|(position, _, _)| *position).collect();
     let links_to = sqlx::query(DELETE_LINKS_TO).bind(json(&positions)).execute(&mut *conn).await?.rows_affected();
     let own = format!(
         "WITH {WINDOWS}, {HIDDEN_LINKS} \
@@ -143,11 +145,12 @@ async fn remove_in(conn: &mut SqliteConnection, ids: &[i64], limit: i64) -> Resu
     );
     let own_links = sqlx::query(&own).bind(&windows).bind(limit).execute(&mut *conn).await?.rows_affected();
     sqlx::query(END_PERMIT).execute(&mut *conn).await?;
-    let bytes: i64 = removed.iter().map(|(_, bytes)| *bytes).sum();
+    let bytes: i64 = removed.iter().map(|(_, _, bytes)| *bytes).sum();
     Ok(Removed {
         events: removed.len() as u64,
         links: links_to + own_links,
         bytes: unsigned("bytes", bytes)?,
         more: removed.len() as i64 >= limit || own_links as i64 >= limit,
+        last_stream: removed.iter().map(|(_, stream, _)| *stream).max(),
     })
 }
