@@ -221,3 +221,18 @@ fn events_in_flight_too_long_are_reported() -> Result<()> {
     assert_eq!(t.expired(delivered + Duration::from_secs(1), Duration::from_secs(1)), vec![1]);
     Ok(())
 }
+
+#[test]
+fn dropped_queued_events_count_as_skipped_and_in_flight_ones_stay() -> Result<()> {
+    let mut t = Tracker::new(1, 0);
+    for n in 1..=5 {
+        t.push(event("a", n), None);
+    }
+    assert_eq!(numbers(&t.dispatch(&[1])[0].1), vec![1]);
+    assert_eq!(t.drop_queued(|e| e.event_number < 4), 2, "2 and 3 were queued; 1 is in flight");
+    assert_eq!((t.queued(), t.first_queued()), (2, Some(4)));
+    t.ack(1, &Acks::Events(vec![1]))?;
+    assert_eq!(t.acked(), 3, "the checkpoint moves past the dropped events");
+    assert_eq!(numbers(&t.dispatch(&[1])[0].1), vec![4]);
+    Ok(())
+}
