@@ -28,7 +28,7 @@ pub(crate) struct StreamState {
     /// Deleted recreatably and not written to since: it has a row, but expected versions see it
     /// as absent. Its next write continues its numbering, after which it is a stream like any
     /// other.
-    pub(crate) absent: bool,
+    pub(crate) deleted_recreatably: bool,
     /// The batch writes to it.
     pub(crate) touched: bool,
     /// The batch created its row (already at its final version).
@@ -36,6 +36,7 @@ pub(crate) struct StreamState {
 }
 
 impl StreamState {
+    /// A stream with no row (yet).
     pub(crate) fn absent() -> StreamState {
         StreamState {
             id: None,
@@ -43,7 +44,7 @@ impl StreamState {
             read_deleted_version: 0,
             version: 0,
             deleted: false,
-            absent: false,
+            deleted_recreatably: false,
             touched: false,
             created: false,
         }
@@ -58,7 +59,7 @@ impl StreamState {
             read_deleted_version: deleted_version,
             version,
             deleted,
-            absent: deleted_version > 0 && version == deleted_version,
+            deleted_recreatably: deleted_version > 0 && version == deleted_version,
             touched: false,
             created: false,
         }
@@ -66,7 +67,7 @@ impl StreamState {
 
     /// The version an expected version is checked against: `None` while the stream is absent.
     fn current(&self) -> Option<u64> {
-        (self.version > 0 && !self.absent).then_some(self.version as u64)
+        (self.version > 0 && !self.deleted_recreatably).then_some(self.version as u64)
     }
 }
 
@@ -142,7 +143,7 @@ struct Mark {
     position: i64,
     events: usize,
     links: usize,
-    /// The request's streams as they were: (slot, version, absent, touched).
+    /// The request's streams as they were: (slot, version, deleted recreatably, touched).
     streams: Vec<(usize, i64, bool, bool)>,
 }
 
@@ -174,7 +175,7 @@ impl<'a> Decider<'a, '_> {
             .map(|part| {
                 let slot = self.slots[part.stream.as_str()];
                 let state = &self.streams[slot];
-                (slot, state.version, state.absent, state.touched)
+                (slot, state.version, state.deleted_recreatably, state.touched)
             })
             .collect();
         Mark { position: self.position, events: self.events.len(), links: self.links.len(), streams }
@@ -192,9 +193,9 @@ impl<'a> Decider<'a, '_> {
         }
         self.links.truncate(mark.links);
         self.position = mark.position;
-        for (slot, version, absent, touched) in mark.streams {
+        for (slot, version, deleted_recreatably, touched) in mark.streams {
             let state = &mut self.streams[slot];
-            (state.version, state.absent, state.touched) = (version, absent, touched);
+            (state.version, state.deleted_recreatably, state.touched) = (version, deleted_recreatably, touched);
         }
     }
 
@@ -233,7 +234,7 @@ impl<'a> Decider<'a, '_> {
             events.metadata.push(e.metadata.as_deref());
         }
         state.touched = true;
-        state.absent = false;
+        state.deleted_recreatably = false;
         Ok(AppendResult {
             stream_version: state.version as u64,
             first_position: first_position as u64,
@@ -261,7 +262,7 @@ impl<'a> Decider<'a, '_> {
             self.links.position.push(position);
         }
         state.touched = true;
-        state.absent = false;
+        state.deleted_recreatably = false;
         Ok(AppendResult {
             stream_version: state.version as u64,
             first_position: positions.first().copied().unwrap_or_default() as u64,
@@ -586,7 +587,7 @@ mod tests {
         assert_eq!(accepted(&plan.outcomes[2]), [result(4, 4, 4)]);
         assert_eq!(accepted(&plan.outcomes[3]), [result(5, 5, 5)]);
         assert_eq!(accepted(&plan.outcomes[4]), [result(6, 6, 6)]);
-        assert!(!plan.streams[0].absent);
+        assert!(!plan.streams[0].deleted_recreatably);
         assert_eq!(plan.streams[0].read_deleted_version, 3);
     }
 

@@ -231,7 +231,7 @@ impl WriterCache {
         self.all = Some((plan.position, revision));
         for (name, state) in names.iter().zip(&plan.streams) {
             match state.id {
-                Some(id) if !state.deleted && !state.absent => self.remember(
+                Some(id) if !state.deleted && !state.deleted_recreatably => self.remember(
                     name,
                     KnownStream { id, version: state.version, deleted_version: state.read_deleted_version },
                 ),
