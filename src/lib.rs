@@ -43,7 +43,8 @@
 //!
 //! ## Guarantees
 //!
-//! - An append is atomic and durable before `Ok`; nothing of a failed append is stored. If the
+//! - An append is atomic and durable before `Ok`; nothing of a failed append is stored, and
+//!   [`EventStore::append_to_streams`] is one append across all its streams. If the
 //!   writer or its connection dies while committing (a crash, a restarted database), the
 //!   caller's outcome is looked up in the database (PostgreSQL: `txid_status`; SQLite: where
 //!   the transaction put the events), waiting up to `in_doubt_timeout` for it to answer, so a

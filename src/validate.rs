@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use crate::error::{Error, Result};
-use crate::event::EventData;
+use crate::event::{ALL, EventData, StreamAppend};
 
 /// Longest accepted stream id, in bytes.
 pub const MAX_STREAM_ID_BYTES: usize = 1024;
@@ -21,6 +21,40 @@ pub(crate) fn events(events: &[EventData], max_event_size: usize) -> Result<()> 
                 "events {first} and {index} have the same event_id {}: each event of an append needs its own id",
                 event.event_id
             )));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the parts of an `append_to_streams` call as `append_to_stream` checks one append, and
+/// that no event id comes twice in the call. A part's error is [`Error::AppendFailed`] naming
+/// its stream (for an id that comes twice: the stream of its later place).
+pub(crate) fn stream_appends(appends: &[StreamAppend], max_event_size: usize) -> Result<()> {
+    if appends.is_empty() {
+        return Err(Error::invalid("no streams to append to: the list of stream appends is empty"));
+    }
+    let mut ids: HashMap<_, (usize, usize)> = HashMap::with_capacity(appends.iter().map(|a| a.events.len()).sum());
+    for (part, append) in appends.iter().enumerate() {
+        let failed = |source: Error| Error::AppendFailed { stream: append.stream.clone(), source: Box::new(source) };
+        if append.stream == ALL {
+            return Err(failed(Error::CannotAppendToAllStream));
+        }
+        stream_id(&append.stream).map_err(failed)?;
+        if append.events.is_empty() {
+            return Err(failed(Error::invalid(format!(
+                "no events to append to stream `{}` (part {part}): its event list is empty",
+                append.stream
+            ))));
+        }
+        events(&append.events, max_event_size).map_err(failed)?;
+        for (index, event) in append.events.iter().enumerate() {
+            if let Some((first_part, first_index)) = ids.insert(event.event_id, (part, index)) {
+                return Err(failed(Error::invalid(format!(
+                    "event {index} of part {part} (stream `{}`) has the same event_id {} as event {first_index} \
+                     of part {first_part} (stream `{}`): each event of a call needs its own id",
+                    append.stream, event.event_id, appends[first_part].stream
+                ))));
+            }
         }
     }
     Ok(())

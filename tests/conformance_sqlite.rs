@@ -14,6 +14,8 @@ mod append;
 mod competing_consumers;
 #[path = "conformance/links_and_deletes.rs"]
 mod links_and_deletes;
+#[path = "conformance/multi_append.rs"]
+mod multi_append;
 #[path = "conformance/nacks.rs"]
 mod nacks;
 #[path = "conformance/read.rs"]

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chronik::{
-    ALL, DeleteMode, Error, EventStore, ExpectedVersion, NackAction, Subscription, SubscriptionMessage,
+    ALL, DeleteMode, Error, EventStore, ExpectedVersion, NackAction, StreamAppend, Subscription, SubscriptionMessage,
     SubscriptionOptions,
 };
 use common::*;
@@ -66,6 +66,33 @@ async fn a_stream_soft_deleted_by_another_node_rejects_the_next_append() {
     let err = a.append_to_stream("s", ExpectedVersion::Any, events("E", 3, 1)).await.unwrap_err();
     assert!(matches!(err, Error::StreamDeleted), "{err}");
     assert_eq!(a.read_all_forward(0, 10).await.unwrap().len(), 2);
+    b.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stream_deleted_recreatably_by_another_node_is_absent_to_the_next_append() {
+    let a = TestStore::start().await;
+    let b = second_node(&a).await;
+    // The second append goes through `a`'s fast path: its writer remembers the stream.
+    a.append_to_stream("s", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();
+    a.append_to_stream("s", ExpectedVersion::Exact(2), events("E", 3, 1)).await.unwrap();
+    b.delete_stream("s", ExpectedVersion::Exact(3), DeleteMode::Recreatable).await.unwrap();
+
+    let err = a.append_to_stream("s", ExpectedVersion::StreamExists, events("E", 4, 1)).await.unwrap_err();
+    assert!(matches!(err, Error::StreamNotFound), "{err}");
+    let err = a
+        .append_to_streams(vec![StreamAppend::new("s", ExpectedVersion::Exact(3), events("E", 4, 1))])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::AppendFailed { stream, source }
+            if stream == "s" && matches!(**source, Error::WrongExpectedVersion { expected: 3, actual: 0 })),
+        "{err}"
+    );
+    assert_eq!(a.read_all_forward(0, 10).await.unwrap().len(), 3);
+    // It is absent, and its numbering continues.
+    let r = a.append_to_stream("s", ExpectedVersion::NoStream, events("E", 4, 1)).await.unwrap();
+    assert_eq!((r.stream_version, r.first_position), (4, 4));
     b.shutdown().await.unwrap();
 }
 

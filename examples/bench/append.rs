@@ -1,18 +1,22 @@
 //! Appends: on PostgreSQL, 1, 10 and 100 concurrent writers, each on its own stream, appending
 //! 1 or 100 events per call, and 100 writers contending on 10 streams with
-//! `ExpectedVersion::Any`; on SQLite, 1 and 100 writers appending 1 or 100 events per call.
+//! `ExpectedVersion::Any`; on SQLite, 1 and 100 writers appending 1 or 100 events per call. On
+//! both, 10 writers appending to several streams at once (`append_to_streams`), one event to
+//! each of 2 or 10 streams of their own per call.
 //!
 //! Baseline: the same rows inserted into a copy of chronik's `events` table on the same
 //! database. On PostgreSQL one autocommitted statement per append (a one-row `INSERT`, or a
 //! 100-row `INSERT … SELECT * FROM UNNEST`), by as many tasks over a pool of the same size; on
 //! SQLite one transaction per append (a one-row or a 100-row `INSERT … VALUES`), every task
-//! taking its turn on one connection (see `sqlite`). Timed work alternates chronik and raw over
-//! three rounds, so load that drifts during the run hits both alike.
+//! taking its turn on one connection (see `sqlite`). A multi-stream append's baseline is its
+//! rows (one per stream) inserted the same way, one statement (transaction) per call. Timed work
+//! alternates chronik and raw over three rounds, so load that drifts during the run hits both
+//! alike.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use chronik::ExpectedVersion;
+use chronik::{ExpectedVersion, StreamAppend};
 
 use crate::measure::{Backend, Group, Measured, Op, Row, Target, Workers};
 use crate::payload::{Rows, event, events};
@@ -33,6 +37,10 @@ const SQLITE_SHAPES: [Shape; 4] = [(1, 1, 1_500), (100, 1, 100), (1, 100, 300), 
 /// Writers and streams of the contended workload (PostgreSQL only).
 const CONTENDED: (usize, usize) = (100, 10);
 
+/// Writers, streams per call (one event each), and calls per writer over all rounds in a full
+/// run, of the multi-stream workloads.
+const MULTI_STREAM_SHAPES: [(usize, usize, usize); 2] = [(10, 2, 300), (10, 10, 60)];
+
 fn shapes(backend: Backend) -> &'static [Shape] {
     match backend {
         Backend::Postgres => &POSTGRES_SHAPES,
@@ -41,7 +49,7 @@ fn shapes(backend: Backend) -> &'static [Shape] {
 }
 
 pub fn steps(backend: Backend) -> usize {
-    shapes(backend).len() + usize::from(backend == Backend::Postgres)
+    shapes(backend).len() + usize::from(backend == Backend::Postgres) + MULTI_STREAM_SHAPES.len()
 }
 
 pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
@@ -75,6 +83,18 @@ pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
         let (chronik, raw) =
             alternate(bench, appends, |bench, appends| contended(bench, writers, streams, appends)).await?;
         rows.push(Row::compared(Group::Append, name, chronik, "1-row INSERT per append", raw));
+    }
+    for (writers, streams, calls) in MULTI_STREAM_SHAPES {
+        let calls = if bench.quick { (calls / 5).max(3) } else { calls };
+        let name = format!("{writers} writers x {streams}-stream appends, 1 event each");
+        bench.step(&name);
+        let (chronik, raw) =
+            alternate(bench, calls, |bench, calls| multi_stream(bench, writers, streams, calls)).await?;
+        let baseline = match backend {
+            Backend::Postgres => format!("{streams}-row UNNEST INSERT per call"),
+            Backend::Sqlite => format!("{streams}-row INSERT, 1 tx per call"),
+        };
+        rows.push(Row::compared(Group::Append, name, chronik, &baseline, raw));
     }
     Ok(rows)
 }
@@ -165,6 +185,52 @@ fn contended(bench: &Bench, writers: usize, streams: usize, appends: usize) -> W
     Workload {
         chronik: Workers { tasks: writers, per_task: appends, op: chronik },
         raw: Workers { tasks: writers, per_task: appends, op: raw },
+    }
+}
+
+/// `writers` writers, each making `calls` calls of `append_to_streams` that append one event to
+/// each of `streams` fresh streams of its own, with the exact expected versions; the raw side
+/// inserts the same rows, one statement (transaction) per call.
+fn multi_stream(bench: &Bench, writers: usize, streams: usize, calls: usize) -> Workload {
+    let names: Arc<Vec<Vec<(i64, String)>>> =
+        Arc::new((0..writers).map(|_| (0..streams).map(|_| bench.fresh_stream()).collect()).collect());
+    let per_call = streams as u64;
+    let first = bench.payloads(2 * (writers * calls) as u64 * per_call);
+    let store = bench.store.clone();
+    let chronik_names = Arc::clone(&names);
+    let chronik: Op = Arc::new(move |task, i| {
+        let payload = first + (task * calls + i) as u64 * per_call;
+        let parts: Vec<StreamAppend> = chronik_names[task]
+            .iter()
+            .zip(payload..)
+            .map(|((_, stream), n)| {
+                StreamAppend::new(stream.as_str(), ExpectedVersion::Exact(i as u64), vec![event(n)])
+            })
+            .collect();
+        let store = store.clone();
+        Box::pin(async move {
+            store.append_to_streams(parts).await?;
+            Ok(per_call)
+        })
+    });
+    let raw_first = first + (writers * calls) as u64 * per_call;
+    let (raw, positions) = (bench.raw.clone(), Arc::clone(&bench.raw_positions));
+    let raw_op: Op = Arc::new(move |task, i| {
+        let first = positions.fetch_add(per_call as i64, Ordering::Relaxed) + 1;
+        let payload = raw_first + (task * calls + i) as u64 * per_call;
+        let mut rows = Rows::default();
+        for (k, (stream_id, stream)) in names[task].iter().enumerate() {
+            rows.push(first + k as i64, *stream_id, stream, i as i64 + 1, payload + k as u64);
+        }
+        let raw = raw.clone();
+        Box::pin(async move {
+            raw.append(&rows).await?;
+            Ok(per_call)
+        })
+    });
+    Workload {
+        chronik: Workers { tasks: writers, per_task: calls, op: chronik },
+        raw: Workers { tasks: writers, per_task: calls, op: raw_op },
     }
 }
 

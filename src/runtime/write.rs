@@ -15,15 +15,16 @@ use super::Runtime;
 use super::writer::WriterMsg;
 use crate::error::{Error, Result};
 use crate::event::AppendResult;
-use crate::storage::{Attempt, Storage, WriteRequest};
+use crate::storage::{Attempt, Storage, WriteOutcome, WriteRequest};
 
 /// Most times one request is handed to a writer: a request that keeps killing writers before it
 /// reaches the database fails instead of killing them forever.
 const MAX_SUBMISSIONS: usize = 3;
 
 impl Runtime {
-    /// Commits one append or link through the writer's group commit and returns its outcome.
-    pub async fn write(&self, request: WriteRequest) -> Result<AppendResult> {
+    /// Commits one request (an append, a link, or the appends of one `append_to_streams` call)
+    /// through the writer's group commit and returns its outcome: one result per part.
+    pub async fn write(&self, request: WriteRequest) -> WriteOutcome {
         let request = Arc::new(request);
         // A request the writer lost before its transaction reached the `$all` lock cannot have
         // committed (every commit goes through that lock), so it is handed to the restarted
@@ -46,9 +47,17 @@ impl Runtime {
         };
         // The writer stopped (crash, kill, shutdown) with the request in its hands.
         match resolve(&self.inner.storage, &request, self.inner.in_doubt_timeout).await? {
-            Some(result) => Ok(result),
+            Some(results) => Ok(results),
             None => Err(Error::Unavailable(format!("{lost}; nothing of this write was stored, retry it"))),
         }
+    }
+
+    /// Commits a request of one part (an append or a link) and returns its one result.
+    pub async fn write_one(&self, request: WriteRequest) -> Result<AppendResult> {
+        self.write(request)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Unavailable("the writer returned no result for the write".into()))
     }
 }
 
@@ -60,7 +69,7 @@ pub(super) async fn resolve(
     storage: &Storage,
     request: &WriteRequest,
     timeout: Duration,
-) -> Result<Option<AppendResult>> {
+) -> Result<Option<Vec<AppendResult>>> {
     let deadline = Instant::now() + timeout;
     let mut failures = 0;
     loop {
@@ -74,7 +83,11 @@ pub(super) async fn resolve(
             return Err(in_doubt(request, &error, timeout));
         }
         if failures == 0 {
-            tracing::warn!(stream = %request.stream, error = %error, "the outcome of an append is in doubt; waiting for the database to tell it");
+            tracing::warn!(
+                streams = %request.streams(),
+                error = %error,
+                "the outcome of an append is in doubt; waiting for the database to tell it"
+            );
         }
         // Short waits, so that the answer comes soon after the database is back.
         let wait = RESOLVE_RETRY.saturating_mul(1 << failures.min(3)).min(deadline - now);
@@ -88,8 +101,8 @@ const RESOLVE_RETRY: Duration = Duration::from_millis(50);
 
 fn in_doubt(request: &WriteRequest, error: &Error, timeout: Duration) -> Error {
     Error::InDoubt(format!(
-        "the write to `{}` was sent to the database, which did not tell whether it committed within \
+        "the write to {} was sent to the database, which did not tell whether it committed within \
          in_doubt_timeout ({timeout:?}): {error}",
-        request.stream
+        request.streams()
     ))
 }

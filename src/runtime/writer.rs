@@ -34,8 +34,7 @@ use tokio::task::JoinSet;
 
 use super::write::resolve;
 use crate::error::{Error, Result};
-use crate::event::AppendResult;
-use crate::storage::{Storage, WriteRequest, WriterSession};
+use crate::storage::{Storage, WriteOutcome, WriteRequest, WriterSession};
 
 /// Batches committed at the same time (see the module docs for why 1).
 pub const MAX_IN_FLIGHT: usize = 1;
@@ -45,18 +44,20 @@ pub const MAX_IN_FLIGHT: usize = 1;
 pub struct BatchLimits {
     /// Most requests.
     pub appends: usize,
-    /// Most events (a larger single request still goes alone).
+    /// Most events, over every part of every request (a larger single request still goes
+    /// alone).
     pub events: usize,
     /// Most payload bytes (a larger single request still goes alone).
     pub bytes: usize,
 }
 
-type Pending = (Arc<WriteRequest>, RpcReplyPort<Result<AppendResult>>);
+type Pending = (Arc<WriteRequest>, RpcReplyPort<WriteOutcome>);
 
 /// Messages of the writer.
 pub enum WriterMsg {
-    /// Commit this request with the next batch and reply with its outcome.
-    Write(Arc<WriteRequest>, RpcReplyPort<Result<AppendResult>>),
+    /// Commit this request with the next batch and reply with its outcome (one result per
+    /// part).
+    Write(Arc<WriteRequest>, RpcReplyPort<WriteOutcome>),
     /// Start batches for what is queued (sent by the writer to itself).
     Flush,
     /// A batch task finished; its connection, if still usable.
@@ -209,7 +210,7 @@ fn next_batch(state: &mut WriterState) -> Vec<Pending> {
     let mut batch = Vec::new();
     let (mut events, mut bytes) = (0, 0);
     while let Some((request, _)) = state.queue.front() {
-        let (n, b) = (request.op.len(), request.op.payload_bytes());
+        let (n, b) = (request.len(), request.payload_bytes());
         let fits =
             batch.len() < state.limits.appends && events + n <= state.limits.events && bytes + b <= state.limits.bytes;
         if !batch.is_empty() && !fits {
@@ -269,7 +270,7 @@ async fn settle_failed(
     request: &Arc<WriteRequest>,
     mut alone_error: Option<Error>,
     in_doubt_timeout: Duration,
-) -> Result<AppendResult> {
+) -> WriteOutcome {
     loop {
         if let Some(committed) = resolve(storage, request, in_doubt_timeout).await? {
             return Ok(committed);
@@ -290,7 +291,7 @@ async fn write(
     storage: &Storage,
     slot: &mut Option<WriterSession>,
     requests: &[Arc<WriteRequest>],
-) -> Result<Vec<Result<AppendResult>>> {
+) -> Result<Vec<WriteOutcome>> {
     let mut session = match slot.take() {
         Some(session) => session,
         None => storage.open_writer_session().await?,

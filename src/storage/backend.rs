@@ -37,7 +37,7 @@ use super::retention::Window;
 use super::scavenge::Removed;
 use super::{
     Direction, EventRow, InfoRow, MigrationStatus, PageRow, RetentionRow, StoredNack, StreamRow, SubscriptionRow,
-    SubscriptionWrite, Wake, WriteRequest, escape_like, into_events, into_info, signed, unsigned,
+    SubscriptionWrite, Wake, WriteOutcome, WriteRequest, escape_like, into_events, into_info, signed, unsigned,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -105,19 +105,21 @@ pub(crate) trait Appends {
 
     /// Finds out what became of a request whose writer stopped before replying.
     ///
-    /// `Ok(Some(result))`: it committed. `Ok(None)`: nothing of it was stored. `Err`: the
-    /// outcome could not be learned (the database is unreachable).
-    fn resolve_in_doubt(&self, request: &WriteRequest) -> impl Future<Output = Result<Option<AppendResult>>> + Send;
+    /// `Ok(Some(results))`: it committed (one result per part). `Ok(None)`: nothing of it was
+    /// stored. `Err`: the outcome could not be learned (the database is unreachable).
+    fn resolve_in_doubt(
+        &self,
+        request: &WriteRequest,
+    ) -> impl Future<Output = Result<Option<Vec<AppendResult>>>> + Send;
 }
 
 /// The writer's session: commits batches.
 pub(crate) trait WriterSession: Send {
     /// Commits `requests` in one transaction. The outer `Err` means the transaction failed and
-    /// nothing was written; otherwise each request has its own outcome, in order.
-    fn write_batch(
-        &mut self,
-        requests: &[Arc<WriteRequest>],
-    ) -> impl Future<Output = Result<Vec<Result<AppendResult>>>> + Send;
+    /// nothing was written; otherwise each request has its own outcome, in order: all of its
+    /// parts stored, or none.
+    fn write_batch(&mut self, requests: &[Arc<WriteRequest>])
+    -> impl Future<Output = Result<Vec<WriteOutcome>>> + Send;
 
     /// Ends the session politely.
     fn close(self) -> impl Future<Output = ()> + Send;

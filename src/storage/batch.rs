@@ -1,24 +1,34 @@
-//! Deciding a batch of writes in memory, the same on every backend: each request is checked
-//! against the state of its stream as the batch found it and as the requests before it in the
-//! batch left it, and the accepted ones become column arrays to insert. A rejected request
-//! changes nothing; the next one sees the versions the accepted ones produced.
+//! Deciding a batch of writes in memory, the same on every backend: each request is checked,
+//! part by part, against the state of its streams as the batch found them and as the requests
+//! (and the request's own parts) before it left them, and the accepted ones become column
+//! arrays to insert. A refused request changes nothing: when a part of a multi-part request is
+//! refused, what its earlier parts did to the plan is taken back (see [`Mark`]), so the next
+//! request sees only the versions the accepted ones produced.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::{WriteOp, WriteRequest, unsigned};
+use super::{StreamWrite, WriteOp, WriteOutcome, WriteRequest, unsigned};
 use crate::error::{Error, Result};
-use crate::event::AppendResult;
+use crate::event::{AppendResult, EventData};
 
 /// A stream's state while a batch is being decided.
 pub(crate) struct StreamState {
     pub(crate) id: Option<i64>,
     /// The version as read by the lock statement (the compare-and-set's expected value).
     pub(crate) read_version: i64,
+    /// The version up to which a recreatable delete removed the stream's entries, as read (0
+    /// if it never had one); the compare-and-set checks that it did not change either.
+    pub(crate) read_deleted_version: i64,
     pub(crate) version: i64,
+    /// Soft-deleted: refused whatever the expected version.
     pub(crate) deleted: bool,
+    /// Deleted recreatably and not written to since: it has a row, but expected versions see it
+    /// as absent. Its next write continues its numbering, after which it is a stream like any
+    /// other.
+    pub(crate) deleted_recreatably: bool,
     /// The batch writes to it.
     pub(crate) touched: bool,
     /// The batch created its row (already at its final version).
@@ -26,22 +36,49 @@ pub(crate) struct StreamState {
 }
 
 impl StreamState {
+    /// A stream with no row (yet).
     pub(crate) fn absent() -> StreamState {
-        StreamState { id: None, read_version: 0, version: 0, deleted: false, touched: false, created: false }
+        StreamState {
+            id: None,
+            read_version: 0,
+            read_deleted_version: 0,
+            version: 0,
+            deleted: false,
+            deleted_recreatably: false,
+            touched: false,
+            created: false,
+        }
     }
 
-    pub(crate) fn read(id: i64, version: i64, deleted: bool) -> StreamState {
-        StreamState { id: Some(id), read_version: version, version, deleted, touched: false, created: false }
+    /// A stream as its row says: version, soft-deleted, and the version a recreatable delete
+    /// set (`deleted_version`).
+    pub(crate) fn read(id: i64, version: i64, deleted: bool, deleted_version: i64) -> StreamState {
+        StreamState {
+            id: Some(id),
+            read_version: version,
+            read_deleted_version: deleted_version,
+            version,
+            deleted,
+            deleted_recreatably: deleted_version > 0 && version == deleted_version,
+            touched: false,
+            created: false,
+        }
+    }
+
+    /// The version an expected version is checked against: `None` while the stream is absent.
+    fn current(&self) -> Option<u64> {
+        (self.version > 0 && !self.deleted_recreatably).then_some(self.version as u64)
     }
 }
 
-/// The distinct streams of a batch, in first-seen order, and each name's index.
+/// The distinct streams of a batch (over every part of every request), in first-seen order,
+/// and each name's index.
 pub(crate) fn stream_slots(requests: &[Arc<WriteRequest>]) -> (Vec<&str>, HashMap<&str, usize>) {
     let mut slots: HashMap<&str, usize> = HashMap::new();
     let mut names: Vec<&str> = Vec::new();
-    for request in requests {
-        slots.entry(request.stream.as_str()).or_insert_with(|| {
-            names.push(request.stream.as_str());
+    for part in requests.iter().flat_map(|r| &r.parts) {
+        slots.entry(part.stream.as_str()).or_insert_with(|| {
+            names.push(part.stream.as_str());
             names.len() - 1
         });
     }
@@ -50,7 +87,7 @@ pub(crate) fn stream_slots(requests: &[Arc<WriteRequest>]) -> (Vec<&str>, HashMa
 
 /// A decided batch: each request's outcome and what to write for the accepted ones.
 pub(crate) struct Plan<'a> {
-    pub(crate) outcomes: Vec<Result<AppendResult>>,
+    pub(crate) outcomes: Vec<WriteOutcome>,
     pub(crate) events: EventColumns<'a>,
     pub(crate) links: LinkColumns,
     pub(crate) streams: Vec<StreamState>,
@@ -62,60 +99,176 @@ pub(crate) struct Plan<'a> {
 pub(crate) fn decide<'a>(
     requests: &'a [Arc<WriteRequest>],
     slots: &HashMap<&str, usize>,
-    mut streams: Vec<StreamState>,
+    streams: Vec<StreamState>,
     head: i64,
-    mut taken_ids: HashSet<Uuid>,
+    taken_ids: HashSet<Uuid>,
     linkable: &HashMap<Uuid, (i64, i64)>,
-    mut existing_links: HashSet<(usize, i64)>,
+    existing_links: HashSet<(usize, i64)>,
 ) -> Plan<'a> {
-    let mut position = head;
-    let mut events = EventColumns::default();
-    let mut links = LinkColumns::default();
-    let mut outcomes = Vec::with_capacity(requests.len());
-    for request in requests {
-        let slot = slots[request.stream.as_str()];
-        let state = &mut streams[slot];
-        let current = (state.version > 0).then_some(state.version as u64);
-        if let Err(e) = request.expected.check(current, state.deleted) {
-            outcomes.push(Err(e));
-            continue;
-        }
-        let outcome = match &request.op {
-            WriteOp::Append(batch) => {
-                let mut seen = HashSet::with_capacity(batch.len());
-                match batch.iter().find(|e| taken_ids.contains(&e.event_id) || !seen.insert(e.event_id)) {
-                    Some(dup) => Err(Error::DuplicateEvent(dup.event_id)),
-                    None => {
-                        taken_ids.extend(seen);
-                        let first_position = position + 1;
-                        for e in batch {
-                            position += 1;
-                            state.version += 1;
-                            events.position.push(position);
-                            events.event_id.push(e.event_id);
-                            events.stream_slot.push(slot);
-                            events.stream_version.push(state.version);
-                            events.event_type.push(&e.event_type);
-                            events.content_type.push(&e.content_type);
-                            events.correlation_id.push(e.correlation_id);
-                            events.causation_id.push(e.causation_id);
-                            events.data.push(&e.data);
-                            events.metadata.push(e.metadata.as_deref());
-                        }
-                        state.touched = true;
-                        Ok(AppendResult {
-                            stream_version: state.version as u64,
-                            first_position: first_position as u64,
-                            last_position: position as u64,
-                        })
+    let mut decider = Decider {
+        slots,
+        linkable,
+        taken_ids,
+        existing_links,
+        streams,
+        position: head,
+        events: EventColumns::default(),
+        links: LinkColumns::default(),
+    };
+    let outcomes = requests.iter().map(|request| decider.request(request)).collect();
+    let Decider { streams, position, events, links, .. } = decider;
+    Plan { outcomes, events, links, streams, position }
+}
+
+/// The plan while it is being decided, and what it is checked against.
+struct Decider<'a, 'b> {
+    slots: &'b HashMap<&'b str, usize>,
+    /// Every event a link may name: id -> (position, stream id).
+    linkable: &'b HashMap<Uuid, (i64, i64)>,
+    /// Event ids stored already or taken by the plan.
+    taken_ids: HashSet<Uuid>,
+    /// Positions linked into each stream (by slot), stored already or by the plan.
+    existing_links: HashSet<(usize, i64)>,
+    streams: Vec<StreamState>,
+    /// The `$all` head, with the plan's events.
+    position: i64,
+    events: EventColumns<'a>,
+    links: LinkColumns,
+}
+
+/// The plan as it stood before a multi-part request: what deciding goes back to when one of
+/// its parts is refused. Everything else a part changes is at the end of the column arrays,
+/// so truncating them (and taking their ids and links out of the sets) undoes it.
+struct Mark {
+    position: i64,
+    events: usize,
+    links: usize,
+    /// The request's streams as they were: (slot, version, deleted recreatably, touched).
+    streams: Vec<(usize, i64, bool, bool)>,
+}
+
+impl<'a> Decider<'a, '_> {
+    /// Decides one request: every part accepted, or none (the refused part's error).
+    fn request(&mut self, request: &'a WriteRequest) -> WriteOutcome {
+        // A part checks everything before it changes anything, so a request of one part has
+        // nothing to undo: no mark.
+        let mark = (request.parts.len() > 1).then(|| self.mark(request));
+        let mut results = Vec::with_capacity(request.parts.len());
+        for part in &request.parts {
+            match self.part(part) {
+                Ok(result) => results.push(result),
+                Err(error) => {
+                    if let Some(mark) = mark {
+                        self.rewind(mark);
                     }
+                    return Err(request.refusal(part, error));
                 }
             }
-            WriteOp::Link(ids) => decide_link(ids, slot, state, linkable, &mut existing_links, &mut links),
-        };
-        outcomes.push(outcome);
+        }
+        Ok(results)
     }
-    Plan { outcomes, events, links, streams, position }
+
+    fn mark(&self, request: &WriteRequest) -> Mark {
+        let streams = request
+            .parts
+            .iter()
+            .map(|part| {
+                let slot = self.slots[part.stream.as_str()];
+                let state = &self.streams[slot];
+                (slot, state.version, state.deleted_recreatably, state.touched)
+            })
+            .collect();
+        Mark { position: self.position, events: self.events.len(), links: self.links.len(), streams }
+    }
+
+    /// Takes back everything done since `mark`.
+    fn rewind(&mut self, mark: Mark) {
+        for id in &self.events.event_id[mark.events..] {
+            self.taken_ids.remove(id);
+        }
+        self.events.truncate(mark.events);
+        let links = &self.links;
+        for link in links.stream_slot[mark.links..].iter().copied().zip(links.position[mark.links..].iter().copied()) {
+            self.existing_links.remove(&link);
+        }
+        self.links.truncate(mark.links);
+        self.position = mark.position;
+        for (slot, version, deleted_recreatably, touched) in mark.streams {
+            let state = &mut self.streams[slot];
+            (state.version, state.deleted_recreatably, state.touched) = (version, deleted_recreatably, touched);
+        }
+    }
+
+    /// Decides one part: checks everything first, then adds it to the plan.
+    fn part(&mut self, part: &'a StreamWrite) -> Result<AppendResult> {
+        let slot = self.slots[part.stream.as_str()];
+        let state = &self.streams[slot];
+        part.expected.check(state.current(), state.deleted)?;
+        match &part.op {
+            WriteOp::Append(events) => self.append(slot, events),
+            WriteOp::Link(ids) => self.link(slot, ids),
+        }
+    }
+
+    fn append(&mut self, slot: usize, batch: &'a [EventData]) -> Result<AppendResult> {
+        let mut seen = HashSet::with_capacity(batch.len());
+        if let Some(dup) = batch.iter().find(|e| self.taken_ids.contains(&e.event_id) || !seen.insert(e.event_id)) {
+            return Err(Error::DuplicateEvent(dup.event_id));
+        }
+        self.taken_ids.extend(seen);
+        let state = &mut self.streams[slot];
+        let events = &mut self.events;
+        let first_position = self.position + 1;
+        for e in batch {
+            self.position += 1;
+            state.version += 1;
+            events.position.push(self.position);
+            events.event_id.push(e.event_id);
+            events.stream_slot.push(slot);
+            events.stream_version.push(state.version);
+            events.event_type.push(&e.event_type);
+            events.content_type.push(&e.content_type);
+            events.correlation_id.push(e.correlation_id);
+            events.causation_id.push(e.causation_id);
+            events.data.push(&e.data);
+            events.metadata.push(e.metadata.as_deref());
+        }
+        state.touched = true;
+        state.deleted_recreatably = false;
+        Ok(AppendResult {
+            stream_version: state.version as u64,
+            first_position: first_position as u64,
+            last_position: self.position as u64,
+        })
+    }
+
+    fn link(&mut self, slot: usize, ids: &[Uuid]) -> Result<AppendResult> {
+        let state = &mut self.streams[slot];
+        let mut positions = Vec::with_capacity(ids.len());
+        let mut seen = HashSet::with_capacity(ids.len());
+        for id in ids {
+            let &(position, source_stream) = self.linkable.get(id).ok_or(Error::NotFound)?;
+            let own_event = state.id == Some(source_stream);
+            if own_event || self.existing_links.contains(&(slot, position)) || !seen.insert(position) {
+                return Err(Error::DuplicateEvent(*id));
+            }
+            positions.push(position);
+        }
+        for &position in &positions {
+            state.version += 1;
+            self.existing_links.insert((slot, position));
+            self.links.stream_slot.push(slot);
+            self.links.link_version.push(state.version);
+            self.links.position.push(position);
+        }
+        state.touched = true;
+        state.deleted_recreatably = false;
+        Ok(AppendResult {
+            stream_version: state.version as u64,
+            first_position: positions.first().copied().unwrap_or_default() as u64,
+            last_position: positions.last().copied().unwrap_or_default() as u64,
+        })
+    }
 }
 
 /// Column arrays of the events to insert.
@@ -133,6 +286,26 @@ pub(crate) struct EventColumns<'a> {
     pub(crate) metadata: Vec<Option<&'a [u8]>>,
 }
 
+impl EventColumns<'_> {
+    fn len(&self) -> usize {
+        self.position.len()
+    }
+
+    /// Keeps the first `len` events.
+    fn truncate(&mut self, len: usize) {
+        self.position.truncate(len);
+        self.event_id.truncate(len);
+        self.stream_slot.truncate(len);
+        self.stream_version.truncate(len);
+        self.event_type.truncate(len);
+        self.content_type.truncate(len);
+        self.correlation_id.truncate(len);
+        self.causation_id.truncate(len);
+        self.data.truncate(len);
+        self.metadata.truncate(len);
+    }
+}
+
 /// Column arrays of the links to insert.
 #[derive(Default)]
 pub(crate) struct LinkColumns {
@@ -141,41 +314,20 @@ pub(crate) struct LinkColumns {
     pub(crate) position: Vec<i64>,
 }
 
-/// Decides one link request against the batch state.
-fn decide_link(
-    ids: &[Uuid],
-    slot: usize,
-    state: &mut StreamState,
-    linkable: &HashMap<Uuid, (i64, i64)>,
-    existing: &mut HashSet<(usize, i64)>,
-    links: &mut LinkColumns,
-) -> Result<AppendResult> {
-    let mut positions = Vec::with_capacity(ids.len());
-    let mut seen = HashSet::with_capacity(ids.len());
-    for id in ids {
-        let &(position, source_stream) = linkable.get(id).ok_or(Error::NotFound)?;
-        let own_event = state.id == Some(source_stream);
-        if own_event || existing.contains(&(slot, position)) || !seen.insert(position) {
-            return Err(Error::DuplicateEvent(*id));
-        }
-        positions.push(position);
+impl LinkColumns {
+    fn len(&self) -> usize {
+        self.position.len()
     }
-    for &position in &positions {
-        state.version += 1;
-        existing.insert((slot, position));
-        links.stream_slot.push(slot);
-        links.link_version.push(state.version);
-        links.position.push(position);
+
+    /// Keeps the first `len` links.
+    fn truncate(&mut self, len: usize) {
+        self.stream_slot.truncate(len);
+        self.link_version.truncate(len);
+        self.position.truncate(len);
     }
-    state.touched = true;
-    Ok(AppendResult {
-        stream_version: state.version as u64,
-        first_position: positions.first().copied().unwrap_or_default() as u64,
-        last_position: positions.last().copied().unwrap_or_default() as u64,
-    })
 }
 
-/// Builds the result of a committed request from its rows, or `None` if they are not all there.
+/// Builds the result of a committed write from its rows, or `None` if they are not all there.
 pub(crate) fn result_of<R>(
     rows: &[R],
     expected: usize,
@@ -192,14 +344,32 @@ pub(crate) fn result_of<R>(
     }
 }
 
+/// The results of a committed request of appends, from the rows of its events found in the
+/// store ((position, version), in position order), or `None` unless every event is there, at
+/// contiguous positions from `first` on: its transaction put the events of all its parts
+/// there, in order, so the rows are split by the parts' lengths.
+pub(crate) fn appends_of(request: &WriteRequest, rows: &[(i64, i64)], first: i64) -> Result<Option<Vec<AppendResult>>> {
+    let in_place =
+        rows.len() == request.len() && rows.iter().enumerate().all(|(i, (position, _))| *position == first + i as i64);
+    if !in_place {
+        return Ok(None);
+    }
+    let mut results = Vec::with_capacity(request.parts.len());
+    let mut rest = rows;
+    for part in &request.parts {
+        let (own, after) = rest.split_at(part.op.len());
+        match result_of(own, part.op.len(), |(position, _)| *position, |(_, version)| *version)? {
+            Some(result) => results.push(result),
+            None => return Ok(None),
+        }
+        rest = after;
+    }
+    Ok(Some(results))
+}
+
+/// The ids of every event the requests append, in order.
 pub(crate) fn appended_ids(requests: &[Arc<WriteRequest>]) -> impl Iterator<Item = Uuid> + '_ {
-    requests
-        .iter()
-        .filter_map(|r| match &r.op {
-            WriteOp::Append(events) => Some(events.iter().map(|e| e.event_id)),
-            WriteOp::Link(_) => None,
-        })
-        .flatten()
+    requests.iter().flat_map(|r| r.appended_ids())
 }
 
 /// What a batch with links needs to know before deciding them: each linked event (id ->
@@ -210,7 +380,8 @@ pub(crate) type LinkLookups = (HashMap<Uuid, (i64, i64)>, HashSet<(usize, i64)>)
 pub(crate) fn linked_ids(requests: &[Arc<WriteRequest>]) -> Vec<Uuid> {
     requests
         .iter()
-        .filter_map(|r| match &r.op {
+        .flat_map(|r| &r.parts)
+        .filter_map(|p| match &p.op {
             WriteOp::Link(ids) => Some(ids.iter().copied()),
             WriteOp::Append(_) => None,
         })
@@ -226,8 +397,9 @@ pub(crate) fn link_targets(
 ) -> Vec<i64> {
     requests
         .iter()
-        .filter(|r| matches!(r.op, WriteOp::Link(_)))
-        .filter_map(|r| streams[slots[r.stream.as_str()]].id)
+        .flat_map(|r| &r.parts)
+        .filter(|p| matches!(p.op, WriteOp::Link(_)))
+        .filter_map(|p| streams[slots[p.stream.as_str()]].id)
         .collect()
 }
 
@@ -244,4 +416,225 @@ pub(crate) fn link_lookups(
         .filter_map(|(sid, pos)| streams.iter().position(|s| s.id == Some(sid)).map(|slot| (slot, pos)))
         .collect();
     (linkable, existing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::ExpectedVersion::{self, Any, Exact, NoStream, StreamExists};
+    use crate::storage::WriteProgress;
+
+    fn event() -> EventData {
+        EventData::from_bytes("E", "application/json", b"{}".to_vec())
+    }
+
+    fn appending(stream: &str, expected: ExpectedVersion, events: Vec<EventData>) -> StreamWrite {
+        StreamWrite { stream: stream.into(), expected, op: WriteOp::Append(events) }
+    }
+
+    fn one(stream: &str, expected: ExpectedVersion) -> StreamWrite {
+        appending(stream, expected, vec![event()])
+    }
+
+    fn single(part: StreamWrite) -> Arc<WriteRequest> {
+        Arc::new(WriteRequest { parts: vec![part], multi_stream: false, progress: WriteProgress::default() })
+    }
+
+    fn multi(parts: Vec<StreamWrite>) -> Arc<WriteRequest> {
+        Arc::new(WriteRequest { parts, multi_stream: true, progress: WriteProgress::default() })
+    }
+
+    /// A stream's row as the batch reads it: (name, id, version, deleted version).
+    type Row<'a> = (&'a str, i64, i64, i64);
+
+    /// Decides `requests` against the streams of `rows` (any other stream has no row), with
+    /// `$all` at `head`, `taken` ids stored and `linkable` events to link.
+    fn plan<'a>(
+        requests: &'a [Arc<WriteRequest>],
+        rows: &[Row<'_>],
+        head: i64,
+        taken: &[Uuid],
+        linkable: &HashMap<Uuid, (i64, i64)>,
+    ) -> Plan<'a> {
+        let (names, slots) = stream_slots(requests);
+        let streams = names
+            .iter()
+            .map(|name| match rows.iter().find(|row| row.0 == *name) {
+                Some(&(_, id, version, deleted_version)) => StreamState::read(id, version, false, deleted_version),
+                None => StreamState::absent(),
+            })
+            .collect();
+        decide(requests, &slots, streams, head, taken.iter().copied().collect(), linkable, HashSet::new())
+    }
+
+    fn result(stream_version: u64, first_position: u64, last_position: u64) -> AppendResult {
+        AppendResult { stream_version, first_position, last_position }
+    }
+
+    /// The results of an accepted request.
+    fn accepted(outcome: &WriteOutcome) -> Vec<AppendResult> {
+        match outcome {
+            Ok(results) => results.clone(),
+            Err(e) => panic!("expected the request to be accepted, got {e:?}"),
+        }
+    }
+
+    /// The stream and reason of a refused multi-stream request.
+    fn failed(outcome: &WriteOutcome) -> (&str, &Error) {
+        match outcome {
+            Err(Error::AppendFailed { stream, source }) => (stream, source),
+            other => panic!("expected AppendFailed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_refused_part_undoes_what_the_earlier_parts_of_its_request_did() {
+        let reused = event();
+        let requests = [
+            multi(vec![
+                appending("a", Exact(2), vec![reused.clone(), event()]),
+                one("c", NoStream),
+                one("b", Exact(4)),
+            ]),
+            single(appending("a", Exact(2), vec![reused])),
+            single(one("c", NoStream)),
+        ];
+        let plan = plan(&requests, &[("a", 1, 2, 0), ("b", 2, 5, 0)], 10, &[], &HashMap::new());
+
+        let (stream, source) = failed(&plan.outcomes[0]);
+        assert_eq!(stream, "b");
+        assert!(matches!(source, Error::WrongExpectedVersion { expected: 4, actual: 5 }), "{source:?}");
+        // The others see the streams as the batch found them, the refused request's event ids
+        // free again and its positions not taken.
+        assert_eq!(accepted(&plan.outcomes[1]), [result(3, 11, 11)]);
+        assert_eq!(accepted(&plan.outcomes[2]), [result(1, 12, 12)]);
+        assert_eq!(plan.position, 12);
+        assert_eq!(plan.events.position, [11, 12]);
+        assert_eq!(plan.events.stream_version, [3, 1]);
+        assert_eq!(plan.events.event_id.len(), 2);
+        let touched: Vec<(i64, bool)> = plan.streams.iter().map(|s| (s.version, s.touched)).collect();
+        // Slots in first-seen order: a, c, b.
+        assert_eq!(touched, [(3, true), (1, true), (5, false)]);
+    }
+
+    #[test]
+    fn a_refused_request_of_many_parts_leaves_untouched_the_streams_only_it_wrote() {
+        let requests = [multi(vec![one("a", Any), one("new", NoStream), one("b", NoStream)])];
+        let plan = plan(&requests, &[("a", 1, 2, 0), ("b", 2, 5, 0)], 10, &[], &HashMap::new());
+        let (stream, source) = failed(&plan.outcomes[0]);
+        assert_eq!(stream, "b");
+        assert!(matches!(source, Error::StreamExists), "{source:?}");
+        assert!(plan.streams.iter().all(|s| !s.touched), "nothing to write");
+        assert_eq!((plan.streams[0].version, plan.streams[1].version), (2, 0));
+        assert_eq!(plan.position, 10);
+        assert!(plan.events.position.is_empty() && plan.events.data.is_empty());
+    }
+
+    #[test]
+    fn an_id_already_stored_refuses_the_whole_request_and_frees_the_ids_of_its_other_parts() {
+        let (stored, mine) = (event(), event());
+        let requests = [
+            multi(vec![appending("a", Any, vec![mine.clone()]), appending("b", Any, vec![stored.clone()])]),
+            single(appending("a", Any, vec![mine])),
+        ];
+        let plan = plan(&requests, &[], 0, &[stored.event_id], &HashMap::new());
+        let (stream, source) = failed(&plan.outcomes[0]);
+        assert_eq!(stream, "b");
+        assert!(matches!(source, Error::DuplicateEvent(id) if *id == stored.event_id), "{source:?}");
+        assert_eq!(accepted(&plan.outcomes[1]), [result(1, 1, 1)]);
+    }
+
+    #[test]
+    fn the_same_stream_twice_sees_the_version_its_earlier_part_produced() {
+        let requests = [
+            multi(vec![one("a", Exact(2)), appending("a", Exact(3), vec![event(), event()])]),
+            multi(vec![one("a", Exact(5)), one("a", Exact(5))]),
+        ];
+        let plan = plan(&requests, &[("a", 1, 2, 0)], 10, &[], &HashMap::new());
+        assert_eq!(accepted(&plan.outcomes[0]), [result(3, 11, 11), result(5, 12, 13)]);
+        let (stream, source) = failed(&plan.outcomes[1]);
+        assert_eq!(stream, "a");
+        assert!(matches!(source, Error::WrongExpectedVersion { expected: 5, actual: 6 }), "{source:?}");
+        assert_eq!((plan.streams[0].version, plan.position), (5, 13));
+    }
+
+    #[test]
+    fn only_multi_stream_requests_name_the_refused_stream() {
+        let requests = [single(one("a", NoStream)), multi(vec![one("a", NoStream)])];
+        let plan = plan(&requests, &[("a", 1, 2, 0)], 2, &[], &HashMap::new());
+        assert!(matches!(plan.outcomes[0], Err(Error::StreamExists)), "{:?}", plan.outcomes[0]);
+        let (stream, source) = failed(&plan.outcomes[1]);
+        assert_eq!(stream, "a");
+        assert!(matches!(source, Error::StreamExists), "{source:?}");
+    }
+
+    #[test]
+    fn a_recreatably_deleted_stream_is_absent_until_its_next_write_which_continues_its_numbering() {
+        let requests = [
+            single(one("a", StreamExists)),
+            single(one("a", Exact(3))),
+            single(one("a", NoStream)),
+            single(one("a", StreamExists)),
+            single(one("a", Exact(5))),
+        ];
+        let plan = plan(&requests, &[("a", 1, 3, 3)], 3, &[], &HashMap::new());
+        assert!(matches!(plan.outcomes[0], Err(Error::StreamNotFound)), "{:?}", plan.outcomes[0]);
+        assert!(
+            matches!(plan.outcomes[1], Err(Error::WrongExpectedVersion { expected: 3, actual: 0 })),
+            "{:?}",
+            plan.outcomes[1]
+        );
+        assert_eq!(accepted(&plan.outcomes[2]), [result(4, 4, 4)]);
+        assert_eq!(accepted(&plan.outcomes[3]), [result(5, 5, 5)]);
+        assert_eq!(accepted(&plan.outcomes[4]), [result(6, 6, 6)]);
+        assert!(!plan.streams[0].deleted_recreatably);
+        assert_eq!(plan.streams[0].read_deleted_version, 3);
+    }
+
+    #[test]
+    fn a_stream_appended_to_after_its_recreatable_delete_is_present() {
+        // Deleted at version 3, appended to since: a stream like any other.
+        let requests = [single(one("a", NoStream)), single(one("a", Exact(4)))];
+        let plan = plan(&requests, &[("a", 1, 4, 3)], 4, &[], &HashMap::new());
+        assert!(matches!(plan.outcomes[0], Err(Error::StreamExists)), "{:?}", plan.outcomes[0]);
+        assert_eq!(accepted(&plan.outcomes[1]), [result(5, 5, 5)]);
+    }
+
+    #[test]
+    fn a_refused_request_leaves_a_recreatably_deleted_stream_absent() {
+        let requests = [
+            multi(vec![one("a", NoStream), one("b", Exact(9))]),
+            single(one("a", StreamExists)),
+            single(one("a", Exact(0))),
+        ];
+        let plan = plan(&requests, &[("a", 1, 3, 3), ("b", 2, 1, 0)], 4, &[], &HashMap::new());
+        assert_eq!(failed(&plan.outcomes[0]).0, "b");
+        assert!(matches!(plan.outcomes[1], Err(Error::StreamNotFound)), "{:?}", plan.outcomes[1]);
+        assert_eq!(accepted(&plan.outcomes[2]), [result(4, 5, 5)]);
+    }
+
+    #[test]
+    fn a_refused_part_undoes_the_links_of_the_earlier_parts() {
+        let linked = Uuid::new_v4();
+        let linkable = HashMap::from([(linked, (7, 99))]);
+        let link = |stream: &str| StreamWrite { stream: stream.into(), expected: Any, op: WriteOp::Link(vec![linked]) };
+        let requests = [multi(vec![link("t"), one("b", NoStream)]), single(link("t"))];
+        let plan = plan(&requests, &[("t", 1, 2, 0), ("b", 2, 1, 0)], 9, &[], &linkable);
+        assert_eq!(failed(&plan.outcomes[0]).0, "b");
+        // The link is not taken by the refused request: linking it again is no duplicate.
+        assert_eq!(accepted(&plan.outcomes[1]), [result(3, 7, 7)]);
+        assert_eq!(plan.links.link_version, [3]);
+        assert_eq!(plan.position, 9);
+    }
+
+    #[test]
+    fn the_rows_of_a_committed_request_are_split_by_its_parts() {
+        let request = multi(vec![appending("a", Any, vec![event(), event()]), one("b", Any), one("a", Any)]);
+        let rows = [(21, 4), (22, 5), (23, 1), (24, 6)];
+        let results = appends_of(&request, &rows, 21).unwrap();
+        assert_eq!(results, Some(vec![result(5, 21, 22), result(1, 23, 23), result(6, 24, 24)]));
+        // Anywhere else, or missing one, it is not the request's.
+        assert_eq!(appends_of(&request, &rows, 20).unwrap(), None);
+        assert_eq!(appends_of(&request, &rows[..3], 21).unwrap(), None);
+    }
 }

@@ -25,7 +25,7 @@ use self::backend::{
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::event::{AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamInfo};
+use crate::event::{AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamAppend, StreamInfo};
 use crate::metadata::StreamMetadata;
 use crate::page::{Page, PageRequest};
 use crate::scavenge::{ScavengeOptions, ScavengeReport};
@@ -40,17 +40,102 @@ pub(crate) use rows::{
 };
 pub use sqlite::SqliteStorage;
 
-/// One write the writer commits as part of a batch.
+/// One caller's write, which the writer commits as part of a batch: all of its parts or none.
 #[derive(Debug)]
 pub struct WriteRequest {
+    /// The writes to streams, in order: each is checked against the versions the earlier ones
+    /// produced (the same stream may come twice), and their events take contiguous positions in
+    /// this order.
+    pub parts: Vec<StreamWrite>,
+    /// Made by [`append_to_streams`](crate::EventStore::append_to_streams): a refused part is
+    /// reported as [`Error::AppendFailed`] naming its stream (also when it is the only part).
+    /// Otherwise (one append or one link) the part's own error is the request's.
+    pub multi_stream: bool,
+    /// Where the writing transaction is, so a caller whose reply was lost can learn the outcome.
+    pub progress: WriteProgress,
+}
+
+/// What the writer answers for a request: one result per part, in order, or why nothing of it
+/// was stored.
+pub type WriteOutcome = Result<Vec<AppendResult>>;
+
+impl WriteRequest {
+    /// A request of one part: an append or a link, whose refusal is the part's own error.
+    pub fn single(stream: String, expected: ExpectedVersion, op: WriteOp) -> WriteRequest {
+        WriteRequest {
+            parts: vec![StreamWrite { stream, expected, op }],
+            multi_stream: false,
+            progress: WriteProgress::default(),
+        }
+    }
+
+    /// The request of one [`append_to_streams`](crate::EventStore::append_to_streams) call:
+    /// appends only (a link is always alone in its request).
+    pub fn multi_stream(appends: Vec<StreamAppend>) -> WriteRequest {
+        let parts = appends
+            .into_iter()
+            .map(|a| StreamWrite { stream: a.stream, expected: a.expected, op: WriteOp::Append(a.events) })
+            .collect();
+        WriteRequest { parts, multi_stream: true, progress: WriteProgress::default() }
+    }
+
+    /// Entries the request adds to its streams, over all parts.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.op.len()).sum()
+    }
+
+    /// Payload bytes carried by the request, over all parts.
+    pub fn payload_bytes(&self) -> usize {
+        self.parts.iter().map(|p| p.op.payload_bytes()).sum()
+    }
+
+    /// The ids of the events it appends, over all parts, in order.
+    pub fn appended_ids(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.parts
+            .iter()
+            .filter_map(|p| match &p.op {
+                WriteOp::Append(events) => Some(events.iter().map(|e| e.event_id)),
+                WriteOp::Link(_) => None,
+            })
+            .flatten()
+    }
+
+    /// The link this request makes (stream, linked ids), if it is one. A link is always alone
+    /// in its request.
+    pub fn link(&self) -> Option<(&str, &[Uuid])> {
+        match self.parts.as_slice() {
+            [StreamWrite { stream, op: WriteOp::Link(ids), .. }] => Some((stream, ids)),
+            _ => None,
+        }
+    }
+
+    /// The streams it writes to, for messages: `` `a` `` or `` `a`, `b` ``.
+    pub fn streams(&self) -> String {
+        let names: Vec<String> = self.parts.iter().map(|p| format!("`{}`", p.stream)).collect();
+        names.join(", ")
+    }
+
+    /// How the writer reports that `part` was refused with `error` (nothing of the request is
+    /// stored either way).
+    pub(crate) fn refusal(&self, part: &StreamWrite, error: Error) -> Error {
+        if self.multi_stream {
+            Error::AppendFailed { stream: part.stream.clone(), source: Box::new(error) }
+        } else {
+            error
+        }
+    }
+}
+
+/// One stream's write within a [`WriteRequest`].
+#[derive(Debug)]
+pub struct StreamWrite {
     /// Target stream.
     pub stream: String,
-    /// Optimistic-concurrency expectation, checked under the stream's row lock.
+    /// Optimistic-concurrency expectation, checked against the stream as the batch found it and
+    /// as the writes before this one left it.
     pub expected: ExpectedVersion,
     /// What to write.
     pub op: WriteOp,
-    /// Where the writing transaction is, so a caller whose reply was lost can learn the outcome.
-    pub progress: WriteProgress,
 }
 
 /// The two kinds of writes that move a stream's version.
@@ -92,7 +177,8 @@ pub enum Attempt {
     /// lock, which cannot commit: every path to COMMIT goes through that lock).
     #[default]
     NotStarted,
-    /// Sent in a one-statement fast-path batch that gives the request these positions.
+    /// Sent in a one-statement fast-path batch that gives the request's events contiguous
+    /// positions from this one on (all its parts, in order).
     Fast {
         /// Global position of the request's first event.
         first_position: i64,
@@ -103,8 +189,9 @@ pub enum Attempt {
         txid: i64,
     },
     /// Sent on the embedded backend's one write connection, in a transaction that gives the
-    /// request's first entry this number: the global position of its first event for an
-    /// append, its first version in the stream for a link.
+    /// request's first entry this number: the global position of its first event for appends
+    /// (the events of all its parts follow, in order), its first version in the stream for a
+    /// link.
     Embedded {
         /// The number the request's first entry gets if the transaction commits.
         first: i64,
@@ -379,7 +466,7 @@ impl Storage {
     delegate! { Storage;
         fn close(&self);
         fn open_writer_session(&self) -> Result<WriterSession> => WriterSession;
-        fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<AppendResult>>;
+        fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<Vec<AppendResult>>>;
         fn read_stream(&self, stream: &str, from: u64, count: u64, direction: Direction) -> Result<Vec<RecordedEvent>>;
         fn read_all(&self, from: u64, count: u64, direction: Direction) -> Result<Vec<RecordedEvent>>;
         fn read_numbers(&self, stream: &str, numbers: &[u64]) -> Result<Vec<RecordedEvent>>;
@@ -440,7 +527,7 @@ pub enum WriterSession {
 
 impl WriterSession {
     delegate! { WriterSession;
-        fn write_batch(&mut self, requests: &[Arc<WriteRequest>]) -> Result<Vec<Result<AppendResult>>>;
+        fn write_batch(&mut self, requests: &[Arc<WriteRequest>]) -> Result<Vec<WriteOutcome>>;
         fn close(self);
     }
 }

@@ -12,11 +12,13 @@ use uuid::Uuid;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::event::{ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamInfo};
+use crate::event::{
+    ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamAppend, StreamInfo,
+};
 use crate::page::{Page, PageRequest};
 use crate::runtime::Runtime;
 use crate::snapshot::SnapshotData;
-use crate::storage::{Direction, Storage, WriteOp, WriteProgress, WriteRequest};
+use crate::storage::{Direction, Storage, WriteOp, WriteRequest};
 use crate::validate;
 
 mod retention;
@@ -139,15 +141,56 @@ impl EventStore {
             return Err(Error::invalid("no events to append: the event list is empty"));
         }
         validate::events(&events, self.inner.config.max_event_size)?;
-        self.inner
-            .runtime
-            .write(WriteRequest {
-                stream: stream.to_string(),
-                expected,
-                op: WriteOp::Append(events),
-                progress: WriteProgress::default(),
-            })
-            .await
+        self.inner.runtime.write_one(WriteRequest::single(stream.to_string(), expected, WriteOp::Append(events))).await
+    }
+
+    /// Appends to several streams at once, all or nothing, in one transaction: each
+    /// [`StreamAppend`]'s expected version is checked (in the given order, each seeing the
+    /// versions the earlier ones of the call produced, so a stream may come twice) and if any
+    /// fails, nothing of the call is stored. The events get contiguous `$all` positions in the
+    /// order given; the results come back one per [`StreamAppend`], in order.
+    ///
+    /// A refused part is [`Error::AppendFailed`] naming its stream, with the reason as `source`
+    /// ([`Error::WrongExpectedVersion`], [`Error::StreamExists`], [`Error::StreamNotFound`],
+    /// [`Error::StreamDeleted`], [`Error::DuplicateEvent`], or the [`Error::InvalidArgument`] or
+    /// [`Error::CannotAppendToAllStream`] of a part that [`append_to_stream`](Self::append_to_stream)
+    /// would refuse), also when there is only one part. An event id that comes twice in the call
+    /// is refused before anything is sent, naming both places, under the stream of the later
+    /// one. An empty list is [`Error::InvalidArgument`].
+    ///
+    /// ```no_run
+    /// use chronik::{Error, EventData, EventStore, ExpectedVersion, StreamAppend};
+    /// # async fn demo(store: EventStore) -> chronik::Result<()> {
+    /// let placed = EventData::json("OrderPlaced", &serde_json::json!({ "sku": "stock-7", "qty": 1 }))?;
+    /// let reserved = EventData::json("StockReserved", &serde_json::json!({ "order": "order-1", "qty": 1 }))?;
+    /// let outcome = store
+    ///     .append_to_streams(vec![
+    ///         StreamAppend::new("order-1", ExpectedVersion::NoStream, vec![placed]),
+    ///         StreamAppend::new("stock-7", ExpectedVersion::Exact(3), vec![reserved]),
+    ///     ])
+    ///     .await;
+    /// match outcome {
+    ///     Ok(results) => {
+    ///         let (order, stock) = (results[0], results[1]);
+    ///         assert_eq!((order.stream_version, stock.stream_version), (1, 4));
+    ///         assert_eq!(stock.first_position, order.last_position + 1);
+    ///     }
+    ///     Err(Error::AppendFailed { stream, source }) => {
+    ///         // Nothing of the call was stored: reload `stream` and decide again.
+    ///         eprintln!("{stream} refused the append: {source}");
+    ///     }
+    ///     Err(other) => return Err(other),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn append_to_streams(
+        &self,
+        appends: impl IntoIterator<Item = StreamAppend>,
+    ) -> Result<Vec<AppendResult>> {
+        self.ensure_writable("append")?;
+        let appends: Vec<StreamAppend> = appends.into_iter().collect();
+        validate::stream_appends(&appends, self.inner.config.max_event_size)?;
+        self.inner.runtime.write(WriteRequest::multi_stream(appends)).await
     }
 
     /// Links already stored events (by id, or the events themselves) into `stream`, checking
@@ -166,15 +209,7 @@ impl EventStore {
         if ids.is_empty() {
             return Err(Error::invalid("no events to link: the event list is empty"));
         }
-        self.inner
-            .runtime
-            .write(WriteRequest {
-                stream: stream.to_string(),
-                expected,
-                op: WriteOp::Link(ids),
-                progress: WriteProgress::default(),
-            })
-            .await
+        self.inner.runtime.write_one(WriteRequest::single(stream.to_string(), expected, WriteOp::Link(ids))).await
     }
 
     /// Reads up to `count` entries of `stream` with version >= `start` (0 or 1: the first).

@@ -1,13 +1,14 @@
 //! The writer's batch: many appends and links committed in ONE transaction.
 //!
 //! **Fast path: one round trip.** The writer remembers (in its [`WriterSession`]) the `$all` head,
-//! its fencing `revision`, and the id and version of every stream it has written. A batch of
-//! appends to remembered streams is decided in memory and sent as ONE autocommitted statement
-//! that compare-and-sets all of it: the `$all` row (head and revision; this takes the `$all`
-//! row lock that serialises every appender, held until the statement commits, so positions stay
-//! gap-free in commit order) and each stream's version and deleted flag. Anything that changed
-//! (another node appended, a stream was deleted, an event id is taken, a caller fenced the
-//! revision) makes `batch_check` abort the whole statement, and the batch takes the slow path.
+//! its fencing `revision`, and the id, version and deleted version of every live stream it has
+//! written. A batch of appends to remembered streams is decided in memory and sent as ONE
+//! autocommitted statement that compare-and-sets all of it: the `$all` row (head and revision;
+//! this takes the `$all` row lock that serialises every appender, held until the statement
+//! commits, so positions stay gap-free in commit order) and each stream's version, deleted flag
+//! and deleted version. Anything that changed (another node appended, a stream was deleted
+//! softly or recreatably, an event id is taken, a caller fenced the revision) makes
+//! `batch_check` abort the whole statement, and the batch takes the slow path.
 //!
 //! **Slow path: four round trips** (five when it creates streams): BEGIN; lock `$all` and read
 //! the streams involved; write (new streams, then events, links, version bumps and NOTIFY in one
@@ -18,10 +19,10 @@
 //! waited for another node) is caught by compare-and-set bumps and `ON CONFLICT DO NOTHING`
 //! stream creation, after which the batch is decided again on a fresh snapshot.
 //!
-//! Both paths decide requests in order, in memory: a rejected request changes nothing, the next
-//! one sees the versions the accepted ones produced. Duplicate event ids are caught by `ON
-//! CONFLICT DO NOTHING`; fewer events in than sent sends the batch to a slow path that looks the
-//! stored ids up first.
+//! Both paths decide requests in order, in memory (`storage::batch`): a request is all of its
+//! parts or none, a rejected request changes nothing, the next one sees the versions the
+//! accepted ones produced. Duplicate event ids are caught by `ON CONFLICT DO NOTHING`; fewer
+//! events in than sent sends the batch to a slow path that looks the stored ids up first.
 //!
 //! Statements find rows by `= ANY(array)` or LATERAL lookups rather than joins with the arrays,
 //! so their plans stay index probes however large the store grows.
@@ -37,16 +38,20 @@ use crate::error::{Error, Result};
 use crate::event::AppendResult;
 use crate::storage::backend::{self, Appends};
 use crate::storage::batch::{
-    self, LinkLookups, Plan, StreamState, appended_ids, decide, link_targets, linked_ids, result_of, stream_slots,
+    self, LinkLookups, Plan, StreamState, appended_ids, appends_of, decide, link_targets, linked_ids, result_of,
+    stream_slots,
 };
-use crate::storage::{Attempt, WriteOp, WriteRequest};
+use crate::storage::{Attempt, WriteOutcome, WriteRequest};
 
 /// Locks `$all` and reads the streams named in `$1`. The stream subquery refers to the outer row
 /// so that it runs after `$all` is locked (a lateral nested loop). The stream rows are not
-/// locked: the version bump in `WRITE` is a compare-and-set on the versions read here.
-const LOCK: &str = "SELECT a.stream_version, a.revision, a.txid, s.stream_id, s.stream_uuid, s.stream_version, s.deleted \
+/// locked: the version bump in `WRITE` is a compare-and-set on the versions (and deleted
+/// versions) read here.
+const LOCK: &str = "SELECT a.stream_version, a.revision, a.txid, \
+         s.stream_id, s.stream_uuid, s.stream_version, s.deleted, s.deleted_version \
      FROM (SELECT stream_version, revision, txid_current() AS txid FROM streams WHERE stream_id = 0 FOR UPDATE) a \
-     LEFT JOIN LATERAL (SELECT stream_id, stream_uuid, stream_version, deleted_at IS NOT NULL AS deleted \
+     LEFT JOIN LATERAL (SELECT stream_id, stream_uuid, stream_version, deleted_at IS NOT NULL AS deleted, \
+             deleted_version \
          FROM streams WHERE stream_uuid = ANY($1) AND a.txid IS NOT NULL) s ON true";
 
 const STORED_EVENT_IDS: &str = "SELECT event_id FROM events WHERE event_id = ANY($1)";
@@ -70,11 +75,13 @@ const INSERT_STREAMS: &str = "INSERT INTO streams (stream_uuid, stream_version) 
 ///   touch a row.
 /// - events and links skip any unique conflict; fewer in than sent, with the versions holding,
 ///   means an event id was taken.
-/// - `bumped` compare-and-sets each stream's version and deleted flag. It finds its rows with
+/// - `bumped` compare-and-sets each stream's version, deleted flag and deleted version (a
+///   recreatable delete from another connection changes only the latter, and makes the stream
+///   absent to expected versions the batch checked against it). It finds its rows with
 ///   `stream_id = ANY(..)` rather than a join with the arrays, so the plan is index lookups
 ///   whatever the planner thinks of the table (a hash join would read the whole primary key on
 ///   every batch).
-/// - with `$21` (the fast path, autocommitted) `batch_check` aborts the whole statement unless
+/// - with `$22` (the fast path, autocommitted) `batch_check` aborts the whole statement unless
 ///   every part did all it was meant to; the slow path reads the counts and decides itself.
 const WRITE: &str = "WITH fence AS ( \
          UPDATE streams SET stream_version = $1 WHERE stream_id = 0 AND stream_version = $2 AND revision = $3 \
@@ -97,15 +104,16 @@ const WRITE: &str = "WITH fence AS ( \
          UPDATE streams SET stream_version = ($20::bigint[])[array_position($18::bigint[], stream_id)] \
          WHERE stream_id = ANY($18) AND deleted_at IS NULL \
            AND stream_version = ($19::bigint[])[array_position($18::bigint[], stream_id)] \
+           AND deleted_version = ($21::bigint[])[array_position($18::bigint[], stream_id)] \
            AND EXISTS (SELECT 1 FROM fence) \
          RETURNING 1), \
      counts AS ( \
          SELECT (SELECT count(*) FROM fence) AS fence, (SELECT count(*) FROM inserted_events) AS events, \
              (SELECT count(*) FROM inserted_links) AS links, (SELECT count(*) FROM bumped) AS bumped) \
      SELECT fence, events, links, bumped, \
-         CASE WHEN $21 THEN batch_check(fence = 1 AND events = cardinality($4::bigint[]) \
+         CASE WHEN $22 THEN batch_check(fence = 1 AND events = cardinality($4::bigint[]) \
              AND links = cardinality($15::bigint[]) AND bumped = cardinality($18::bigint[])) END, \
-         pg_notify($22, $23) \
+         pg_notify($23, $24) \
      FROM counts";
 
 /// SQLSTATE raised by `batch_check`.
@@ -137,9 +145,9 @@ enum DuplicateCheck {
 /// What deciding and writing a batch came to.
 enum Decided {
     /// Something was written: commit.
-    Written(Vec<Result<AppendResult>>),
+    Written(Vec<WriteOutcome>),
     /// Every request was rejected: roll back.
-    NothingToWrite(Vec<Result<AppendResult>>),
+    NothingToWrite(Vec<WriteOutcome>),
     /// An event id was already stored: roll back and decide again with `Lookup`.
     DuplicatesFound,
     /// A stream changed between reading and writing it (created, appended to or deleted by a
@@ -160,7 +168,7 @@ pub struct WriterSession {
 }
 
 impl backend::WriterSession for WriterSession {
-    async fn write_batch(&mut self, requests: &[Arc<WriteRequest>]) -> Result<Vec<Result<AppendResult>>> {
+    async fn write_batch(&mut self, requests: &[Arc<WriteRequest>]) -> Result<Vec<WriteOutcome>> {
         let WriterSession { storage, conn, cache } = self;
         match storage.try_fast_path(conn, cache, requests).await {
             Ok(Some(outcomes)) => return Ok(outcomes),
@@ -188,8 +196,18 @@ impl backend::WriterSession for WriterSession {
 struct WriterCache {
     /// `$all`: (head position, revision).
     all: Option<(i64, i64)>,
-    /// Live streams: name -> (stream_id, version).
-    streams: HashMap<String, (i64, i64)>,
+    /// Streams the writer saw live (neither deleted softly nor absent after a recreatable
+    /// delete): name -> what it saw.
+    streams: HashMap<String, KnownStream>,
+}
+
+/// A live stream as the writer last saw it: what the fast path compare-and-sets.
+#[derive(Debug, Clone, Copy)]
+struct KnownStream {
+    id: i64,
+    version: i64,
+    /// The version of its last recreatable delete (0 if none); a new one changes it.
+    deleted_version: i64,
 }
 
 /// Streams remembered at most; past that the cache starts over.
@@ -201,19 +219,22 @@ impl WriterCache {
         self.streams.clear();
     }
 
-    fn remember(&mut self, name: &str, id: i64, version: i64) {
+    fn remember(&mut self, name: &str, known: KnownStream) {
         if self.streams.len() >= MAX_CACHED_STREAMS && !self.streams.contains_key(name) {
             self.streams.clear();
         }
-        self.streams.insert(name.to_string(), (id, version));
+        self.streams.insert(name.to_string(), known);
     }
 
-    /// Remembers the state a committed plan leaves behind.
+    /// Remembers the state a committed plan leaves behind: the streams it left live.
     fn record(&mut self, names: &[&str], plan: &Plan<'_>, revision: i64) {
         self.all = Some((plan.position, revision));
         for (name, state) in names.iter().zip(&plan.streams) {
             match state.id {
-                Some(id) if !state.deleted => self.remember(name, id, state.version),
+                Some(id) if !state.deleted && !state.deleted_recreatably => self.remember(
+                    name,
+                    KnownStream { id, version: state.version, deleted_version: state.read_deleted_version },
+                ),
                 _ => {
                     self.streams.remove(*name);
                 }
@@ -239,7 +260,7 @@ impl Appends for PgStorage {
         Ok(WriterSession { storage: Box::new(self.clone()), conn, cache: WriterCache::default() })
     }
 
-    async fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<AppendResult>> {
+    async fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<Vec<AppendResult>>> {
         let txid = match request.progress.attempt() {
             // `Embedded` is the SQLite backend's; it never reaches PostgreSQL.
             Attempt::NotStarted | Attempt::Embedded { .. } => return Ok(None),
@@ -264,22 +285,18 @@ impl Appends for PgStorage {
         }
         // xmin holds the 32-bit xid of the inserting transaction.
         let xid32 = txid & 0xFFFF_FFFF;
-        match &request.op {
-            WriteOp::Append(events) => {
-                let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
-                let rows: Vec<(i64, i64)> =
-                    sqlx::query_as(ROWS_OF_APPEND).bind(&ids).bind(xid32).fetch_all(&self.pool).await?;
-                result_of(&rows, events.len(), |(pos, _)| *pos, |(_, v)| *v)
-            }
-            WriteOp::Link(ids) => {
-                let rows: Vec<(i64, i64)> = sqlx::query_as(ROWS_OF_LINK)
-                    .bind(&request.stream)
-                    .bind(ids)
-                    .bind(xid32)
-                    .fetch_all(&self.pool)
-                    .await?;
-                result_of(&rows, ids.len(), |(_, pos)| *pos, |(v, _)| *v)
-            }
+        if let Some((stream, ids)) = request.link() {
+            let rows: Vec<(i64, i64)> =
+                sqlx::query_as(ROWS_OF_LINK).bind(stream).bind(ids).bind(xid32).fetch_all(&self.pool).await?;
+            return Ok(result_of(&rows, ids.len(), |(_, pos)| *pos, |(v, _)| *v)?.map(|result| vec![result]));
+        }
+        let ids: Vec<Uuid> = request.appended_ids().collect();
+        let rows: Vec<(i64, i64)> = sqlx::query_as(ROWS_OF_APPEND).bind(&ids).bind(xid32).fetch_all(&self.pool).await?;
+        // The transaction committed: the rows it wrote are the request's, at the positions it
+        // gave them.
+        match rows.first() {
+            Some(&(first, _)) => appends_of(request, &rows, first),
+            None => Ok(None),
         }
     }
 }
@@ -300,16 +317,16 @@ impl PgStorage {
         conn: &mut PgConnection,
         cache: &mut WriterCache,
         requests: &[Arc<WriteRequest>],
-    ) -> Result<Option<Vec<Result<AppendResult>>>> {
+    ) -> Result<Option<Vec<WriteOutcome>>> {
         let Some((head, revision)) = cache.all else { return Ok(None) };
-        if requests.iter().any(|r| matches!(r.op, WriteOp::Link(_))) {
+        if requests.iter().any(|r| r.link().is_some()) {
             return Ok(None);
         }
         let (names, slots) = stream_slots(requests);
         let mut streams = Vec::with_capacity(names.len());
         for name in &names {
-            let Some(&(id, version)) = cache.streams.get(*name) else { return Ok(None) };
-            streams.push(StreamState::read(id, version, false));
+            let Some(known) = cache.streams.get(*name) else { return Ok(None) };
+            streams.push(StreamState::read(known.id, known.version, false, known.deleted_version));
         }
         let plan = decide(requests, &slots, streams, head, HashSet::new(), &HashMap::new(), HashSet::new());
         if plan.outcomes.iter().any(Result::is_err) {
@@ -317,8 +334,9 @@ impl PgStorage {
             return Ok(None);
         }
         for (request, outcome) in requests.iter().zip(&plan.outcomes) {
-            if let Ok(r) = outcome {
-                request.progress.record(Attempt::Fast { first_position: r.first_position as i64 });
+            // A request's events, over all its parts, are contiguous from its first part's.
+            if let Some(first) = outcome.as_ref().ok().and_then(|results| results.first()) {
+                request.progress.record(Attempt::Fast { first_position: first.first_position as i64 });
             }
         }
         match self.apply(conn, &plan, &names, head, revision, true).await {
@@ -361,6 +379,7 @@ impl PgStorage {
         let bump_ids: Vec<i64> = bumps.iter().filter_map(|s| s.id).collect();
         let bump_read: Vec<i64> = bumps.iter().map(|s| s.read_version).collect();
         let bump_new: Vec<i64> = bumps.iter().map(|s| s.version).collect();
+        let bump_read_deleted: Vec<i64> = bumps.iter().map(|s| s.read_deleted_version).collect();
         // `first,last,links` (see `subscriptions::parse_payload`): the positions the batch took
         // (`0,0` for links only) and whether it linked events into streams.
         let links = u8::from(!plan.links.link_version.is_empty());
@@ -390,6 +409,7 @@ impl PgStorage {
             .bind(&bump_ids)
             .bind(&bump_read)
             .bind(&bump_new)
+            .bind(&bump_read_deleted)
             .bind(abort_on_mismatch)
             .bind(self.channel())
             .bind(payload)
@@ -403,7 +423,7 @@ impl PgStorage {
         conn: &mut PgConnection,
         cache: &mut WriterCache,
         requests: &[Arc<WriteRequest>],
-    ) -> Result<Vec<Result<AppendResult>>> {
+    ) -> Result<Vec<WriteOutcome>> {
         let mut check = DuplicateCheck::OnInsert;
         let mut redecided = 0;
         loop {
@@ -452,7 +472,7 @@ impl PgStorage {
         let (names, slots) = stream_slots(requests);
         let mut streams: Vec<StreamState> = names.iter().map(|_| StreamState::absent()).collect();
 
-        type LockRow = (i64, i64, i64, Option<i64>, Option<String>, Option<i64>, Option<bool>);
+        type LockRow = (i64, i64, i64, Option<i64>, Option<String>, Option<i64>, Option<bool>, Option<i64>);
         let locked: Vec<LockRow> = sqlx::query_as(LOCK).bind(&names).fetch_all(&mut *tx).await?;
         let (head, revision, txid) = locked
             .first()
@@ -462,10 +482,10 @@ impl PgStorage {
             request.progress.record(Attempt::Locked { txid });
         }
         for row in locked {
-            if let (_, _, _, Some(id), Some(name), Some(version), Some(deleted)) = row
+            if let (_, _, _, Some(id), Some(name), Some(version), Some(deleted), Some(deleted_version)) = row
                 && let Some(&slot) = slots.get(name.as_str())
             {
-                streams[slot] = StreamState::read(id, version, deleted);
+                streams[slot] = StreamState::read(id, version, deleted, deleted_version);
             }
         }
 
@@ -546,16 +566,10 @@ impl PgStorage {
     /// Bumping the `$all` revision first fences it: if it has not reached the `$all` row yet, its
     /// compare-and-set now fails; if it holds the row, the bump waits for it to finish. After
     /// that, the request committed exactly when its events are at the positions it was given.
-    async fn resolve_fast(&self, request: &WriteRequest, first_position: i64) -> Result<Option<AppendResult>> {
-        let WriteOp::Append(events) = &request.op else { return Ok(None) };
+    async fn resolve_fast(&self, request: &WriteRequest, first_position: i64) -> Result<Option<Vec<AppendResult>>> {
         sqlx::query(FENCE).execute(&self.pool).await?;
-        let ids: Vec<Uuid> = events.iter().map(|e| e.event_id).collect();
+        let ids: Vec<Uuid> = request.appended_ids().collect();
         let rows: Vec<(i64, i64)> = sqlx::query_as(ROWS_OF_EVENTS).bind(&ids).fetch_all(&self.pool).await?;
-        let at_given_positions =
-            rows.iter().enumerate().all(|(i, (position, _))| *position == first_position + i as i64);
-        if !at_given_positions {
-            return Ok(None);
-        }
-        result_of(&rows, events.len(), |(pos, _)| *pos, |(_, v)| *v)
+        appends_of(request, &rows, first_position)
     }
 }

@@ -19,14 +19,15 @@ use crate::error::{Error, Result};
 use crate::event::AppendResult;
 use crate::storage::backend::{self, Appends};
 use crate::storage::batch::{
-    self, LinkLookups, Plan, StreamState, appended_ids, decide, link_targets, linked_ids, result_of, stream_slots,
+    self, LinkLookups, Plan, StreamState, appended_ids, appends_of, decide, link_targets, linked_ids, result_of,
+    stream_slots,
 };
-use crate::storage::{Attempt, Wake, WriteOp, WriteRequest};
+use crate::storage::{Attempt, Wake, WriteOutcome, WriteRequest};
 
 const HEAD: &str = "SELECT stream_version FROM streams WHERE stream_id = 0";
 
-const STREAMS: &str = "SELECT stream_id, stream_uuid, stream_version, deleted_at IS NOT NULL FROM streams \
-     WHERE stream_uuid IN (SELECT value FROM json_each(?1))";
+const STREAMS: &str = "SELECT stream_id, stream_uuid, stream_version, deleted_at IS NOT NULL, deleted_version \
+     FROM streams WHERE stream_uuid IN (SELECT value FROM json_each(?1))";
 
 const STORED_EVENT_IDS: &str = "SELECT event_id FROM events WHERE event_id IN (SELECT unhex(value) FROM json_each(?1))";
 
@@ -68,12 +69,12 @@ pub struct WriterSession {
 
 /// What a committed batch announces.
 struct Written {
-    outcomes: Vec<Result<AppendResult>>,
+    outcomes: Vec<WriteOutcome>,
     wake: Option<Wake>,
 }
 
 impl backend::WriterSession for WriterSession {
-    async fn write_batch(&mut self, requests: &[Arc<WriteRequest>]) -> Result<Vec<Result<AppendResult>>> {
+    async fn write_batch(&mut self, requests: &[Arc<WriteRequest>]) -> Result<Vec<WriteOutcome>> {
         let written = {
             let mut conn = self.storage.write_connection().await?;
             let mut tx = Connection::begin(&mut *conn).await?;
@@ -111,32 +112,24 @@ impl Appends for SqliteStorage {
     /// Taking the write connection waits for whatever the writer left in flight on it, so the
     /// answer is final: the request committed exactly when its entries are where its
     /// transaction put them.
-    async fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<AppendResult>> {
+    async fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<Vec<AppendResult>>> {
         let Attempt::Embedded { first } = request.progress.attempt() else { return Ok(None) };
         let mut conn = self.write_connection().await?;
-        match &request.op {
-            WriteOp::Append(events) => {
-                let ids = hex_ids(events.iter().map(|e| e.event_id));
-                let rows: Vec<(i64, i64)> = sqlx::query_as(ROWS_OF_EVENTS).bind(ids).fetch_all(&mut *conn).await?;
-                let in_place = rows.iter().enumerate().all(|(i, (position, _))| *position == first + i as i64);
-                if !in_place {
-                    return Ok(None);
-                }
-                result_of(&rows, events.len(), |(pos, _)| *pos, |(_, v)| *v)
+        if let Some((stream, ids)) = request.link() {
+            let rows: Vec<(i64, i64, Uuid)> = sqlx::query_as(ROWS_OF_LINKS)
+                .bind(stream)
+                .bind(first)
+                .bind(ids.len() as i64)
+                .fetch_all(&mut *conn)
+                .await?;
+            if !rows.iter().map(|r| r.2).eq(ids.iter().copied()) {
+                return Ok(None);
             }
-            WriteOp::Link(ids) => {
-                let rows: Vec<(i64, i64, Uuid)> = sqlx::query_as(ROWS_OF_LINKS)
-                    .bind(&request.stream)
-                    .bind(first)
-                    .bind(ids.len() as i64)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                if !rows.iter().map(|r| r.2).eq(ids.iter().copied()) {
-                    return Ok(None);
-                }
-                result_of(&rows, ids.len(), |(_, pos, _)| *pos, |(v, _, _)| *v)
-            }
+            return Ok(result_of(&rows, ids.len(), |(_, pos, _)| *pos, |(v, _, _)| *v)?.map(|result| vec![result]));
         }
+        let ids = hex_ids(request.appended_ids());
+        let rows: Vec<(i64, i64)> = sqlx::query_as(ROWS_OF_EVENTS).bind(ids).fetch_all(&mut *conn).await?;
+        appends_of(request, &rows, first)
     }
 }
 
@@ -149,10 +142,11 @@ async fn write_locked(conn: &mut SqliteConnection, requests: &[Arc<WriteRequest>
         .await?
         .ok_or_else(|| Error::Migration("the `$all` row (stream_id 0) is missing from the streams table".into()))?;
     let mut streams: Vec<StreamState> = names.iter().map(|_| StreamState::absent()).collect();
-    let rows: Vec<(i64, String, i64, bool)> = sqlx::query_as(STREAMS).bind(json(&names)).fetch_all(&mut *conn).await?;
-    for (id, name, version, deleted) in rows {
+    let rows: Vec<(i64, String, i64, bool, i64)> =
+        sqlx::query_as(STREAMS).bind(json(&names)).fetch_all(&mut *conn).await?;
+    for (id, name, version, deleted, deleted_version) in rows {
         if let Some(&slot) = slots.get(name.as_str()) {
-            streams[slot] = StreamState::read(id, version, deleted);
+            streams[slot] = StreamState::read(id, version, deleted, deleted_version);
         }
     }
     let taken: Vec<Uuid> =
@@ -163,10 +157,11 @@ async fn write_locked(conn: &mut SqliteConnection, requests: &[Arc<WriteRequest>
         return Ok(Written { outcomes: plan.outcomes, wake: None });
     }
     for (request, outcome) in requests.iter().zip(&plan.outcomes) {
-        if let Ok(r) = outcome {
-            let first = match &request.op {
-                WriteOp::Append(_) => r.first_position as i64,
-                WriteOp::Link(ids) => r.stream_version as i64 - ids.len() as i64 + 1,
+        if let Some(r) = outcome.as_ref().ok().and_then(|results| results.first()) {
+            // A request's events, over all its parts, are contiguous from its first part's.
+            let first = match request.link() {
+                Some((_, ids)) => r.stream_version as i64 - ids.len() as i64 + 1,
+                None => r.first_position as i64,
             };
             request.progress.record(Attempt::Embedded { first });
         }
