@@ -22,8 +22,8 @@ use crate::measure::{Backend, Group, Measured, Op, Row, Target, Workers};
 use crate::payload::{Rows, event, events};
 use crate::{Bench, Result};
 
-/// Timed rounds per side.
-const ROUNDS: usize = 3;
+/// Timed rounds per side (after one warm-up round).
+pub const ROUNDS: usize = 3;
 
 /// Writers, events per append, and appends per writer over all rounds in a full run.
 type Shape = (usize, u64, usize);
@@ -100,11 +100,11 @@ pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
 }
 
 /// The two sides of one workload: `(chronik, raw)`.
-type Sides = (Measured, Measured);
+pub type Sides = (Measured, Measured);
 
 /// Runs a warm-up round, then `ROUNDS` timed rounds of both sides in alternating order, each
 /// round doing its share of `appends` per writer.
-async fn alternate<F>(bench: &Bench, appends: usize, workload: F) -> Result<Sides>
+pub async fn alternate<F>(bench: &Bench, appends: usize, workload: F) -> Result<Sides>
 where
     F: Fn(&Bench, usize) -> Workload,
 {
@@ -127,20 +127,33 @@ where
 }
 
 /// Both sides of one round.
-struct Workload {
-    chronik: Workers,
-    raw: Workers,
+pub struct Workload {
+    pub chronik: Workers,
+    pub raw: Workers,
 }
 
 /// `writers` writers, each appending `appends` calls of `per_append` events to a fresh stream of
 /// its own, with the exact expected version.
 fn own_streams(bench: &Bench, writers: usize, per_append: u64, appends: usize) -> Workload {
     let streams: Arc<Vec<(i64, String)>> = Arc::new((0..writers).map(|_| bench.fresh_stream()).collect());
-    let first = bench.payloads(2 * (writers * appends) as u64 * per_append);
-    let store = bench.store.clone();
-    let chronik_streams = Arc::clone(&streams);
-    let chronik: Op = Arc::new(move |task, i| {
-        let (store, stream) = (store.clone(), chronik_streams[task].1.clone());
+    let names = streams.iter().map(|(_, name)| name.clone()).collect();
+    let chronik = stream_appends(bench, names, per_append, appends);
+    let raw_first = bench.payloads((writers * appends) as u64 * per_append);
+    let raw = raw_appends(bench, per_append, move |task, i| {
+        let (id, name) = streams[task].clone();
+        (id, name, i as i64 * per_append as i64, raw_first + (task * appends + i) as u64 * per_append)
+    });
+    Workload { chronik, raw: Workers { tasks: writers, per_task: appends, op: raw } }
+}
+
+/// One writer per stream of `streams` (each new, or at version 0), each appending `appends`
+/// calls of `per_append` events to its own with the exact expected version.
+pub fn stream_appends(bench: &Bench, streams: Vec<String>, per_append: u64, appends: usize) -> Workers {
+    let writers = streams.len();
+    let first = bench.payloads((writers * appends) as u64 * per_append);
+    let (store, streams) = (bench.store.clone(), Arc::new(streams));
+    let op: Op = Arc::new(move |task, i| {
+        let (store, stream) = (store.clone(), streams[task].clone());
         let payload = first + (task * appends + i) as u64 * per_append;
         Box::pin(async move {
             let expected = ExpectedVersion::Exact(i as u64 * per_append);
@@ -148,15 +161,7 @@ fn own_streams(bench: &Bench, writers: usize, per_append: u64, appends: usize) -
             Ok(per_append)
         })
     });
-    let raw_first = first + (writers * appends) as u64 * per_append;
-    let raw = raw_appends(bench, per_append, move |task, i| {
-        let (id, name) = streams[task].clone();
-        (id, name, i as i64 * per_append as i64, raw_first + (task * appends + i) as u64 * per_append)
-    });
-    Workload {
-        chronik: Workers { tasks: writers, per_task: appends, op: chronik },
-        raw: Workers { tasks: writers, per_task: appends, op: raw },
-    }
+    Workers { tasks: writers, per_task: appends, op }
 }
 
 /// `writers` writers appending single events to `streams` shared streams with

@@ -1,17 +1,23 @@
-//! Retention: a scavenge of a store of 1,000,000 events (100,000 with `--quick`) in streams of
-//! 100 events, each with `max_count` 10, so nine tenths of them are removed, on both backends.
+//! Retention, on both backends: appends to streams that all carry metadata, and a scavenge of a
+//! store of 1,000,000 events (100,000 with `--quick`) in streams of 100 events, each with
+//! `max_count` 10, so nine tenths of them are removed.
 //!
-//! Baseline: the same rows copied into a raw table with the same keys and indexes (and no
-//! triggers), deleted by plain `DELETE`s of the same batch size (one autocommitted statement, or
-//! one transaction on SQLite, per batch of streams), by stream id and version.
+//! Baselines: for the appends, the same appends to streams without metadata, chronik and
+//! chronik alternating over the same rounds (stream metadata must cost appends nothing); for
+//! the scavenge, the same rows copied into a raw table with the same keys and indexes (and no
+//! triggers), deleted by plain `DELETE`s of the same batch size (one autocommitted statement,
+//! or one transaction on SQLite, per batch of streams), by stream id and version.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use std::time::Duration;
+
 use chronik::{ExpectedVersion, ScavengeOptions, StreamMetadata};
 
-use crate::measure::{Backend, Group, Measured, Row};
+use crate::append::{ROUNDS, Workload, alternate, stream_appends};
+use crate::measure::{Backend, Group, Measured, Row, Target};
 use crate::payload::{Raw, events};
 use crate::{Bench, BoxError, Result};
 
@@ -23,11 +29,58 @@ const KEEP: u64 = 10;
 /// Concurrent writers filling the store.
 const WRITERS: u64 = 10;
 
+/// Writers, events per append, and appends per writer over all rounds in a full run, of the
+/// appends to streams with metadata.
+const APPEND_SHAPES: [(usize, u64, usize); 2] = [(100, 1, 100), (1, 100, 300)];
+
 pub fn steps(_backend: Backend) -> usize {
-    1
+    APPEND_SHAPES.len() + 1
 }
 
 pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
+    let mut rows = Vec::new();
+    for (writers, per_append, appends) in APPEND_SHAPES {
+        let appends = if bench.quick { (appends / 5).max(3) } else { appends };
+        let name = format!("{writers} writers x {per_append}-event appends, metadata on every stream");
+        bench.step(&name);
+        // Streams for the warm-up and every round, their metadata set before any is timed.
+        let with_metadata = Mutex::new(streams_with_metadata(bench, writers * (ROUNDS + 1)).await?);
+        let (chronik, plain) = alternate(bench, appends, |bench, appends| {
+            let mut pool = with_metadata.lock().unwrap_or_else(PoisonError::into_inner);
+            let at = pool.len().saturating_sub(writers);
+            let streams = pool.split_off(at);
+            let plain = (0..writers).map(|_| bench.fresh_stream().1).collect();
+            Workload {
+                chronik: stream_appends(bench, streams, per_append, appends),
+                raw: stream_appends(bench, plain, per_append, appends),
+            }
+        })
+        .await?;
+        let row = Row::compared(Group::Retention, name, chronik, "the same appends, no metadata", plain)
+            .target(Target::RatioAtLeast(0.9));
+        rows.push(row);
+    }
+    rows.push(scavenge(bench).await?);
+    Ok(rows)
+}
+
+/// `count` fresh streams, each with metadata (a `max_count` it never reaches, a `max_age` and
+/// custom JSON), not created yet.
+async fn streams_with_metadata(bench: &Bench, count: usize) -> Result<Vec<String>> {
+    let metadata = StreamMetadata::default()
+        .max_count(1_000_000)
+        .max_age(Duration::from_secs(86_400))
+        .custom(serde_json::json!({ "owner": "bench" }));
+    let mut streams = Vec::with_capacity(count);
+    for _ in 0..count {
+        let stream = bench.fresh_stream().1;
+        bench.store.set_stream_metadata(&stream, ExpectedVersion::NoStream, metadata.clone()).await?;
+        streams.push(stream);
+    }
+    Ok(streams)
+}
+
+async fn scavenge(bench: &Bench) -> Result<Row> {
     let total = if bench.quick { EVENTS / 10 } else { EVENTS };
     let streams = total / PER_STREAM;
     let name = format!("scavenge {total} events in {streams} streams, max_count {KEEP}");
@@ -49,7 +102,7 @@ pub async fn run(bench: &Bench) -> Result<Vec<Row>> {
         Backend::Postgres => "DELETE by stream id and version, 1 statement per batch",
         Backend::Sqlite => "DELETE by stream id and version, 1 tx per batch",
     };
-    Ok(vec![Row::compared(Group::Retention, name, chronik, baseline, raw)])
+    Ok(Row::compared(Group::Retention, name, chronik, baseline, raw))
 }
 
 /// `streams` fresh streams of `PER_STREAM` events each, from `WRITERS` writers, each stream
