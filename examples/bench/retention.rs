@@ -8,8 +8,8 @@
 //! triggers), deleted by plain `DELETE`s of the same batch size (one autocommitted statement,
 //! or one transaction on SQLite, per batch of streams), by stream id and version.
 
-use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use std::time::Duration;

@@ -29,13 +29,15 @@ const HOLD_METADATA: &str = "SELECT 1 FROM stream_metadata m JOIN streams s ON s
 const WINDOWS: &str =
     "w AS (SELECT * FROM UNNEST($1::bigint[], $2::bigint[], $3::timestamptz[]) AS w(stream_id, floor, cutoff))";
 
-/// The positions of the events the windows hide, at most `$4`: per stream an index range below
-/// the floor, and (only with a cutoff) the entries above it committed before the cutoff.
-const HIDDEN_EVENTS: &str = "hidden AS (SELECT h.position FROM w CROSS JOIN LATERAL ( \
-         (SELECT position FROM events WHERE stream_id = w.stream_id AND stream_version < w.floor \
+/// The events the windows hide (their row addresses and positions), at most `$4`: per stream
+/// an index range below the floor, and (only with a cutoff) the entries above it committed
+/// before the cutoff. A batch deletes them by row address (events are never updated, so it is
+/// theirs within the statement): three times faster than looking each up again by position.
+const HIDDEN_EVENTS: &str = "hidden AS (SELECT h.ctid, h.position FROM w CROSS JOIN LATERAL ( \
+         (SELECT ctid, position FROM events WHERE stream_id = w.stream_id AND stream_version < w.floor \
           ORDER BY stream_version LIMIT $4) \
          UNION ALL \
-         (SELECT position FROM events WHERE w.cutoff IS NOT NULL AND stream_id = w.stream_id \
+         (SELECT ctid, position FROM events WHERE w.cutoff IS NOT NULL AND stream_id = w.stream_id \
             AND stream_version >= w.floor AND created_at < w.cutoff ORDER BY stream_version LIMIT $4) \
      ) h LIMIT $4)";
 
@@ -134,7 +136,7 @@ async fn remove_in(conn: &mut PgConnection, ids: &[i64], limit: i64) -> Result<R
     let rows = retentions(conn, ids).await?;
     let (ids, floors, cutoffs) = windows(&rows);
     let events = format!(
-        "WITH {WINDOWS}, {HIDDEN_EVENTS} DELETE FROM events WHERE position IN (SELECT position FROM hidden) \
+        "WITH {WINDOWS}, {HIDDEN_EVENTS} DELETE FROM events WHERE ctid = ANY(ARRAY(SELECT ctid FROM hidden)) \
          RETURNING position, stream_id, (octet_length(data) + COALESCE(octet_length(metadata), 0))::bigint"
     );
     let removed: Vec<(i64, i64, i64)> =
