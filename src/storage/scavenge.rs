@@ -33,6 +33,33 @@ pub(crate) struct Removed {
     pub last_stream: Option<i64>,
 }
 
+impl Removed {
+    /// What a dry run measured: counts and bytes as a database returns them.
+    pub(crate) fn measured(events: i64, links: i64, bytes: i64) -> Result<Removed> {
+        Ok(Removed {
+            events: super::unsigned("count", events)?,
+            links: super::unsigned("count", links)?,
+            bytes: super::unsigned("bytes", bytes)?,
+            more: false,
+            last_stream: None,
+        })
+    }
+
+    /// What a batch of at most `limit` rows removed: its events as `(position, stream id, data
+    /// and metadata bytes)`, the links pointing at them and the hidden links of streams of links
+    /// it removed.
+    pub(crate) fn batch(events: &[(i64, i64, i64)], links_to: u64, own_links: u64, limit: i64) -> Result<Removed> {
+        let bytes: i64 = events.iter().map(|(_, _, bytes)| *bytes).sum();
+        Ok(Removed {
+            events: events.len() as u64,
+            links: links_to + own_links,
+            bytes: super::unsigned("bytes", bytes)?,
+            more: events.len() as i64 >= limit || own_links as i64 >= limit,
+            last_stream: events.iter().map(|(_, stream, _)| *stream).max(),
+        })
+    }
+}
+
 /// Runs a scavenge on `session` and closes it.
 pub(crate) async fn run<S: ScavengeSession>(mut session: S, options: &ScavengeOptions) -> Result<ScavengeReport> {
     let outcome = walk(&mut session, options).await;

@@ -198,6 +198,16 @@ pub fn event(t: &str, n: u64) -> EventData {
     EventData::json(t, &serde_json::json!({ "n": n })).expect("serializable")
 }
 
+/// Asserts that `result` is an [`chronik::Error::InvalidArgument`] whose message holds `word`.
+pub fn assert_invalid_mentioning<T: std::fmt::Debug>(result: chronik::Result<T>, word: &str) {
+    match result {
+        Err(chronik::Error::InvalidArgument(message)) => {
+            assert!(message.contains(word), "{message:?} should mention {word:?}")
+        }
+        other => panic!("expected InvalidArgument mentioning {word:?}, got {other:?}"),
+    }
+}
+
 /// `count` events of type `t` numbered from `from`.
 pub fn events(t: &str, from: u64, count: u64) -> Vec<EventData> {
     (from..from + count).map(|n| event(t, n)).collect()

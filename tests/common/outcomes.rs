@@ -10,6 +10,24 @@ use uuid::Uuid;
 
 use super::event;
 
+/// Kills the store's writer `times` times, every 60 ms, each time the incarnation the
+/// supervisor started after the last kill; the ids of the killed ones.
+pub async fn kill_writer_repeatedly(store: &EventStore, times: usize) -> Vec<ractor::ActorId> {
+    let mut killed = Vec::new();
+    for _ in 0..times {
+        tokio::time::sleep(std::time::Duration::from_millis(60)).await;
+        let writer = loop {
+            match chronik::testing::writer_actor(store) {
+                Some(w) if !killed.contains(&w.get_id()) => break w,
+                _ => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+            }
+        };
+        killed.push(writer.get_id());
+        writer.kill();
+    }
+    killed
+}
+
 /// Appends single events from `writers` tasks until `stop` is set; returns every attempt's id
 /// and outcome.
 pub async fn append_until(

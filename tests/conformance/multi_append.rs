@@ -523,18 +523,7 @@ async fn a_killed_writer_never_yields_a_false_outcome_for_a_multi_stream_append(
         })
         .collect();
 
-    let mut killed = Vec::new();
-    for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        let writer = loop {
-            match chronik::testing::writer_actor(&store) {
-                Some(w) if !killed.contains(&w.get_id()) => break w,
-                _ => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        };
-        killed.push(writer.get_id());
-        writer.kill();
-    }
+    crate::common::kill_writer_repeatedly(&store, 5).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::SeqCst);
     let mut outcomes = Vec::new();

@@ -1,6 +1,6 @@
 //! Reading: stream and `$all` reads, paging, lazy streams, stream metadata and stream listing.
 
-use crate::common::{TestStore, event, events};
+use crate::common::{TestStore, assert_invalid_mentioning, event, events};
 use chronik::{
     ALL, DeleteMode, Error, EventStore, ExpectedVersion, PageRequest, RecordedEvent, SortBy, SortDirection,
     StreamStatus,
@@ -42,13 +42,6 @@ async fn create_streams(store: &EventStore, names: &[&str]) {
 
 fn names(page: &chronik::Page<chronik::StreamInfo>) -> Vec<&str> {
     page.entries.iter().map(|s| s.stream_uuid.as_str()).collect()
-}
-
-fn assert_invalid<T: std::fmt::Debug>(result: chronik::Result<T>, word: &str) {
-    match result {
-        Err(Error::InvalidArgument(message)) => assert!(message.contains(word), "{message:?} should mention {word:?}"),
-        other => panic!("expected InvalidArgument mentioning {word:?}, got {other:?}"),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -297,8 +290,8 @@ async fn lazy_streams_can_be_consumed_partially() {
 async fn lazy_streams_with_batch_size_zero_are_invalid() {
     let store = TestStore::start().await;
     fill(&store, "s", 3).await;
-    assert_invalid(store.stream_forward("s", 0, 0).try_collect::<Vec<_>>().await, "batch_size");
-    assert_invalid(store.stream_all_forward(0, 0).try_collect::<Vec<_>>().await, "batch_size");
+    assert_invalid_mentioning(store.stream_forward("s", 0, 0).try_collect::<Vec<_>>().await, "batch_size");
+    assert_invalid_mentioning(store.stream_all_forward(0, 0).try_collect::<Vec<_>>().await, "batch_size");
 }
 
 #[tokio::test]
@@ -547,9 +540,9 @@ async fn paginate_streams_lists_soft_deleted_streams_unless_asked_not_to() {
 async fn paginate_streams_rejects_page_zero_and_bad_page_sizes() {
     let store = TestStore::start().await;
     create_streams(&store, &["a"]).await;
-    assert_invalid(store.paginate_streams(PageRequest::default().page(0)).await, "page");
-    assert_invalid(store.paginate_streams(PageRequest::default().page_size(0)).await, "page_size");
-    assert_invalid(store.paginate_streams(PageRequest::default().page_size(1_001)).await, "page_size");
+    assert_invalid_mentioning(store.paginate_streams(PageRequest::default().page(0)).await, "page");
+    assert_invalid_mentioning(store.paginate_streams(PageRequest::default().page_size(0)).await, "page_size");
+    assert_invalid_mentioning(store.paginate_streams(PageRequest::default().page_size(1_001)).await, "page_size");
     let max = store.paginate_streams(PageRequest::default().page_size(1_000)).await.unwrap();
     assert_eq!(names(&max), vec!["a"]);
 }

@@ -6,7 +6,8 @@
 use std::time::Duration;
 
 use crate::common::{
-    TestStore, WAIT, event, events, n_of, next, next_batch, numbers, positions, quick_store, receive, versions,
+    TestStore, WAIT, assert_invalid_mentioning, event, events, n_of, next, next_batch, numbers, positions, quick_store,
+    receive, versions,
 };
 use chronik::{
     ALL, DeleteMode, Error, EventStore, ExpectedVersion, LiveMessage, RecordedEvent, StreamMetadata, StreamStatus,
@@ -45,13 +46,6 @@ async fn lazily(store: &EventStore, stream: &str) -> Vec<u64> {
 
 fn range(from: u64, to: u64) -> Vec<u64> {
     (from..=to).collect()
-}
-
-fn assert_invalid<T: std::fmt::Debug>(result: chronik::Result<T>, word: &str) {
-    match result {
-        Err(Error::InvalidArgument(message)) => assert!(message.contains(word), "{message:?} should mention {word:?}"),
-        other => panic!("expected InvalidArgument mentioning {word:?}, got {other:?}"),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,22 +135,28 @@ async fn of_concurrent_metadata_sets_with_one_expected_version_exactly_one_wins(
 #[tokio::test]
 async fn metadata_a_store_cannot_hold_is_refused_and_nothing_is_stored() {
     let store = TestStore::start().await;
-    assert_invalid(
+    assert_invalid_mentioning(
         store.set_stream_metadata("s", ExpectedVersion::Any, StreamMetadata::default().max_count(0)).await,
         "max_count",
     );
-    assert_invalid(
+    assert_invalid_mentioning(
         store
             .set_stream_metadata("s", ExpectedVersion::Any, StreamMetadata::default().custom(serde_json::json!("x")))
             .await,
         "JSON object",
     );
-    assert_invalid(
+    assert_invalid_mentioning(
         store.set_stream_metadata("s", ExpectedVersion::Any, StreamMetadata::default().max_age(Duration::ZERO)).await,
         "max_age",
     );
-    assert_invalid(store.set_stream_metadata(ALL, ExpectedVersion::Any, StreamMetadata::default()).await, "$all");
-    assert_invalid(store.set_stream_metadata("", ExpectedVersion::Any, StreamMetadata::default()).await, "stream id");
+    assert_invalid_mentioning(
+        store.set_stream_metadata(ALL, ExpectedVersion::Any, StreamMetadata::default()).await,
+        "$all",
+    );
+    assert_invalid_mentioning(
+        store.set_stream_metadata("", ExpectedVersion::Any, StreamMetadata::default()).await,
+        "stream id",
+    );
     assert!(store.stream_metadata("s").await.unwrap().is_none(), "nothing stored");
 }
 

@@ -19,18 +19,7 @@ async fn killed_writer_never_yields_a_false_ok_and_the_store_recovers() {
         async move { append_until(&store, 20, stop).await }
     });
 
-    let mut killed = Vec::new();
-    for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(60)).await;
-        let writer = loop {
-            match chronik::testing::writer_actor(&store) {
-                Some(w) if !killed.contains(&w.get_id()) => break w,
-                _ => tokio::time::sleep(Duration::from_millis(5)).await,
-            }
-        };
-        killed.push(writer.get_id());
-        writer.kill();
-    }
+    let killed = crate::common::kill_writer_repeatedly(&store, 5).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::SeqCst);
     let outcomes = load.await.unwrap();

@@ -108,13 +108,7 @@ impl backend::ScavengeSession for ScavengeSession {
             .bind(i64::MAX)
             .fetch_one(&mut self.conn)
             .await?;
-        Ok(Removed {
-            events: unsigned("count", events)?,
-            links: unsigned("count", links)?,
-            bytes: unsigned("bytes", bytes)?,
-            more: false,
-            last_stream: None,
-        })
+        Removed::measured(events, links, bytes)
     }
 
     async fn close(self) {
@@ -155,12 +149,5 @@ async fn remove_in(conn: &mut PgConnection, ids: &[i64], limit: i64) -> Result<R
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    let bytes: i64 = removed.iter().map(|(_, _, bytes)| *bytes).sum();
-    Ok(Removed {
-        events: removed.len() as u64,
-        links: links_to + own_links,
-        bytes: unsigned("bytes", bytes)?,
-        more: removed.len() as i64 >= limit || own_links as i64 >= limit,
-        last_stream: removed.iter().map(|(_, stream, _)| *stream).max(),
-    })
+    Removed::batch(&removed, links_to, own_links, limit)
 }

@@ -98,13 +98,7 @@ impl backend::ScavengeSession for ScavengeSession {
         );
         let (events, bytes, links): (i64, i64, i64) =
             sqlx::query_as(&sql).bind(windows).bind(-1_i64).fetch_one(&mut *conn).await?;
-        Ok(Removed {
-            events: unsigned("count", events)?,
-            links: unsigned("count", links)?,
-            bytes: unsigned("bytes", bytes)?,
-            more: false,
-            last_stream: None,
-        })
+        Removed::measured(events, links, bytes)
     }
 
     async fn close(self) {}
@@ -145,12 +139,5 @@ async fn remove_in(conn: &mut SqliteConnection, ids: &[i64], limit: i64) -> Resu
     );
     let own_links = sqlx::query(&own).bind(&windows).bind(limit).execute(&mut *conn).await?.rows_affected();
     sqlx::query(END_PERMIT).execute(&mut *conn).await?;
-    let bytes: i64 = removed.iter().map(|(_, _, bytes)| *bytes).sum();
-    Ok(Removed {
-        events: removed.len() as u64,
-        links: links_to + own_links,
-        bytes: unsigned("bytes", bytes)?,
-        more: removed.len() as i64 >= limit || own_links as i64 >= limit,
-        last_stream: removed.iter().map(|(_, stream, _)| *stream).max(),
-    })
+    Removed::batch(&removed, links_to, own_links, limit)
 }
