@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! cargo run --release --example bench                           # the whole suite (several minutes)
-//! cargo run --release --example bench -- --quick                # a short version (under a minute)
+//! cargo run --release --example bench -- --quick                # a short version (about two minutes)
 //! cargo run --release --example bench -- --backend sqlite       # one part only: postgres, sqlite, both
 //! cargo run --release --example bench -- --json bench.json --chart docs/bench.svg
 //! ```
@@ -68,7 +68,7 @@ const POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 #[derive(Parser)]
 #[command(about = "chronik's benchmark suite, against raw PostgreSQL and raw SQLite in the same run")]
 struct Args {
-    /// A short run (under a minute), for a smoke test.
+    /// A short run (about two minutes), for a smoke test.
     #[arg(long)]
     quick: bool,
     /// Which part to run: on PostgreSQL, on SQLite, or both (PostgreSQL first).

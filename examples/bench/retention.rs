@@ -142,11 +142,13 @@ async fn copy_rows(bench: &Bench, streams: &[(i64, String)]) -> Result<String> {
         Raw::Postgres { pool, schema } => {
             let table = format!("{schema}.scavenged");
             sqlx::query(&format!("CREATE TABLE {table} (LIKE {events} INCLUDING ALL)")).execute(pool).await?;
+            // Through the store's `streams` (by name, then its events by stream id): index lookups.
+            let streams_table = bench.store_table("streams");
             let copy = format!(
                 "INSERT INTO {table} SELECT e.position, e.event_id, n.id, e.stream_uuid, e.stream_version, \
                      e.event_type, e.content_type, e.correlation_id, e.causation_id, e.data, e.metadata, e.created_at \
                  FROM UNNEST($1::text[], $2::bigint[]) AS n(name, id) \
-                 JOIN {events} e ON e.stream_uuid = n.name"
+                 JOIN {streams_table} s ON s.stream_uuid = n.name JOIN {events} e ON e.stream_id = s.stream_id"
             );
             sqlx::query(&copy).bind(&names).bind(&ids).execute(pool).await?;
             sqlx::query(&format!("ANALYZE {table}")).execute(pool).await?;

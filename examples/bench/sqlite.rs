@@ -163,7 +163,8 @@ impl RawSqlite {
             "INSERT INTO {table} SELECT e.position, e.event_id, json_extract(n.value, '$[0]'), e.stream_uuid, \
                  e.stream_version, e.event_type, e.content_type, e.correlation_id, e.causation_id, e.data, \
                  e.metadata, e.created_at \
-             FROM json_each(?1) n CROSS JOIN events e ON e.stream_uuid = json_extract(n.value, '$[1]')"
+             FROM json_each(?1) n CROSS JOIN streams s ON s.stream_uuid = json_extract(n.value, '$[1]') \
+             CROSS JOIN events e ON e.stream_id = s.stream_id"
         );
         sqlx::query(&copy).bind(serde_json::Value::Array(pairs).to_string()).execute(&mut *conn).await?;
         Ok(())
