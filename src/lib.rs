@@ -110,6 +110,7 @@ mod config;
 mod duration;
 mod error;
 mod event;
+mod index;
 mod metadata;
 mod page;
 mod runtime;
@@ -129,6 +130,7 @@ pub use error::{ConfigError, Error, Result};
 pub use event::{
     ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamAppend, StreamInfo, StreamStatus,
 };
+pub use index::{CATEGORY_PREFIX, EVENT_TYPE_PREFIX, category_of};
 pub use metadata::StreamMetadata;
 pub use page::{Page, PageRequest, SortBy, SortDirection};
 pub use runtime::{LiveSubscription, SubscriberHandle, Subscription};

@@ -39,7 +39,7 @@ pub(crate) fn stream_appends(appends: &[StreamAppend], max_event_size: usize) ->
         if append.stream == ALL {
             return Err(failed(Error::CannotAppendToAllStream));
         }
-        stream_id(&append.stream).map_err(failed)?;
+        writable_stream(&append.stream).map_err(failed)?;
         if append.events.is_empty() {
             return Err(failed(Error::invalid(format!(
                 "no events to append to stream `{}` (part {part}): its event list is empty",
@@ -117,6 +117,20 @@ pub(crate) fn subscription_name(name: &str) -> Result<()> {
 
 pub(crate) fn stream_id(stream: &str) -> Result<()> {
     validate_name("stream id", stream)
+}
+
+/// A stream an application writes (appends, links, deletes): a valid id that does not start
+/// with `$`, which marks the store's own streams (`$all`, and the `$ce-…` and `$et-…` indexes
+/// it writes itself).
+pub(crate) fn writable_stream(stream: &str) -> Result<()> {
+    stream_id(stream)?;
+    if stream.starts_with('$') {
+        return Err(Error::invalid(format!(
+            "stream `{stream}`: streams whose id starts with `$` are the store's own ($all, and the \
+             $ce-<category> and $et-<type> indexes it keeps itself); write to a stream of your own"
+        )));
+    }
+    Ok(())
 }
 
 /// A stream id or subscription name: not empty, at most `MAX_STREAM_ID_BYTES`, no NUL.

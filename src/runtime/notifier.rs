@@ -3,7 +3,9 @@
 //! a NOTIFY heard on a LISTEN connection (from any node); on SQLite the writer of this process
 //! hands it over in memory. The storage's `NotificationListener` hides which.
 //!
-//! - **Owns** the position it has read `$all` up to (`cursor`), a task that LISTENs on the
+//! - **Owns** the position it has read `$all` up to (`cursor`) (each event read with its
+//!   numbers in the category and event-type indexes, for the listeners of `$ce-…` and
+//!   `$et-…` streams), a task that LISTENs on the
 //!   store's channel and forwards each wake-up, and the retention of the streams it routes
 //!   events to (read when first needed, forgotten when a wake-up says it changed): a stream's
 //!   listeners only get the events its retention leaves readable.
@@ -31,9 +33,8 @@ use super::publisher::Hub;
 use super::registry::RegistryMsg;
 use super::slot::ActorSlot;
 use crate::error::Result;
-use crate::event::RecordedEvent;
 use crate::storage::retention::{Retention, Window};
-use crate::storage::{Direction, Storage, Wake};
+use crate::storage::{IndexedEvent, Storage, Wake};
 
 /// Most events one read takes; a wider range is read in pages.
 const PAGE: u64 = 1_000;
@@ -224,11 +225,14 @@ impl NotifierState {
         }
         while cursor < target {
             let count = (target - cursor).min(PAGE);
-            let events = self.storage.read_all(cursor + 1, count, Direction::Forward).await?;
+            let events = self.storage.read_all_indexed(cursor + 1, count).await?;
             // A short page means every position up to `target` was read (the rest are holes
             // left by hard deletes): positions up to an announced head are all committed.
-            let to =
-                if (events.len() as u64) < count { target } else { events.last().map_or(target, |e| e.event_number) };
+            let to = if (events.len() as u64) < count {
+                target
+            } else {
+                events.last().map_or(target, |e| e.event.event_number)
+            };
             let windows = self.windows(&events).await?;
             self.hub.publish(cursor, to, events, &windows).await;
             cursor = to;
@@ -243,8 +247,8 @@ impl NotifierState {
     /// anything, reading the retentions it does not know yet. A stream's window is taken at
     /// its newest version in `events` (later appends only hide more, and reach its listeners
     /// as a gap, which they re-read from storage).
-    async fn windows(&mut self, events: &[RecordedEvent]) -> Result<HashMap<String, Window>> {
-        let listened = self.hub.listened(events.iter().map(|e| e.stream_uuid.as_str())).await;
+    async fn windows(&mut self, events: &[IndexedEvent]) -> Result<HashMap<String, Window>> {
+        let listened = self.hub.listened(events.iter().map(|e| e.event.stream_uuid.as_str())).await;
         let unknown: Vec<&str> =
             listened.iter().map(String::as_str).filter(|s| !self.retentions.contains_key(*s)).collect();
         if !unknown.is_empty() {
@@ -264,7 +268,7 @@ impl NotifierState {
         let mut windows = HashMap::new();
         for stream in listened {
             let Some(retention) = self.retentions.get(&stream).filter(|r| r.hides_anything()) else { continue };
-            let newest = events.iter().filter(|e| e.stream_uuid == stream).map(|e| e.stream_version).max();
+            let newest = events.iter().filter(|e| e.event.stream_uuid == stream).map(|e| e.event.stream_version).max();
             let version = i64::try_from(newest.unwrap_or_default()).unwrap_or(i64::MAX);
             windows.insert(stream, retention.window(version, now));
         }

@@ -31,6 +31,8 @@ use super::slot::ActorSlot;
 use super::subscription::SubscriptionMsg;
 use crate::error::{Error, Result};
 use crate::event::{ALL, RecordedEvent};
+use crate::index::{Indexed, category_of};
+use crate::storage::IndexedEvent;
 use crate::storage::retention::Window;
 use crate::subscription::LiveMessage;
 
@@ -288,26 +290,45 @@ impl Hub {
         self.publishers.lock().await.keys().cloned().collect()
     }
 
-    /// Routes a range the notifier read: all of it to `$all`'s publisher, each stream's events
+    /// Routes a range the notifier read: all of it to `$all`'s publisher; each stream's events
     /// (numbered by stream version) to that stream's publisher, leaving out those its retention
-    /// (its window in `windows`, if it has one) hides.
-    pub async fn publish(&self, after: u64, to: u64, events: Vec<RecordedEvent>, windows: &HashMap<String, Window>) {
+    /// (its window in `windows`, if it has one) hides; and each event to the publishers of its
+    /// category's and its type's index streams (numbered in them), when they have listeners.
+    pub async fn publish(&self, after: u64, to: u64, events: Vec<IndexedEvent>, windows: &HashMap<String, Window>) {
         let publishers = self.publishers.lock().await;
-        let mut by_stream: HashMap<&str, Vec<RecordedEvent>> = HashMap::new();
-        for event in &events {
+        let indexes_listened = publishers.keys().any(|stream| Indexed::of(stream).is_some());
+        let mut by_stream: HashMap<String, Vec<RecordedEvent>> = HashMap::new();
+        let mut route = |stream: &str, event: &RecordedEvent, number: u64| {
+            if publishers.contains_key(stream) {
+                let mut own = event.clone();
+                own.event_number = number;
+                match by_stream.get_mut(stream) {
+                    Some(routed) => routed.push(own),
+                    None => drop(by_stream.insert(stream.to_string(), vec![own])),
+                }
+            }
+        };
+        for IndexedEvent { event, category_number, type_number } in &events {
             let hidden = windows
                 .get(&event.stream_uuid)
                 .is_some_and(|w| !w.shows(i64::try_from(event.stream_version).unwrap_or(i64::MAX), event.created_at));
-            if !hidden && publishers.contains_key(event.stream_uuid.as_str()) {
-                let mut own = event.clone();
-                own.event_number = own.stream_version;
-                by_stream.entry(event.stream_uuid.as_str()).or_default().push(own);
+            if !hidden {
+                route(&event.stream_uuid, event, event.stream_version);
+            }
+            if indexes_listened {
+                if let (Some(category), Some(number)) = (category_of(&event.stream_uuid), category_number) {
+                    route(&Indexed::Category(category).stream(), event, *number);
+                }
+                if let Some(number) = type_number {
+                    route(&Indexed::EventType(&event.event_type).stream(), event, *number);
+                }
             }
         }
         for (stream, events) in by_stream {
-            send(&publishers, stream, LiveFeed::Events { after, to, events: events.into() });
+            send(&publishers, &stream, LiveFeed::Events { after, to, events: events.into() });
         }
-        send(&publishers, ALL, LiveFeed::Events { after, to, events: events.into() });
+        let all: Vec<RecordedEvent> = events.into_iter().map(|e| e.event).collect();
+        send(&publishers, ALL, LiveFeed::Events { after, to, events: all.into() });
     }
 
     /// Tells listeners that events may have been missed: every publisher's, or only those of

@@ -36,12 +36,14 @@ use chrono::Utc;
 use super::retention::Window;
 use super::scavenge::Removed;
 use super::{
-    Direction, EventRow, InfoRow, MigrationStatus, PageRow, RetentionRow, StoredNack, StreamRow, SubscriptionRow,
-    SubscriptionWrite, Wake, WriteOutcome, WriteRequest, escape_like, into_events, into_info, signed, unsigned,
+    Direction, EventRow, IndexedEvent, InfoRow, MigrationStatus, PageRow, RetentionRow, StoredNack, StreamRow,
+    SubscriptionRow, SubscriptionWrite, Wake, WriteOutcome, WriteRequest, escape_like, into_events, into_info, signed,
+    unsigned,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{ALL, AppendResult, DeleteMode, ExpectedVersion, RecordedEvent, StreamInfo};
+use crate::index::Indexed;
 use crate::metadata::StreamMetadata;
 use crate::page::{Page, PageRequest};
 use crate::snapshot::SnapshotData;
@@ -152,6 +154,25 @@ pub(crate) trait Reads: Sync {
         direction: Direction,
     ) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
 
+    /// Up to `count` events of index `indexed` (`$ce-…`, `$et-…`) from number `from`
+    /// (inclusive) in `direction`, numbered in it, within `window`.
+    fn index_rows(
+        &self,
+        indexed: Indexed<'_>,
+        from: i64,
+        count: i64,
+        direction: Direction,
+        window: Window,
+    ) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
+
+    /// The events of index `indexed` with these numbers, in order, within `window`.
+    fn index_rows_at(
+        &self,
+        indexed: Indexed<'_>,
+        numbers: &[i64],
+        window: Window,
+    ) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
+
     /// The entries of stream `id` with these versions, in order, within `window`.
     fn stream_rows_at(
         &self,
@@ -177,7 +198,11 @@ pub(crate) trait Reads: Sync {
                 return Ok(Vec::new());
             }
             let (from, count) = (signed("version", from)?, signed("count", count)?);
-            into_events(self.stream_rows(id, from, count, direction, window).await?)
+            let rows = match Indexed::of(stream) {
+                Some(indexed) => self.index_rows(indexed, from, count, direction, window).await?,
+                None => self.stream_rows(id, from, count, direction, window).await?,
+            };
+            into_events(rows)
         }
     }
 
@@ -196,6 +221,18 @@ pub(crate) trait Reads: Sync {
         }
     }
 
+    /// Up to `count` events of `$all` from global position `from` (inclusive), forward, with
+    /// their numbers in the category and event-type indexes (for the live path).
+    fn read_all_indexed(&self, from: u64, count: u64) -> impl Future<Output = Result<Vec<IndexedEvent>>> + Send {
+        async move {
+            if count == 0 {
+                return Ok(Vec::new());
+            }
+            let rows = self.all_rows(signed("position", from)?, signed("count", count)?, Direction::Forward).await?;
+            rows.into_iter().map(IndexedEvent::try_from).collect()
+        }
+    }
+
     /// The entries of `stream` (or `$all`) with these event numbers, in order; numbers with no
     /// entry (hard-deleted, or a deleted stream) are left out.
     fn read_numbers(&self, stream: &str, numbers: &[u64]) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send {
@@ -205,6 +242,9 @@ pub(crate) trait Reads: Sync {
                 self.all_rows_at(&numbers).await?
             } else {
                 match readable(self.find_stream(stream).await?) {
+                    Ok((_, window)) if let Some(indexed) = Indexed::of(stream) => {
+                        self.index_rows_at(indexed, &numbers, window).await?
+                    }
                     Ok((id, window)) => self.stream_rows_at(id, &numbers, window).await?,
                     Err(Error::StreamNotFound | Error::StreamDeleted) => return Ok(Vec::new()),
                     Err(e) => return Err(e),

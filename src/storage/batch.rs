@@ -5,6 +5,7 @@
 //! refused, what its earlier parts did to the plan is taken back (see [`Mark`]), so the next
 //! request sees only the versions the accepted ones produced.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use uuid::Uuid;
 use super::{StreamWrite, WriteOp, WriteOutcome, WriteRequest, unsigned};
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, EventData};
+use crate::index::{Indexed, category_of};
 
 /// A stream's state while a batch is being decided.
 pub(crate) struct StreamState {
@@ -71,18 +73,67 @@ impl StreamState {
     }
 }
 
-/// The distinct streams of a batch (over every part of every request), in first-seen order,
-/// and each name's index.
-pub(crate) fn stream_slots(requests: &[Arc<WriteRequest>]) -> (Vec<&str>, HashMap<&str, usize>) {
-    let mut slots: HashMap<&str, usize> = HashMap::new();
-    let mut names: Vec<&str> = Vec::new();
-    for part in requests.iter().flat_map(|r| &r.parts) {
-        slots.entry(part.stream.as_str()).or_insert_with(|| {
-            names.push(part.stream.as_str());
-            names.len() - 1
-        });
+/// The streams a batch writes, each with its slot (its index in the batch's arrays): the
+/// requests' own (over every part of every request) and the index streams of the events they
+/// append (`$ce-<category>`, `$et-<type>`), in first-seen order.
+pub(crate) struct Slots<'a> {
+    names: Vec<Cow<'a, str>>,
+    by_name: HashMap<Cow<'a, str>, usize>,
+    categories: HashMap<&'a str, usize>,
+    event_types: HashMap<&'a str, usize>,
+}
+
+impl<'a> Slots<'a> {
+    /// The streams of `requests`.
+    pub(crate) fn of(requests: &'a [Arc<WriteRequest>]) -> Slots<'a> {
+        let mut slots = Slots {
+            names: Vec::new(),
+            by_name: HashMap::new(),
+            categories: HashMap::new(),
+            event_types: HashMap::new(),
+        };
+        for part in requests.iter().flat_map(|r| &r.parts) {
+            slots.add(Cow::Borrowed(part.stream.as_str()));
+            let WriteOp::Append(events) = &part.op else { continue };
+            if let Some(category) = category_of(&part.stream)
+                && !slots.categories.contains_key(category)
+            {
+                let slot = slots.add(Cow::Owned(Indexed::Category(category).stream()));
+                slots.categories.insert(category, slot);
+            }
+            for event in events {
+                if !slots.event_types.contains_key(event.event_type.as_str()) {
+                    let slot = slots.add(Cow::Owned(Indexed::EventType(&event.event_type).stream()));
+                    slots.event_types.insert(&event.event_type, slot);
+                }
+            }
+        }
+        slots
     }
-    (names, slots)
+
+    fn add(&mut self, name: Cow<'a, str>) -> usize {
+        if let Some(&slot) = self.by_name.get(name.as_ref()) {
+            return slot;
+        }
+        self.names.push(name.clone());
+        self.by_name.insert(name, self.names.len() - 1);
+        self.names.len() - 1
+    }
+
+    /// Every stream's name, by slot.
+    pub(crate) fn names(&self) -> Vec<&str> {
+        self.names.iter().map(AsRef::as_ref).collect()
+    }
+
+    /// The slot of a stream of the batch, by name.
+    pub(crate) fn get(&self, name: &str) -> Option<usize> {
+        self.by_name.get(name).copied()
+    }
+
+    /// The slot of a stream the batch's requests write (it has one: `of` gave it).
+    fn of_stream(&self, name: &str) -> usize {
+        self.by_name[name]
+    }
 }
 
 /// A decided batch: each request's outcome and what to write for the accepted ones.
@@ -98,7 +149,7 @@ pub(crate) struct Plan<'a> {
 /// Decides every request in order against the streams' state, in memory.
 pub(crate) fn decide<'a>(
     requests: &'a [Arc<WriteRequest>],
-    slots: &HashMap<&str, usize>,
+    slots: &Slots<'a>,
     streams: Vec<StreamState>,
     head: i64,
     taken_ids: HashSet<Uuid>,
@@ -122,7 +173,7 @@ pub(crate) fn decide<'a>(
 
 /// The plan while it is being decided, and what it is checked against.
 struct Decider<'a, 'b> {
-    slots: &'b HashMap<&'b str, usize>,
+    slots: &'b Slots<'a>,
     /// Every event a link may name: id -> (position, stream id).
     linkable: &'b HashMap<Uuid, (i64, i64)>,
     /// Event ids stored already or taken by the plan.
@@ -143,7 +194,8 @@ struct Mark {
     position: i64,
     events: usize,
     links: usize,
-    /// The request's streams as they were: (slot, version, deleted recreatably, touched).
+    /// The request's streams (and the index streams of its events) as they were: (slot,
+    /// version, deleted recreatably, touched).
     streams: Vec<(usize, i64, bool, bool)>,
 }
 
@@ -169,11 +221,17 @@ impl<'a> Decider<'a, '_> {
     }
 
     fn mark(&self, request: &WriteRequest) -> Mark {
-        let streams = request
-            .parts
-            .iter()
-            .map(|part| {
-                let slot = self.slots[part.stream.as_str()];
+        let mut slots = HashSet::new();
+        for part in &request.parts {
+            slots.insert(self.slots.of_stream(&part.stream));
+            if let WriteOp::Append(events) = &part.op {
+                slots.extend(category_of(&part.stream).map(|c| self.slots.categories[c]));
+                slots.extend(events.iter().map(|e| self.slots.event_types[e.event_type.as_str()]));
+            }
+        }
+        let streams = slots
+            .into_iter()
+            .map(|slot| {
                 let state = &self.streams[slot];
                 (slot, state.version, state.deleted_recreatably, state.touched)
             })
@@ -201,45 +259,61 @@ impl<'a> Decider<'a, '_> {
 
     /// Decides one part: checks everything first, then adds it to the plan.
     fn part(&mut self, part: &'a StreamWrite) -> Result<AppendResult> {
-        let slot = self.slots[part.stream.as_str()];
+        let slot = self.slots.of_stream(&part.stream);
         let state = &self.streams[slot];
         part.expected.check(state.current(), state.deleted)?;
         match &part.op {
-            WriteOp::Append(events) => self.append(slot, events),
+            WriteOp::Append(events) => self.append(slot, &part.stream, events),
             WriteOp::Link(ids) => self.link(slot, ids),
         }
     }
 
-    fn append(&mut self, slot: usize, batch: &'a [EventData]) -> Result<AppendResult> {
+    /// Appends `batch` to the stream in `slot`, numbering each event in its category's index
+    /// (if the stream has a category) and in its type's.
+    fn append(&mut self, slot: usize, stream: &'a str, batch: &'a [EventData]) -> Result<AppendResult> {
         let mut seen = HashSet::with_capacity(batch.len());
         if let Some(dup) = batch.iter().find(|e| self.taken_ids.contains(&e.event_id) || !seen.insert(e.event_id)) {
             return Err(Error::DuplicateEvent(dup.event_id));
         }
         self.taken_ids.extend(seen);
-        let state = &mut self.streams[slot];
-        let events = &mut self.events;
+        let category = category_of(stream);
+        let category_slot = category.map(|c| self.slots.categories[c]);
         let first_position = self.position + 1;
         for e in batch {
             self.position += 1;
-            state.version += 1;
+            let version = self.next(slot);
+            let category_number = category_slot.map(|s| self.next(s));
+            let type_number = self.next(self.slots.event_types[e.event_type.as_str()]);
+            let events = &mut self.events;
             events.position.push(self.position);
             events.event_id.push(e.event_id);
             events.stream_slot.push(slot);
-            events.stream_version.push(state.version);
+            events.stream_version.push(version);
             events.event_type.push(&e.event_type);
             events.content_type.push(&e.content_type);
             events.correlation_id.push(e.correlation_id);
             events.causation_id.push(e.causation_id);
             events.data.push(&e.data);
             events.metadata.push(e.metadata.as_deref());
+            events.category.push(category);
+            events.category_number.push(category_number);
+            events.type_number.push(type_number);
         }
-        state.touched = true;
+        let state = &mut self.streams[slot];
         state.deleted_recreatably = false;
         Ok(AppendResult {
             stream_version: state.version as u64,
             first_position: first_position as u64,
             last_position: self.position as u64,
         })
+    }
+
+    /// The next version of the stream in `slot`, which the batch now writes.
+    fn next(&mut self, slot: usize) -> i64 {
+        let state = &mut self.streams[slot];
+        state.version += 1;
+        state.touched = true;
+        state.version
     }
 
     fn link(&mut self, slot: usize, ids: &[Uuid]) -> Result<AppendResult> {
@@ -284,6 +358,12 @@ pub(crate) struct EventColumns<'a> {
     pub(crate) causation_id: Vec<Option<Uuid>>,
     pub(crate) data: Vec<&'a [u8]>,
     pub(crate) metadata: Vec<Option<&'a [u8]>>,
+    /// The category of the event's stream, if it has one.
+    pub(crate) category: Vec<Option<&'a str>>,
+    /// The event's number in its category's index.
+    pub(crate) category_number: Vec<Option<i64>>,
+    /// The event's number in its type's index.
+    pub(crate) type_number: Vec<i64>,
 }
 
 impl EventColumns<'_> {
@@ -303,6 +383,9 @@ impl EventColumns<'_> {
         self.causation_id.truncate(len);
         self.data.truncate(len);
         self.metadata.truncate(len);
+        self.category.truncate(len);
+        self.category_number.truncate(len);
+        self.type_number.truncate(len);
     }
 }
 
@@ -390,16 +473,12 @@ pub(crate) fn linked_ids(requests: &[Arc<WriteRequest>]) -> Vec<Uuid> {
 }
 
 /// The ids of the existing streams the batch links into.
-pub(crate) fn link_targets(
-    requests: &[Arc<WriteRequest>],
-    slots: &HashMap<&str, usize>,
-    streams: &[StreamState],
-) -> Vec<i64> {
+pub(crate) fn link_targets(requests: &[Arc<WriteRequest>], slots: &Slots<'_>, streams: &[StreamState]) -> Vec<i64> {
     requests
         .iter()
         .flat_map(|r| &r.parts)
         .filter(|p| matches!(p.op, WriteOp::Link(_)))
-        .filter_map(|p| streams[slots[p.stream.as_str()]].id)
+        .filter_map(|p| streams[slots.of_stream(&p.stream)].id)
         .collect()
 }
 

@@ -34,9 +34,10 @@ use crate::subscription::{ParkedEvent, SubscriptionInfo};
 
 pub use postgres::PgStorage;
 pub(crate) use rows::{
-    EVENT_COLUMNS, EventRow, HIDES_ANYTHING, INFO_COLUMNS, INFO_FROM, InfoRow, METADATA_COLUMNS, MetadataRow, NackRow,
-    PageRow, ParkedRow, RETENTION_COLUMNS, RetentionRow, SnapshotRow, StreamRow, escape_like, find_stream_sql,
-    into_events, into_info, into_nacks, into_parked, into_snapshot, into_subscription_info, signed, unsigned,
+    EVENT_COLUMNS, EventRow, HIDES_ANYTHING, INFO_COLUMNS, INFO_FROM, IndexedEvent, InfoRow, METADATA_COLUMNS,
+    MetadataRow, NackRow, PageRow, ParkedRow, RETENTION_COLUMNS, RetentionRow, SnapshotRow, StreamRow, escape_like,
+    find_stream_sql, into_events, into_info, into_nacks, into_parked, into_snapshot, into_subscription_info, signed,
+    unsigned,
 };
 pub use sqlite::SqliteStorage;
 
@@ -469,6 +470,7 @@ impl Storage {
         fn resolve_in_doubt(&self, request: &WriteRequest) -> Result<Option<Vec<AppendResult>>>;
         fn read_stream(&self, stream: &str, from: u64, count: u64, direction: Direction) -> Result<Vec<RecordedEvent>>;
         fn read_all(&self, from: u64, count: u64, direction: Direction) -> Result<Vec<RecordedEvent>>;
+        fn read_all_indexed(&self, from: u64, count: u64) -> Result<Vec<IndexedEvent>>;
         fn read_numbers(&self, stream: &str, numbers: &[u64]) -> Result<Vec<RecordedEvent>>;
         fn stream_info(&self, stream: &str) -> Result<StreamInfo>;
         fn paginate_streams(&self, request: &PageRequest) -> Result<Page<StreamInfo>>;

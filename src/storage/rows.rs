@@ -46,12 +46,35 @@ pub(crate) struct EventRow {
     data: Vec<u8>,
     metadata: Option<Vec<u8>>,
     created_at: DateTime<Utc>,
+    category_number: Option<i64>,
+    type_number: Option<i64>,
 }
 
 /// The columns of an event, given the alias `e` for `events`; the caller supplies
 /// `event_number`.
 pub(crate) const EVENT_COLUMNS: &str = "e.position, e.event_id, e.stream_uuid, e.stream_version, e.event_type, \
-     e.content_type, e.correlation_id, e.causation_id, e.data, e.metadata, e.created_at";
+     e.content_type, e.correlation_id, e.causation_id, e.data, e.metadata, e.created_at, e.category_number, \
+     e.type_number";
+
+/// An event of `$all` with its numbers in the category and event-type indexes, as the live path
+/// routes it to the listeners of `$ce-…` and `$et-…` streams.
+#[derive(Debug, Clone)]
+pub(crate) struct IndexedEvent {
+    pub(crate) event: RecordedEvent,
+    /// Its number in its category's index (`None`: its stream has no category).
+    pub(crate) category_number: Option<u64>,
+    /// Its number in its type's index.
+    pub(crate) type_number: Option<u64>,
+}
+
+impl TryFrom<EventRow> for IndexedEvent {
+    type Error = Error;
+    fn try_from(mut row: EventRow) -> Result<Self> {
+        let category_number = row.category_number.take().map(|n| unsigned("category_number", n)).transpose()?;
+        let type_number = row.type_number.take().map(|n| unsigned("type_number", n)).transpose()?;
+        Ok(IndexedEvent { event: RecordedEvent::try_from(row)?, category_number, type_number })
+    }
+}
 
 impl TryFrom<EventRow> for RecordedEvent {
     type Error = Error;

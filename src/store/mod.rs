@@ -136,7 +136,7 @@ impl EventStore {
         if stream == ALL {
             return Err(Error::CannotAppendToAllStream);
         }
-        validate::stream_id(stream)?;
+        validate::writable_stream(stream)?;
         if events.is_empty() {
             return Err(Error::invalid("no events to append: the event list is empty"));
         }
@@ -205,7 +205,7 @@ impl EventStore {
         if stream == ALL {
             return Err(Error::CannotAppendToAllStream);
         }
-        validate::stream_id(stream)?;
+        validate::writable_stream(stream)?;
         if ids.is_empty() {
             return Err(Error::invalid("no events to link: the event list is empty"));
         }
@@ -333,7 +333,7 @@ impl EventStore {
         if stream == ALL {
             return Err(Error::CannotDeleteAllStream);
         }
-        validate::stream_id(stream)?;
+        validate::writable_stream(stream)?;
         self.inner.storage.delete_stream(stream, expected, mode).await
     }
 

@@ -37,8 +37,9 @@ fn plan<'a>(
     taken: &[Uuid],
     linkable: &HashMap<Uuid, (i64, i64)>,
 ) -> Plan<'a> {
-    let (names, slots) = stream_slots(requests);
-    let streams = names
+    let slots = Slots::of(requests);
+    let streams = slots
+        .names()
         .iter()
         .map(|name| match rows.iter().find(|row| row.0 == *name) {
             Some(&(_, id, version, deleted_version)) => StreamState::read(id, version, false, deleted_version),
@@ -90,8 +91,10 @@ fn a_refused_part_undoes_what_the_earlier_parts_of_its_request_did() {
     assert_eq!(plan.events.stream_version, [3, 1]);
     assert_eq!(plan.events.event_id.len(), 2);
     let touched: Vec<(i64, bool)> = plan.streams.iter().map(|s| (s.version, s.touched)).collect();
-    // Slots in first-seen order: a, c, b.
-    assert_eq!(touched, [(3, true), (1, true), (5, false)]);
+    // Slots in first-seen order: a, the index of type `E`, c, b. The index numbers only the
+    // accepted requests' two events: the refused request's were taken back with them.
+    assert_eq!(touched, [(3, true), (2, true), (1, true), (5, false)]);
+    assert_eq!(plan.events.type_number, [1, 2]);
 }
 
 #[test]
@@ -213,4 +216,22 @@ fn the_rows_of_a_committed_request_are_split_by_its_parts() {
     // Anywhere else, or missing one, it is not the request's.
     assert_eq!(appends_of(&request, &rows, 20).unwrap(), None);
     assert_eq!(appends_of(&request, &rows[..3], 21).unwrap(), None);
+}
+
+#[test]
+fn appended_events_are_numbered_in_their_category_and_type_indexes() {
+    let typed = |t: &str| EventData::from_bytes(t, "application/json", b"{}".to_vec());
+    let requests = [
+        single(appending("account-1", Any, vec![typed("Opened"), typed("Deposited")])),
+        single(appending("account-2", NoStream, vec![typed("Deposited")])),
+        single(appending("solo", Any, vec![typed("Deposited")])),
+    ];
+    let plan = plan(&requests, &[("$ce-account", 7, 4, 0), ("$et-Deposited", 8, 10, 0)], 20, &[], &HashMap::new());
+    assert_eq!(plan.events.category, [Some("account"), Some("account"), Some("account"), None]);
+    assert_eq!(plan.events.category_number, [Some(5), Some(6), Some(7), None], "after the index's head, 4");
+    assert_eq!(plan.events.type_number, [1, 11, 12, 13], "a new type starts at 1");
+    let names = Slots::of(&requests).names().iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    assert_eq!(names, ["account-1", "$ce-account", "$et-Opened", "$et-Deposited", "account-2", "solo"]);
+    let index: Vec<(i64, bool)> = plan.streams[1..4].iter().map(|s| (s.version, s.touched)).collect();
+    assert_eq!(index, [(7, true), (1, true), (13, true)]);
 }

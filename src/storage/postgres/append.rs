@@ -38,8 +38,7 @@ use crate::error::{Error, Result};
 use crate::event::AppendResult;
 use crate::storage::backend::{self, Appends};
 use crate::storage::batch::{
-    self, LinkLookups, Plan, StreamState, appended_ids, appends_of, decide, link_targets, linked_ids, result_of,
-    stream_slots,
+    self, LinkLookups, Plan, Slots, StreamState, appended_ids, appends_of, decide, link_targets, linked_ids, result_of,
 };
 use crate::storage::{Attempt, WriteOutcome, WriteRequest};
 
@@ -81,39 +80,42 @@ const INSERT_STREAMS: &str = "INSERT INTO streams (stream_uuid, stream_version) 
 ///   `stream_id = ANY(..)` rather than a join with the arrays, so the plan is index lookups
 ///   whatever the planner thinks of the table (a hash join would read the whole primary key on
 ///   every batch).
-/// - with `$22` (the fast path, autocommitted) `batch_check` aborts the whole statement unless
+/// - events carry their numbers in their category's and their type's index (`$15`-`$17`); the
+///   index streams' rows are bumped with the other streams'.
+/// - with `$25` (the fast path, autocommitted) `batch_check` aborts the whole statement unless
 ///   every part did all it was meant to; the slow path reads the counts and decides itself.
 const WRITE: &str = "WITH fence AS ( \
          UPDATE streams SET stream_version = $1 WHERE stream_id = 0 AND stream_version = $2 AND revision = $3 \
          RETURNING 1), \
      inserted_events AS ( \
          INSERT INTO events (position, event_id, stream_id, stream_uuid, stream_version, event_type, content_type, \
-             correlation_id, causation_id, data, metadata) \
+             correlation_id, causation_id, data, metadata, category, category_number, type_number) \
          SELECT * FROM UNNEST($4::bigint[], $5::uuid[], $6::bigint[], $7::text[], $8::bigint[], $9::text[], \
-             $10::text[], $11::uuid[], $12::uuid[], $13::bytea[], $14::bytea[]) \
+             $10::text[], $11::uuid[], $12::uuid[], $13::bytea[], $14::bytea[], $15::text[], $16::bigint[], \
+             $17::bigint[]) \
          WHERE EXISTS (SELECT 1 FROM fence) \
          ON CONFLICT DO NOTHING \
          RETURNING 1), \
      inserted_links AS ( \
          INSERT INTO links (stream_id, link_version, position) \
-         SELECT * FROM UNNEST($15::bigint[], $16::bigint[], $17::bigint[]) \
+         SELECT * FROM UNNEST($18::bigint[], $19::bigint[], $20::bigint[]) \
          WHERE EXISTS (SELECT 1 FROM fence) \
          ON CONFLICT DO NOTHING \
          RETURNING 1), \
      bumped AS ( \
-         UPDATE streams SET stream_version = ($20::bigint[])[array_position($18::bigint[], stream_id)] \
-         WHERE stream_id = ANY($18) AND deleted_at IS NULL \
-           AND stream_version = ($19::bigint[])[array_position($18::bigint[], stream_id)] \
-           AND deleted_version = ($21::bigint[])[array_position($18::bigint[], stream_id)] \
+         UPDATE streams SET stream_version = ($23::bigint[])[array_position($21::bigint[], stream_id)] \
+         WHERE stream_id = ANY($21) AND deleted_at IS NULL \
+           AND stream_version = ($22::bigint[])[array_position($21::bigint[], stream_id)] \
+           AND deleted_version = ($24::bigint[])[array_position($21::bigint[], stream_id)] \
            AND EXISTS (SELECT 1 FROM fence) \
          RETURNING 1), \
      counts AS ( \
          SELECT (SELECT count(*) FROM fence) AS fence, (SELECT count(*) FROM inserted_events) AS events, \
              (SELECT count(*) FROM inserted_links) AS links, (SELECT count(*) FROM bumped) AS bumped) \
      SELECT fence, events, links, bumped, \
-         CASE WHEN $22 THEN batch_check(fence = 1 AND events = cardinality($4::bigint[]) \
-             AND links = cardinality($15::bigint[]) AND bumped = cardinality($18::bigint[])) END, \
-         pg_notify($23, $24) \
+         CASE WHEN $25 THEN batch_check(fence = 1 AND events = cardinality($4::bigint[]) \
+             AND links = cardinality($18::bigint[]) AND bumped = cardinality($21::bigint[])) END, \
+         pg_notify($26, $27) \
      FROM counts";
 
 /// SQLSTATE raised by `batch_check`.
@@ -322,7 +324,8 @@ impl PgStorage {
         if requests.iter().any(|r| r.link().is_some()) {
             return Ok(None);
         }
-        let (names, slots) = stream_slots(requests);
+        let slots = Slots::of(requests);
+        let names = slots.names();
         let mut streams = Vec::with_capacity(names.len());
         for name in &names {
             let Some(known) = cache.streams.get(*name) else { return Ok(None) };
@@ -403,6 +406,9 @@ impl PgStorage {
             .bind(&events.causation_id)
             .bind(&events.data)
             .bind(&events.metadata)
+            .bind(&events.category)
+            .bind(&events.category_number)
+            .bind(&events.type_number)
             .bind(&link_stream_ids)
             .bind(&plan.links.link_version)
             .bind(&plan.links.position)
@@ -469,7 +475,8 @@ impl PgStorage {
         requests: &[Arc<WriteRequest>],
         check: DuplicateCheck,
     ) -> Result<Decided> {
-        let (names, slots) = stream_slots(requests);
+        let slots = Slots::of(requests);
+        let names = slots.names();
         let mut streams: Vec<StreamState> = names.iter().map(|_| StreamState::absent()).collect();
 
         type LockRow = (i64, i64, i64, Option<i64>, Option<String>, Option<i64>, Option<bool>, Option<i64>);
@@ -483,7 +490,7 @@ impl PgStorage {
         }
         for row in locked {
             if let (_, _, _, Some(id), Some(name), Some(version), Some(deleted), Some(deleted_version)) = row
-                && let Some(&slot) = slots.get(name.as_str())
+                && let Some(slot) = slots.get(name.as_str())
             {
                 streams[slot] = StreamState::read(id, version, deleted, deleted_version);
             }
@@ -514,7 +521,8 @@ impl PgStorage {
                 return Ok(Decided::StreamsChanged);
             }
             for (id, name) in created {
-                let state = &mut plan.streams[slots[name.as_str()]];
+                let Some(slot) = slots.get(name.as_str()) else { continue };
+                let state = &mut plan.streams[slot];
                 state.id = Some(id);
                 state.created = true;
             }
@@ -543,7 +551,7 @@ impl PgStorage {
         &self,
         tx: &mut PgConnection,
         requests: &[Arc<WriteRequest>],
-        slots: &HashMap<&str, usize>,
+        slots: &Slots<'_>,
         streams: &[StreamState],
     ) -> Result<LinkLookups> {
         let linked = linked_ids(requests);

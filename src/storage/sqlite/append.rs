@@ -7,7 +7,6 @@
 //! write can come between. Events and links go in as multi-row `INSERT`s of at most
 //! `ROWS_PER_INSERT` rows, so a batch costs a handful of statements whatever its size.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -19,8 +18,7 @@ use crate::error::{Error, Result};
 use crate::event::AppendResult;
 use crate::storage::backend::{self, Appends};
 use crate::storage::batch::{
-    self, LinkLookups, Plan, StreamState, appended_ids, appends_of, decide, link_targets, linked_ids, result_of,
-    stream_slots,
+    self, LinkLookups, Plan, Slots, StreamState, appended_ids, appends_of, decide, link_targets, linked_ids, result_of,
 };
 use crate::storage::{Attempt, Wake, WriteOutcome, WriteRequest};
 
@@ -43,13 +41,14 @@ const INSERT_STREAM: &str =
 const BUMP: &str = "UPDATE streams SET stream_version = ?2 WHERE stream_id = ?1";
 
 const EVENT_INSERT: &str = "INSERT INTO events (position, event_id, stream_id, stream_uuid, stream_version, \
-     event_type, content_type, correlation_id, causation_id, data, metadata, created_at) VALUES ";
-const EVENT_PARAMS: usize = 12;
+     event_type, content_type, correlation_id, causation_id, data, metadata, created_at, category, category_number, \
+     type_number) VALUES ";
+const EVENT_PARAMS: usize = 15;
 
 const LINK_INSERT: &str = "INSERT INTO links (stream_id, link_version, position, created_at) VALUES ";
 const LINK_PARAMS: usize = 4;
 
-/// Rows per multi-row `INSERT` (12 × 128 parameters, far below SQLite's 32,766). Each row count
+/// Rows per multi-row `INSERT` (15 × 128 parameters, far below SQLite's 32,766). Each row count
 /// up to this one is a statement of its own in the connection's cache.
 const ROWS_PER_INSERT: usize = 128;
 
@@ -136,7 +135,8 @@ impl Appends for SqliteStorage {
 /// Decides and writes a batch inside its transaction; `wake` is `None` when every request was
 /// rejected (nothing to commit).
 async fn write_locked(conn: &mut SqliteConnection, requests: &[Arc<WriteRequest>]) -> Result<Written> {
-    let (names, slots) = stream_slots(requests);
+    let slots = Slots::of(requests);
+    let names = slots.names();
     let head: i64 = sqlx::query_scalar(HEAD)
         .fetch_optional(&mut *conn)
         .await?
@@ -145,7 +145,7 @@ async fn write_locked(conn: &mut SqliteConnection, requests: &[Arc<WriteRequest>
     let rows: Vec<(i64, String, i64, bool, i64)> =
         sqlx::query_as(STREAMS).bind(json(&names)).fetch_all(&mut *conn).await?;
     for (id, name, version, deleted, deleted_version) in rows {
-        if let Some(&slot) = slots.get(name.as_str()) {
+        if let Some(slot) = slots.get(name.as_str()) {
             streams[slot] = StreamState::read(id, version, deleted, deleted_version);
         }
     }
@@ -196,7 +196,7 @@ async fn write_locked(conn: &mut SqliteConnection, requests: &[Arc<WriteRequest>
 async fn link_lookups(
     conn: &mut SqliteConnection,
     requests: &[Arc<WriteRequest>],
-    slots: &HashMap<&str, usize>,
+    slots: &Slots<'_>,
     streams: &[StreamState],
 ) -> Result<LinkLookups> {
     let linked = linked_ids(requests);
@@ -239,7 +239,10 @@ async fn insert_events(
                 .bind(e.causation_id[i])
                 .bind(e.data[i])
                 .bind(e.metadata[i])
-                .bind(now);
+                .bind(now)
+                .bind(e.category[i])
+                .bind(e.category_number[i])
+                .bind(e.type_number[i]);
         }
         query.execute(&mut *conn).await?;
     }

@@ -6,6 +6,7 @@
 use super::SqliteStorage;
 use super::append::json;
 use crate::error::Result;
+use crate::index::Indexed;
 use crate::storage::backend::Reads;
 use crate::storage::retention::Window;
 use crate::storage::{Direction, EVENT_COLUMNS, EventRow, StreamRow, find_stream_sql};
@@ -66,6 +67,36 @@ fn all_numbers_sql() -> String {
     )
 }
 
+/// The key and number columns of an index (`$ce-…`: the category; `$et-…`: the event type).
+fn index_columns(indexed: Indexed<'_>) -> (&'static str, &'static str) {
+    match indexed {
+        Indexed::Category(_) => ("category", "category_number"),
+        Indexed::EventType(_) => ("event_type", "type_number"),
+    }
+}
+
+/// Events of one index by number: `?1` its key, from `?2` in the direction, at most `?3`,
+/// within the window `?4`, `?5`. An index range scan of its unique index.
+fn index_sql(indexed: Indexed<'_>, direction: Direction) -> String {
+    let (cmp, order) = direction.sql();
+    let (key, number) = index_columns(indexed);
+    format!(
+        "SELECT e.{number} AS event_number, {EVENT_COLUMNS} FROM events e \
+         WHERE e.{key} = ?1 AND e.{number} {cmp} ?2 AND e.{number} >= ?4 AND (?5 IS NULL OR julianday(e.created_at) >= julianday(?5)) \
+         ORDER BY e.{number} {order} LIMIT ?3"
+    )
+}
+
+/// Events of one index with the numbers `?2` (its key `?1`), within the window of the third and fourth parameters.
+fn index_numbers_sql(indexed: Indexed<'_>) -> String {
+    let (key, number) = index_columns(indexed);
+    format!(
+        "SELECT e.{number} AS event_number, {EVENT_COLUMNS} FROM events e \
+         WHERE e.{key} = ?1 AND e.{number} IN (SELECT value FROM json_each(?2)) AND e.{number} >= ?3 AND (?4 IS NULL OR julianday(e.created_at) >= julianday(?4)) \
+         ORDER BY e.{number}"
+    )
+}
+
 impl Reads for SqliteStorage {
     async fn find_stream(&self, stream: &str) -> Result<Option<StreamRow>> {
         Ok(sqlx::query_as(FIND_STREAM).bind(stream).fetch_optional(&self.inner.pool).await?)
@@ -91,6 +122,34 @@ impl Reads for SqliteStorage {
 
     async fn all_rows(&self, from: i64, count: i64, direction: Direction) -> Result<Vec<EventRow>> {
         Ok(sqlx::query_as(&all_sql(direction)).bind(from).bind(count).fetch_all(&self.inner.pool).await?)
+    }
+
+    async fn index_rows(
+        &self,
+        indexed: Indexed<'_>,
+        from: i64,
+        count: i64,
+        direction: Direction,
+        window: Window,
+    ) -> Result<Vec<EventRow>> {
+        Ok(sqlx::query_as(&index_sql(indexed, direction))
+            .bind(indexed.key())
+            .bind(from)
+            .bind(count)
+            .bind(window.floor)
+            .bind(window.cutoff)
+            .fetch_all(&self.inner.pool)
+            .await?)
+    }
+
+    async fn index_rows_at(&self, indexed: Indexed<'_>, numbers: &[i64], window: Window) -> Result<Vec<EventRow>> {
+        Ok(sqlx::query_as(&index_numbers_sql(indexed))
+            .bind(indexed.key())
+            .bind(json(numbers))
+            .bind(window.floor)
+            .bind(window.cutoff)
+            .fetch_all(&self.inner.pool)
+            .await?)
     }
 
     async fn stream_rows_at(&self, id: i64, numbers: &[i64], window: Window) -> Result<Vec<EventRow>> {

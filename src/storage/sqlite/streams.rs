@@ -33,10 +33,11 @@ const DELETE_STREAM_ROW: &str = "DELETE FROM streams WHERE stream_id = ?1";
 /// The name is free again, as if the stream never existed: its metadata goes too.
 const DELETE_METADATA: &str = "DELETE FROM stream_metadata WHERE stream_uuid = ?1";
 
-/// The streams a page request lists: never `$all`; `?1` an escaped search text or NULL, `?2`
+/// The streams a page request lists: the application's (never `$all`, nor the `$ce-`/`$et-`
+/// indexes); `?1` an escaped search text or NULL, `?2`
 /// whether deleted streams are included (soft-deleted, or emptied by a recreatable delete).
 /// SQLite's LIKE ignores ASCII case, like ILIKE.
-const LISTED_STREAMS: &str = "s.stream_id <> 0 AND (?1 IS NULL OR s.stream_uuid LIKE '%' || ?1 || '%' ESCAPE '\\') \
+const LISTED_STREAMS: &str = "s.stream_id <> 0 AND s.stream_uuid NOT LIKE '$ce-%' AND s.stream_uuid NOT LIKE '$et-%' AND (?1 IS NULL OR s.stream_uuid LIKE '%' || ?1 || '%' ESCAPE '\\') \
      AND (?2 OR (s.deleted_at IS NULL AND (s.deleted_version = 0 OR s.stream_version > s.deleted_version)))";
 
 impl Streams for SqliteStorage {
