@@ -11,6 +11,8 @@ const BACKEND: common::Backend = common::Backend::Postgres;
 
 #[path = "conformance/append.rs"]
 mod append;
+#[path = "conformance/categories.rs"]
+mod categories;
 #[path = "conformance/competing_consumers.rs"]
 mod competing_consumers;
 #[path = "conformance/links_and_deletes.rs"]

@@ -338,3 +338,60 @@ async fn a_server_that_never_answers_is_unavailable_within_connect_timeout() {
         assert!(matches!(err, Error::Unavailable(_)), "{what}: {err}");
     }
 }
+
+/// Takes a store back to before migration 6 (no category and type indexes), as a store written
+/// by an older chronik is.
+async fn without_the_indexes(schema: &str) {
+    for statement in [
+        format!("DROP INDEX {schema}.events_by_category"),
+        format!("DROP INDEX {schema}.events_by_type"),
+        format!(
+            "ALTER TABLE {schema}.events DROP COLUMN category, DROP COLUMN category_number, DROP COLUMN type_number"
+        ),
+        format!("DELETE FROM {schema}.streams WHERE stream_uuid LIKE '$ce-%' OR stream_uuid LIKE '$et-%'"),
+        format!("DELETE FROM {schema}._sqlx_migrations WHERE version = 20260101000006"),
+    ] {
+        sql(&statement).await;
+    }
+}
+
+#[tokio::test]
+async fn migrating_an_older_store_numbers_its_events_in_the_indexes() {
+    let config = test_config("backfill");
+    let _guard = SchemaGuard::new(&config);
+    let store = EventStore::start(config.clone()).await.unwrap();
+    for (stream, event_type) in
+        [("account-1", "Opened"), ("order-1", "Placed"), ("account-2", "Opened"), ("solo", "Placed")]
+    {
+        store.append_to_stream(stream, ExpectedVersion::Any, events(event_type, 1, 2)).await.unwrap();
+    }
+    store.shutdown().await.unwrap();
+    without_the_indexes(&config.schema).await;
+
+    assert_eq!(admin::migrate(&config).await.unwrap(), 1);
+    let store = EventStore::start(config.clone()).await.unwrap();
+    let accounts = store.read_stream_forward("$ce-account", 0, 100).await.unwrap();
+    let numbered: Vec<(u64, u64)> = accounts.iter().map(|e| (e.event_number, e.global_position)).collect();
+    assert_eq!(numbered, vec![(1, 1), (2, 2), (3, 5), (4, 6)], "numbered in $all order");
+    let placed = store.read_stream_forward("$et-Placed", 0, 100).await.unwrap();
+    assert_eq!(placed.iter().map(|e| e.global_position).collect::<Vec<_>>(), vec![3, 4, 7, 8]);
+    assert!(matches!(store.read_stream_forward("$ce-solo", 0, 10).await, Err(Error::StreamNotFound)));
+    // New events continue each index's numbering.
+    store.append_to_stream("account-3", ExpectedVersion::Any, events("Placed", 1, 1)).await.unwrap();
+    assert_eq!(store.stream_info("$ce-account").await.unwrap().stream_version, 5);
+    assert_eq!(store.read_stream_backward("$et-Placed", None, 1).await.unwrap()[0].event_number, 5);
+    store.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_stream_in_the_way_of_the_indexes_stops_the_migration_with_its_name() {
+    let config = test_config("backfill_taken");
+    let _guard = SchemaGuard::new(&config);
+    let store = EventStore::start(config.clone()).await.unwrap();
+    store.append_to_stream("account-1", ExpectedVersion::Any, events("E", 1, 1)).await.unwrap();
+    store.shutdown().await.unwrap();
+    without_the_indexes(&config.schema).await;
+    sql(&format!("INSERT INTO {}.streams (stream_uuid, stream_version) VALUES ('$ce-legacy', 1)", config.schema)).await;
+    let err = admin::migrate(&config).await.unwrap_err();
+    assert!(err.to_string().contains("$ce-legacy"), "{err}");
+}

@@ -369,3 +369,45 @@ fn the_cli_sets_up_a_store_file_and_round_trips_appends_and_reads() {
     let info: Value = cli.json(&["info", "$all"]);
     assert_eq!(info["stream_version"], 3, "{info}");
 }
+
+/// Takes a store file back to before migration 3 (no category and type indexes), as a store
+/// written by an older chronik is.
+async fn without_the_indexes(config: &Config) {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&config.database_url).await.unwrap();
+    for statement in [
+        "DROP INDEX events_by_category",
+        "DROP INDEX events_by_type",
+        "ALTER TABLE events DROP COLUMN category",
+        "ALTER TABLE events DROP COLUMN category_number",
+        "ALTER TABLE events DROP COLUMN type_number",
+        "DELETE FROM streams WHERE stream_uuid LIKE '$ce-%' OR stream_uuid LIKE '$et-%'",
+        "DELETE FROM _sqlx_migrations WHERE version = 20260101000003",
+    ] {
+        sqlx::query(statement).execute(&mut conn).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn migrating_an_older_store_file_numbers_its_events_in_the_indexes() {
+    let config = test_config("backfill");
+    let _guard = SchemaGuard::new(&config);
+    let store = EventStore::start(config.clone()).await.unwrap();
+    for (stream, event_type) in [("account-1", "Opened"), ("order-1", "Placed"), ("account-2", "Opened")] {
+        store.append_to_stream(stream, ExpectedVersion::Any, events(event_type, 1, 2)).await.unwrap();
+    }
+    store.shutdown().await.unwrap();
+    without_the_indexes(&config).await;
+
+    assert_eq!(admin::migrate(&config).await.unwrap(), 1);
+    let store = EventStore::start(config.clone()).await.unwrap();
+    let accounts = store.read_stream_forward("$ce-account", 0, 100).await.unwrap();
+    let numbered: Vec<(u64, u64)> = accounts.iter().map(|e| (e.event_number, e.global_position)).collect();
+    assert_eq!(numbered, vec![(1, 1), (2, 2), (3, 5), (4, 6)]);
+    let opened = store.read_stream_forward("$et-Opened", 0, 100).await.unwrap();
+    assert_eq!(opened.iter().map(|e| e.global_position).collect::<Vec<_>>(), vec![1, 2, 5, 6]);
+    store.append_to_stream("account-3", ExpectedVersion::Any, events("Opened", 1, 1)).await.unwrap();
+    assert_eq!(store.stream_info("$et-Opened").await.unwrap().stream_version, 5);
+    store.shutdown().await.unwrap();
+}

@@ -69,8 +69,22 @@ impl PgStorage {
 
     /// The NOTIFY channel on which the writer announces committed positions.
     fn channel(&self) -> String {
-        format!("chronik.{}.events", self.schema)
+        channel_of(&self.schema)
     }
+}
+
+/// The NOTIFY channel of the store in `schema`: `chronik.<schema>.events`, or, when that is
+/// longer than the 63 bytes PostgreSQL allows a channel name, the schema's first 32 bytes and a
+/// hash of the whole name (FNV-1a, the same on every node and build), still one per schema.
+fn channel_of(schema: &str) -> String {
+    const MAX_CHANNEL_BYTES: usize = 63;
+    let plain = format!("chronik.{schema}.events");
+    if plain.len() <= MAX_CHANNEL_BYTES {
+        return plain;
+    }
+    let hash = schema.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    // Schema names are ASCII (see `config::validate_schema_name`): any byte is a char boundary.
+    format!("chronik.{}.{hash:016x}", &schema[..32.min(schema.len())])
 }
 
 /// Opens a connection, giving up after `timeout`: a server that accepts the TCP connection but
@@ -118,4 +132,19 @@ fn connect_options(config: &Config) -> Result<PgConnectOptions> {
     let url = config.database_url.trim();
     PgConnectOptions::from_str(url)
         .map_err(|e| Error::config("database_url", format!("cannot parse `{}`: {e}", redact(url))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channels_fit_postgresql_names_and_stay_one_per_schema() {
+        assert_eq!(channel_of("accounts"), "chronik.accounts.events");
+        let long = "s".repeat(63);
+        let other = format!("{}t", "s".repeat(62));
+        assert!(channel_of(&long).len() <= 63, "{}", channel_of(&long));
+        assert_ne!(channel_of(&long), channel_of(&other));
+        assert_eq!(channel_of(&long), channel_of(&long.clone()));
+    }
 }
