@@ -110,6 +110,7 @@ mod config;
 mod duration;
 mod error;
 mod event;
+mod filter;
 mod index;
 mod metadata;
 mod page;
@@ -130,6 +131,7 @@ pub use error::{ConfigError, Error, Result};
 pub use event::{
     ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamAppend, StreamInfo, StreamStatus,
 };
+pub use filter::EventFilter;
 pub use index::{CATEGORY_PREFIX, EVENT_TYPE_PREFIX, category_of};
 pub use metadata::StreamMetadata;
 pub use page::{Page, PageRequest, SortBy, SortDirection};

@@ -26,3 +26,9 @@ pub async fn subscription_actor(store: &EventStore, stream: &str, name: &str) ->
 pub async fn publisher_actor(store: &EventStore, stream: &str) -> Option<ActorCell> {
     store.runtime().publisher_cell(stream).await
 }
+
+/// How many entries the store's subscriptions have looked at in storage while catching up (a
+/// filtered scan of `$all` counts every position it passed over).
+pub fn read_from_storage(store: &EventStore) -> u64 {
+    store.runtime().read_from_storage()
+}

@@ -15,6 +15,8 @@ mod append;
 mod categories;
 #[path = "conformance/competing_consumers.rs"]
 mod competing_consumers;
+#[path = "conformance/filters.rs"]
+mod filters;
 #[path = "conformance/links_and_deletes.rs"]
 mod links_and_deletes;
 #[path = "conformance/multi_append.rs"]

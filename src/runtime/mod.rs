@@ -32,7 +32,7 @@ pub mod write;
 pub mod writer;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorRef, SpawnErr};
@@ -68,6 +68,9 @@ pub struct Context {
     pub locks: ActorSlot<LockMsg>,
     /// How often ownership and failed reads are retried.
     pub retry_interval: Duration,
+    /// How many entries the store's subscriptions have looked at in storage while catching up
+    /// (positions of `$all` a filtered scan passed over count too), for chronik's own tests.
+    pub read_from_storage: Arc<AtomicU64>,
 }
 
 /// A store's running actors, as the facade sees them: one cheap `Clone` handle that starts the
@@ -84,6 +87,8 @@ struct Inner {
     writer: ActorSlot<WriterMsg>,
     registry: ActorSlot<RegistryMsg>,
     hub: Arc<Hub>,
+    /// See [`Context::read_from_storage`].
+    read_from_storage: Arc<AtomicU64>,
     /// How long a caller waits for a restarting writer.
     connect_timeout: Duration,
     /// How long an in-doubt write waits for the database to tell its outcome.
@@ -107,7 +112,9 @@ impl Runtime {
         let (writer_slot, writer) = ActorSlot::channel("writer");
         let (registry_slot, registry) = ActorSlot::channel("subscription registry");
         let hub = Arc::new(Hub::new(registry.clone()));
+        let read_from_storage = Arc::new(AtomicU64::new(0));
         let args = SupervisorArgs {
+            read_from_storage: Arc::clone(&read_from_storage),
             storage: storage.clone(),
             limits: BatchLimits {
                 appends: config.writer_max_batch_appends,
@@ -133,6 +140,7 @@ impl Runtime {
                 writer,
                 registry,
                 hub,
+                read_from_storage,
                 connect_timeout: config.connect_timeout,
                 in_doubt_timeout: config.in_doubt_timeout,
                 shut_down: AtomicBool::new(false),
@@ -247,6 +255,11 @@ impl Runtime {
     /// The publisher of `stream`, if one runs (for tests that kill it).
     pub async fn publisher_cell(&self, stream: &str) -> Option<ActorCell> {
         self.inner.hub.publisher_cell(stream).await
+    }
+
+    /// How many entries the subscriptions have looked at in storage (for chronik's tests).
+    pub fn read_from_storage(&self) -> u64 {
+        self.inner.read_from_storage.load(Ordering::Relaxed)
     }
 
     /// The writer's cell now (for tests that kill it).

@@ -87,6 +87,8 @@ pub struct SupervisorArgs {
     pub registry_slot: SlotSender<RegistryMsg>,
     /// The current registry, as those who talk to it find it.
     pub registry: ActorSlot<RegistryMsg>,
+    /// See [`Context::read_from_storage`].
+    pub read_from_storage: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The supervisor's state.
@@ -190,6 +192,7 @@ impl SupervisorState {
             hub: Arc::clone(&self.args.hub),
             locks: self.locks.clone(),
             retry_interval: self.args.retry_interval,
+            read_from_storage: Arc::clone(&self.args.read_from_storage),
         }
     }
 

@@ -43,6 +43,7 @@ use super::{
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{ALL, AppendResult, DeleteMode, ExpectedVersion, RecordedEvent, StreamInfo};
+use crate::filter::EventFilter;
 use crate::index::Indexed;
 use crate::metadata::StreamMetadata;
 use crate::page::{Page, PageRequest};
@@ -73,6 +74,57 @@ pub(crate) trait Backend:
 
     /// Closes the connections (waiting for those in use) and releases what the store holds.
     fn close(&self) -> impl Future<Output = ()> + Send;
+
+    /// The next part of `$all` from position `from` for a filtered subscription: the first
+    /// `count` events that pass `filter` among at most `window` positions, how far the scan got
+    /// (every position up to it was looked at: the caller may move past it), and whether that
+    /// is the head. It never goes past the head read first, so nothing committed later is
+    /// skipped.
+    fn scan_all_filtered(
+        &self,
+        filter: &EventFilter,
+        from: u64,
+        count: u64,
+        window: u64,
+    ) -> impl Future<Output = Result<FilteredScan>> + Send {
+        async move {
+            let head = self.head(ALL).await?;
+            if from > head || count == 0 {
+                return Ok(FilteredScan {
+                    events: Vec::new(),
+                    scanned_to: from.saturating_sub(1).min(head),
+                    at_head: from > head,
+                });
+            }
+            let high = from.saturating_add(window.max(1) - 1).min(head);
+            let rows = self
+                .filtered_rows(
+                    filter,
+                    signed("position", from)?,
+                    signed("position", high)?,
+                    signed("count", count)?,
+                    Direction::Forward,
+                )
+                .await?;
+            let events = into_events(rows)?;
+            let scanned_to = match events.last() {
+                Some(last) if events.len() as u64 == count => last.event_number,
+                _ => high,
+            };
+            Ok(FilteredScan { events, scanned_to, at_head: scanned_to >= head })
+        }
+    }
+}
+
+/// What [`Backend::scan_all_filtered`] found.
+#[derive(Debug)]
+pub(crate) struct FilteredScan {
+    /// The events that passed the filter, in order.
+    pub(crate) events: Vec<RecordedEvent>,
+    /// Every position up to this one was looked at.
+    pub(crate) scanned_to: u64,
+    /// The scan reached the head it read first.
+    pub(crate) at_head: bool,
 }
 
 /// Administration of a store's database objects (what `chronik::admin` does). Each takes the
@@ -144,6 +196,17 @@ pub(crate) trait Reads: Sync {
         count: i64,
         direction: Direction,
         window: Window,
+    ) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
+
+    /// Up to `count` events of `$all` at positions in `low..=high` that pass `filter`, from
+    /// `low` forward or from `high` backward; only those leave the database.
+    fn filtered_rows(
+        &self,
+        filter: &EventFilter,
+        low: i64,
+        high: i64,
+        count: i64,
+        direction: Direction,
     ) -> impl Future<Output = Result<Vec<EventRow>>> + Send;
 
     /// Up to `count` events of `$all` from global position `from` (inclusive) in `direction`.
@@ -218,6 +281,29 @@ pub(crate) trait Reads: Sync {
                 return Ok(Vec::new());
             }
             into_events(self.all_rows(signed("position", from)?, signed("count", count)?, direction).await?)
+        }
+    }
+
+    /// Up to `count` events of `$all` that pass `filter`, from global position `from`
+    /// (inclusive) in `direction`.
+    fn read_all_filtered(
+        &self,
+        filter: &EventFilter,
+        from: u64,
+        count: u64,
+        direction: Direction,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send {
+        async move {
+            filter.check()?;
+            if count == 0 {
+                return Ok(Vec::new());
+            }
+            let from = signed("position", from)?;
+            let (low, high) = match direction {
+                Direction::Forward => (from, i64::MAX),
+                Direction::Backward => (1, from),
+            };
+            into_events(self.filtered_rows(filter, low, high, signed("count", count)?, direction).await?)
         }
     }
 

@@ -7,6 +7,8 @@
 //! shares.
 
 mod backend;
+
+pub(crate) use backend::FilteredScan;
 mod batch;
 pub mod postgres;
 pub(crate) mod retention;
@@ -26,6 +28,7 @@ use self::backend::{
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamAppend, StreamInfo};
+use crate::filter::EventFilter;
 use crate::metadata::StreamMetadata;
 use crate::page::{Page, PageRequest};
 use crate::scavenge::{ScavengeOptions, ScavengeReport};
@@ -471,6 +474,8 @@ impl Storage {
         fn read_stream(&self, stream: &str, from: u64, count: u64, direction: Direction) -> Result<Vec<RecordedEvent>>;
         fn read_all(&self, from: u64, count: u64, direction: Direction) -> Result<Vec<RecordedEvent>>;
         fn read_all_indexed(&self, from: u64, count: u64) -> Result<Vec<IndexedEvent>>;
+        fn read_all_filtered(&self, filter: &EventFilter, from: u64, count: u64, direction: Direction) -> Result<Vec<RecordedEvent>>;
+        fn scan_all_filtered(&self, filter: &EventFilter, from: u64, count: u64, window: u64) -> Result<FilteredScan>;
         fn read_numbers(&self, stream: &str, numbers: &[u64]) -> Result<Vec<RecordedEvent>>;
         fn stream_info(&self, stream: &str) -> Result<StreamInfo>;
         fn paginate_streams(&self, request: &PageRequest) -> Result<Page<StreamInfo>>;

@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::event::{
     ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamAppend, StreamInfo,
 };
+use crate::filter::EventFilter;
 use crate::page::{Page, PageRequest};
 use crate::runtime::Runtime;
 use crate::snapshot::SnapshotData;
@@ -243,6 +244,37 @@ impl EventStore {
     pub async fn read_all_forward(&self, start: u64, count: u64) -> Result<Vec<RecordedEvent>> {
         self.ensure_open()?;
         self.inner.storage.read_all(start, count, Direction::Forward).await
+    }
+
+    /// Reads up to `count` events of `$all` that pass `filter`, with global position >= `start`.
+    /// The database applies the filter: only matching events leave it. A regular expression
+    /// that does not compile is [`Error::InvalidArgument`] naming it.
+    ///
+    /// ```no_run
+    /// use chronik::{EventFilter, EventStore};
+    /// # async fn demo(store: EventStore) -> chronik::Result<()> {
+    /// let money = EventFilter::stream_prefix(["account-", "order-"]);
+    /// for event in store.read_all_filtered(&money, 0, 1_000).await? {
+    ///     assert!(event.stream_uuid.starts_with("account-") || event.stream_uuid.starts_with("order-"));
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn read_all_filtered(&self, filter: &EventFilter, start: u64, count: u64) -> Result<Vec<RecordedEvent>> {
+        self.ensure_open()?;
+        self.inner.storage.read_all_filtered(filter, start, count, Direction::Forward).await
+    }
+
+    /// Reads up to `count` events of `$all` that pass `filter`, with global position <= `start`,
+    /// newest first (`None`: from the end).
+    pub async fn read_all_filtered_backward(
+        &self,
+        filter: &EventFilter,
+        start: Option<u64>,
+        count: u64,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.ensure_open()?;
+        let start = start.unwrap_or(i64::MAX as u64);
+        self.inner.storage.read_all_filtered(filter, start, count, Direction::Backward).await
     }
 
     /// Reads up to `count` events of `$all` with global position <= `start`, newest first

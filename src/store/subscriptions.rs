@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::EventStore;
 use crate::error::{Error, Result};
 use crate::event::ALL;
+use crate::filter::EventFilter;
 use crate::runtime::{LiveSubscription, SubscriberHandle, Subscription};
 use crate::store::Subscribers;
 use crate::subscriber::Subscriber;
@@ -227,6 +228,16 @@ impl EventStore {
         self.ensure_open()?;
         validate::stream_id(stream)?;
         self.inner.runtime.listen(stream).await
+    }
+
+    /// A transient, live-only listener on `stream` (or [`ALL`]) that only gets the events
+    /// `filter` passes; otherwise like [`subscribe`](Self::subscribe). A regular expression
+    /// that does not compile is [`Error::InvalidArgument`] naming it.
+    pub async fn subscribe_filtered(&self, stream: &str, filter: EventFilter) -> Result<LiveSubscription> {
+        self.ensure_open()?;
+        validate::stream_id(stream)?;
+        filter.check()?;
+        Ok(self.inner.runtime.listen(stream).await?.filtered(filter))
     }
 
     /// The key of a named subscription, once the store is open and both names are valid.

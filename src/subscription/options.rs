@@ -14,6 +14,7 @@ use serde::de::{self, Deserialize, Deserializer, Unexpected};
 
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
+use crate::filter::EventFilter;
 
 /// Where a new named subscription starts. It applies when the subscription is first created;
 /// afterwards the persisted checkpoint decides.
@@ -141,6 +142,10 @@ pub struct SubscriptionOptions {
     /// starts from `start_from` every time and runs on every node that subscribes (default
     /// false).
     pub transient: bool,
+    /// Only the events this passes are delivered (default: every event). On `$all` the
+    /// database applies it while the subscription catches up, and the checkpoint moves past
+    /// the events it leaves out, so a restart does not read them again.
+    pub filter: Option<EventFilter>,
     #[serde(skip)]
     partition_by: Option<Hook<PartitionFn>>,
     #[serde(skip)]
@@ -159,6 +164,7 @@ impl Default for SubscriptionOptions {
             message_timeout: Duration::from_secs(30),
             max_retry_count: 10,
             transient: false,
+            filter: None,
             partition_by: None,
             selector: None,
         }
@@ -256,11 +262,23 @@ impl SubscriptionOptions {
         self.partition_by.as_ref().map(|key| (key.0)(event))
     }
 
+    /// Delivers only the events `filter` passes.
+    #[must_use]
+    pub fn filter(mut self, filter: EventFilter) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
+    /// Whether `event` is delivered: the filter and the selector pass it.
     pub(crate) fn selects(&self, event: &RecordedEvent) -> bool {
-        self.selector.as_ref().is_none_or(|select| (select.0)(event))
+        self.filter.as_ref().is_none_or(|f| f.admits(event))
+            && self.selector.as_ref().is_none_or(|select| (select.0)(event))
     }
 
     pub(crate) fn validate(&self) -> Result<()> {
+        if let Some(filter) = &self.filter {
+            filter.check()?;
+        }
         let positive = |name: &str, value: u64| {
             if value == 0 {
                 Err(Error::invalid(format!("subscription option {name} must be at least 1")))

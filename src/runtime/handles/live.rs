@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::filter::EventFilter;
 use crate::runtime::publisher::{Hub, Listener, ListenerId};
 use crate::subscription::{LIVE_BUFFER, LiveMessage};
 
@@ -19,6 +20,8 @@ pub struct LiveSubscription {
     /// The `$all` head when the listener was created: events at or below it were committed
     /// before, and are not the listener's (the notifier may not have routed them yet).
     after: u64,
+    /// Only the events this passes are the listener's.
+    filter: Option<EventFilter>,
 }
 
 impl fmt::Debug for LiveSubscription {
@@ -35,7 +38,13 @@ impl LiveSubscription {
         hub: Arc<Hub>,
         after: u64,
     ) -> Self {
-        LiveSubscription { stream, id, rx, hub, after }
+        LiveSubscription { stream, id, rx, hub, after, filter: None }
+    }
+
+    /// The same listener, keeping only the events `filter` passes.
+    pub(crate) fn filtered(mut self, filter: EventFilter) -> Self {
+        self.filter = Some(filter);
+        self
     }
 
     /// The stream listened to (or `$all`).
@@ -55,7 +64,8 @@ impl LiveSubscription {
             };
             match message {
                 LiveMessage::Events(mut events) => {
-                    events.retain(|e| e.global_position > self.after);
+                    let filter = self.filter.as_ref();
+                    events.retain(|e| e.global_position > self.after && filter.is_none_or(|f| f.admits(e)));
                     if !events.is_empty() {
                         return Some(LiveMessage::Events(events));
                     }

@@ -8,6 +8,10 @@ use ractor::ActorRef;
 
 use super::state::Phase;
 use super::{READ_BATCH, SubscriptionMsg, SubscriptionState};
+
+/// Positions of `$all` one filtered catch-up read looks at, at most: a filter that passes few
+/// events still answers (and moves the checkpoint) after each window.
+const FILTER_WINDOW: u64 = 10_000;
 use crate::error::Error;
 use crate::event::RecordedEvent;
 use crate::runtime::publisher::LiveFeed;
@@ -32,17 +36,31 @@ impl SubscriptionState {
             return;
         }
         let from = self.tracker.received() + 1;
-        let read = if self.is_all() {
-            self.ctx.storage.read_all(from, room as u64, Direction::Forward).await
-        } else {
-            match self.ctx.storage.read_stream(&self.key.stream, from, room as u64, Direction::Forward).await {
-                // Nothing to deliver from a stream that does not exist (yet) or is deleted.
-                Err(Error::StreamNotFound | Error::StreamDeleted) => Ok(Vec::new()),
-                other => other,
+        let read = match (&self.options.filter, self.is_all()) {
+            // The database applies the filter; every position the scan looked at is done.
+            (Some(filter), true) => self
+                .ctx
+                .storage
+                .scan_all_filtered(filter, from, room as u64, FILTER_WINDOW)
+                .await
+                .map(|scan| (scan.events, Some(scan.scanned_to), scan.at_head)),
+            (_, true) => self.ctx.storage.read_all(from, room as u64, Direction::Forward).await.map(|events| {
+                let short = events.len() < room;
+                (events, None, short)
+            }),
+            (_, false) => {
+                match self.ctx.storage.read_stream(&self.key.stream, from, room as u64, Direction::Forward).await {
+                    // Nothing to deliver from a stream that does not exist (yet) or is deleted.
+                    Err(Error::StreamNotFound | Error::StreamDeleted) => Ok((Vec::new(), None, true)),
+                    other => other.map(|events| {
+                        let short = events.len() < room;
+                        (events, None, short)
+                    }),
+                }
             }
         };
-        let events = match read {
-            Ok(events) => events,
+        let (events, scanned_to, short) = match read {
+            Ok(read) => read,
             Err(e) => {
                 tracing::warn!(subscription = %self.key, error = %e, "catch-up read failed; retrying");
                 self.phase = Phase::CatchingUp { live_to, stalled: false, retry_due: true };
@@ -50,9 +68,13 @@ impl SubscriptionState {
                 return;
             }
         };
-        let short = events.len() < room;
+        let looked_at = scanned_to.map_or(events.len() as u64, |to| (to + 1).saturating_sub(from));
+        self.ctx.read_from_storage.fetch_add(looked_at, std::sync::atomic::Ordering::Relaxed);
         for event in events {
             self.take(event);
+        }
+        if let Some(scanned_to) = scanned_to {
+            self.tracker.skip_to(scanned_to);
         }
         if short {
             // Every live range seen before this read was committed before it: positions up to
@@ -122,7 +144,7 @@ impl SubscriptionState {
         }
     }
 
-    /// Queues an event, or skips it if it is parked or the selector rejects it.
+    /// Queues an event, or skips it if it is parked or the filter or selector leave it out.
     pub(super) fn take(&mut self, event: RecordedEvent) {
         if !self.ledger.is_parked(event.event_number) && self.options.selects(&event) {
             let partition = self.options.partition_of(&event);

@@ -4,7 +4,8 @@
 //! under the `$all` row lock held until commit.
 
 use super::PgStorage;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::filter::{EventFilter, FilterOn, Matcher};
 use crate::index::Indexed;
 use crate::storage::backend::Reads;
 use crate::storage::retention::Window;
@@ -97,6 +98,35 @@ fn index_numbers_sql(indexed: Indexed<'_>) -> String {
     )
 }
 
+/// The condition `filter` sets on the event `e`, with its value as the parameter `$4`: a
+/// prefix test (`starts_with`) against an array of prefixes, or a regular expression (`~`).
+fn filter_sql(filter: &EventFilter) -> String {
+    let (on, matcher, exclude) = filter.parts();
+    let column = match on {
+        FilterOn::Stream => "e.stream_uuid",
+        FilterOn::EventType => "e.event_type",
+    };
+    let matched = match matcher {
+        Matcher::Prefixes(_) => format!("EXISTS (SELECT 1 FROM unnest($4::text[]) p WHERE starts_with({column}, p))"),
+        Matcher::Regex(_) => format!("{column} ~ $4"),
+    };
+    if exclude { format!("NOT ({matched})") } else { matched }
+}
+
+/// Events of `$all` at positions `$1..=$2` that pass a filter (see [`filter_sql`]), at most
+/// `$3`: a range scan of the primary key, the filter applied in the database.
+fn filtered_sql(filter: &EventFilter, direction: Direction) -> String {
+    let (_, order) = direction.sql();
+    let condition = filter_sql(filter);
+    format!(
+        "SELECT e.position AS event_number, {EVENT_COLUMNS} FROM events e \
+         WHERE e.position >= $1 AND e.position <= $2 AND {condition} ORDER BY e.position {order} LIMIT $3"
+    )
+}
+
+/// SQLSTATE `invalid_regular_expression`: PostgreSQL's engine refused a pattern Rust's took.
+const INVALID_REGEX: &str = "2201B";
+
 impl Reads for PgStorage {
     async fn find_stream(&self, stream: &str) -> Result<Option<StreamRow>> {
         Ok(sqlx::query_as(FIND_STREAM).bind(stream).fetch_optional(&self.pool).await?)
@@ -118,6 +148,31 @@ impl Reads for PgStorage {
             .bind(window.cutoff)
             .fetch_all(&self.pool)
             .await?)
+    }
+
+    async fn filtered_rows(
+        &self,
+        filter: &EventFilter,
+        low: i64,
+        high: i64,
+        count: i64,
+        direction: Direction,
+    ) -> Result<Vec<EventRow>> {
+        let sql = filtered_sql(filter, direction);
+        let query = sqlx::query_as(&sql).bind(low).bind(high).bind(count);
+        let query = match filter.parts().1 {
+            Matcher::Prefixes(prefixes) => query.bind(prefixes),
+            Matcher::Regex(pattern) => query.bind(pattern),
+        };
+        query.fetch_all(&self.pool).await.map_err(|e| match (&e, filter.parts().1) {
+            (sqlx::Error::Database(db), Matcher::Regex(pattern)) if db.code().as_deref() == Some(INVALID_REGEX) => {
+                Error::invalid(format!(
+                    "event filter: PostgreSQL cannot use the regular expression `{pattern}`: {}",
+                    db.message()
+                ))
+            }
+            _ => e.into(),
+        })
     }
 
     async fn all_rows(&self, from: i64, count: i64, direction: Direction) -> Result<Vec<EventRow>> {

@@ -239,10 +239,10 @@ fn connect_options(config: &Config) -> Result<SqliteConnectOptions> {
 }
 
 /// The store's settings on every connection: WAL and a synced commit for files (see the
-/// module docs), foreign keys (retries and parks go with their subscription), and a busy
-/// timeout for the moments a reader meets a WAL checkpoint.
+/// module docs), foreign keys (retries and parks go with their subscription), a busy timeout
+/// for the moments a reader meets a WAL checkpoint, and `REGEXP` for event filters.
 fn tuned(options: SqliteConnectOptions, location: &Location, timeout: Duration) -> SqliteConnectOptions {
-    let options = options.foreign_keys(true).busy_timeout(timeout).synchronous(SqliteSynchronous::Full);
+    let options = options.foreign_keys(true).busy_timeout(timeout).synchronous(SqliteSynchronous::Full).with_regexp();
     match location {
         Location::File(_) => options.journal_mode(SqliteJournalMode::Wal),
         Location::Memory => options,

@@ -6,6 +6,7 @@
 use super::SqliteStorage;
 use super::append::json;
 use crate::error::Result;
+use crate::filter::{EventFilter, FilterOn, Matcher};
 use crate::index::Indexed;
 use crate::storage::backend::Reads;
 use crate::storage::retention::Window;
@@ -97,6 +98,36 @@ fn index_numbers_sql(indexed: Indexed<'_>) -> String {
     )
 }
 
+/// The condition `filter` sets on the event `e`, with its value as the parameter `?4`: a
+/// prefix test against a JSON array of prefixes (compared byte for byte: SQLite's LIKE would
+/// ignore case), or a regular expression (`REGEXP`, Rust's `regex`, registered on every
+/// connection).
+fn filter_sql(filter: &EventFilter) -> String {
+    let (on, matcher, exclude) = filter.parts();
+    let column = match on {
+        FilterOn::Stream => "e.stream_uuid",
+        FilterOn::EventType => "e.event_type",
+    };
+    let matched = match matcher {
+        Matcher::Prefixes(_) => {
+            format!("EXISTS (SELECT 1 FROM json_each(?4) p WHERE substr({column}, 1, length(p.value)) = p.value)")
+        }
+        Matcher::Regex(_) => format!("{column} REGEXP ?4"),
+    };
+    if exclude { format!("NOT ({matched})") } else { matched }
+}
+
+/// Events of `$all` at positions `?1..=?2` that pass a filter (see [`filter_sql`]), at most
+/// `?3`: a range scan of the primary key, the filter applied in the database.
+fn filtered_sql(filter: &EventFilter, direction: Direction) -> String {
+    let (_, order) = direction.sql();
+    let condition = filter_sql(filter);
+    format!(
+        "SELECT e.position AS event_number, {EVENT_COLUMNS} FROM events e \
+         WHERE e.position >= ?1 AND e.position <= ?2 AND {condition} ORDER BY e.position {order} LIMIT ?3"
+    )
+}
+
 impl Reads for SqliteStorage {
     async fn find_stream(&self, stream: &str) -> Result<Option<StreamRow>> {
         Ok(sqlx::query_as(FIND_STREAM).bind(stream).fetch_optional(&self.inner.pool).await?)
@@ -118,6 +149,22 @@ impl Reads for SqliteStorage {
             .bind(window.cutoff)
             .fetch_all(&self.inner.pool)
             .await?)
+    }
+
+    async fn filtered_rows(
+        &self,
+        filter: &EventFilter,
+        low: i64,
+        high: i64,
+        count: i64,
+        direction: Direction,
+    ) -> Result<Vec<EventRow>> {
+        let sql = filtered_sql(filter, direction);
+        let value = match filter.parts().1 {
+            Matcher::Prefixes(prefixes) => json(prefixes),
+            Matcher::Regex(pattern) => pattern.clone(),
+        };
+        Ok(sqlx::query_as(&sql).bind(low).bind(high).bind(count).bind(value).fetch_all(&self.inner.pool).await?)
     }
 
     async fn all_rows(&self, from: i64, count: i64, direction: Direction) -> Result<Vec<EventRow>> {
