@@ -1,4 +1,5 @@
-//! chronik's benchmark suite: appends, reads, subscriptions, scavenging and memory, each next to a raw
+//! chronik's benchmark suite: appends, reads, subscriptions, categories and filters, scavenging
+//! and memory, each next to a raw
 //! baseline of the same shape on the same database measured in the same run, on PostgreSQL
 //! and on SQLite, plus the workload shapes of the Elixir EventStore's published benchmark in
 //! µs/op.
@@ -31,6 +32,7 @@
 
 mod append;
 mod elixir;
+mod index;
 mod measure;
 mod memory;
 mod payload;
@@ -216,7 +218,11 @@ async fn main() -> Result<()> {
 
 /// Progress steps of one part.
 fn steps(backend: Backend) -> usize {
-    let both = append::steps(backend) + read::steps(backend) + subscribe::steps(backend) + retention::steps(backend);
+    let both = append::steps(backend)
+        + read::steps(backend)
+        + subscribe::steps(backend)
+        + index::steps(backend)
+        + retention::steps(backend);
     match backend {
         Backend::Postgres => both + memory::STEPS + elixir::STEPS,
         Backend::Sqlite => both,
@@ -280,6 +286,7 @@ pub async fn workloads(bench: &Bench) -> Result<Vec<Row>> {
         rows.extend(elixir::run(bench).await?);
     }
     rows.extend(subscribe::run(bench).await?);
+    rows.extend(index::run(bench).await?);
     rows.extend(retention::run(bench).await?);
     bench.store.shutdown().await?;
     Ok(rows.into_iter().map(|row| row.on(bench.backend())).collect())

@@ -147,6 +147,8 @@ pub enum Group {
     Elixir,
     /// Stream metadata and scavenging.
     Retention,
+    /// Category and event-type streams, and filtered `$all`.
+    Categories,
 }
 
 /// What a row is held to.

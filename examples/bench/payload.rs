@@ -57,9 +57,10 @@ pub fn events(first: u64, count: u64) -> Vec<EventData> {
 pub fn insert_batch_sql(table: &str) -> String {
     format!(
         "INSERT INTO {table} (position, event_id, stream_id, stream_uuid, stream_version, event_type, \
-         content_type, correlation_id, causation_id, data, metadata) \
+         content_type, correlation_id, causation_id, data, metadata, category, category_number, type_number) \
          SELECT * FROM UNNEST($1::bigint[], $2::uuid[], $3::bigint[], $4::text[], $5::bigint[], \
-         $6::text[], $7::text[], $8::uuid[], $9::uuid[], $10::bytea[], $11::bytea[])"
+         $6::text[], $7::text[], $8::uuid[], $9::uuid[], $10::bytea[], $11::bytea[], $12::text[], \
+         $13::bigint[], $14::bigint[])"
     )
 }
 
@@ -67,8 +68,8 @@ pub fn insert_batch_sql(table: &str) -> String {
 pub fn insert_row_sql(table: &str) -> String {
     format!(
         "INSERT INTO {table} (position, event_id, stream_id, stream_uuid, stream_version, event_type, \
-         content_type, correlation_id, causation_id, data, metadata) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+         content_type, correlation_id, causation_id, data, metadata, category, category_number, type_number) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
     )
 }
 
@@ -86,6 +87,11 @@ pub struct Rows {
     pub causation_id: Vec<Option<Uuid>>,
     pub data: Vec<Vec<u8>>,
     pub metadata: Vec<Option<Vec<u8>>>,
+    /// The stream's category, as chronik's index keeps it.
+    pub category: Vec<Option<String>>,
+    /// The event's number in its category's and its type's index: its position, which is
+    /// unique and increasing in both, so the raw side maintains the same indexes as chronik.
+    pub index_number: Vec<Option<i64>>,
 }
 
 impl Rows {
@@ -103,6 +109,9 @@ impl Rows {
         self.causation_id.push(None);
         self.data.push(data);
         self.metadata.push(Some(metadata));
+        let category = chronik::category_of(stream);
+        self.index_number.push(category.map(|_| position));
+        self.category.push(category.map(str::to_string));
     }
 
     /// Binds the arrays to [`insert_batch_sql`].
@@ -122,6 +131,9 @@ impl Rows {
             .bind(&self.causation_id)
             .bind(&self.data)
             .bind(&self.metadata)
+            .bind(&self.category)
+            .bind(&self.index_number)
+            .bind(&self.position)
     }
 }
 
@@ -172,6 +184,9 @@ impl Raw {
                 .bind(rows.causation_id[0])
                 .bind(&rows.data[0])
                 .bind(&rows.metadata[0])
+                .bind(&rows.category[0])
+                .bind(rows.index_number[0])
+                .bind(rows.position[0])
                 .execute(pool)
                 .await?;
         } else {

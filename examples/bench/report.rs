@@ -17,8 +17,15 @@ use crate::measure::{Backend, Group, Row, Rss, Summary, Target};
 /// The backends, in the order they are printed.
 const BACKENDS: [Backend; 2] = [Backend::Postgres, Backend::Sqlite];
 /// The report's sections, in the order they are printed.
-const GROUPS: [Group; 6] =
-    [Group::Append, Group::Read, Group::Elixir, Group::Subscriptions, Group::Retention, Group::Memory];
+const GROUPS: [Group; 7] = [
+    Group::Append,
+    Group::Read,
+    Group::Elixir,
+    Group::Subscriptions,
+    Group::Categories,
+    Group::Retention,
+    Group::Memory,
+];
 
 /// Prints one table per non-empty group of each backend, then which targets were met.
 pub fn print(rows: &[Row]) {
@@ -31,7 +38,9 @@ pub fn print(rows: &[Row]) {
             let table = match group {
                 Group::Elixir => elixir_table(&rows),
                 Group::Memory => memory_table(&rows),
-                Group::Append | Group::Read | Group::Subscriptions | Group::Retention => throughput_table(&rows),
+                Group::Append | Group::Read | Group::Subscriptions | Group::Categories | Group::Retention => {
+                    throughput_table(&rows)
+                }
             };
             println!("\n{}: {}\n{table}", backend.name(), title(group));
         }
@@ -46,6 +55,7 @@ fn title(group: Group) -> &'static str {
         Group::Elixir => "Elixir EventStore's benchmark shapes (µs/op, lower is better)",
         Group::Subscriptions => "subscriptions",
         Group::Retention => "stream metadata and scavenging",
+        Group::Categories => "categories and filters",
         Group::Memory => "memory",
     }
 }
@@ -571,6 +581,7 @@ fn group_name(group: Group) -> &'static str {
         Group::Elixir => "elixir",
         Group::Subscriptions => "subscriptions",
         Group::Retention => "retention",
+        Group::Categories => "categories",
         Group::Memory => "memory",
     }
 }

@@ -146,7 +146,8 @@ async fn copy_rows(bench: &Bench, streams: &[(i64, String)]) -> Result<String> {
             let streams_table = bench.store_table("streams");
             let copy = format!(
                 "INSERT INTO {table} SELECT e.position, e.event_id, n.id, e.stream_uuid, e.stream_version, \
-                     e.event_type, e.content_type, e.correlation_id, e.causation_id, e.data, e.metadata, e.created_at \
+                     e.event_type, e.content_type, e.correlation_id, e.causation_id, e.data, e.metadata, e.created_at, \
+                     e.category, e.category_number, e.type_number \
                  FROM UNNEST($1::text[], $2::bigint[]) AS n(name, id) \
                  JOIN {streams_table} s ON s.stream_uuid = n.name JOIN {events} e ON e.stream_id = s.stream_id"
             );

@@ -42,8 +42,9 @@ pub const RAW_TABLE: &str = "raw_events";
 const ROWS_PER_INSERT: usize = 128;
 
 const INSERT: &str = "INSERT INTO raw_events (position, event_id, stream_id, stream_uuid, stream_version, \
-     event_type, content_type, correlation_id, causation_id, data, metadata, created_at) VALUES ";
-const PARAMS: usize = 12;
+     event_type, content_type, correlation_id, causation_id, data, metadata, created_at, category, category_number, \
+     type_number) VALUES ";
+const PARAMS: usize = 15;
 
 /// The SQLite part in a scratch directory under the system's temporary directory, removed at
 /// the end whatever happened.
@@ -144,7 +145,10 @@ impl RawSqlite {
                     .bind(rows.causation_id[i])
                     .bind(&rows.data[i])
                     .bind(&rows.metadata[i])
-                    .bind(created_at);
+                    .bind(created_at)
+                    .bind(&rows.category[i])
+                    .bind(rows.index_number[i])
+                    .bind(rows.position[i]);
             }
             query.execute(&mut *tx).await?;
         }
@@ -162,7 +166,7 @@ impl RawSqlite {
         let copy = format!(
             "INSERT INTO {table} SELECT e.position, e.event_id, json_extract(n.value, '$[0]'), e.stream_uuid, \
                  e.stream_version, e.event_type, e.content_type, e.correlation_id, e.causation_id, e.data, \
-                 e.metadata, e.created_at \
+                 e.metadata, e.created_at, e.category, e.category_number, e.type_number \
              FROM json_each(?1) n CROSS JOIN streams s ON s.stream_uuid = json_extract(n.value, '$[1]') \
              CROSS JOIN events e ON e.stream_id = s.stream_id"
         );
@@ -194,28 +198,24 @@ impl RawSqlite {
     }
 }
 
-/// Creates `name` from the DDL of the store's `events` table.
+/// Creates `name` from the DDL of the store's `events` table, with its indexes.
 async fn copy_events_table(conn: &mut SqliteConnection, name: &str) -> Result<()> {
     let ddl: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = 'events' AND sql IS NOT NULL \
-         AND type IN ('table', 'index')",
+         AND type IN ('table', 'index') ORDER BY type DESC",
     )
     .fetch_all(&mut *conn)
     .await?;
-    let mut table = None;
-    for (kind, name, sql) in ddl {
-        if kind == "index" {
-            // Unique constraints are indexes without DDL of their own; one with DDL is not copied.
-            return Err(format!("the store's events table has an index the raw copy lacks: {name}").into());
+    for (kind, index, sql) in ddl {
+        let copy = match kind.as_str() {
+            "table" => sql.replacen("CREATE TABLE events", &format!("CREATE TABLE {name}"), 1),
+            _ => sql.replacen(&format!(" {index} ON events "), &format!(" {name}_{index} ON {name} "), 1),
+        };
+        if copy == sql {
+            return Err(format!("could not rename the events table in its DDL: {sql}").into());
         }
-        table = Some(sql);
+        sqlx::query(&copy).execute(&mut *conn).await?;
     }
-    let table = table.ok_or("the SQLite store has no events table")?;
-    let copy = table.replacen("CREATE TABLE events", &format!("CREATE TABLE {name}"), 1);
-    if copy == table {
-        return Err(format!("could not rename the events table in its DDL: {table}").into());
-    }
-    sqlx::query(&copy).execute(&mut *conn).await?;
     Ok(())
 }
 

@@ -442,6 +442,9 @@ async fn raw_latency(bench: &Bench, total: u64) -> Result<Measured> {
                         .bind(None::<Uuid>)
                         .bind(&row.data[0])
                         .bind(&row.metadata[0])
+                        .bind(&row.category[0])
+                        .bind(row.index_number[0])
+                        .bind(position)
                         .execute(&pool)
                         .await?;
                     Ok(())
