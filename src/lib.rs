@@ -138,8 +138,9 @@ pub use snapshot::SnapshotData;
 pub use store::{EventRef, EventStore, Subscribers};
 pub use subscriber::{HandlerError, Subscriber};
 pub use subscription::{
-    DropReason, LIVE_BUFFER, LiveMessage, NackAction, ParkedEvent, StartFrom, SubscriptionInfo, SubscriptionMessage,
-    SubscriptionOptions, SubscriptionPhase, SubscriptionStatus,
+    ConsumerStatistics, ConsumerStrategy, DropReason, LIVE_BUFFER, LiveMessage, NackAction, ParkedEvent, RetriedEvent,
+    StartFrom, SubscriptionInfo, SubscriptionMessage, SubscriptionOptions, SubscriptionPhase, SubscriptionStatistics,
+    SubscriptionStatus,
 };
 pub use validate::{MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES};
 

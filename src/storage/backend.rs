@@ -14,7 +14,7 @@
 //! | [`Metadata`] | `metadata.rs` | stream metadata (retention rules, custom JSON) |
 //! | [`Scavenging`], [`ScavengeSession`] | `scavenge.rs` | removing what retention hides |
 //! | [`Snapshots`] | `snapshots.rs` | one snapshot per source |
-//! | [`Subscriptions`], [`LockSession`], [`NotificationListener`] | `subscriptions.rs` | rows, ownership, wake-ups |
+//! | [`Subscriptions`], [`LockSession`], [`NotificationListener`] | `subscriptions.rs` | rows, settings, ownership, wake-ups |
 //! | [`Nacks`], [`OwnerWrites`] | `nacks.rs` | retries and parks, and what an owner writes |
 //!
 //! The sessions a backend opens are associated types (`Appends::WriterSession`,
@@ -45,7 +45,7 @@ use crate::event::{ALL, AppendResult, DeleteMode, ExpectedVersion, RecordedEvent
 use crate::metadata::StreamMetadata;
 use crate::page::{Page, PageRequest};
 use crate::snapshot::SnapshotData;
-use crate::subscription::{ParkedEvent, SubscriptionInfo};
+use crate::subscription::{ParkedEvent, SubscriptionInfo, SubscriptionOptions};
 
 /// A storage backend: the store of one [`Config`], with every room of the contract.
 pub(crate) trait Backend:
@@ -405,12 +405,14 @@ pub(crate) trait Subscriptions {
     /// Where the notifier hears of commits.
     type NotificationListener: NotificationListener;
 
-    /// The subscription's row, created with checkpoint `start` if it does not exist yet.
+    /// The subscription's row, created with checkpoint `start` and `settings` if it does not
+    /// exist yet; a row without settings (created before they were stored) gets `settings`.
     fn subscription_row(
         &self,
         stream: &str,
         name: &str,
         start: u64,
+        settings: &SubscriptionOptions,
     ) -> impl Future<Output = Result<SubscriptionRow>> + Send;
 
     /// The subscription's row, if it exists.
@@ -419,6 +421,23 @@ pub(crate) trait Subscriptions {
         stream: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<SubscriptionRow>>> + Send;
+
+    /// Stores the subscription's settings and wakes the node running it, wherever it runs
+    /// ([`Wake::Settings`]): the row's id, or `None` if the subscription does not exist.
+    fn update_settings(
+        &self,
+        stream: &str,
+        name: &str,
+        settings: &SubscriptionOptions,
+    ) -> impl Future<Output = Result<Option<i32>>> + Send;
+
+    /// The subscription as stored, with checkpoint, lag, owner, settings and parked count
+    /// (`live` is `None`); `None` if it does not exist.
+    fn subscription_info(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<SubscriptionInfo>>> + Send;
 
     /// Deletes the subscription's row (its checkpoint, retries and parks); whether there was
     /// one.

@@ -10,7 +10,7 @@ use super::{INCARNATIONS, MAX_BACKOFF_INTERVALS, SubscriptionMsg, SubscriptionSt
 use crate::error::{Error, Result};
 use crate::runtime::locks::LockMsg;
 use crate::storage::StoredNack;
-use crate::subscription::{StartFrom, SubscriptionMessage};
+use crate::subscription::{StartFrom, SubscriptionMessage, SubscriptionOptions};
 
 impl SubscriptionState {
     /// Takes ownership (the lock, or nothing for a transient subscription) and starts catching
@@ -21,8 +21,11 @@ impl SubscriptionState {
             return;
         }
         match self.try_acquire(myself).await {
-            Ok(Some((checkpoint, nacks))) => {
+            Ok(Some((checkpoint, nacks, settings))) => {
                 self.incarnation = INCARNATIONS.fetch_add(1, Ordering::Relaxed);
+                if let Some(settings) = settings {
+                    self.adopt(myself, settings);
+                }
                 self.reset(checkpoint);
                 for nack in nacks {
                     self.restore(nack);
@@ -83,14 +86,14 @@ impl SubscriptionState {
         }
     }
 
-    /// The checkpoint to resume after and what was recorded about retried and parked events,
-    /// once owned; `None` if another node owns it.
+    /// The checkpoint to resume after, what was recorded about retried and parked events, and
+    /// the stored settings, once owned; `None` if another node owns it.
     pub(super) async fn try_acquire(
         &mut self,
         myself: &ActorRef<SubscriptionMsg>,
-    ) -> Result<Option<(u64, Vec<StoredNack>)>> {
+    ) -> Result<Option<(u64, Vec<StoredNack>, Option<SubscriptionOptions>)>> {
         if self.options.transient {
-            return Ok(Some((self.start_position().await?, Vec::new())));
+            return Ok(Some((self.start_position().await?, Vec::new(), None)));
         }
         let storage = &self.ctx.storage;
         // The row is looked up (or created) once; retries while another node owns the
@@ -99,7 +102,8 @@ impl SubscriptionState {
             Some(id) => id,
             None => {
                 let start = self.start_position().await?;
-                let row = self.ctx.storage.subscription_row(&self.key.stream, &self.key.name, start).await?;
+                let (stream, name) = (&self.key.stream, &self.key.name);
+                let row = self.ctx.storage.subscription_row(stream, name, start, &self.options).await?;
                 self.row = Some(row.id);
                 row.id
             }
@@ -115,7 +119,7 @@ impl SubscriptionState {
         match storage.find_subscription(&self.key.stream, &self.key.name).await? {
             Some(row) if row.id == id => {
                 let nacks = storage.load_nacks(id, row.last_seen).await?;
-                Ok(Some((row.last_seen, nacks)))
+                Ok(Some((row.last_seen, nacks, row.settings)))
             }
             _ => {
                 // Deleted (perhaps re-created) meanwhile: let go and start over with its new row.
