@@ -13,6 +13,8 @@ const BACKEND: common::Backend = common::Backend::Postgres;
 mod append;
 #[path = "conformance/competing_consumers.rs"]
 mod competing_consumers;
+#[path = "conformance/consumer_strategies.rs"]
+mod consumer_strategies;
 #[path = "conformance/links_and_deletes.rs"]
 mod links_and_deletes;
 #[path = "conformance/multi_append.rs"]

@@ -390,10 +390,12 @@ impl Tracker {
     /// How many events `consumer` is handed now: none until it has nothing in flight or half
     /// its buffer free. Refilling every slot the moment an ack frees it would shrink batches to
     /// the size of each ack, one event at worst, and every batch costs a round trip.
+    /// `DispatchToSingle` is the exception: it fills one subscriber until it is full, exactly.
     fn room(&self, consumer: u64) -> usize {
         let in_flight = self.in_flight_of(consumer);
         let free = self.buffer_size.saturating_sub(in_flight);
-        if in_flight == 0 || free * 2 >= self.buffer_size { free } else { 0 }
+        let exact = self.strategy == ConsumerStrategy::DispatchToSingle;
+        if exact || in_flight == 0 || free * 2 >= self.buffer_size { free } else { 0 }
     }
 
     /// Events in flight at `consumer`.
