@@ -28,6 +28,8 @@ mod retention;
 mod scavenge;
 #[path = "conformance/subscribers.rs"]
 mod subscribers;
+#[path = "conformance/subscription_management.rs"]
+mod subscription_management;
 #[path = "conformance/subscriptions.rs"]
 mod subscriptions;
 #[path = "conformance/writer_failure.rs"]

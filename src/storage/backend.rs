@@ -45,7 +45,7 @@ use crate::event::{ALL, AppendResult, DeleteMode, ExpectedVersion, RecordedEvent
 use crate::metadata::StreamMetadata;
 use crate::page::{Page, PageRequest};
 use crate::snapshot::SnapshotData;
-use crate::subscription::{ParkedEvent, SubscriptionInfo, SubscriptionOptions};
+use crate::subscription::{ParkedEvent, StartFrom, SubscriptionInfo, SubscriptionOptions};
 
 /// A storage backend: the store of one [`Config`], with every room of the contract.
 pub(crate) trait Backend:
@@ -451,6 +451,21 @@ pub(crate) trait Subscriptions {
     /// The last event number of `stream` (for `$all`, the last global position); 0 if the
     /// stream has no row.
     fn head(&self, stream: &str) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The checkpoint a subscription created now starts from, by `start_from`: 0, `n`, or the
+    /// head of `stream`.
+    fn start_position(&self, stream: &str, start_from: StartFrom) -> impl Future<Output = Result<u64>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            match start_from {
+                StartFrom::Origin => Ok(0),
+                StartFrom::After(n) => Ok(n),
+                StartFrom::Current => self.head(stream).await,
+            }
+        }
+    }
 
     /// Every subscription of the store, with checkpoint, lag and owner.
     fn list_subscriptions(&self) -> impl Future<Output = Result<Vec<SubscriptionInfo>>> + Send;

@@ -30,7 +30,7 @@ use crate::metadata::StreamMetadata;
 use crate::page::{Page, PageRequest};
 use crate::scavenge::{ScavengeOptions, ScavengeReport};
 use crate::snapshot::SnapshotData;
-use crate::subscription::{ParkedEvent, SubscriptionInfo, SubscriptionOptions};
+use crate::subscription::{ParkedEvent, StartFrom, SubscriptionInfo, SubscriptionOptions};
 
 pub use postgres::PgStorage;
 pub(crate) use rows::{
@@ -492,6 +492,7 @@ impl Storage {
         fn delete_subscription(&self, stream: &str, name: &str) -> Result<bool>;
         fn set_checkpoint(&self, stream: &str, name: &str, checkpoint: u64) -> Result<bool>;
         fn head(&self, stream: &str) -> Result<u64>;
+        fn start_position(&self, stream: &str, start_from: StartFrom) -> Result<u64>;
         fn list_subscriptions(&self) -> Result<Vec<SubscriptionInfo>>;
         fn open_lock_session(&self) -> Result<LockSession> => LockSession;
         fn listen(&self) -> Result<NotificationListener> => NotificationListener;

@@ -40,10 +40,11 @@ impl EventStore {
         self.inner.runtime.subscribe(key, options).await
     }
 
-    /// `options` (once valid) with the settings stored for the subscription instead, if it has
-    /// any, keeping the functions of `options`. A transient subscription stores none. When the
-    /// database cannot be asked now, `options` stand: the subscription adopts the stored
-    /// settings once it can read them, as it takes ownership.
+    /// `options` (once valid) with the settings stored for the subscription instead, keeping
+    /// the functions of `options`; a subscription that does not exist yet is created here with
+    /// `options` as its settings, so it exists once the subscriber has its handle. A transient
+    /// subscription is not stored. When the database cannot be asked now, `options` stand: the
+    /// subscription is created, or adopts its stored settings, as it takes ownership.
     async fn with_stored_settings(
         &self,
         stream: &str,
@@ -54,8 +55,13 @@ impl EventStore {
         if options.transient {
             return Ok(options);
         }
-        match self.inner.storage.find_subscription(stream, name).await {
-            Ok(row) => Ok(match row.and_then(|row| row.settings) {
+        let storage = &self.inner.storage;
+        let row = async {
+            let start = storage.start_position(stream, options.start_from).await?;
+            storage.subscription_row(stream, name, start, &options).await
+        };
+        match row.await {
+            Ok(row) => Ok(match row.settings {
                 Some(stored) => stored.with_functions_of(&options),
                 None => options,
             }),

@@ -10,7 +10,7 @@ use super::{INCARNATIONS, MAX_BACKOFF_INTERVALS, SubscriptionMsg, SubscriptionSt
 use crate::error::{Error, Result};
 use crate::runtime::locks::LockMsg;
 use crate::storage::StoredNack;
-use crate::subscription::{StartFrom, SubscriptionMessage, SubscriptionOptions};
+use crate::subscription::{SubscriptionMessage, SubscriptionOptions};
 
 impl SubscriptionState {
     /// Takes ownership (the lock, or nothing for a transient subscription) and starts catching
@@ -93,7 +93,8 @@ impl SubscriptionState {
         myself: &ActorRef<SubscriptionMsg>,
     ) -> Result<Option<(u64, Vec<StoredNack>, Option<SubscriptionOptions>)>> {
         if self.options.transient {
-            return Ok(Some((self.start_position().await?, Vec::new(), None)));
+            let start = self.ctx.storage.start_position(&self.key.stream, self.options.start_from).await?;
+            return Ok(Some((start, Vec::new(), None)));
         }
         let storage = &self.ctx.storage;
         // The row is looked up (or created) once; retries while another node owns the
@@ -101,9 +102,9 @@ impl SubscriptionState {
         let id = match self.row {
             Some(id) => id,
             None => {
-                let start = self.start_position().await?;
                 let (stream, name) = (&self.key.stream, &self.key.name);
-                let row = self.ctx.storage.subscription_row(stream, name, start, &self.options).await?;
+                let start = storage.start_position(stream, self.options.start_from).await?;
+                let row = storage.subscription_row(stream, name, start, &self.options).await?;
                 self.row = Some(row.id);
                 row.id
             }
@@ -127,15 +128,6 @@ impl SubscriptionState {
                 let _ = keeper.cast(LockMsg::Release { owner: myself.get_id() });
                 Err(Error::SubscriptionNotFound)
             }
-        }
-    }
-
-    /// Where a new subscription starts, per `start_from`.
-    pub(super) async fn start_position(&self) -> Result<u64> {
-        match self.options.start_from {
-            StartFrom::Origin => Ok(0),
-            StartFrom::After(n) => Ok(n),
-            StartFrom::Current => self.ctx.storage.head(&self.key.stream).await,
         }
     }
 
