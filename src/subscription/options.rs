@@ -109,23 +109,26 @@ type SelectorFn = dyn Fn(&RecordedEvent) -> bool + Send + Sync;
 /// that joins it later, on this node or another, or after a restart, gets the stored settings,
 /// not the ones it passed. The functions (`partition_by`, `selector`) cannot be stored: on each
 /// node, those of the subscriber that started the subscription there hold. Competing consumers
-/// that join a subscription already running on their node join it as it is.
+/// that join a subscription already running on their node join it as it is. A transient
+/// subscription stores nothing: each node runs it with the options it was started with.
 ///
 /// Every option but the functions can also be written in a settings file: a `[[subscriptions]]`
 /// entry of [`Config`](crate::Config) takes these keys, durations as milliseconds or a string
 /// with a unit (`"250ms"`, `"2s"`). Keys left out keep their defaults; an unknown key is an
-/// error. Two options are equal when their settings are and they share the same functions (or
-/// neither has one).
+/// error. Serialized (as the database stores them, as JSON text) durations are strings with
+/// units and the functions are left out. Two options are equal when their settings are and
+/// they share the same functions (or neither has one).
 ///
 /// ```
 /// use std::time::Duration;
-/// use chronik::{StartFrom, SubscriptionOptions};
+/// use chronik::{ConsumerStrategy, StartFrom, SubscriptionOptions};
 ///
 /// let options = SubscriptionOptions::default()
 ///     .start_from(StartFrom::Origin)
 ///     .buffer_size(100)
 ///     .max_size(1_000)
 ///     .concurrency_limit(4)
+///     .consumer_strategy(ConsumerStrategy::RoundRobin)
 ///     .partition_by(|e| e.stream_uuid.clone())
 ///     .selector(|e| e.event_type != "Noise")
 ///     .checkpoint_threshold(100)

@@ -188,9 +188,17 @@ async fn subscription_info_figures_match_a_hand_count() {
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].parked, listed[0].settings.as_ref(), listed[0].live.as_ref()), (1, Some(&options), None));
 
-    // Once it runs nowhere: the stored figures, no live ones.
+    // Once it runs nowhere (its lock is let go moments after the unsubscribe): the stored
+    // figures, no live ones.
     sub.unsubscribe().await.unwrap();
-    let info = store.subscription_info("a", "s").await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let info = loop {
+        let info = store.subscription_info("a", "s").await.unwrap();
+        if info.owner_pid.is_none() || tokio::time::Instant::now() > deadline {
+            break info;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     assert_eq!((info.checkpoint, info.lag, info.parked, info.owner_pid), (1, 11, 1, None));
     assert!(info.live.is_none());
 }
