@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use super::Context;
 use super::locks::LockMsg;
@@ -94,6 +94,8 @@ pub enum RegistryMsg {
     Settings {
         /// Which subscription.
         key: SubscriptionKey,
+        /// The actor that adopted them (a stopped one's news is stale).
+        actor: ActorId,
         /// The settings it runs with now.
         options: SubscriptionOptions,
     },
@@ -190,8 +192,10 @@ impl Actor for SubscriptionRegistry {
                     let _ = actor.cast(SubscriptionMsg::Reload { id, reply: None });
                 }
             }
-            RegistryMsg::Settings { key, options } => {
-                if let Some(entry) = state.entries.get_mut(&key) {
+            RegistryMsg::Settings { key, actor, options } => {
+                if let Some(entry) = state.entries.get_mut(&key)
+                    && entry.actor.as_ref().is_some_and(|current| current.get_id() == actor)
+                {
                     entry.options = options;
                 }
             }

@@ -37,7 +37,8 @@ impl SubscriptionState {
         // Timers armed with the old durations still fire; each only checks (flushes, sweeps).
         self.sweep_scheduled = false;
         self.flush_scheduled = false;
-        let _ = self.registry.cast(RegistryMsg::Settings { key: self.key.clone(), options: self.options.clone() });
+        let (key, actor, options) = (self.key.clone(), myself.get_id(), self.options.clone());
+        let _ = self.registry.cast(RegistryMsg::Settings { key, actor, options });
     }
 
     /// The stored settings of row `id` changed: if it is this subscription's, reads and adopts
