@@ -1,10 +1,18 @@
 //! How settings write a duration, for every settings type read through serde (`Config`,
-//! `SubscriptionOptions`): an integer of milliseconds, or a string with a unit.
+//! `SubscriptionOptions`): an integer of milliseconds, or a string with a unit (which is how
+//! stored settings write it).
 
 use std::fmt;
 use std::time::Duration;
 
+use serde::Serializer;
 use serde::de::{self, Deserializer, Visitor};
+
+/// Writes a duration as a string with units (`"1s 500ms"`), which [`deserialize`] reads back
+/// exactly. For `#[serde(serialize_with = ..)]` on `Duration` fields.
+pub(crate) fn serialize<S: Serializer>(duration: &Duration, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    serializer.serialize_str(&humantime::format_duration(*duration).to_string())
+}
 
 /// Reads a duration as settings write it: an integer of milliseconds, or a string with a unit
 /// (`"250ms"`, `"2s"`, `"1m"`). For `#[serde(deserialize_with = ..)]` on `Duration` fields.

@@ -29,7 +29,8 @@
 //!   node; per-stream `Publisher`s (and one for `$all`), each the only owner of its listeners,
 //!   fan it out; the `SubscriptionRegistry` runs one `Subscription` actor per named
 //!   subscription (a state machine: waiting for ownership, catching up from storage, live;
-//!   acks and nacks, retries, parked events, back-pressure, checkpoints), and the `LockKeeper`
+//!   acks and nacks, retries, parked events, back-pressure, consumer strategies, stored
+//!   settings, checkpoints), and the `LockKeeper`
 //!   holds the advisory locks that give each named subscription one owner across nodes; with
 //!   `scavenge_interval`, the `Scavenger` removes what stream retention hides. An
 //!   application's [`Subscriber`]s run as actors too, their deliveries arriving straight in
@@ -61,8 +62,10 @@
 //!   stream; a scavenge removes what it hides, and positions and versions are never reused.
 //!
 //! - A named subscription delivers every event after its checkpoint at least once, in order
-//!   per stream (per partition with competing consumers), across actor crashes, lost
-//!   connections, database and process restarts; its checkpoint only covers acked events.
+//!   per stream (with competing consumers: per pinned stream or correlation id, or per
+//!   `partition_by` key, as its [`ConsumerStrategy`] says), across actor crashes, lost
+//!   connections, database and process restarts; its checkpoint only covers acked events. Its
+//!   settings are stored with it and win over a later subscriber's, on any node.
 //! - Memory is bounded: at most `buffer_size` events in flight per subscriber and `max_size`
 //!   queued per subscription; past that a subscription reads from storage instead.
 //!
@@ -142,8 +145,9 @@ pub use snapshot::SnapshotData;
 pub use store::{EventRef, EventStore, Subscribers};
 pub use subscriber::{HandlerError, Subscriber};
 pub use subscription::{
-    DropReason, LIVE_BUFFER, LiveMessage, NackAction, ParkedEvent, StartFrom, SubscriptionInfo, SubscriptionMessage,
-    SubscriptionOptions, SubscriptionPhase, SubscriptionStatus,
+    ConsumerStatistics, ConsumerStrategy, DropReason, LIVE_BUFFER, LiveMessage, NackAction, ParkedEvent, RetriedEvent,
+    StartFrom, SubscriptionInfo, SubscriptionMessage, SubscriptionOptions, SubscriptionPhase, SubscriptionStatistics,
+    SubscriptionStatus,
 };
 pub use validate::{MAX_EVENT_TYPE_BYTES, MAX_STREAM_ID_BYTES};
 

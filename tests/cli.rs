@@ -810,6 +810,63 @@ fn errors_are_json_under_json_and_say_what_to_do() {
 }
 
 #[test]
+fn subscriptions_info_shows_the_stored_settings_checkpoint_and_parked_count() {
+    let cli = Cli::new();
+    cli.ok(&["setup"]);
+    for n in 1..=3 {
+        cli.ok(&["append", "acc-1", "E", &format!("{{\"n\": {n}}}")]);
+    }
+    let config = chronik::Config::default().database_url(cli.url.clone()).schema(cli.schema.as_str()).pool_size(2);
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (store, sub) = runtime.block_on(async {
+        let store = chronik::EventStore::start(config).await.expect("store");
+        let options = chronik::SubscriptionOptions::default()
+            .buffer_size(2)
+            .concurrency_limit(2)
+            .consumer_strategy(chronik::ConsumerStrategy::Pinned);
+        let mut sub = store.subscribe_to_all_streams("projector", options).await.unwrap();
+        let got = receive(&mut sub, 2).await;
+        sub.nack(&got[0], chronik::NackAction::Park, "bad").await.unwrap();
+        sub.ack(&got[1..]).await.unwrap();
+        (store, sub)
+    });
+    let mut shown = Value::Null;
+    for _ in 0..100 {
+        shown = cli.json(&["subscriptions", "info", "$all", "projector"]);
+        if shown["checkpoint"] == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        (shown["checkpoint"].as_u64(), shown["head"].as_u64(), shown["lag"].as_u64()),
+        (Some(2), Some(3), Some(1))
+    );
+    assert_eq!(shown["parked"].as_u64(), Some(1), "{shown}");
+    assert!(shown["owner_pid"].as_i64().is_some(), "the library's store runs it: {shown}");
+    let settings = &shown["settings"];
+    assert_eq!((settings["buffer_size"].as_u64(), settings["concurrency_limit"].as_u64()), (Some(2), Some(2)));
+    assert_eq!((&settings["consumer_strategy"], &settings["message_timeout"]), (&"pinned".into(), &"30s".into()));
+
+    let table = cli.ok(&["subscriptions", "info", "$all", "projector"]);
+    let row = |field: &str| -> Vec<String> {
+        let line =
+            table.lines().find(|l| l.contains(&format!(" {field} "))).unwrap_or_else(|| panic!("no {field}: {table}"));
+        line.split(['│', '┆']).map(str::trim).filter(|c| !c.is_empty()).map(str::to_string).collect()
+    };
+    assert_eq!(row("parked"), ["parked", "1"], "{table}");
+    assert_eq!(row("consumer_strategy"), ["consumer_strategy", "pinned"], "{table}");
+    assert_eq!(row("buffer_size"), ["buffer_size", "2"], "{table}");
+
+    runtime.block_on(async {
+        sub.unsubscribe().await.unwrap();
+        store.shutdown().await.unwrap();
+    });
+    let line = cli.fail(&["subscriptions", "info", "$all", "nobody"]);
+    assert!(line.contains("cannot show subscription `nobody` on `$all`: subscription not found"), "{line}");
+}
+
+#[test]
 fn subscriptions_checkpoints_and_snapshots_are_managed_from_the_cli() {
     let cli = Cli::new();
     cli.ok(&["setup"]);

@@ -15,6 +15,8 @@ mod append;
 mod categories;
 #[path = "conformance/competing_consumers.rs"]
 mod competing_consumers;
+#[path = "conformance/consumer_strategies.rs"]
+mod consumer_strategies;
 #[path = "conformance/filters.rs"]
 mod filters;
 #[path = "conformance/links_and_deletes.rs"]
@@ -31,6 +33,8 @@ mod retention;
 mod scavenge;
 #[path = "conformance/subscribers.rs"]
 mod subscribers;
+#[path = "conformance/subscription_management.rs"]
+mod subscription_management;
 #[path = "conformance/subscriptions.rs"]
 mod subscriptions;
 #[path = "conformance/writer_failure.rs"]

@@ -259,3 +259,59 @@ async fn a_checkpoint_cannot_be_moved_while_another_node_runs_the_subscription()
     assert_eq!(numbers(&next_batch(&mut again).await), vec![3]);
     second.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn settings_updated_on_another_node_reach_the_node_running_the_subscription() {
+    let first = quick_store().await;
+    first.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 30)).await.unwrap();
+    let options = SubscriptionOptions::default().buffer_size(10);
+    let mut sub = first.subscribe_to_all_streams("s", options.clone()).await.unwrap();
+    subscribed(&mut sub).await;
+    let held = next_batch(&mut sub).await;
+    assert_eq!(held.len(), 10);
+
+    // Another node changes the settings; only the database connects them.
+    let second = second_node(&first).await;
+    second.update_subscription(ALL, "s", options.buffer_size(2).max_retry_count(3)).await.unwrap();
+    let stored = second.subscription_info(ALL, "s").await.unwrap();
+    assert!(stored.live.is_none(), "the second node does not run it");
+    assert_eq!(stored.settings.as_ref().map(|s| (s.buffer_size, s.max_retry_count)), Some((2, 3)));
+    let deadline = tokio::time::Instant::now() + REPLAY_REACHES_OWNER;
+    loop {
+        let live = first.subscription_info(ALL, "s").await.unwrap().live.expect("the first node runs it");
+        if live.settings.buffer_size == 2 {
+            assert_eq!(live.settings.max_retry_count, 3);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the change did not reach the owner: {:?}", live.settings);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    sub.ack(&held).await.unwrap();
+    let mut got = held.len();
+    while got < 30 {
+        let batch = next_batch(&mut sub).await;
+        assert!(batch.len() <= 2, "a batch of {} over the buffer_size set on the other node", batch.len());
+        sub.ack(&batch).await.unwrap();
+        got += batch.len();
+    }
+    second.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_node_taking_over_runs_the_stored_settings_not_its_subscribers() {
+    let first = quick_store().await;
+    first.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 6)).await.unwrap();
+    let created = SubscriptionOptions::default().buffer_size(2).concurrency_limit(2);
+    let mut on_first = first.subscribe_to_all_streams("s", created.clone()).await.unwrap();
+    subscribed(&mut on_first).await;
+    let second = second_node(&first).await;
+    let mut on_second = second.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    let _also_on_second = second.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+
+    on_first.unsubscribe().await.unwrap();
+    subscribed(&mut on_second).await;
+    let live = second.subscription_info(ALL, "s").await.unwrap().live.expect("the second node took it over");
+    assert_eq!(live.settings, created);
+    assert!(next_batch(&mut on_second).await.len() <= 2);
+    second.shutdown().await.unwrap();
+}

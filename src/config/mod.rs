@@ -337,7 +337,7 @@ pub(crate) fn redact(url: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::subscription::{StartFrom, SubscriptionOptions};
+    use crate::subscription::{ConsumerStrategy, StartFrom, SubscriptionOptions};
 
     #[test]
     fn unknown_key_is_named() {
@@ -401,6 +401,12 @@ mod tests {
         assert!(matches!(err, Error::Config(ref c) if c.key == "subscriptions[0].buffer_sise"), "{err}");
         let err = Config::from_toml_str("[[subscriptions]]\nname = \"p\"\nstart_from = \"now\"").unwrap_err();
         assert!(matches!(err, Error::Config(ref c) if c.key == "subscriptions[0].start_from"), "{err}");
+        let err = Config::from_toml_str("[[subscriptions]]\nname = \"p\"\nconsumer_strategy = \"sticky\"").unwrap_err();
+        assert!(
+            matches!(err, Error::Config(ref c) if c.key == "subscriptions[0].consumer_strategy"
+                && c.reason.contains("round_robin")),
+            "{err}"
+        );
         let err = Config::from_toml_str("[[subscriptions]]\nname = \"p\"\nbuffer_size = 0").unwrap_err();
         assert!(
             matches!(err, Error::Config(ref c) if c.key == "subscriptions[0]" && c.reason.contains("buffer_size")),
@@ -441,6 +447,7 @@ mod tests {
             buffer_size = 2
             max_size = 3
             concurrency_limit = 4
+            consumer_strategy = "pinned_by_correlation"
             checkpoint_threshold = 5
             checkpoint_after = "6ms"
             message_timeout = 7
@@ -454,6 +461,7 @@ mod tests {
             .buffer_size(2)
             .max_size(3)
             .concurrency_limit(4)
+            .consumer_strategy(ConsumerStrategy::PinnedByCorrelation)
             .checkpoint_threshold(5)
             .checkpoint_after(Duration::from_millis(6))
             .message_timeout(Duration::from_millis(7))

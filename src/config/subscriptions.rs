@@ -22,13 +22,15 @@ use crate::subscription::SubscriptionOptions;
 /// `stream` (default `$all`) and every key of [`SubscriptionOptions`] except the functions.
 ///
 /// ```
-/// use chronik::{Config, StartFrom};
+/// use chronik::{Config, ConsumerStrategy, StartFrom};
 ///
 /// let config = Config::from_toml_str(r#"
 ///     [[subscriptions]]
 ///     name = "projector"
 ///     start_from = "origin"
 ///     buffer_size = 50
+///     concurrency_limit = 4
+///     consumer_strategy = "pinned"
 ///
 ///     [[subscriptions]]
 ///     name = "mailer"
@@ -38,6 +40,7 @@ use crate::subscription::SubscriptionOptions;
 ///     message_timeout = "10s"
 /// "#)?;
 /// assert_eq!(config.subscriptions[0].buffer_size, 50);
+/// assert_eq!(config.subscriptions[0].consumer_strategy, ConsumerStrategy::Pinned);
 /// assert_eq!(config.subscriptions[1].start_from, StartFrom::Current);
 /// let options = config.subscriptions[1].options();
 /// assert_eq!(options.max_retry_count, 3);

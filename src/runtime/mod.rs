@@ -50,7 +50,9 @@ use crate::error::{Error, Result};
 use crate::event::ALL;
 use crate::storage::Storage;
 use crate::subscriber::Subscriber;
-use crate::subscription::{DropReason, LIVE_BUFFER, SubscriptionKey, SubscriptionOptions, SubscriptionStatus};
+use crate::subscription::{
+    DropReason, LIVE_BUFFER, SubscriptionKey, SubscriptionOptions, SubscriptionStatistics, SubscriptionStatus,
+};
 
 pub use handles::{LiveSubscription, SubscriberHandle, Subscription};
 
@@ -208,6 +210,30 @@ impl Runtime {
                 actor.call(|reply| SubscriptionMsg::ReplayParked { id, reply: Some(reply) }, None).await
         {
             queued?;
+        }
+        Ok(())
+    }
+
+    /// What a named subscription is doing, if this node owns it (`None` if it does not run here,
+    /// waits for another node, or is restarting).
+    pub async fn subscription_statistics(&self, key: SubscriptionKey) -> Result<Option<SubscriptionStatistics>> {
+        let Some(actor) = self.running(key).await? else { return Ok(None) };
+        match actor.call(SubscriptionMsg::Statistics, None).await {
+            Ok(ractor::rpc::CallResult::Success(statistics)) => Ok(statistics),
+            _ => Ok(None),
+        }
+    }
+
+    /// Tells a named subscription running here that the stored settings of its row `id`
+    /// changed, and waits until it adopted them (so they hold for whatever is delivered after
+    /// this returns). Not running here is not an error: whoever runs it hears of it through the
+    /// database.
+    pub async fn reload_settings(&self, key: SubscriptionKey, id: i32) -> Result<()> {
+        if let Some(actor) = self.running(key).await?
+            && let Ok(ractor::rpc::CallResult::Success(adopted)) =
+                actor.call(|reply| SubscriptionMsg::Reload { id, reply: Some(reply) }, None).await
+        {
+            adopted?;
         }
         Ok(())
     }

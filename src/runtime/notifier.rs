@@ -12,8 +12,8 @@
 //! - **Receives** `Wake` (a notification), `Reconnected` (the LISTEN connection is back after
 //!   failing: the database is reachable again, which the registry passes on so subscriptions
 //!   waiting out a backoff resume at once) and `Poll` (every `notification_poll_interval`). A
-//!   replay request for parked events, and a stream's changed retention, are passed to the
-//!   subscription registry.
+//!   replay request for parked events, a subscription's changed settings and a stream's changed
+//!   retention are passed to the subscription registry.
 //! - **Persists** nothing. A notification is only a wake-up: on every wake it reads from its
 //!   own cursor, so events committed while the LISTEN connection was down are read when it is
 //!   back (or at the next poll), without waiting for another append. When nobody listens it
@@ -143,6 +143,10 @@ impl Actor for Notifier {
             }
             NotifierMsg::Wake(Wake::Replay(id)) => {
                 state.registry.tell(RegistryMsg::ReplayRequested(id));
+                Ok(())
+            }
+            NotifierMsg::Wake(Wake::Settings(id)) => {
+                state.registry.tell(RegistryMsg::SettingsChanged(id));
                 Ok(())
             }
             NotifierMsg::Wake(Wake::Retention(stream)) => {

@@ -1,10 +1,13 @@
 //! The `SubscriptionRegistry` actor: which named subscriptions run on this node, and who is
 //! connected to each.
 //!
-//! - **Owns** per subscription: its options, its subscribers' channels, its actor (a linked
-//!   child) and the `watch` slot through which handles find the current actor for acks.
+//! - **Owns** per subscription: its options (those the first subscriber here gave, with the
+//!   stored settings the facade read for it, then the settings its actor adopted), its
+//!   subscribers' channels, its actor (a linked child) and the `watch` slot through which
+//!   handles find the current actor for acks.
 //! - **Receives** `Subscribe` (enforcing `concurrency_limit`), `Disconnect`, `Unsubscribe`,
-//!   `Actor` (for status), `ReplayRequested` (a notification, passed on to the subscriptions),
+//!   `Actor` (for status), `Settings` (from a subscription actor that adopted stored settings),
+//!   `ReplayRequested` and `SettingsChanged` (notifications, passed on to the subscriptions),
 //!   `DatabaseBack` (the notifier reconnected after an outage: passed on, after the lock keeper
 //!   checked its connection), `LocksReset` (the lock keeper was restarted), `PublisherLost`
 //!   (from the hub: the subscriptions of that stream listen again), `RetentionChanged` (a
@@ -17,7 +20,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 
 use super::Context;
 use super::locks::LockMsg;
@@ -83,6 +86,19 @@ pub enum RegistryMsg {
     /// Parked events of subscription row `id` were marked for replay (a notification): tell
     /// the subscription, if it runs here.
     ReplayRequested(i32),
+    /// The stored settings of subscription row `id` changed (a notification): tell the
+    /// subscription, if it runs here, to adopt them.
+    SettingsChanged(i32),
+    /// A subscription's actor adopted these settings: later subscribers are checked against
+    /// them, and a restarted actor starts with them.
+    Settings {
+        /// Which subscription.
+        key: SubscriptionKey,
+        /// The actor that adopted them (a stopped one's news is stale).
+        actor: ActorId,
+        /// The settings it runs with now.
+        options: SubscriptionOptions,
+    },
     /// Start a crashed subscription's new actor (sent to itself after a backoff).
     Restart(SubscriptionKey),
     /// The lock keeper restarted: every lock this node held is gone.
@@ -168,6 +184,19 @@ impl Actor for SubscriptionRegistry {
                 // Only the subscription whose row it is acts on it.
                 for actor in state.entries.values().filter_map(|e| e.actor.as_ref()) {
                     let _ = actor.cast(SubscriptionMsg::ReplayParked { id, reply: None });
+                }
+            }
+            RegistryMsg::SettingsChanged(id) => {
+                // Only the subscription whose row it is acts on it.
+                for actor in state.entries.values().filter_map(|e| e.actor.as_ref()) {
+                    let _ = actor.cast(SubscriptionMsg::Reload { id, reply: None });
+                }
+            }
+            RegistryMsg::Settings { key, actor, options } => {
+                if let Some(entry) = state.entries.get_mut(&key)
+                    && entry.actor.as_ref().is_some_and(|current| current.get_id() == actor)
+                {
+                    entry.options = options;
                 }
             }
             RegistryMsg::DatabaseBack => {
@@ -302,6 +331,7 @@ impl RegistryState {
             options: entry.options.clone(),
             consumers: entry.consumers.clone(),
             listener: entry.listener,
+            registry: myself.clone(),
         };
         let (actor, _) = Actor::spawn_linked(None, SubscriptionActor, args, myself.get_cell())
             .await

@@ -14,7 +14,7 @@
 //! | [`Metadata`] | `metadata.rs` | stream metadata (retention rules, custom JSON) |
 //! | [`Scavenging`], [`ScavengeSession`] | `scavenge.rs` | removing what retention hides |
 //! | [`Snapshots`] | `snapshots.rs` | one snapshot per source |
-//! | [`Subscriptions`], [`LockSession`], [`NotificationListener`] | `subscriptions.rs` | rows, ownership, wake-ups |
+//! | [`Subscriptions`], [`LockSession`], [`NotificationListener`] | `subscriptions.rs` | rows, settings, ownership, wake-ups |
 //! | [`Nacks`], [`OwnerWrites`] | `nacks.rs` | retries and parks, and what an owner writes |
 //!
 //! The sessions a backend opens are associated types (`Appends::WriterSession`,
@@ -48,7 +48,7 @@ use crate::index::Indexed;
 use crate::metadata::StreamMetadata;
 use crate::page::{Page, PageRequest};
 use crate::snapshot::SnapshotData;
-use crate::subscription::{ParkedEvent, SubscriptionInfo};
+use crate::subscription::{ParkedEvent, StartFrom, SubscriptionInfo, SubscriptionOptions};
 
 /// A storage backend: the store of one [`Config`], with every room of the contract.
 pub(crate) trait Backend:
@@ -531,12 +531,14 @@ pub(crate) trait Subscriptions {
     /// Where the notifier hears of commits.
     type NotificationListener: NotificationListener;
 
-    /// The subscription's row, created with checkpoint `start` if it does not exist yet.
+    /// The subscription's row, created with checkpoint `start` and `settings` if it does not
+    /// exist yet; a row without settings (created before they were stored) gets `settings`.
     fn subscription_row(
         &self,
         stream: &str,
         name: &str,
         start: u64,
+        settings: &SubscriptionOptions,
     ) -> impl Future<Output = Result<SubscriptionRow>> + Send;
 
     /// The subscription's row, if it exists.
@@ -545,6 +547,23 @@ pub(crate) trait Subscriptions {
         stream: &str,
         name: &str,
     ) -> impl Future<Output = Result<Option<SubscriptionRow>>> + Send;
+
+    /// Stores the subscription's settings and wakes the node running it, wherever it runs
+    /// ([`Wake::Settings`]): the row's id, or `None` if the subscription does not exist.
+    fn update_settings(
+        &self,
+        stream: &str,
+        name: &str,
+        settings: &SubscriptionOptions,
+    ) -> impl Future<Output = Result<Option<i32>>> + Send;
+
+    /// The subscription as stored, with checkpoint, lag, owner, settings and parked count
+    /// (`live` is `None`); `None` if it does not exist.
+    fn subscription_info(
+        &self,
+        stream: &str,
+        name: &str,
+    ) -> impl Future<Output = Result<Option<SubscriptionInfo>>> + Send;
 
     /// Deletes the subscription's row (its checkpoint, retries and parks); whether there was
     /// one.
@@ -558,6 +577,21 @@ pub(crate) trait Subscriptions {
     /// The last event number of `stream` (for `$all`, the last global position); 0 if the
     /// stream has no row.
     fn head(&self, stream: &str) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The checkpoint a subscription created now starts from, by `start_from`: 0, `n`, or the
+    /// head of `stream`.
+    fn start_position(&self, stream: &str, start_from: StartFrom) -> impl Future<Output = Result<u64>> + Send
+    where
+        Self: Sync,
+    {
+        async move {
+            match start_from {
+                StartFrom::Origin => Ok(0),
+                StartFrom::After(n) => Ok(n),
+                StartFrom::Current => self.head(stream).await,
+            }
+        }
+    }
 
     /// Every subscription of the store, with checkpoint, lag and owner.
     fn list_subscriptions(&self) -> impl Future<Output = Result<Vec<SubscriptionInfo>>> + Send;

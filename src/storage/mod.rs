@@ -33,14 +33,14 @@ use crate::metadata::StreamMetadata;
 use crate::page::{Page, PageRequest};
 use crate::scavenge::{ScavengeOptions, ScavengeReport};
 use crate::snapshot::SnapshotData;
-use crate::subscription::{ParkedEvent, SubscriptionInfo};
+use crate::subscription::{ParkedEvent, StartFrom, SubscriptionInfo, SubscriptionOptions};
 
 pub use postgres::PgStorage;
 pub(crate) use rows::{
     EVENT_COLUMNS, EventRow, HIDES_ANYTHING, INFO_COLUMNS, INFO_FROM, IndexedEvent, InfoRow, METADATA_COLUMNS,
-    MetadataRow, NackRow, PageRow, ParkedRow, RETENTION_COLUMNS, RetentionRow, SnapshotRow, StreamRow, escape_like,
-    find_stream_sql, into_events, into_info, into_nacks, into_parked, into_snapshot, into_subscription_info, signed,
-    unsigned,
+    MetadataRow, NackRow, PageRow, ParkedRow, RETENTION_COLUMNS, RetentionRow, SnapshotRow, StreamRow,
+    SubscriptionListRow, SubscriptionRowRow, escape_like, find_stream_sql, into_events, into_info, into_nacks,
+    into_parked, into_snapshot, into_subscription_info, into_subscription_row, signed, unsigned,
 };
 pub use sqlite::SqliteStorage;
 
@@ -249,18 +249,23 @@ pub enum Wake {
     Resync,
     /// The parked events of subscription row `id` were marked for replay.
     Replay(i32),
+    /// The settings of subscription row `id` were changed: the node running it reloads them.
+    Settings(i32),
     /// What hides entries of this stream changed (its metadata was set, or it was deleted
     /// recreatably): live paths and subscriptions of it apply the new retention.
     Retention(String),
 }
 
-/// A subscription's row: its id and its checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A subscription's row: its id, its checkpoint and its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionRow {
     /// The row's id (on PostgreSQL, the low half of its advisory lock key).
     pub id: i32,
     /// The checkpoint: every event up to this event number was acked.
     pub last_seen: u64,
+    /// Its stored settings; `None` if a version that stored none created it, or they cannot be
+    /// read.
+    pub settings: Option<SubscriptionOptions>,
 }
 
 /// A retry or a park to record for one event.
@@ -486,11 +491,14 @@ impl Storage {
         fn record_snapshot(&self, snapshot: &SnapshotData) -> Result<()>;
         fn read_snapshot(&self, source_uuid: &str) -> Result<SnapshotData>;
         fn delete_snapshot(&self, source_uuid: &str) -> Result<()>;
-        fn subscription_row(&self, stream: &str, name: &str, start: u64) -> Result<SubscriptionRow>;
+        fn subscription_row(&self, stream: &str, name: &str, start: u64, settings: &SubscriptionOptions) -> Result<SubscriptionRow>;
         fn find_subscription(&self, stream: &str, name: &str) -> Result<Option<SubscriptionRow>>;
+        fn update_settings(&self, stream: &str, name: &str, settings: &SubscriptionOptions) -> Result<Option<i32>>;
+        fn subscription_info(&self, stream: &str, name: &str) -> Result<Option<SubscriptionInfo>>;
         fn delete_subscription(&self, stream: &str, name: &str) -> Result<bool>;
         fn set_checkpoint(&self, stream: &str, name: &str, checkpoint: u64) -> Result<bool>;
         fn head(&self, stream: &str) -> Result<u64>;
+        fn start_position(&self, stream: &str, start_from: StartFrom) -> Result<u64>;
         fn list_subscriptions(&self) -> Result<Vec<SubscriptionInfo>>;
         fn open_lock_session(&self) -> Result<LockSession> => LockSession;
         fn listen(&self) -> Result<NotificationListener> => NotificationListener;

@@ -11,8 +11,9 @@ use crate::event::{RecordedEvent, StreamInfo, StreamStatus};
 use crate::metadata::StreamMetadata;
 use crate::snapshot::SnapshotData;
 use crate::storage::StoredNack;
+use crate::storage::SubscriptionRow;
 use crate::storage::retention::Retention;
-use crate::subscription::{ParkedEvent, SubscriptionInfo};
+use crate::subscription::{ParkedEvent, SubscriptionInfo, stored};
 
 /// Converts a stored integer that must not be negative; a negative one is a corrupt row.
 pub(crate) fn unsigned(column: &str, value: i64) -> Result<u64> {
@@ -293,12 +294,25 @@ pub(crate) fn into_parked(rows: Vec<ParkedRow>) -> Result<Vec<ParkedEvent>> {
         .collect()
 }
 
-/// A subscription as listed: stream, name, checkpoint, its stream's head, created, updated.
-pub(crate) type SubscriptionListRow = (String, String, i64, i64, DateTime<Utc>, DateTime<Utc>);
+/// A subscription's row: id, checkpoint, stored settings (JSON text).
+pub(crate) type SubscriptionRowRow = (i32, i64, Option<String>);
+
+/// A subscription's row, with its settings read back (see `subscription/stored.rs`).
+pub(crate) fn into_subscription_row((id, last_seen, settings): SubscriptionRowRow) -> Result<SubscriptionRow> {
+    Ok(SubscriptionRow {
+        id,
+        last_seen: unsigned("last_seen", last_seen)?,
+        settings: settings.as_deref().and_then(stored::from_json),
+    })
+}
+
+/// A subscription as listed: stream, name, checkpoint, its stream's head, created, updated,
+/// stored settings (JSON text), parked events.
+pub(crate) type SubscriptionListRow = (String, String, i64, i64, DateTime<Utc>, DateTime<Utc>, Option<String>, i64);
 
 /// A listed subscription with its owner (process id and application name), if one runs it.
 pub(crate) fn into_subscription_info(
-    (stream, name, last_seen, head, created_at, updated_at): SubscriptionListRow,
+    (stream, name, last_seen, head, created_at, updated_at, settings, parked): SubscriptionListRow,
     owner_pid: Option<i32>,
     owner_application: Option<String>,
 ) -> Result<SubscriptionInfo> {
@@ -314,5 +328,8 @@ pub(crate) fn into_subscription_info(
         owner_application,
         created_at,
         updated_at,
+        settings: settings.as_deref().and_then(stored::from_json),
+        parked: unsigned("parked", parked)?,
+        live: None,
     })
 }

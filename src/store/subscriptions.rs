@@ -21,6 +21,11 @@ impl EventStore {
     /// once this node owns the subscription (another node may own it: this one then waits and
     /// takes over when it goes).
     ///
+    /// A subscription that exists already runs with its stored settings, not with `options`
+    /// (stored settings win; see [`SubscriptionOptions`]): only the functions of `options`
+    /// (`partition_by`, `selector`) count, if this subscriber starts it on this node. A new
+    /// subscription is created with `options` as its settings.
+    ///
     /// Errors: [`Error::SubscriptionAlreadyExists`] if it has a subscriber and its
     /// `concurrency_limit` is 1, [`Error::TooManySubscribers`] past the limit,
     /// [`Error::InvalidArgument`] for invalid options or stream ids.
@@ -32,7 +37,128 @@ impl EventStore {
     ) -> Result<Subscription> {
         self.ensure_writable("run named subscriptions (they keep checkpoints); live listeners work")?;
         let key = self.subscription_key(stream, name)?;
+        let options = self.with_stored_settings(stream, name, options).await?;
         self.inner.runtime.subscribe(key, options).await
+    }
+
+    /// `options` (once valid) with the settings stored for the subscription instead, keeping
+    /// the functions of `options`; a subscription that does not exist yet is created here with
+    /// `options` as its settings, so it exists once the subscriber has its handle. A transient
+    /// subscription is not stored. When the database cannot be asked now, `options` stand: the
+    /// subscription is created, or adopts its stored settings, as it takes ownership.
+    async fn with_stored_settings(
+        &self,
+        stream: &str,
+        name: &str,
+        options: SubscriptionOptions,
+    ) -> Result<SubscriptionOptions> {
+        options.validate()?;
+        if options.transient {
+            return Ok(options);
+        }
+        let storage = &self.inner.storage;
+        let row = async {
+            let start = storage.start_position(stream, options.start_from).await?;
+            storage.subscription_row(stream, name, start, &options).await
+        };
+        match row.await {
+            Ok(row) => Ok(match row.settings {
+                Some(stored) => stored.with_functions_of(&options),
+                None => options,
+            }),
+            Err(e @ (Error::Unavailable(_) | Error::Database(_))) => {
+                tracing::warn!(stream, name, error = %e, "cannot read the stored settings now; the subscription adopts them once it runs");
+                Ok(options)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Changes the settings of an existing named subscription: they are stored (a subscriber
+    /// that joins later, on any node, gets them) and take effect for its running subscribers,
+    /// wherever it runs. On this node they hold before this returns; on another node (PostgreSQL)
+    /// the owner is notified and adopts them moments later.
+    ///
+    /// What changes on a running subscription:
+    /// - `buffer_size`, `max_size`, `checkpoint_threshold`, `checkpoint_after`,
+    ///   `message_timeout`, `max_retry_count`: at once, for what is not yet delivered. Events in
+    ///   flight stay where they are: a subscriber over a smaller `buffer_size` gets nothing more
+    ///   until it is under it; past a smaller `max_size` the newest queued events are read again
+    ///   later.
+    /// - `consumer_strategy`: for every event not yet delivered (events in flight are not waited
+    ///   for, so the order of a stream may not hold across the change).
+    /// - `concurrency_limit`: for subscribers that join from now on; subscribers already
+    ///   connected stay even when there are more of them than the new limit.
+    /// - `start_from` is kept as stored: it applied when the subscription was created, and its
+    ///   checkpoint decides since (move it with
+    ///   [`set_subscription_checkpoint`](Self::set_subscription_checkpoint)).
+    /// - `partition_by` and `selector` are not stored and not changed: each node keeps the
+    ///   functions it started the subscription with.
+    ///
+    /// ```no_run
+    /// use chronik::{ALL, ConsumerStrategy, EventStore, SubscriptionOptions};
+    /// # async fn demo(store: EventStore) -> chronik::Result<()> {
+    /// let info = store.subscription_info(ALL, "projector").await?;
+    /// let settings = info.settings.unwrap_or_default().buffer_size(20).consumer_strategy(ConsumerStrategy::Pinned);
+    /// store.update_subscription(ALL, "projector", settings).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Errors: [`Error::SubscriptionNotFound`] if it is not stored (a transient subscription
+    /// never is); [`Error::InvalidArgument`] for invalid options, `transient(true)` (a stored
+    /// subscription cannot become transient) or another `filter` than the stored one (what it
+    /// skipped is behind its checkpoint): for either, delete it and subscribe again.
+    pub async fn update_subscription(&self, stream: &str, name: &str, options: SubscriptionOptions) -> Result<()> {
+        self.ensure_writable("update subscriptions")?;
+        let key = self.subscription_key(stream, name)?;
+        options.validate()?;
+        if options.transient {
+            return Err(Error::invalid(
+                "a stored subscription cannot become transient: delete it, then subscribe with transient(true)",
+            ));
+        }
+        let storage = &self.inner.storage;
+        let stored = storage.find_subscription(stream, name).await?.ok_or(Error::SubscriptionNotFound)?;
+        if let Some(stored) = &stored.settings
+            && stored.filter != options.filter
+        {
+            // What it skipped under the old filter is behind its checkpoint, and what it queued
+            // was chosen by it: a new filter would deliver neither one way nor the other.
+            return Err(Error::invalid(format!(
+                "the filter of subscription `{name}` on `{stream}` cannot change (it is {:?}): delete the \
+                 subscription and subscribe again with the new filter",
+                stored.filter
+            )));
+        }
+        let start_from = stored.settings.map_or(options.start_from, |settings| settings.start_from);
+        let settings = options.start_from(start_from);
+        let id = storage.update_settings(stream, name, &settings).await?.ok_or(Error::SubscriptionNotFound)?;
+        self.inner.runtime.reload_settings(key, id).await
+    }
+
+    /// A named subscription: its stored settings, checkpoint, head, lag, owner and parked count
+    /// and, when this node owns it, what it is doing now ([`SubscriptionInfo::live`]:
+    /// subscribers with their events in flight, queue, events being retried, rates). On another
+    /// node than the owner, `live` is `None` and the stored figures are there.
+    ///
+    /// [`Error::SubscriptionNotFound`] if it is not stored (a transient subscription never is:
+    /// see [`subscription_status`](Self::subscription_status)).
+    ///
+    /// ```no_run
+    /// use chronik::{ALL, EventStore};
+    /// # async fn demo(store: EventStore) -> chronik::Result<()> {
+    /// let info = store.subscription_info(ALL, "projector").await?;
+    /// println!("checkpoint {}, {} behind, {} parked", info.checkpoint, info.lag, info.parked);
+    /// if let Some(live) = info.live {
+    ///     println!("{} subscribers, {} in flight", live.consumers.len(), live.status.in_flight);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn subscription_info(&self, stream: &str, name: &str) -> Result<SubscriptionInfo> {
+        let key = self.subscription_key(stream, name)?;
+        let mut info = self.inner.storage.subscription_info(stream, name).await?.ok_or(Error::SubscriptionNotFound)?;
+        info.live = self.inner.runtime.subscription_statistics(key).await?;
+        Ok(info)
     }
 
     /// Connects to the named subscription `name` of `$all` (see
@@ -96,8 +222,10 @@ impl EventStore {
         self.inner.runtime.subscription_status(key).await
     }
 
-    /// Every named subscription stored in this store, with its checkpoint, its lag behind its
-    /// stream and the database session that owns it (whichever node runs it).
+    /// Every named subscription stored in this store, with its settings, checkpoint, lag behind
+    /// its stream, parked count and the database session that owns it (whichever node runs it).
+    /// The live figures are [`subscription_info`](Self::subscription_info)'s: here `live` is
+    /// always `None`.
     pub async fn list_subscriptions(&self) -> Result<Vec<SubscriptionInfo>> {
         self.ensure_open()?;
         self.inner.storage.list_subscriptions().await
@@ -105,7 +233,8 @@ impl EventStore {
 
     /// Runs `subscriber` as a supervised actor consuming the named subscription `name` of
     /// `stream` (or [`ALL`]): one of its subscribers, like
-    /// [`subscribe_to_stream`](Self::subscribe_to_stream) (same errors). `Ok` from
+    /// [`subscribe_to_stream`](Self::subscribe_to_stream) (same errors, and stored settings win
+    /// over `options` likewise). `Ok` from
     /// [`Subscriber::handle`] acks the batch; an `Err` or a panic makes it back off and take
     /// the unacked events again, in order, parking an event that keeps failing past
     /// `max_retry_count` (see [`Subscriber`]). The actor stops with the store, on
@@ -140,6 +269,7 @@ impl EventStore {
     ) -> Result<SubscriberHandle> {
         self.ensure_writable("run named subscriptions (they keep checkpoints); live listeners work")?;
         let key = self.subscription_key(stream, name)?;
+        let options = self.with_stored_settings(stream, name, options).await?;
         self.inner.runtime.start_subscriber(key, options, subscriber).await
     }
 

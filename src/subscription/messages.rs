@@ -6,6 +6,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
+use super::{SubscriptionOptions, SubscriptionStatistics};
 use crate::event::RecordedEvent;
 
 /// What a subscriber receives.
@@ -98,8 +99,10 @@ impl fmt::Display for NackAction {
     }
 }
 
-/// A named subscription as stored: checkpoint, lag and owner (see
-/// [`EventStore::list_subscriptions`](crate::EventStore::list_subscriptions)).
+/// A named subscription: as stored (settings, checkpoint, lag, owner, parked events) and, from
+/// [`EventStore::subscription_info`](crate::EventStore::subscription_info) on the node that owns
+/// it, as it runs (`live`). [`EventStore::list_subscriptions`](crate::EventStore::list_subscriptions)
+/// gives the stored figures of every subscription.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SubscriptionInfo {
@@ -122,6 +125,17 @@ pub struct SubscriptionInfo {
     pub created_at: DateTime<Utc>,
     /// When its checkpoint was last written.
     pub updated_at: DateTime<Utc>,
+    // Added with consumer strategies and subscription management:
+    /// Its stored settings (see [`SubscriptionOptions`]: stored settings win over a later
+    /// subscriber's), without the functions, which are not stored. `None` for a subscription
+    /// created by a version of chronik that stored no settings and not run since.
+    pub settings: Option<SubscriptionOptions>,
+    /// How many of its events are parked (see
+    /// [`EventStore::parked_events`](crate::EventStore::parked_events)).
+    pub parked: u64,
+    /// What it is doing now, when this node owns it; `None` when another node runs it or none
+    /// does, while this node waits to take it over, and always from `list_subscriptions`.
+    pub live: Option<SubscriptionStatistics>,
 }
 
 /// An event in a subscription's parked list (see

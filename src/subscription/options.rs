@@ -2,8 +2,10 @@
 //! partitions, checkpoints, retries. Plain values; nothing here knows an actor.
 //!
 //! [`SubscriptionOptions`] is the one definition of these settings: a `[[subscriptions]]`
-//! entry of the configuration file holds the same keys (read through their `Deserialize`),
-//! so a new option is a field here, with its doc, default and builder method.
+//! entry of the configuration file holds the same keys (read through their `Deserialize`), and
+//! the settings stored with a subscription are the same keys as JSON (written through their
+//! `Serialize`, read back by `stored.rs`), so a new option is a field here, with its doc,
+//! default and builder method.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
@@ -11,7 +13,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::{self, Deserialize, Deserializer, Unexpected};
+use serde::{Serialize, Serializer};
 
+use super::ConsumerStrategy;
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
 use crate::filter::EventFilter;
@@ -27,6 +31,17 @@ pub enum StartFrom {
     Current,
     /// After event number `n`: the first event delivered is the first with `event_number > n`.
     After(u64),
+}
+
+/// As settings write it: `"origin"`, `"current"`, or the event number to start after.
+impl Serialize for StartFrom {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            StartFrom::Origin => serializer.serialize_str("origin"),
+            StartFrom::Current => serializer.serialize_str("current"),
+            StartFrom::After(n) => serializer.serialize_u64(*n),
+        }
+    }
 }
 
 /// As settings write it: `"origin"`, `"current"`, or the event number to start after.
@@ -87,24 +102,34 @@ impl<F: ?Sized> Eq for Hook<F> {}
 type PartitionFn = dyn Fn(&RecordedEvent) -> u64 + Send + Sync;
 type SelectorFn = dyn Fn(&RecordedEvent) -> bool + Send + Sync;
 
-/// Options of a named subscription. The first subscriber's options hold while the subscription
-/// runs on a node; later subscribers (competing consumers) join it as it is.
+/// Options of a named subscription.
 ///
-/// Every option but the functions (`partition_by`, `selector`) can also be written in a
-/// settings file: a `[[subscriptions]]` entry of [`Config`](crate::Config) takes these keys,
-/// durations as milliseconds or a string with a unit (`"250ms"`, `"2s"`). Keys left out keep
-/// their defaults; an unknown key is an error. Two options are equal when their settings are
-/// and they share the same functions (or neither has one).
+/// **Stored settings win.** A persistent subscription keeps its settings (every option but the
+/// functions) in the database, written when it is created and by
+/// [`EventStore::update_subscription`](crate::EventStore::update_subscription). A subscriber
+/// that joins it later, on this node or another, or after a restart, gets the stored settings,
+/// not the ones it passed. The functions (`partition_by`, `selector`) cannot be stored: on each
+/// node, those of the subscriber that started the subscription there hold. Competing consumers
+/// that join a subscription already running on their node join it as it is. A transient
+/// subscription stores nothing: each node runs it with the options it was started with.
+///
+/// Every option but the functions can also be written in a settings file: a `[[subscriptions]]`
+/// entry of [`Config`](crate::Config) takes these keys, durations as milliseconds or a string
+/// with a unit (`"250ms"`, `"2s"`). Keys left out keep their defaults; an unknown key is an
+/// error. Serialized (as the database stores them, as JSON text) durations are strings with
+/// units and the functions are left out. Two options are equal when their settings are and
+/// they share the same functions (or neither has one).
 ///
 /// ```
 /// use std::time::Duration;
-/// use chronik::{StartFrom, SubscriptionOptions};
+/// use chronik::{ConsumerStrategy, StartFrom, SubscriptionOptions};
 ///
 /// let options = SubscriptionOptions::default()
 ///     .start_from(StartFrom::Origin)
 ///     .buffer_size(100)
 ///     .max_size(1_000)
 ///     .concurrency_limit(4)
+///     .consumer_strategy(ConsumerStrategy::RoundRobin)
 ///     .partition_by(|e| e.stream_uuid.clone())
 ///     .selector(|e| e.event_type != "Noise")
 ///     .checkpoint_threshold(100)
@@ -113,7 +138,7 @@ type SelectorFn = dyn Fn(&RecordedEvent) -> bool + Send + Sync;
 ///     .max_retry_count(10);
 /// assert_eq!(options.buffer_size, 100);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct SubscriptionOptions {
@@ -126,14 +151,16 @@ pub struct SubscriptionOptions {
     pub max_size: usize,
     /// Most subscribers connected at once: competing consumers (default 1, exclusive).
     pub concurrency_limit: usize,
+    /// How competing consumers share the events (default [`ConsumerStrategy::RoundRobin`]).
+    pub consumer_strategy: ConsumerStrategy,
     /// Number of acked events after which the checkpoint is written (default 1: every ack).
     pub checkpoint_threshold: u64,
     /// Longest time an acked event waits for its checkpoint to be written (default 1 s).
-    #[serde(deserialize_with = "crate::duration::deserialize")]
+    #[serde(deserialize_with = "crate::duration::deserialize", serialize_with = "crate::duration::serialize")]
     pub checkpoint_after: Duration,
     /// Longest time an event may stay in flight without an ack or a nack; past it, the event
     /// is retried as if nacked with [`NackAction::Retry`](crate::NackAction::Retry) (default 30 s).
-    #[serde(deserialize_with = "crate::duration::deserialize")]
+    #[serde(deserialize_with = "crate::duration::deserialize", serialize_with = "crate::duration::serialize")]
     pub message_timeout: Duration,
     /// Most retries of one event (nacks with [`NackAction::Retry`](crate::NackAction::Retry), message timeouts, failures
     /// of a [`Subscriber`](crate::Subscriber)); the next one parks it (default 10).
@@ -159,6 +186,7 @@ impl Default for SubscriptionOptions {
             buffer_size: 100,
             max_size: 1_000,
             concurrency_limit: 1,
+            consumer_strategy: ConsumerStrategy::RoundRobin,
             checkpoint_threshold: 1,
             checkpoint_after: Duration::from_secs(1),
             message_timeout: Duration::from_secs(30),
@@ -200,8 +228,20 @@ impl SubscriptionOptions {
         self
     }
 
-    /// Routes events with the same key to the same subscriber, in order, while any of them is in
-    /// flight (for `concurrency_limit > 1`).
+    /// Sets how competing consumers share the events (see [`ConsumerStrategy`]).
+    #[must_use]
+    pub fn consumer_strategy(mut self, strategy: ConsumerStrategy) -> Self {
+        self.consumer_strategy = strategy;
+        self
+    }
+
+    /// Routes events with the same key to the same subscriber, in order (for
+    /// `concurrency_limit > 1`): the key takes the place of the strategy's own. With
+    /// [`ConsumerStrategy::RoundRobin`] (or `DispatchToSingle`) a key stays on its subscriber
+    /// while any of its events is in flight and may move once they are acked; with
+    /// [`ConsumerStrategy::Pinned`] (or `PinnedByCorrelation`) it is pinned to its subscriber
+    /// for as long as that one is connected. A function is not stored with the subscription's
+    /// settings: each node uses the one of the subscriber that started the subscription there.
     #[must_use]
     pub fn partition_by<K, F>(mut self, key: F) -> Self
     where
@@ -213,7 +253,8 @@ impl SubscriptionOptions {
         self
     }
 
-    /// Delivers only the events for which `select` is true; the others count as acked.
+    /// Delivers only the events for which `select` is true; the others count as acked. Like
+    /// `partition_by`, it is not stored: each node uses the one it started the subscription with.
     #[must_use]
     pub fn selector<F>(mut self, select: F) -> Self
     where
@@ -258,8 +299,35 @@ impl SubscriptionOptions {
         self
     }
 
+    /// The key that keeps events together on one subscriber: `partition_by`'s, else the
+    /// strategy's (the stream for `Pinned`, the correlation id or else the stream for
+    /// `PinnedByCorrelation`), else none.
     pub(crate) fn partition_of(&self, event: &RecordedEvent) -> Option<u64> {
-        self.partition_by.as_ref().map(|key| (key.0)(event))
+        if let Some(key) = &self.partition_by {
+            return Some((key.0)(event));
+        }
+        // Hashed alike within the process, which is all an assignment in memory needs.
+        let hasher = std::hash::BuildHasherDefault::<std::hash::DefaultHasher>::default();
+        match (self.consumer_strategy, event.correlation_id) {
+            (ConsumerStrategy::PinnedByCorrelation, Some(id)) => Some(hasher.hash_one(id)),
+            (ConsumerStrategy::Pinned | ConsumerStrategy::PinnedByCorrelation, _) => {
+                Some(hasher.hash_one(&event.stream_uuid))
+            }
+            _ => None,
+        }
+    }
+
+    /// These settings with the functions (`partition_by`, `selector`) of `node`: what a node
+    /// runs when the settings come from the database.
+    pub(crate) fn with_functions_of(mut self, node: &SubscriptionOptions) -> Self {
+        self.partition_by.clone_from(&node.partition_by);
+        self.selector.clone_from(&node.selector);
+        self
+    }
+
+    /// The settings alone, without the functions: what is stored.
+    pub(crate) fn settings(&self) -> SubscriptionOptions {
+        SubscriptionOptions { partition_by: None, selector: None, ..self.clone() }
     }
 
     /// Delivers only the events `filter` passes.
@@ -314,5 +382,38 @@ mod tests {
         assert_ne!(selective, SubscriptionOptions::default().selector(|e| e.event_type != "Noise"));
         assert_ne!(SubscriptionOptions::default().buffer_size(2), SubscriptionOptions::default());
         assert!(format!("{selective:?}").contains("selector: Some(Fn)"));
+    }
+
+    fn event(stream: &str, correlation: Option<uuid::Uuid>) -> RecordedEvent {
+        RecordedEvent {
+            event_number: 1,
+            event_id: uuid::Uuid::new_v4(),
+            stream_uuid: stream.into(),
+            stream_version: 1,
+            global_position: 1,
+            event_type: "T".into(),
+            correlation_id: correlation,
+            causation_id: None,
+            data: Vec::new(),
+            metadata: None,
+            content_type: "application/json".into(),
+            created_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn the_key_is_partition_bys_else_the_strategys() {
+        let shared = Some(uuid::Uuid::new_v4());
+        let (a, b) = (event("a", shared), event("b", shared));
+        let round_robin = SubscriptionOptions::default();
+        assert_eq!((round_robin.partition_of(&a), round_robin.partition_of(&b)), (None, None));
+        let pinned = SubscriptionOptions::default().consumer_strategy(ConsumerStrategy::Pinned);
+        assert_ne!(pinned.partition_of(&a), pinned.partition_of(&b), "by stream");
+        assert_eq!(pinned.partition_of(&a), pinned.partition_of(&event("a", None)));
+        let by_correlation = SubscriptionOptions::default().consumer_strategy(ConsumerStrategy::PinnedByCorrelation);
+        assert_eq!(by_correlation.partition_of(&a), by_correlation.partition_of(&b), "by correlation id");
+        assert_eq!(by_correlation.partition_of(&event("c", None)), pinned.partition_of(&event("c", None)));
+        let custom = pinned.partition_by(|_| 7_u8);
+        assert_eq!(custom.partition_of(&a), custom.partition_of(&b), "partition_by's key instead");
     }
 }

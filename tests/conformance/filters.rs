@@ -172,3 +172,18 @@ async fn a_filtered_live_listener_gets_only_what_passes() {
         panic!("nothing else: {msg:?}");
     }
 }
+
+#[tokio::test]
+async fn a_subscriptions_filter_is_stored_and_cannot_change() {
+    let store = quick_store().await;
+    let filter = EventFilter::stream_prefix(["wanted-"]);
+    let mut sub =
+        store.subscribe_to_all_streams("kept", SubscriptionOptions::default().filter(filter.clone())).await.unwrap();
+    assert!(matches!(next(&mut sub).await, SubscriptionMessage::Subscribed));
+    let info = store.subscription_info(chronik::ALL, "kept").await.unwrap();
+    assert_eq!(info.settings.and_then(|s| s.filter), Some(filter.clone()), "stored with the settings");
+    let other = SubscriptionOptions::default().filter(EventFilter::stream_prefix(["other-"]));
+    assert_invalid_mentioning(store.update_subscription(chronik::ALL, "kept", other).await, "filter");
+    let same = SubscriptionOptions::default().filter(filter).buffer_size(5);
+    store.update_subscription(chronik::ALL, "kept", same).await.unwrap();
+}

@@ -3,7 +3,7 @@
 //! It administers a store (`create`, `init`, `migrate`, `migrations`, `drop`, `reset`, `setup`)
 //! and works with its streams (`append`, `read`, `info`, `streams`, `delete`, `tail`), their
 //! retention (`metadata`, `scavenge`), its named subscriptions (`subscriptions`: the list,
-//! parked events, checkpoints, deletion) and its snapshots (`snapshot`). One file per group of
+//! one subscription's settings, parked events, checkpoints, deletion) and its snapshots (`snapshot`). One file per group of
 //! commands: `admin.rs`, `streams.rs`, `retention.rs`, `subscriptions.rs`, `snapshots.rs`; what
 //! they print is shaped in `output.rs`.
 //!
@@ -53,6 +53,7 @@ Examples:
   chronik tail '$all'                             follow new events until Ctrl-C
   chronik metadata session-9 --max-age 1d         keep a day of events readable; `chronik scavenge` removes the rest
   chronik subscriptions                           checkpoints, lag and owners
+  chronik subscriptions info '$all' projector     one subscription's settings and figures
   chronik --json info account-1                   machine-readable output
   chronik --database-url postgres://postgres@127.0.0.1:5432/postgres --schema accounts setup
 
@@ -121,8 +122,8 @@ enum Command {
     /// Remove from the database what stream retention hides.
     #[command(after_help = retention::SCAVENGE_EXAMPLES)]
     Scavenge(retention::ScavengeArgs),
-    /// Named subscriptions: the list (checkpoint, lag, owning session), parked events,
-    /// checkpoints, deletion.
+    /// Named subscriptions: the list (checkpoint, lag, owning session), one subscription's
+    /// settings, parked events, checkpoints, deletion.
     #[command(after_help = subscriptions::EXAMPLES)]
     Subscriptions(subscriptions::SubscriptionsArgs),
     /// Show or delete the snapshot of a source.
@@ -425,6 +426,13 @@ mod tests {
             panic!("not `checkpoint`");
         };
         assert_eq!((args.stream.as_str(), args.name.as_str(), args.set), ("$all", "p", Some(7)));
+        let Some(SubscriptionsCommand::Info(args)) =
+            sub(parse(&["subscriptions", "info", "$all", "p"]).expect("parses"))
+        else {
+            panic!("not `info`");
+        };
+        assert_eq!((args.stream.as_str(), args.name.as_str()), ("$all", "p"));
+        assert!(parse(&["subscriptions", "info", "$all"]).is_err());
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Named subscriptions: `subscriptions` (the list) and its subcommands: `parked` (list or
-//! replay parked events), `checkpoint` (show or move a checkpoint) and `delete`.
+//! Named subscriptions: `subscriptions` (the list) and its subcommands: `info` (one
+//! subscription with its settings), `parked` (list or replay parked events), `checkpoint` (show
+//! or move a checkpoint) and `delete`.
 
 use std::process::ExitCode;
 
@@ -16,6 +17,7 @@ use crate::{Context, Failure, Outcome, with_reader, with_store};
 pub(crate) const EXAMPLES: &str = "\
 Examples:
   chronik subscriptions                                  every subscription: checkpoint, lag, owner
+  chronik subscriptions info '$all' projector            one subscription: settings, checkpoint, parked events
   chronik subscriptions parked '$all' projector          its parked events
   chronik subscriptions parked '$all' projector replay   deliver them again
   chronik subscriptions checkpoint '$all' projector      its checkpoint and what it is behind
@@ -33,6 +35,8 @@ pub(crate) struct SubscriptionsArgs {
 /// The subcommands of `subscriptions`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum SubscriptionsCommand {
+    /// Show a subscription: its stored settings, checkpoint, head, lag, owner and parked count.
+    Info(InfoArgs),
     /// List the parked events of a named subscription, or mark them for replay (`... NAME replay`).
     Parked(ParkedArgs),
     /// Show a subscription's checkpoint, or move it with `--set N` (while no node runs it).
@@ -40,6 +44,15 @@ pub(crate) enum SubscriptionsCommand {
     /// Delete a subscription: its checkpoint, retry counts and parked events. Asks for
     /// confirmation.
     Delete(DeleteArgs),
+}
+
+/// Arguments of `subscriptions info`.
+#[derive(Debug, Args)]
+pub(crate) struct InfoArgs {
+    /// The subscription's stream, or `$all`.
+    pub(crate) stream: String,
+    /// The subscription's name.
+    pub(crate) name: String,
 }
 
 /// Arguments of `subscriptions parked`.
@@ -94,6 +107,9 @@ pub(crate) struct DeleteArgs {
 pub(crate) async fn run(config: Config, args: SubscriptionsArgs, json: bool) -> Outcome {
     match args.command {
         None => with_reader(config, async |store| subscriptions(store, json).await).await,
+        Some(SubscriptionsCommand::Info(args)) => {
+            with_reader(config, async |store| info(store, &args, json).await).await
+        }
         Some(SubscriptionsCommand::Parked(args)) => match args.action {
             None => with_reader(config, async |store| parked(store, &args, json).await).await,
             Some(ParkedAction::Replay) => {
@@ -182,22 +198,79 @@ pub(crate) async fn subscriptions(store: &EventStore, json: bool) -> Outcome {
     }
     let mut table = new_table(["stream", "name", "checkpoint", "head", "lag", "owner", "updated_at"]);
     for s in &list {
-        let owner = match (s.owner_pid, &s.owner_application) {
-            (Some(pid), Some(application)) if !application.is_empty() => format!("pid {pid} ({application})"),
-            (Some(pid), _) => format!("pid {pid}"),
-            (None, _) => "-".to_string(),
-        };
         table.add_row(vec![
             s.stream.clone(),
             s.name.clone(),
             s.checkpoint.to_string(),
             s.head.to_string(),
             s.lag.to_string(),
-            owner,
+            owner(s),
             s.updated_at.to_rfc3339_opts(SecondsFormat::Micros, true),
         ]);
     }
     print_line(&table.to_string())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Who runs a subscription, for a table.
+fn owner(s: &SubscriptionInfo) -> String {
+    match (s.owner_pid, &s.owner_application) {
+        (Some(pid), Some(application)) if !application.is_empty() => format!("pid {pid} ({application})"),
+        (Some(pid), _) => format!("pid {pid}"),
+        (None, _) => "-".to_string(),
+    }
+}
+
+/// `subscriptions info STREAM NAME`: what is stored. The live figures (subscribers, events in
+/// flight, rates) are only known to the node that runs the subscription, never this process.
+async fn info(store: &EventStore, args: &InfoArgs, json: bool) -> Outcome {
+    let (stream, name) = (&args.stream, &args.name);
+    let s = store
+        .subscription_info(stream, name)
+        .await
+        .context(|| format!("cannot show subscription `{name}` on `{stream}`"))?;
+    let settings = match &s.settings {
+        Some(settings) => serde_json::to_value(settings)
+            .map_err(|e| Failure::new(format!("cannot show the settings of `{name}` on `{stream}`: {e}")))?,
+        None => Value::Null,
+    };
+    if json {
+        let mut value = subscription_json(&s);
+        value["parked"] = json!(s.parked);
+        value["settings"] = settings;
+        return print_json(&value).map(|()| ExitCode::SUCCESS);
+    }
+    let mut table = new_table(["field", "value"]);
+    let stored = [
+        ("stream", s.stream.clone()),
+        ("name", s.name.clone()),
+        ("checkpoint", s.checkpoint.to_string()),
+        ("head", s.head.to_string()),
+        ("lag", s.lag.to_string()),
+        ("parked", s.parked.to_string()),
+        ("owner", owner(&s)),
+        ("created_at", s.created_at.to_rfc3339_opts(SecondsFormat::Micros, true)),
+        ("updated_at", s.updated_at.to_rfc3339_opts(SecondsFormat::Micros, true)),
+    ];
+    for (field, value) in stored {
+        table.add_row(vec![field.to_string(), value]);
+    }
+    match settings {
+        Value::Object(settings) => {
+            for (key, value) in settings {
+                let value = value.as_str().map_or_else(|| value.to_string(), str::to_string);
+                table.add_row(vec![key, value]);
+            }
+        }
+        _ => {
+            table.add_row(vec![
+                "settings".to_string(),
+                "not stored yet (its next owner stores its options)".to_string(),
+            ]);
+        }
+    }
+    print_line(&table.to_string())?;
+    print_line("subscribers, events in flight and rates: EventStore::subscription_info on the node that runs it")?;
     Ok(ExitCode::SUCCESS)
 }
 

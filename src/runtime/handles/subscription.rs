@@ -97,6 +97,12 @@ impl Subscription {
         &self.key.name
     }
 
+    /// This subscriber's id within its node, as
+    /// [`SubscriptionStatistics::consumers`](crate::SubscriptionStatistics::consumers) lists it.
+    pub fn subscriber_id(&self) -> u64 {
+        self.consumer
+    }
+
     /// The next message; `None` once the subscriber is disconnected (after
     /// [`SubscriptionMessage::Dropped`], nothing more is received).
     pub async fn recv(&mut self) -> Option<SubscriptionMessage> {

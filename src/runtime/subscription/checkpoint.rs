@@ -1,6 +1,8 @@
 //! Acks and the checkpoint: booking finished events, and writing the checkpoint through the
 //! lock keeper (coalesced when only it moved, at once when more goes with it).
 
+use std::time::Instant;
+
 use ractor::ActorRef;
 
 use super::{Acks, Finished, SubscriptionMsg, SubscriptionState};
@@ -16,6 +18,7 @@ impl SubscriptionState {
             return Ok(());
         }
         let finished = self.tracker.ack(consumer, acks)?;
+        self.rates.acked(Instant::now(), finished.len());
         self.ledger.book(&finished);
         Ok(())
     }

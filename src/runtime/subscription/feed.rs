@@ -105,7 +105,9 @@ impl SubscriptionState {
         self.consumers.retain(|c| c.id != id);
         self.paused.remove(&id);
         self.epochs.remove(&id);
-        self.release(myself, id);
+        if self.tracker.leave(id, self.options.max_size) {
+            self.fall_behind(myself, 0);
+        }
     }
 
     /// Takes back the events in flight at a subscriber.
@@ -201,7 +203,9 @@ impl SubscriptionState {
     pub(super) fn deliver(&mut self, myself: &ActorRef<SubscriptionMsg>) {
         if self.phase.is_owned() {
             let ids: Vec<u64> = self.consumers.iter().map(|c| c.id).filter(|id| !self.paused.contains(id)).collect();
-            for (id, batch) in self.tracker.dispatch(&ids) {
+            let batches = self.tracker.dispatch(&ids);
+            self.rates.delivered(Instant::now(), batches.iter().map(|(_, batch)| batch.len()).sum());
+            for (id, batch) in batches {
                 let retries: Vec<(u64, u32)> = batch
                     .iter()
                     .map(|e| (e.event_number, self.tracker.retries(e.event_number)))

@@ -7,19 +7,21 @@
 //!      └──── lock lost ───────┴───┴── gap, Missed, or queue at max_size
 //! ```
 //!
-//! - **Owns** the subscribers' channels, the queue of events not yet delivered (at most
-//!   `max_size`), the events in flight per subscriber and partition (at most `buffer_size`
-//!   each), and the checkpoint (see [`tracker`]); what it owes the database, the parked events
-//!   after the checkpoint (skipped when read again) and the parked events asked for again (see
-//!   [`ledger`]).
+//! - **Owns** the settings it runs with (the stored ones, see `settings.rs`), the subscribers'
+//!   channels, the queue of events not yet delivered (at most `max_size`), the events in flight
+//!   per subscriber and key (at most `buffer_size` each) and who gets what by the consumer
+//!   strategy, and the checkpoint (see [`tracker`] and [`pins`]); what it owes the database,
+//!   the parked events after the checkpoint (skipped when read again) and the parked events
+//!   asked for again (see [`ledger`]); the rates of the last minute (see [`rates`]).
 //! - **Receives** `Connect`/`Disconnect` of subscribers (from the registry), `Ack`, `Nack`,
 //!   `Pause`/`Resume` (from a subscriber actor), `Live` feeds (from its publisher), `Acquire`,
-//!   `CatchUp` and `FillReplay` (sent to itself), `ReplayParked` (from the facade or, through
-//!   the registry, a notification), `RetentionChanged` (through the registry, a notification:
+//!   `CatchUp` and `FillReplay` (sent to itself), `ReplayParked` and `Reload` (from the facade
+//!   or, through the registry, a notification), `RetentionChanged` (through the registry, a notification:
 //!   queued events the stream's retention now hides are dropped), `LockLost` (from the lock
 //!   keeper), `DatabaseBack` (from the
 //!   registry, after an outage: retries waiting out a backoff are made at once),
-//!   `FlushCheckpoint`, `Sweep` and `RetryCatchUp` (its timers), `Status` and `Stop`.
+//!   `FlushCheckpoint`, `Sweep` and `RetryCatchUp` (its timers), `Status`, `Statistics` and
+//!   `Stop`.
 //! - **Persists** through the lock keeper (on the connection that holds its lock): retry
 //!   counts and parks before it answers the nack that caused them; the checkpoint when
 //!   `checkpoint_threshold` events were finished or `checkpoint_after` after an unwritten one
@@ -27,14 +29,16 @@
 //!   subscriptions'; written at once with the rows of acked replayed events), and before it
 //!   stops. The timers only write and retry; they never change the phase.
 //! - **On a crash**: the registry restarts it with the same subscribers; it retakes the lock
-//!   and resumes after the persisted checkpoint with the stored retry counts and parks, so
-//!   subscribers see `Subscribed` and the unacked events again (at-least-once, never a gap).
+//!   and resumes after the persisted checkpoint with the stored settings, retry counts and
+//!   parks, so subscribers see `Subscribed` and the unacked events again (at-least-once, never
+//!   a gap).
 //!
 //! This file holds the messages and the actor shell, which only dispatches; `state.rs` the
 //! phases and the state; the state machine's work is in `ownership.rs` (taking and losing the
 //! lock), `feed.rs` (catch-up reads, live feeds, delivery), `nacks.rs` (retries, parks, pauses,
-//! timeouts, replays) and `checkpoint.rs` (acks and checkpoint writes); `delivery.rs` what goes
-//! to subscribers. [`tracker`] and [`ledger`] are the I/O-free bookkeeping they share.
+//! timeouts, replays), `checkpoint.rs` (acks and checkpoint writes) and `settings.rs` (the
+//! settings it runs with, and its statistics); `delivery.rs` what goes to subscribers.
+//! [`tracker`], [`pins`], [`ledger`] and [`rates`] are the I/O-free bookkeeping they share.
 //!
 //! Live feeds bound nothing by themselves (mailboxes are unbounded), so the actor takes live
 //! events only while its queue has room; past `max_size` it drops them and reads from storage
@@ -46,6 +50,9 @@ mod feed;
 pub mod ledger;
 mod nacks;
 mod ownership;
+pub mod pins;
+pub mod rates;
+mod settings;
 mod state;
 pub mod tracker;
 
@@ -59,9 +66,12 @@ use self::state::SubscriptionState;
 pub use self::tracker::{Acks, Finished, Tracker};
 use super::Context;
 use super::publisher::{Listener, ListenerId, LiveFeed};
+use super::registry::RegistryMsg;
 
 use crate::error::Result;
-use crate::subscription::{DropReason, NackAction, SubscriptionKey, SubscriptionOptions, SubscriptionStatus};
+use crate::subscription::{
+    DropReason, NackAction, SubscriptionKey, SubscriptionOptions, SubscriptionStatistics, SubscriptionStatus,
+};
 
 /// Most events one catch-up read takes.
 const READ_BATCH: usize = 1_000;
@@ -132,6 +142,14 @@ pub enum SubscriptionMsg {
     },
     /// Read the next parked events to replay (sent to itself).
     FillReplay,
+    /// The stored settings of subscription row `id` changed: read and adopt them (ignored by
+    /// the other subscriptions).
+    Reload {
+        /// The subscription's row id.
+        id: i32,
+        /// Answered once they are adopted, if given.
+        reply: Option<RpcReplyPort<Result<()>>>,
+    },
     /// What the publisher saw committed.
     Live(LiveFeed),
     /// The publisher was lost with its listeners: listen again, and re-read what may have been
@@ -157,6 +175,8 @@ pub enum SubscriptionMsg {
     Sweep,
     /// The in-memory state.
     Status(RpcReplyPort<SubscriptionStatus>),
+    /// What it is doing, if this node owns it.
+    Statistics(RpcReplyPort<Option<SubscriptionStatistics>>),
     /// Write the checkpoint, release the lock, drop the subscribers with `reason` and stop.
     Stop(DropReason, RpcReplyPort<()>),
 }
@@ -177,6 +197,8 @@ pub struct SubscriptionArgs {
     /// Its listener id at the publisher (chosen by the registry, which removes it if the actor
     /// crashes).
     pub listener: ListenerId,
+    /// The registry that runs it, told the settings it adopts.
+    pub registry: ActorRef<RegistryMsg>,
 }
 
 impl Actor for SubscriptionActor {
@@ -233,6 +255,14 @@ impl Actor for SubscriptionActor {
                 }
             }
             SubscriptionMsg::FillReplay => state.fill_replay(&myself).await,
+            SubscriptionMsg::Reload { id, reply } => {
+                let outcome = state.reload(&myself, id).await;
+                if let Some(reply) = reply {
+                    let _ = reply.send(outcome);
+                } else if let Err(e) = outcome {
+                    tracing::warn!(subscription = %state.key, error = %e, "cannot read the changed settings; keeping these");
+                }
+            }
             SubscriptionMsg::Sweep => {
                 state.sweep_scheduled = false;
                 state.sweep(&myself).await;
@@ -255,6 +285,9 @@ impl Actor for SubscriptionActor {
             }
             SubscriptionMsg::Status(reply) => {
                 let _ = reply.send(state.status());
+            }
+            SubscriptionMsg::Statistics(reply) => {
+                let _ = reply.send(state.statistics());
             }
             SubscriptionMsg::Stop(reason, reply) => {
                 state.stop(&myself, reason).await;

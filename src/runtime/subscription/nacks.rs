@@ -31,6 +31,7 @@ impl SubscriptionState {
         match action {
             NackAction::Skip => {
                 let finished: Vec<Finished> = self.tracker.finish(number).into_iter().collect();
+                self.rates.acked(Instant::now(), finished.len());
                 self.finished(myself, &finished).await;
                 Ok(())
             }

@@ -10,7 +10,7 @@ use super::{INCARNATIONS, MAX_BACKOFF_INTERVALS, SubscriptionMsg, SubscriptionSt
 use crate::error::{Error, Result};
 use crate::runtime::locks::LockMsg;
 use crate::storage::StoredNack;
-use crate::subscription::{StartFrom, SubscriptionMessage};
+use crate::subscription::{SubscriptionMessage, SubscriptionOptions};
 
 impl SubscriptionState {
     /// Takes ownership (the lock, or nothing for a transient subscription) and starts catching
@@ -21,8 +21,11 @@ impl SubscriptionState {
             return;
         }
         match self.try_acquire(myself).await {
-            Ok(Some((checkpoint, nacks))) => {
+            Ok(Some((checkpoint, nacks, settings))) => {
                 self.incarnation = INCARNATIONS.fetch_add(1, Ordering::Relaxed);
+                if let Some(settings) = settings {
+                    self.adopt(myself, settings);
+                }
                 self.reset(checkpoint);
                 for nack in nacks {
                     self.restore(nack);
@@ -83,14 +86,15 @@ impl SubscriptionState {
         }
     }
 
-    /// The checkpoint to resume after and what was recorded about retried and parked events,
-    /// once owned; `None` if another node owns it.
+    /// The checkpoint to resume after, what was recorded about retried and parked events, and
+    /// the stored settings, once owned; `None` if another node owns it.
     pub(super) async fn try_acquire(
         &mut self,
         myself: &ActorRef<SubscriptionMsg>,
-    ) -> Result<Option<(u64, Vec<StoredNack>)>> {
+    ) -> Result<Option<(u64, Vec<StoredNack>, Option<SubscriptionOptions>)>> {
         if self.options.transient {
-            return Ok(Some((self.start_position().await?, Vec::new())));
+            let start = self.ctx.storage.start_position(&self.key.stream, self.options.start_from).await?;
+            return Ok(Some((start, Vec::new(), None)));
         }
         let storage = &self.ctx.storage;
         // The row is looked up (or created) once; retries while another node owns the
@@ -98,8 +102,9 @@ impl SubscriptionState {
         let id = match self.row {
             Some(id) => id,
             None => {
-                let start = self.start_position().await?;
-                let row = self.ctx.storage.subscription_row(&self.key.stream, &self.key.name, start).await?;
+                let (stream, name) = (&self.key.stream, &self.key.name);
+                let start = storage.start_position(stream, self.options.start_from).await?;
+                let row = storage.subscription_row(stream, name, start, &self.options).await?;
                 self.row = Some(row.id);
                 row.id
             }
@@ -115,7 +120,7 @@ impl SubscriptionState {
         match storage.find_subscription(&self.key.stream, &self.key.name).await? {
             Some(row) if row.id == id => {
                 let nacks = storage.load_nacks(id, row.last_seen).await?;
-                Ok(Some((row.last_seen, nacks)))
+                Ok(Some((row.last_seen, nacks, row.settings)))
             }
             _ => {
                 // Deleted (perhaps re-created) meanwhile: let go and start over with its new row.
@@ -123,15 +128,6 @@ impl SubscriptionState {
                 let _ = keeper.cast(LockMsg::Release { owner: myself.get_id() });
                 Err(Error::SubscriptionNotFound)
             }
-        }
-    }
-
-    /// Where a new subscription starts, per `start_from`.
-    pub(super) async fn start_position(&self) -> Result<u64> {
-        match self.options.start_from {
-            StartFrom::Origin => Ok(0),
-            StartFrom::After(n) => Ok(n),
-            StartFrom::Current => self.ctx.storage.head(&self.key.stream).await,
         }
     }
 

@@ -4,14 +4,17 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use ractor::ActorRef;
 
+use super::rates::Rates;
 use super::{Consumer, Delivery, INCARNATIONS, Ledger, SubscriptionArgs, SubscriptionMsg, Tracker};
 use crate::event::ALL;
 use crate::runtime::Context;
 use crate::runtime::locks::LockMsg;
 use crate::runtime::publisher::ListenerId;
+use crate::runtime::registry::RegistryMsg;
 use crate::subscription::{
     DropReason, SubscriptionKey, SubscriptionMessage, SubscriptionOptions, SubscriptionPhase, SubscriptionStatus,
 };
@@ -93,6 +96,10 @@ pub struct SubscriptionState {
     pub(super) tracker: Tracker,
     /// What the current ownership owes the database, and its parked events.
     pub(super) ledger: Ledger,
+    /// Deliveries and acks of the last minute of the current ownership.
+    pub(super) rates: Rates,
+    /// The registry running it.
+    pub(super) registry: ActorRef<RegistryMsg>,
     /// The row's id once known (persistent subscriptions only).
     pub(super) row: Option<i32>,
     pub(super) incarnation: u64,
@@ -105,9 +112,11 @@ pub struct SubscriptionState {
 
 impl SubscriptionState {
     pub(super) fn new(args: SubscriptionArgs) -> Self {
-        SubscriptionState {
+        let mut state = SubscriptionState {
             tracker: Tracker::new(args.options.buffer_size, 0),
             ledger: Ledger::new(0),
+            rates: Rates::new(Instant::now()),
+            registry: args.registry,
             ctx: args.ctx,
             key: args.key,
             options: args.options,
@@ -120,7 +129,9 @@ impl SubscriptionState {
             sweep_scheduled: false,
             epochs: HashMap::new(),
             paused: HashSet::new(),
-        }
+        };
+        state.reset(0);
+        state
     }
 
     pub(super) fn is_all(&self) -> bool {
@@ -133,6 +144,7 @@ impl SubscriptionState {
         if self.phase.is_owned() {
             self.send(&consumer, SubscriptionMessage::Subscribed, Vec::new());
         }
+        self.tracker.join(consumer.id);
         self.consumers.push(consumer);
     }
 
@@ -152,7 +164,13 @@ impl SubscriptionState {
     /// `checkpoint`.
     pub(super) fn reset(&mut self, checkpoint: u64) {
         self.tracker = Tracker::new(self.options.buffer_size, checkpoint);
+        let options = &self.options;
+        self.tracker.set_strategy(options.consumer_strategy, |e| options.partition_of(e));
+        for consumer in &self.consumers {
+            self.tracker.join(consumer.id);
+        }
         self.ledger = Ledger::new(checkpoint);
+        self.rates = Rates::new(Instant::now());
     }
 
     pub(super) async fn stop(&mut self, myself: &ActorRef<SubscriptionMsg>, reason: DropReason) {

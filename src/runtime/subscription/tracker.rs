@@ -11,12 +11,19 @@
 //!
 //! Replayed parked events travel in their own lane, delivered ahead of the queue. They were
 //! finished once already (parked), so they never hold the checkpoint back.
+//!
+//! Who gets an event is the [`ConsumerStrategy`]'s choice (the pinned ones ask [`Pins`]), under
+//! one rule for every strategy: an event with a key (a stream under `Pinned`, a `partition_by`
+//! key, ...) never goes to one subscriber while an older event of its key is in flight at
+//! another, so each key stays in order.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::pins::Pins;
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
+use crate::subscription::ConsumerStrategy;
 
 /// What a subscriber acks.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +61,11 @@ struct InFlight {
 /// Queue, replay lane, in-flight events, retry counts and checkpoint of one subscription.
 pub struct Tracker {
     buffer_size: usize,
+    strategy: ConsumerStrategy,
+    /// The subscribers in connection order, and (pinned strategies) their buckets.
+    pins: Pins,
+    /// `DispatchToSingle`: the subscriber being filled.
+    single: Option<u64>,
     queue: VecDeque<Queued>,
     replay: VecDeque<Queued>,
     in_flight: BTreeMap<u64, InFlight>,
@@ -70,10 +82,14 @@ pub struct Tracker {
 type Batches = Vec<(u64, Vec<RecordedEvent>)>;
 
 impl Tracker {
-    /// An empty tracker whose checkpoint is `checkpoint`.
+    /// An empty tracker whose checkpoint is `checkpoint`, sharing events round robin until
+    /// [`set_strategy`](Self::set_strategy) says otherwise.
     pub fn new(buffer_size: usize, checkpoint: u64) -> Self {
         Tracker {
             buffer_size,
+            strategy: ConsumerStrategy::RoundRobin,
+            pins: Pins::default(),
+            single: None,
             queue: VecDeque::new(),
             replay: VecDeque::new(),
             in_flight: BTreeMap::new(),
@@ -144,6 +160,62 @@ impl Tracker {
         }
     }
 
+    /// Events retried before that are queued or in flight, oldest first, with their counts.
+    pub fn retrying(&self) -> Vec<(u64, u32)> {
+        let mut retried: Vec<(u64, u32)> = self
+            .retries
+            .iter()
+            .filter(|(n, _)| self.outstanding.contains(n) || self.is_replaying(**n))
+            .map(|(n, count)| (*n, *count))
+            .collect();
+        retried.sort_unstable();
+        retried
+    }
+
+    /// Sets the most events in flight per subscriber (those already in flight stay).
+    pub fn set_buffer_size(&mut self, buffer_size: usize) {
+        self.buffer_size = buffer_size;
+    }
+
+    /// Shares events out by `strategy` from now on; the events not yet delivered take their
+    /// keys from `key` (the new strategy's). Nothing in flight moves.
+    pub fn set_strategy(&mut self, strategy: ConsumerStrategy, key: impl Fn(&RecordedEvent) -> Option<u64>) {
+        if strategy == self.strategy {
+            return;
+        }
+        self.strategy = strategy;
+        self.pins.clear();
+        self.single = None;
+        for queued in self.queue.iter_mut().chain(self.replay.iter_mut()) {
+            queued.partition = key(&queued.event);
+        }
+    }
+
+    /// A subscriber connected (in this order). Under a pinned strategy it takes over its share
+    /// of the pinned buckets, idle ones first; a bucket with events in flight elsewhere follows
+    /// once they are acked.
+    pub fn join(&mut self, consumer: u64) {
+        let busy: HashSet<usize> = self.partitions.keys().map(|p| Pins::bucket(*p)).collect();
+        self.pins.join(consumer, self.strategy.is_pinned(), |bucket| busy.contains(&bucket));
+    }
+
+    /// A subscriber left: its events in flight go back (see [`release`](Self::release)) and its
+    /// pinned buckets are free for the others. `true` tells the caller to read again what the
+    /// queue let go of.
+    pub fn leave(&mut self, consumer: u64, max_size: usize) -> bool {
+        self.pins.leave(consumer);
+        if self.single == Some(consumer) {
+            self.single = None;
+        }
+        self.release(consumer, max_size)
+    }
+
+    /// Lets go of the newest queued events past `max_size` (it was lowered); `true` tells the
+    /// caller to read them from storage again.
+    pub fn shrink(&mut self, max_size: usize) -> bool {
+        self.truncate(max_size)
+    }
+
     /// Queues an event (its number must be above `received`).
     pub fn push(&mut self, event: RecordedEvent, partition: Option<u64>) {
         debug_assert!(event.event_number > self.received);
@@ -186,11 +258,19 @@ impl Tracker {
         self.received = self.received.max(n);
     }
 
-    /// Hands replayed and queued events to subscribers with room (`buffer_size` in flight
-    /// each), in order. A partition with events in flight stays on the subscriber that has them;
-    /// every other event goes to the next subscriber with room in turn (round robin), so
-    /// subscribers with room share the queue and none idles while events wait. Returns the
-    /// batches to send: each holds events of one source stream for one subscriber, in order.
+    /// Hands replayed and queued events to `consumers` (those ready, in connection order) with
+    /// room (`buffer_size` in flight each), in order, by the strategy:
+    /// - `RoundRobin`: to the next subscriber with room in turn, so subscribers with room share
+    ///   the queue and none idles while events wait;
+    /// - `DispatchToSingle`: to the subscriber being filled while it has room, then to the next
+    ///   one with room in connection order;
+    /// - `Pinned`, `PinnedByCorrelation`: to the subscriber the key's bucket is pinned to (see
+    ///   [`Pins`]), once no older event of the key is in flight at another; otherwise it waits,
+    ///   in order, while other keys' events pass.
+    ///
+    /// Under the first two, a key (`partition_by`) with events in flight stays on the subscriber
+    /// that has them. Returns the batches to send: each holds events of one source stream for
+    /// one subscriber, in order.
     pub fn dispatch(&mut self, consumers: &[u64]) -> Batches {
         // A retried or replayed event goes out as soon as there is any room: its subscriber may
         // be waiting for it before it acks anything else.
@@ -237,13 +317,17 @@ impl Tracker {
                 lane.push_front(queued);
                 break;
             }
+            let with_room = |consumer: u64| consumers.iter().position(|c| *c == consumer).filter(|i| room[*i] > 0);
+            let holder = queued.partition.and_then(|p| self.partitions.get(&p)).map(|(holder, _)| *holder);
             let target = match queued.partition {
                 Some(p) if blocked.contains(&p) => None,
-                Some(p) if self.partitions.contains_key(&p) => {
-                    let owner = self.partitions[&p].0;
-                    consumers.iter().position(|c| *c == owner).filter(|i| room[*i] > 0)
+                Some(p) if self.strategy.is_pinned() => {
+                    let owner = self.pins.owner(Pins::bucket(p), consumers);
+                    // A key that moved waits until its old subscriber acked what it holds.
+                    owner.filter(|o| holder.is_none_or(|h| h == *o)).and_then(with_room)
                 }
-                _ => self.next_with_room(room),
+                Some(_) if holder.is_some() => holder.and_then(with_room),
+                _ => self.choose(consumers, room),
             };
             let Some(index) = target else {
                 if let Some(p) = queued.partition {
@@ -277,6 +361,24 @@ impl Tracker {
         lane
     }
 
+    /// The subscriber of an event that no key ties to one: by the strategy.
+    fn choose(&mut self, consumers: &[u64], room: &[usize]) -> Option<usize> {
+        match self.strategy {
+            ConsumerStrategy::DispatchToSingle => self.single_with_room(consumers, room),
+            _ => self.next_with_room(room),
+        }
+    }
+
+    /// The subscriber being filled if it has room, else the next one with room in connection
+    /// order, which is filled from now on.
+    fn single_with_room(&mut self, consumers: &[u64], room: &[usize]) -> Option<usize> {
+        let count = consumers.len();
+        let start = self.single.and_then(|s| consumers.iter().position(|c| *c == s)).unwrap_or(0);
+        let index = (0..count).map(|step| (start + step) % count).find(|&i| room[i] > 0)?;
+        self.single = Some(consumers[index]);
+        Some(index)
+    }
+
     /// The next subscriber with room, in turn after the one that was handed the last event.
     fn next_with_room(&mut self, room: &[usize]) -> Option<usize> {
         let count = room.len();
@@ -288,13 +390,16 @@ impl Tracker {
     /// How many events `consumer` is handed now: none until it has nothing in flight or half
     /// its buffer free. Refilling every slot the moment an ack frees it would shrink batches to
     /// the size of each ack, one event at worst, and every batch costs a round trip.
+    /// `DispatchToSingle` is the exception: it fills one subscriber until it is full, exactly.
     fn room(&self, consumer: u64) -> usize {
         let in_flight = self.in_flight_of(consumer);
         let free = self.buffer_size.saturating_sub(in_flight);
-        if in_flight == 0 || free * 2 >= self.buffer_size { free } else { 0 }
+        let exact = self.strategy == ConsumerStrategy::DispatchToSingle;
+        if exact || in_flight == 0 || free * 2 >= self.buffer_size { free } else { 0 }
     }
 
-    fn in_flight_of(&self, consumer: u64) -> usize {
+    /// Events in flight at `consumer`.
+    pub fn in_flight_of(&self, consumer: u64) -> usize {
         self.per_consumer.get(&consumer).copied().unwrap_or(0)
     }
 

@@ -1,5 +1,5 @@
-//! Named subscriptions in the database: their rows (checkpoints), the per-node lock session that
-//! owns them, and the LISTEN connection that wakes the notifier.
+//! Named subscriptions in the database: their rows (checkpoints and settings), the per-node lock
+//! session that owns them, and the LISTEN connection that wakes the notifier.
 //!
 //! Ownership is a session-level advisory lock keyed on the schema and the subscription id. One
 //! dedicated connection per node (a [`LockSession`]) holds the locks of every subscription the
@@ -13,14 +13,26 @@ use sqlx::{Connection, PgConnection};
 use super::PgStorage;
 use crate::error::{Error, Result};
 use crate::storage::backend::{self, Subscriptions};
-use crate::storage::{SubscriptionRow, Wake, into_subscription_info, signed, unsigned};
-use crate::subscription::SubscriptionInfo;
+use crate::storage::{
+    SubscriptionListRow, SubscriptionRow, SubscriptionRowRow, Wake, into_subscription_info, into_subscription_row,
+    signed, unsigned,
+};
+use crate::subscription::{SubscriptionInfo, SubscriptionOptions, stored};
 
-const CREATE: &str = "INSERT INTO subscriptions (stream_uuid, subscription_name, last_seen) VALUES ($1, $2, $3) \
-     ON CONFLICT (stream_uuid, subscription_name) DO NOTHING";
+/// Creates the row with its settings; a row from before settings were stored gets them.
+const CREATE: &str = "INSERT INTO subscriptions (stream_uuid, subscription_name, last_seen, settings) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (stream_uuid, subscription_name) \
+     DO UPDATE SET settings = EXCLUDED.settings WHERE subscriptions.settings IS NULL";
 
-const FIND: &str =
-    "SELECT subscription_id, last_seen FROM subscriptions WHERE stream_uuid = $1 AND subscription_name = $2";
+const FIND: &str = "SELECT subscription_id, last_seen, settings FROM subscriptions \
+     WHERE stream_uuid = $1 AND subscription_name = $2";
+
+/// Stores the settings and wakes the owner, wherever it runs (the notification is delivered at
+/// commit, after the new settings are visible).
+const UPDATE_SETTINGS: &str = "WITH s AS (UPDATE subscriptions SET settings = $3 \
+         WHERE stream_uuid = $1 AND subscription_name = $2 RETURNING subscription_id) \
+     SELECT s.subscription_id FROM s \
+     CROSS JOIN LATERAL (SELECT pg_notify($4, 'settings,' || s.subscription_id)) AS notified";
 
 const SET_CHECKPOINT: &str = "UPDATE subscriptions SET last_seen = $2, updated_at = now() WHERE subscription_id = $1";
 
@@ -41,33 +53,86 @@ const TRY_LOCK: &str = concat!("SELECT pg_try_advisory_lock(", lock_key!(), ")")
 
 const UNLOCK: &str = concat!("SELECT pg_advisory_unlock(", lock_key!(), ")");
 
-/// Every subscription with its stream's head and the session that owns it, if any.
-const LIST: &str = "SELECT s.stream_uuid, s.subscription_name, s.last_seen, COALESCE(h.stream_version, 0), \
-         s.created_at, s.updated_at, o.pid, o.application_name \
-     FROM subscriptions s \
-     LEFT JOIN streams h ON h.stream_uuid = s.stream_uuid \
-     LEFT JOIN LATERAL ( \
-         SELECT l.pid, a.application_name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
-         WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
-           AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
-           AND l.classid = to_regnamespace(current_schema())::oid AND l.objid = s.subscription_id::oid \
-         LIMIT 1) o ON true \
-     ORDER BY s.stream_uuid, s.subscription_name";
+/// Subscriptions with their stream's head, their settings, how many events they parked, and
+/// the session that owns each, if any; `LIST` or `ONE` follows.
+macro_rules! list {
+    ($rest:literal) => {
+        concat!(
+            "SELECT s.stream_uuid, s.subscription_name, s.last_seen, COALESCE(h.stream_version, 0), \
+                 s.created_at, s.updated_at, s.settings, \
+                 (SELECT count(*) FROM subscription_nacks n \
+                  WHERE n.subscription_id = s.subscription_id AND n.parked_at IS NOT NULL), \
+                 o.pid, o.application_name \
+             FROM subscriptions s \
+             LEFT JOIN streams h ON h.stream_uuid = s.stream_uuid \
+             LEFT JOIN LATERAL ( \
+                 SELECT l.pid, a.application_name FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid \
+                 WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 \
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+                   AND l.classid = to_regnamespace(current_schema())::oid AND l.objid = s.subscription_id::oid \
+                 LIMIT 1) o ON true ",
+            $rest
+        )
+    };
+}
 
-type ListRow = (String, String, i64, i64, DateTime<Utc>, DateTime<Utc>, Option<i32>, Option<String>);
+/// Every subscription.
+const LIST: &str = list!("ORDER BY s.stream_uuid, s.subscription_name");
+
+/// One subscription.
+const ONE: &str = list!("WHERE s.stream_uuid = $1 AND s.subscription_name = $2");
+
+type ListRow =
+    (String, String, i64, i64, DateTime<Utc>, DateTime<Utc>, Option<String>, i64, Option<i32>, Option<String>);
+
+fn listed(
+    (stream, name, last_seen, head, created_at, updated_at, settings, parked, pid, application): ListRow,
+) -> Result<SubscriptionInfo> {
+    let row: SubscriptionListRow = (stream, name, last_seen, head, created_at, updated_at, settings, parked);
+    into_subscription_info(row, pid, application)
+}
 
 impl Subscriptions for PgStorage {
     type LockSession = LockSession;
     type NotificationListener = NotificationListener;
 
-    async fn subscription_row(&self, stream: &str, name: &str, start: u64) -> Result<SubscriptionRow> {
-        sqlx::query(CREATE).bind(stream).bind(name).bind(signed("start position", start)?).execute(&self.pool).await?;
+    async fn subscription_row(
+        &self,
+        stream: &str,
+        name: &str,
+        start: u64,
+        settings: &SubscriptionOptions,
+    ) -> Result<SubscriptionRow> {
+        sqlx::query(CREATE)
+            .bind(stream)
+            .bind(name)
+            .bind(signed("start position", start)?)
+            .bind(stored::to_json(settings)?)
+            .execute(&self.pool)
+            .await?;
         self.find_subscription(stream, name).await?.ok_or(Error::SubscriptionNotFound)
     }
 
     async fn find_subscription(&self, stream: &str, name: &str) -> Result<Option<SubscriptionRow>> {
-        let row: Option<(i32, i64)> = sqlx::query_as(FIND).bind(stream).bind(name).fetch_optional(&self.pool).await?;
-        row.map(|(id, last_seen)| Ok(SubscriptionRow { id, last_seen: unsigned("last_seen", last_seen)? })).transpose()
+        let row: Option<SubscriptionRowRow> =
+            sqlx::query_as(FIND).bind(stream).bind(name).fetch_optional(&self.pool).await?;
+        row.map(into_subscription_row).transpose()
+    }
+
+    async fn update_settings(&self, stream: &str, name: &str, settings: &SubscriptionOptions) -> Result<Option<i32>> {
+        let id = sqlx::query_scalar(UPDATE_SETTINGS)
+            .bind(stream)
+            .bind(name)
+            .bind(stored::to_json(settings)?)
+            .bind(self.channel())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(id)
+    }
+
+    async fn subscription_info(&self, stream: &str, name: &str) -> Result<Option<SubscriptionInfo>> {
+        let row: Option<ListRow> = sqlx::query_as(ONE).bind(stream).bind(name).fetch_optional(&self.pool).await?;
+        row.map(listed).transpose()
     }
 
     async fn delete_subscription(&self, stream: &str, name: &str) -> Result<bool> {
@@ -113,11 +178,7 @@ impl Subscriptions for PgStorage {
 
     async fn list_subscriptions(&self) -> Result<Vec<SubscriptionInfo>> {
         let rows: Vec<ListRow> = sqlx::query_as(LIST).fetch_all(&self.pool).await?;
-        rows.into_iter()
-            .map(|(stream, name, last_seen, head, created_at, updated_at, pid, application)| {
-                into_subscription_info((stream, name, last_seen, head, created_at, updated_at), pid, application)
-            })
-            .collect()
+        rows.into_iter().map(listed).collect()
     }
 
     /// A dedicated connection.
@@ -201,11 +262,15 @@ impl PgStorage {
 }
 
 /// Parses the writer's payload `first,last,links` (see `append.rs`), a replay request (see
-/// `nacks.rs`) or a retention change ([`PgStorage::notify_retention`]). A payload it cannot read still wakes the notifier, which then reads
-/// from its own position.
+/// `nacks.rs`), a settings change (`UPDATE_SETTINGS`) or a retention change
+/// ([`PgStorage::notify_retention`]). A payload it cannot read still wakes the notifier, which
+/// then reads from its own position.
 fn parse_payload(payload: &str) -> Wake {
     if let Some(id) = payload.strip_prefix("replay,") {
         return id.parse().map_or(Wake::Resync, Wake::Replay);
+    }
+    if let Some(id) = payload.strip_prefix("settings,") {
+        return id.parse().map_or(Wake::Resync, Wake::Settings);
     }
     if let Some(stream) = payload.strip_prefix("retention,") {
         return Wake::Retention(stream.to_string());
@@ -232,6 +297,7 @@ mod tests {
         assert_eq!(parse_payload("garbage"), Wake::Resync);
         assert_eq!(parse_payload("replay,42"), Wake::Replay(42));
         assert_eq!(parse_payload("replay,x"), Wake::Resync);
+        assert_eq!(parse_payload("settings,7"), Wake::Settings(7));
         assert_eq!(parse_payload("retention,order-1,2"), Wake::Retention("order-1,2".into()));
     }
 }

@@ -1,5 +1,5 @@
-//! Named subscriptions on SQLite: their rows (checkpoints), the process's ownership of them,
-//! and the in-memory wake-ups that replace LISTEN.
+//! Named subscriptions on SQLite: their rows (checkpoints and settings), the process's ownership
+//! of them, and the in-memory wake-ups that replace LISTEN.
 //!
 //! The process that holds the file owns every subscription (no other node can run), so the
 //! lock session only records which ones it runs, for `list_subscriptions`. What an owner writes
@@ -14,32 +14,62 @@ use super::SqliteStorage;
 use super::nacks::{FORGET_RETRIES, TOUCH};
 use crate::error::{Error, Result};
 use crate::storage::backend::{self, Subscriptions};
-use crate::storage::{SubscriptionRow, Wake, into_subscription_info, signed, unsigned};
-use crate::subscription::SubscriptionInfo;
+use crate::storage::{
+    SubscriptionListRow, SubscriptionRow, SubscriptionRowRow, Wake, into_subscription_info, into_subscription_row,
+    signed, unsigned,
+};
+use crate::subscription::{SubscriptionInfo, SubscriptionOptions, stored};
 
-const CREATE: &str = "INSERT INTO subscriptions (stream_uuid, subscription_name, last_seen, created_at, updated_at) \
-     VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (stream_uuid, subscription_name) DO NOTHING";
+/// Creates the row with its settings; a row from before settings were stored gets them.
+const CREATE: &str = "INSERT INTO subscriptions \
+         (stream_uuid, subscription_name, last_seen, created_at, updated_at, settings) \
+     VALUES (?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT (stream_uuid, subscription_name) \
+     DO UPDATE SET settings = excluded.settings WHERE subscriptions.settings IS NULL";
 
-pub(super) const FIND: &str =
-    "SELECT subscription_id, last_seen FROM subscriptions WHERE stream_uuid = ?1 AND subscription_name = ?2";
+pub(super) const FIND: &str = "SELECT subscription_id, last_seen, settings FROM subscriptions \
+     WHERE stream_uuid = ?1 AND subscription_name = ?2";
+
+const UPDATE_SETTINGS: &str = "UPDATE subscriptions SET settings = ?2 WHERE subscription_id = ?1";
 
 const DELETE: &str = "DELETE FROM subscriptions WHERE stream_uuid = ?1 AND subscription_name = ?2";
 
 /// The stream's version, or for `$all` (row 0) the last global position; no row reads as 0.
 const HEAD: &str = "SELECT stream_version FROM streams WHERE stream_uuid = ?1";
 
-const LIST: &str = "SELECT s.subscription_id, s.stream_uuid, s.subscription_name, s.last_seen, \
-         COALESCE(h.stream_version, 0), s.created_at, s.updated_at \
-     FROM subscriptions s LEFT JOIN streams h ON h.stream_uuid = s.stream_uuid \
-     ORDER BY s.stream_uuid, s.subscription_name";
+/// Subscriptions with their stream's head, their settings and how many events they parked;
+/// `LIST` or `ONE` follows.
+macro_rules! list {
+    ($rest:literal) => {
+        concat!(
+            "SELECT s.subscription_id, s.stream_uuid, s.subscription_name, s.last_seen, \
+                 COALESCE(h.stream_version, 0), s.created_at, s.updated_at, s.settings, \
+                 (SELECT count(*) FROM subscription_nacks n \
+                  WHERE n.subscription_id = s.subscription_id AND n.parked_at IS NOT NULL) \
+             FROM subscriptions s LEFT JOIN streams h ON h.stream_uuid = s.stream_uuid ",
+            $rest
+        )
+    };
+}
 
-type ListRow = (i32, String, String, i64, i64, DateTime<Utc>, DateTime<Utc>);
+/// Every subscription.
+const LIST: &str = list!("ORDER BY s.stream_uuid, s.subscription_name");
+
+/// One subscription.
+const ONE: &str = list!("WHERE s.stream_uuid = ?1 AND s.subscription_name = ?2");
+
+type ListRow = (i32, String, String, i64, i64, DateTime<Utc>, DateTime<Utc>, Option<String>, i64);
 
 impl Subscriptions for SqliteStorage {
     type LockSession = LockSession;
     type NotificationListener = NotificationListener;
 
-    async fn subscription_row(&self, stream: &str, name: &str, start: u64) -> Result<SubscriptionRow> {
+    async fn subscription_row(
+        &self,
+        stream: &str,
+        name: &str,
+        start: u64,
+        settings: &SubscriptionOptions,
+    ) -> Result<SubscriptionRow> {
         {
             let mut conn = self.write_connection().await?;
             sqlx::query(CREATE)
@@ -47,6 +77,7 @@ impl Subscriptions for SqliteStorage {
                 .bind(name)
                 .bind(signed("start position", start)?)
                 .bind(Utc::now())
+                .bind(stored::to_json(settings)?)
                 .execute(&mut *conn)
                 .await?;
         }
@@ -54,9 +85,28 @@ impl Subscriptions for SqliteStorage {
     }
 
     async fn find_subscription(&self, stream: &str, name: &str) -> Result<Option<SubscriptionRow>> {
-        let row: Option<(i32, i64)> =
+        let row: Option<SubscriptionRowRow> =
             sqlx::query_as(FIND).bind(stream).bind(name).fetch_optional(&self.inner.pool).await?;
-        row.map(|(id, last_seen)| Ok(SubscriptionRow { id, last_seen: unsigned("last_seen", last_seen)? })).transpose()
+        row.map(into_subscription_row).transpose()
+    }
+
+    /// The owner is this process: it is woken in memory.
+    async fn update_settings(&self, stream: &str, name: &str, settings: &SubscriptionOptions) -> Result<Option<i32>> {
+        let settings = stored::to_json(settings)?;
+        let id = {
+            let mut conn = self.write_connection().await?;
+            let row: Option<(i32,)> = sqlx::query_as(FIND).bind(stream).bind(name).fetch_optional(&mut *conn).await?;
+            let Some((id,)) = row else { return Ok(None) };
+            sqlx::query(UPDATE_SETTINGS).bind(id).bind(settings).execute(&mut *conn).await?;
+            id
+        };
+        self.announce(Wake::Settings(id));
+        Ok(Some(id))
+    }
+
+    async fn subscription_info(&self, stream: &str, name: &str) -> Result<Option<SubscriptionInfo>> {
+        let row: Option<ListRow> = sqlx::query_as(ONE).bind(stream).bind(name).fetch_optional(&self.inner.pool).await?;
+        row.map(|row| self.listed(row)).transpose()
     }
 
     async fn delete_subscription(&self, stream: &str, name: &str) -> Result<bool> {
@@ -89,19 +139,7 @@ impl Subscriptions for SqliteStorage {
     /// The owner is this process, for the ones it runs.
     async fn list_subscriptions(&self) -> Result<Vec<SubscriptionInfo>> {
         let rows: Vec<ListRow> = sqlx::query_as(LIST).fetch_all(&self.inner.pool).await?;
-        let owned = self.inner.owned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let pid = i32::try_from(std::process::id()).ok();
-        rows.into_iter()
-            .map(|(id, stream, name, last_seen, head, created_at, updated_at)| {
-                let mine = owned.contains(&id);
-                let application = mine.then(|| format!("chronik {}", self.inner.label));
-                into_subscription_info(
-                    (stream, name, last_seen, head, created_at, updated_at),
-                    pid.filter(|_| mine),
-                    application,
-                )
-            })
-            .collect()
+        rows.into_iter().map(|row| self.listed(row)).collect()
     }
 
     /// The process's own: nothing to connect.
@@ -112,6 +150,20 @@ impl Subscriptions for SqliteStorage {
     /// The writer's announcements, in memory.
     async fn listen(&self) -> Result<NotificationListener> {
         Ok(NotificationListener { wakes: self.inner.wakes.subscribe() })
+    }
+}
+
+impl SqliteStorage {
+    /// A listed subscription, owned by this process if it runs it.
+    fn listed(
+        &self,
+        (id, stream, name, last_seen, head, created_at, updated_at, settings, parked): ListRow,
+    ) -> Result<SubscriptionInfo> {
+        let mine = self.inner.owned.lock().unwrap_or_else(std::sync::PoisonError::into_inner).contains(&id);
+        let pid = i32::try_from(std::process::id()).ok().filter(|_| mine);
+        let application = mine.then(|| format!("chronik {}", self.inner.label));
+        let row: SubscriptionListRow = (stream, name, last_seen, head, created_at, updated_at, settings, parked);
+        into_subscription_info(row, pid, application)
     }
 }
 

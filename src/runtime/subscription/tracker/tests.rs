@@ -1,6 +1,7 @@
 //! The tracker's rules, one test each.
 
 use super::*;
+use crate::subscription::ConsumerStrategy;
 
 fn event(stream: &str, n: u64) -> RecordedEvent {
     RecordedEvent {
@@ -235,4 +236,161 @@ fn dropped_queued_events_count_as_skipped_and_in_flight_ones_stay() -> Result<()
     assert_eq!(t.acked(), 3, "the checkpoint moves past the dropped events");
     assert_eq!(numbers(&t.dispatch(&[1])[0].1), vec![4]);
     Ok(())
+}
+
+fn shapes(batches: &[(u64, Vec<RecordedEvent>)]) -> Vec<(u64, Vec<u64>)> {
+    batches.iter().map(|(c, b)| (*c, numbers(b))).collect()
+}
+
+/// A tracker of `strategy` with subscribers `consumers` joined in this order.
+fn tracker(buffer_size: usize, strategy: ConsumerStrategy, consumers: &[u64]) -> Tracker {
+    let mut t = Tracker::new(buffer_size, 0);
+    t.set_strategy(strategy, |_| None);
+    for c in consumers {
+        t.join(*c);
+    }
+    t
+}
+
+#[test]
+fn dispatch_to_single_fills_one_subscriber_then_the_next_in_connection_order() -> Result<()> {
+    let mut t = tracker(3, ConsumerStrategy::DispatchToSingle, &[1, 2, 3]);
+    for n in 1..=8 {
+        t.push(event("a", n), None);
+    }
+    assert_eq!(shapes(&t.dispatch(&[1, 2, 3])), vec![(1, vec![1, 2, 3]), (2, vec![4, 5, 6]), (3, vec![7, 8])]);
+    // 3 still has room, so it stays the one being filled.
+    t.push(event("a", 9), None);
+    t.ack(3, &Acks::UpTo(8))?;
+    assert_eq!(shapes(&t.dispatch(&[1, 2, 3])), vec![(3, vec![9])]);
+    // Full again: the turn wraps round to the first in connection order with room.
+    t.ack(1, &Acks::UpTo(3))?;
+    for n in 10..=12 {
+        t.push(event("a", n), None);
+    }
+    assert_eq!(shapes(&t.dispatch(&[1, 2, 3])), vec![(3, vec![10, 11]), (1, vec![12])]);
+    Ok(())
+}
+
+#[test]
+fn pinned_keeps_a_key_on_its_subscriber_while_it_is_connected_not_only_while_in_flight() -> Result<()> {
+    let mut t = tracker(10, ConsumerStrategy::Pinned, &[1, 2]);
+    for (n, key) in [(1, 7), (2, 8), (3, 9)] {
+        t.push(event("s", n), Some(key));
+    }
+    let first = t.dispatch(&[1, 2]);
+    assert_eq!(shapes(&first), vec![(1, vec![1, 3]), (2, vec![2])], "fewest buckets first");
+    t.ack(1, &Acks::UpTo(3))?;
+    t.ack(2, &Acks::UpTo(2))?;
+    // Nothing in flight now: round robin would move the keys; pinned keeps them.
+    for (n, key) in [(4, 9), (5, 8), (6, 7)] {
+        t.push(event("s", n), Some(key));
+    }
+    assert_eq!(shapes(&t.dispatch(&[1, 2])), vec![(1, vec![4, 6]), (2, vec![5])]);
+    Ok(())
+}
+
+#[test]
+fn a_pinned_keys_events_wait_in_order_for_their_full_subscriber_while_others_pass() -> Result<()> {
+    let mut t = tracker(1, ConsumerStrategy::Pinned, &[1, 2]);
+    t.push(event("a", 1), Some(1));
+    t.push(event("a", 2), Some(1));
+    t.push(event("b", 3), Some(2));
+    t.push(event("a", 4), Some(1));
+    assert_eq!(shapes(&t.dispatch(&[1, 2])), vec![(1, vec![1]), (2, vec![3])], "2 and 4 wait for subscriber 1");
+    t.ack(2, &Acks::UpTo(3))?;
+    assert!(t.dispatch(&[1, 2]).is_empty(), "subscriber 2 has room, but a's events are not its own");
+    t.ack(1, &Acks::UpTo(1))?;
+    assert_eq!(shapes(&t.dispatch(&[1, 2])), vec![(1, vec![2])]);
+    t.ack(1, &Acks::UpTo(2))?;
+    assert_eq!(shapes(&t.dispatch(&[1, 2])), vec![(1, vec![4])]);
+    Ok(())
+}
+
+#[test]
+fn a_leaving_subscribers_keys_are_spread_over_the_others_in_order() {
+    let mut t = tracker(10, ConsumerStrategy::Pinned, &[1, 2, 3]);
+    for key in 1..=6 {
+        t.push(event(&format!("s{key}"), key), Some(key));
+    }
+    let owners = shapes(&t.dispatch(&[1, 2, 3]));
+    assert_eq!(owners.iter().filter(|(c, _)| *c == 2).map(|(_, n)| n[0]).collect::<Vec<_>>(), vec![2, 5]);
+    // Subscriber 2 leaves holding 2 and 5: they go back in order and to the others, one each.
+    assert!(!t.leave(2, 100));
+    t.push(event("s2", 7), Some(2));
+    let again = shapes(&t.dispatch(&[1, 3]));
+    assert_eq!(again, vec![(1, vec![2, 7]), (3, vec![5])]);
+}
+
+#[test]
+fn a_joining_subscriber_takes_its_share_and_a_moved_key_waits_for_its_old_subscribers_acks() -> Result<()> {
+    let mut t = tracker(10, ConsumerStrategy::Pinned, &[1]);
+    for key in 1..=4 {
+        t.push(event(&format!("s{key}"), key), Some(key));
+    }
+    t.dispatch(&[1]);
+    t.ack(1, &Acks::Events(vec![2, 3, 4]))?;
+    // Subscriber 2 takes two of the four buckets, idle ones first: keys 2 and 3.
+    t.join(2);
+    for (n, key) in [(5, 1), (6, 2), (7, 3), (8, 4)] {
+        t.push(event(&format!("s{key}"), n), Some(key));
+    }
+    let shares = shapes(&t.dispatch(&[1, 2]));
+    assert_eq!(shares, vec![(1, vec![5]), (2, vec![6]), (2, vec![7]), (1, vec![8])]);
+
+    // Every bucket busy: one moves anyway, and its next event waits for the old subscriber.
+    let mut t = tracker(10, ConsumerStrategy::Pinned, &[1]);
+    t.push(event("x", 1), Some(1));
+    t.push(event("y", 2), Some(2));
+    t.dispatch(&[1]);
+    t.join(2);
+    t.push(event("x", 3), Some(1));
+    t.push(event("y", 4), Some(2));
+    assert_eq!(shapes(&t.dispatch(&[1, 2])), vec![(1, vec![4])], "x moved to 2 but 1 still holds x's event 1");
+    t.ack(1, &Acks::Events(vec![1]))?;
+    assert_eq!(shapes(&t.dispatch(&[1, 2])), vec![(2, vec![3])]);
+    Ok(())
+}
+
+#[test]
+fn a_new_strategy_rekeys_what_is_not_yet_delivered() {
+    let mut t = tracker(10, ConsumerStrategy::RoundRobin, &[1, 2]);
+    for n in 1..=4 {
+        t.push(event("a", n), None);
+    }
+    t.set_strategy(ConsumerStrategy::Pinned, |e| Some(u64::from(e.stream_uuid == "a")));
+    assert_eq!(shapes(&t.dispatch(&[1, 2])), vec![(1, vec![1, 2, 3, 4])], "one stream, one subscriber");
+}
+
+#[test]
+fn a_smaller_buffer_holds_back_deliveries_until_the_subscriber_is_under_it() -> Result<()> {
+    let mut t = Tracker::new(4, 0);
+    for n in 1..=8 {
+        t.push(event("a", n), None);
+    }
+    assert_eq!(numbers(&t.dispatch(&[1])[0].1), vec![1, 2, 3, 4]);
+    t.set_buffer_size(2);
+    t.ack(1, &Acks::UpTo(2))?;
+    assert!(t.dispatch(&[1]).is_empty(), "two in flight, buffer of two");
+    t.ack(1, &Acks::UpTo(4))?;
+    assert_eq!(numbers(&t.dispatch(&[1])[0].1), vec![5, 6]);
+    assert!(t.shrink(1), "the queue lets go of what is past the new max_size");
+    assert_eq!((t.queued(), t.received()), (1, 7));
+    Ok(())
+}
+
+#[test]
+fn retried_events_are_reported_while_queued_or_in_flight() {
+    let mut t = Tracker::new(10, 0);
+    for n in 1..=3 {
+        t.push(event("a", n), None);
+    }
+    t.dispatch(&[1]);
+    t.retry(2, 10);
+    t.retry(3, 10);
+    t.dispatch(&[1]);
+    t.retry(3, 10);
+    assert_eq!(t.retrying(), vec![(2, 1), (3, 2)]);
+    t.finish(2);
+    assert_eq!(t.retrying(), vec![(3, 2)]);
 }
