@@ -519,6 +519,20 @@ mod tests {
     }
 
     #[test]
+    fn a_subscription_entry_takes_a_filter() -> Result<()> {
+        let text = "[[subscriptions]]\nname = \"mailer\"\nfilter = { event_type_regex = \"^Order\", exclude = true }\n";
+        let config = Config::from_toml_str(text)?;
+        let expected = crate::EventFilter::event_type_regex("^Order").exclude();
+        assert_eq!(config.subscriptions[0].filter.as_ref(), Some(&expected));
+        let broken = "[[subscriptions]]\nname = \"m\"\nfilter = { stream_prefix = [\"a\"], stream_regex = \"b\" }\n";
+        match Config::from_toml_str(broken) {
+            Err(Error::Config(c)) => assert!(c.key.contains("filter") && c.reason.contains("exactly one"), "{c}"),
+            other => panic!("{other:?}"),
+        }
+        Ok(())
+    }
+
+    #[test]
     fn scavenge_interval_is_off_or_a_positive_duration() -> Result<()> {
         assert_eq!(Config::from_toml_str("scavenge_interval = \"off\"")?.scavenge_interval, None);
         assert_eq!(
