@@ -307,6 +307,26 @@ impl StreamAppend {
     }
 }
 
+/// An event of `stream` with type `event_type`, numbered 1, an empty JSON payload and no ids
+/// beside its own: what the unit tests of filters, options and the like look at.
+#[cfg(test)]
+pub(crate) fn test_event(stream: &str, event_type: &str) -> RecordedEvent {
+    RecordedEvent {
+        event_number: 1,
+        event_id: Uuid::new_v4(),
+        stream_uuid: stream.into(),
+        stream_version: 1,
+        global_position: 1,
+        event_type: event_type.into(),
+        correlation_id: None,
+        causation_id: None,
+        data: Vec::new(),
+        metadata: None,
+        content_type: "application/json".into(),
+        created_at: Utc::now(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

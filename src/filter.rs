@@ -229,20 +229,7 @@ mod tests {
     use super::*;
 
     fn event(stream: &str, event_type: &str) -> RecordedEvent {
-        RecordedEvent {
-            event_number: 1,
-            event_id: uuid::Uuid::new_v4(),
-            stream_uuid: stream.into(),
-            stream_version: 1,
-            global_position: 1,
-            event_type: event_type.into(),
-            correlation_id: None,
-            causation_id: None,
-            data: Vec::new(),
-            metadata: None,
-            content_type: "application/json".into(),
-            created_at: chrono::Utc::now(),
-        }
+        crate::event::test_event(stream, event_type)
     }
 
     #[test]

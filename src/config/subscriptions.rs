@@ -13,6 +13,7 @@ use serde::de::{self, Deserialize, DeserializeSeed, Deserializer, MapAccess, Vis
 
 use crate::error::{Error, Result};
 use crate::subscription::SubscriptionOptions;
+use crate::subscription::stored::KnownKeys;
 
 /// One `[[subscriptions]]` entry: a named subscription the application runs as a
 /// [`Subscriber`](crate::Subscriber) actor, with its options.
@@ -171,25 +172,3 @@ fn entry_keys(option_keys: &'static [&'static str]) -> &'static [&'static str] {
     }
     KEYS.get_or_init(|| ["name", "stream"].iter().chain(option_keys).copied().collect())
 }
-
-/// What the options answer to a key they do not know: the keys they do.
-#[derive(Debug)]
-struct KnownKeys(&'static [&'static str]);
-
-impl de::Error for KnownKeys {
-    fn custom<T: fmt::Display>(_: T) -> Self {
-        KnownKeys(&[])
-    }
-
-    fn unknown_field(_: &str, known: &'static [&'static str]) -> Self {
-        KnownKeys(known)
-    }
-}
-
-impl fmt::Display for KnownKeys {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "unknown key; the keys are {}", self.0.join(", "))
-    }
-}
-
-impl std::error::Error for KnownKeys {}

@@ -385,20 +385,9 @@ mod tests {
     }
 
     fn event(stream: &str, correlation: Option<uuid::Uuid>) -> RecordedEvent {
-        RecordedEvent {
-            event_number: 1,
-            event_id: uuid::Uuid::new_v4(),
-            stream_uuid: stream.into(),
-            stream_version: 1,
-            global_position: 1,
-            event_type: "T".into(),
-            correlation_id: correlation,
-            causation_id: None,
-            data: Vec::new(),
-            metadata: None,
-            content_type: "application/json".into(),
-            created_at: chrono::Utc::now(),
-        }
+        let mut event = crate::event::test_event(stream, "T");
+        event.correlation_id = correlation;
+        event
     }
 
     #[test]

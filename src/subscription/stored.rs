@@ -88,9 +88,10 @@ impl<'de> MapAccess<'de> for OneUnknownKey {
     }
 }
 
-/// What the options answer to a key they do not know: the keys they do.
+/// What the options answer to a key they do not know: the keys they do (also for the
+/// `[[subscriptions]]` entries of a configuration, which name them in their errors).
 #[derive(Debug)]
-struct KnownKeys(&'static [&'static str]);
+pub(crate) struct KnownKeys(pub(crate) &'static [&'static str]);
 
 impl de::Error for KnownKeys {
     fn custom<T: fmt::Display>(_: T) -> Self {
