@@ -12,7 +12,7 @@
 //! | [`Reads`] | `read.rs` | one stream's entries and `$all`, by number |
 //! | [`Streams`] | `streams.rs` | stream info, pagination, deletes |
 //! | [`Metadata`] | `metadata.rs` | stream metadata (retention rules, custom JSON) |
-//! | [`Scavenging`], [`ScavengeSession`] | `scavenge.rs` | removing what retention hides |
+//! | `Scavenging`, `ScavengeSession` (in `storage/scavenge.rs`, beside the loop that drives them) | `scavenge.rs` | removing what retention hides |
 //! | [`Snapshots`] | `snapshots.rs` | one snapshot per source |
 //! | [`Subscriptions`], [`LockSession`], [`NotificationListener`] | `subscriptions.rs` | rows, settings, ownership, wake-ups |
 //! | [`Nacks`], [`OwnerWrites`] | `nacks.rs` | retries and parks, and what an owner writes |
@@ -34,7 +34,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use super::retention::Window;
-use super::scavenge::Removed;
+use super::scavenge::Scavenging;
 use super::{
     Direction, EventRow, IndexedEvent, InfoRow, MigrationStatus, PageRow, RetentionRow, StoredNack, StreamRow,
     SubscriptionRow, SubscriptionWrite, Wake, WriteOutcome, WriteRequest, escape_like, into_events, into_info, signed,
@@ -466,48 +466,6 @@ pub(super) fn may_set_metadata(deleted: Option<bool>, expected: ExpectedVersion,
         return Err(Error::StreamDeleted);
     }
     expected.check(current.map(|v| unsigned("metadata_version", v)).transpose()?, false)
-}
-
-/// Scavenging: removing what retention hides (see `storage/scavenge.rs`, which drives it).
-pub(crate) trait Scavenging {
-    /// The session a scavenge works through.
-    type ScavengeSession: ScavengeSession;
-
-    /// Opens the store's one scavenge session: another one running (in any process or node)
-    /// is [`Error::Unavailable`] saying so.
-    fn open_scavenge(&self) -> impl Future<Output = Result<Self::ScavengeSession>> + Send;
-}
-
-/// A running scavenge: it finds the streams whose retention can hide entries and removes what
-/// it hides, each batch in one transaction that the immutability triggers let through.
-pub(crate) trait ScavengeSession: Send {
-    /// How many streams have a retention that can hide entries.
-    fn count_candidates(&mut self) -> impl Future<Output = Result<u64>> + Send;
-
-    /// The ids of up to `limit` such streams with an id above `after`, in id order.
-    fn candidates(&mut self, after: i64, limit: i64) -> impl Future<Output = Result<Vec<i64>>> + Send;
-
-    /// Removes, in one transaction, up to `limit` events and up to `limit` links that the
-    /// retention of streams `ids` hides now, with the links that point at the removed events.
-    /// The retention is held while it works: a metadata write that would show them again waits.
-    fn remove(&mut self, ids: &[i64], limit: i64) -> impl Future<Output = Result<Removed>> + Send;
-
-    /// What [`remove`](Self::remove) would take from streams `ids`, all of it, removing nothing.
-    fn measure(&mut self, ids: &[i64]) -> impl Future<Output = Result<Removed>> + Send;
-
-    /// Ends the session (and with it its claim on the store).
-    fn close(self) -> impl Future<Output = ()> + Send;
-}
-
-/// The window of each of `rows` now, as column arrays (ids, floors, cutoffs) for a statement.
-pub(super) fn windows(rows: &[RetentionRow]) -> (Vec<i64>, Vec<i64>, Vec<Option<chrono::DateTime<Utc>>>) {
-    let now = Utc::now();
-    let windows: Vec<Window> = rows.iter().map(|r| r.retention.window(r.version, now)).collect();
-    (
-        rows.iter().map(|r| r.id).collect(),
-        windows.iter().map(|w| w.floor).collect(),
-        windows.iter().map(|w| w.cutoff).collect(),
-    )
 }
 
 /// Snapshots: one per source, replaced on every record.

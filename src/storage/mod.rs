@@ -9,6 +9,7 @@
 mod backend;
 
 pub(crate) use backend::FilteredScan;
+use scavenge::Scavenging;
 mod batch;
 pub mod postgres;
 pub(crate) mod retention;
@@ -23,7 +24,7 @@ use uuid::Uuid;
 
 use self::backend::{
     Admin, Appends, Backend, LockSession as _, Metadata, Nacks, NotificationListener as _, OwnerWrites as _, Reads,
-    Scavenging, Snapshots, Streams, Subscriptions, WriterSession as _,
+    Snapshots, Streams, Subscriptions, WriterSession as _,
 };
 use crate::config::Config;
 use crate::error::{Error, Result};

@@ -10,7 +10,10 @@
 
 use std::time::Instant;
 
-use super::backend::ScavengeSession;
+use chrono::{DateTime, Utc};
+
+use super::RetentionRow;
+use super::retention::Window;
 use crate::error::Result;
 use crate::scavenge::{ScavengeOptions, ScavengeProgress, ScavengeReport};
 
@@ -58,6 +61,48 @@ impl Removed {
             last_stream: events.iter().map(|(_, stream, _)| *stream).max(),
         })
     }
+}
+
+/// Scavenging, a room of the backend contract (see `backend.rs`): removing what retention hides.
+pub(crate) trait Scavenging {
+    /// The session a scavenge works through.
+    type ScavengeSession: ScavengeSession;
+
+    /// Opens the store's one scavenge session: another one running (in any process or node)
+    /// is [`Error::Unavailable`] saying so.
+    fn open_scavenge(&self) -> impl Future<Output = Result<Self::ScavengeSession>> + Send;
+}
+
+/// A running scavenge: it finds the streams whose retention can hide entries and removes what
+/// it hides, each batch in one transaction that the immutability triggers let through.
+pub(crate) trait ScavengeSession: Send {
+    /// How many streams have a retention that can hide entries.
+    fn count_candidates(&mut self) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The ids of up to `limit` such streams with an id above `after`, in id order.
+    fn candidates(&mut self, after: i64, limit: i64) -> impl Future<Output = Result<Vec<i64>>> + Send;
+
+    /// Removes, in one transaction, up to `limit` events and up to `limit` links that the
+    /// retention of streams `ids` hides now, with the links that point at the removed events.
+    /// The retention is held while it works: a metadata write that would show them again waits.
+    fn remove(&mut self, ids: &[i64], limit: i64) -> impl Future<Output = Result<Removed>> + Send;
+
+    /// What [`remove`](Self::remove) would take from streams `ids`, all of it, removing nothing.
+    fn measure(&mut self, ids: &[i64]) -> impl Future<Output = Result<Removed>> + Send;
+
+    /// Ends the session (and with it its claim on the store).
+    fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// The window of each of `rows` now, as column arrays (ids, floors, cutoffs) for a statement.
+pub(crate) fn windows(rows: &[RetentionRow]) -> (Vec<i64>, Vec<i64>, Vec<Option<DateTime<Utc>>>) {
+    let now = Utc::now();
+    let windows: Vec<Window> = rows.iter().map(|r| r.retention.window(r.version, now)).collect();
+    (
+        rows.iter().map(|r| r.id).collect(),
+        windows.iter().map(|w| w.floor).collect(),
+        windows.iter().map(|w| w.cutoff).collect(),
+    )
 }
 
 /// Runs a scavenge on `session` and closes it.

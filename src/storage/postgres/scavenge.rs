@@ -12,8 +12,7 @@ use sqlx::{Connection, PgConnection};
 
 use super::PgStorage;
 use crate::error::{Error, Result};
-use crate::storage::backend::{self, Scavenging, windows};
-use crate::storage::scavenge::Removed;
+use crate::storage::scavenge::{self as backend, Removed, Scavenging, windows};
 use crate::storage::{HIDES_ANYTHING, INFO_FROM, RETENTION_COLUMNS, RetentionRow, unsigned};
 
 /// The advisory lock of a store's scavenge: the schema's oid in the high half, 0 in the low

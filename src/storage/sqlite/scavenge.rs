@@ -12,8 +12,7 @@ use sqlx::{Connection, SqliteConnection};
 use super::SqliteStorage;
 use super::append::json;
 use crate::error::{Error, Result};
-use crate::storage::backend::{self, Scavenging, windows};
-use crate::storage::scavenge::Removed;
+use crate::storage::scavenge::{self as backend, Removed, Scavenging, windows};
 use crate::storage::{HIDES_ANYTHING, INFO_FROM, RETENTION_COLUMNS, RetentionRow, commit_or_rollback, unsigned};
 
 const PERMIT: &str = "INSERT INTO hard_delete_permits (permit) VALUES (1)";
