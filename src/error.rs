@@ -81,8 +81,12 @@ pub enum Error {
     #[error("operation not supported: hard deletes are disabled (set enable_hard_deletes = true)")]
     NotSupported,
 
-    /// A named subscription with this name is already connected.
-    #[error("subscription already exists: it has a subscriber and its concurrency_limit is 1")]
+    /// A named subscription with this name is already connected (and its `concurrency_limit`
+    /// is 1), or, from [`create_subscription`](crate::EventStore::create_subscription), already
+    /// stored.
+    #[error(
+        "subscription already exists: it is already stored (create) or has a subscriber and its concurrency_limit is 1 (subscribe)"
+    )]
     SubscriptionAlreadyExists,
 
     /// The subscription already has `concurrency_limit` subscribers.

@@ -120,6 +120,8 @@ mod page;
 mod runtime;
 mod scavenge;
 mod serializer;
+#[cfg(feature = "server")]
+pub mod server;
 mod snapshot;
 mod storage;
 mod store;
@@ -129,7 +131,7 @@ mod subscription;
 pub mod testing;
 mod validate;
 
-pub use config::{Config, DEFAULT_DATABASE_URL, SubscriptionConfig};
+pub use config::{Config, DEFAULT_DATABASE_URL, ServerConfig, ServerUser, SubscriptionConfig};
 pub use error::{ConfigError, Error, Result};
 pub use event::{
     ALL, AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamAppend, StreamInfo, StreamStatus,

@@ -15,8 +15,10 @@ use std::path::Path;
 use std::time::Duration;
 
 mod de;
+mod server;
 mod subscriptions;
 
+pub use server::{ServerConfig, ServerUser};
 pub use subscriptions::SubscriptionConfig;
 
 use self::de::{from_toml, key_offset, line_and_column};
@@ -102,6 +104,8 @@ pub struct Config {
     /// ([`EventStore::start_subscribers`](crate::EventStore::start_subscribers)); the TOML
     /// file's `[[subscriptions]]` entries. Default none.
     pub subscriptions: Vec<SubscriptionConfig>,
+    /// How `chronik serve` listens and whom it lets in; the file's `[server]` section.
+    pub server: ServerConfig,
 }
 
 impl Default for Config {
@@ -123,6 +127,7 @@ impl Default for Config {
             writer_max_batch_bytes: 64 * 1024 * 1024,
             scavenge_interval: None,
             subscriptions: Vec::new(),
+            server: ServerConfig::default(),
         }
     }
 }
@@ -174,6 +179,8 @@ impl Config {
         scavenge_interval: impl Into<Option<Duration>>,
         /// Sets `subscriptions` (the `[[subscriptions]]` entries).
         subscriptions: Vec<SubscriptionConfig>,
+        /// Sets `server` (the `[server]` section).
+        server: ServerConfig,
     }
 
     /// Reads a TOML file, then applies the environment overrides.
@@ -288,7 +295,7 @@ impl Config {
                 ));
             }
         }
-        Ok(())
+        self.server.validate()
     }
 
     /// Whether the store lives in SQLite (`database_url` starts with `sqlite:`).

@@ -499,6 +499,16 @@ pub(crate) trait Subscriptions {
         settings: &SubscriptionOptions,
     ) -> impl Future<Output = Result<SubscriptionRow>> + Send;
 
+    /// Creates the subscription's row with checkpoint `start` and `settings`; `false` (and
+    /// nothing changed) if it exists.
+    fn create_subscription(
+        &self,
+        stream: &str,
+        name: &str,
+        start: u64,
+        settings: &SubscriptionOptions,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
     /// The subscription's row, if it exists.
     fn find_subscription(
         &self,

@@ -40,8 +40,8 @@ pub use postgres::PgStorage;
 pub(crate) use rows::{
     EVENT_COLUMNS, EventRow, HIDES_ANYTHING, INFO_COLUMNS, INFO_FROM, IndexedEvent, InfoRow, METADATA_COLUMNS,
     MetadataRow, NackRow, PageRow, ParkedRow, RETENTION_COLUMNS, RetentionRow, SnapshotRow, StreamRow,
-    SubscriptionListRow, SubscriptionRowRow, escape_like, find_stream_sql, into_events, into_info, into_nacks,
-    into_parked, into_snapshot, into_subscription_info, into_subscription_row, signed, unsigned,
+    SubscriptionListRow, SubscriptionRowRow, escape_like, find_stream_sql, index_columns, into_events, into_info,
+    into_nacks, into_parked, into_snapshot, into_subscription_info, into_subscription_row, signed, unsigned,
 };
 pub use sqlite::SqliteStorage;
 
@@ -493,6 +493,7 @@ impl Storage {
         fn read_snapshot(&self, source_uuid: &str) -> Result<SnapshotData>;
         fn delete_snapshot(&self, source_uuid: &str) -> Result<()>;
         fn subscription_row(&self, stream: &str, name: &str, start: u64, settings: &SubscriptionOptions) -> Result<SubscriptionRow>;
+        fn create_subscription(&self, stream: &str, name: &str, start: u64, settings: &SubscriptionOptions) -> Result<bool>;
         fn find_subscription(&self, stream: &str, name: &str) -> Result<Option<SubscriptionRow>>;
         fn update_settings(&self, stream: &str, name: &str, settings: &SubscriptionOptions) -> Result<Option<i32>>;
         fn subscription_info(&self, stream: &str, name: &str) -> Result<Option<SubscriptionInfo>>;

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::event::{RecordedEvent, StreamInfo, StreamStatus};
+use crate::index::Indexed;
 use crate::metadata::StreamMetadata;
 use crate::snapshot::SnapshotData;
 use crate::storage::StoredNack;
@@ -56,6 +57,14 @@ pub(crate) struct EventRow {
 pub(crate) const EVENT_COLUMNS: &str = "e.position, e.event_id, e.stream_uuid, e.stream_version, e.event_type, \
      e.content_type, e.correlation_id, e.causation_id, e.data, e.metadata, e.created_at, e.category_number, \
      e.type_number";
+
+/// The key and number columns of an index (`$ce-…`: the category; `$et-…`: the event type).
+pub(crate) fn index_columns(indexed: Indexed<'_>) -> (&'static str, &'static str) {
+    match indexed {
+        Indexed::Category(_) => ("category", "category_number"),
+        Indexed::EventType(_) => ("event_type", "type_number"),
+    }
+}
 
 /// An event of `$all` with its numbers in the category and event-type indexes, as the live path
 /// routes it to the listeners of `$ce-…` and `$et-…` streams.

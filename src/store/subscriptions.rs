@@ -74,6 +74,37 @@ impl EventStore {
         }
     }
 
+    /// Creates the named subscription `name` of `stream` (or [`ALL`]) with `options` as its
+    /// settings, without subscribing: subscribers that connect later (on any node) get these
+    /// settings, and it starts from `options.start_from`. This is how KurrentDB's persistent
+    /// subscription groups are created.
+    ///
+    /// ```no_run
+    /// use chronik::{ALL, EventStore, StartFrom, SubscriptionOptions};
+    /// # async fn demo(store: EventStore) -> chronik::Result<()> {
+    /// store.create_subscription(ALL, "mailer", SubscriptionOptions::default().start_from(StartFrom::Current)).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// Errors: [`Error::SubscriptionAlreadyExists`] if it is stored already (its settings are
+    /// left as they are: see [`update_subscription`](Self::update_subscription));
+    /// [`Error::InvalidArgument`] for invalid options, `transient(true)` or invalid names.
+    pub async fn create_subscription(&self, stream: &str, name: &str, options: SubscriptionOptions) -> Result<()> {
+        self.ensure_writable("create subscriptions")?;
+        self.subscription_key(stream, name)?;
+        options.validate()?;
+        if options.transient {
+            return Err(Error::invalid("a transient subscription is not stored, so it cannot be created ahead"));
+        }
+        let storage = &self.inner.storage;
+        let start = storage.start_position(stream, options.start_from).await?;
+        if storage.create_subscription(stream, name, start, &options).await? {
+            Ok(())
+        } else {
+            Err(Error::SubscriptionAlreadyExists)
+        }
+    }
+
     /// Changes the settings of an existing named subscription: they are stored (a subscriber
     /// that joins later, on any node, gets them) and take effect for its running subscribers,
     /// wherever it runs. On this node they hold before this returns; on another node (PostgreSQL)

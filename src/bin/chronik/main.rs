@@ -23,6 +23,7 @@
 mod admin;
 mod output;
 mod retention;
+mod serve;
 mod snapshots;
 mod streams;
 mod subscriptions;
@@ -131,6 +132,10 @@ enum Command {
     Snapshot(snapshots::SnapshotArgs),
     /// Print the events appended to a stream (or `$all`) from now on, until Ctrl-C.
     Tail(streams::TailArgs),
+    /// Serve the store over the KurrentDB gRPC protocol (for KurrentDB clients in any language)
+    /// until SIGINT or SIGTERM.
+    #[command(after_help = serve::EXAMPLES)]
+    Serve(serve::ServeArgs),
 }
 
 /// A failed command: the one-line message printed after `error: `, and what kind of failure it
@@ -302,6 +307,7 @@ async fn run(cli: Cli) -> Outcome {
             let config = config.notification_poll_interval(poll);
             with_reader(config, async |store| streams::tail(store, &args, json).await).await
         }
+        Command::Serve(args) => serve::serve(config, args, json).await,
     }
 }
 

@@ -9,7 +9,7 @@ use crate::filter::{EventFilter, FilterOn, Matcher};
 use crate::index::Indexed;
 use crate::storage::backend::Reads;
 use crate::storage::retention::Window;
-use crate::storage::{Direction, EVENT_COLUMNS, EventRow, StreamRow, find_stream_sql};
+use crate::storage::{Direction, EVENT_COLUMNS, EventRow, StreamRow, find_stream_sql, index_columns};
 
 const FIND_STREAM: &str = find_stream_sql!("$1");
 
@@ -66,14 +66,6 @@ fn all_numbers_sql() -> String {
     format!(
         "SELECT e.position AS event_number, {EVENT_COLUMNS} FROM events e WHERE e.position = ANY($1) ORDER BY e.position"
     )
-}
-
-/// The key and number columns of an index (`$ce-…`: the category; `$et-…`: the event type).
-fn index_columns(indexed: Indexed<'_>) -> (&'static str, &'static str) {
-    match indexed {
-        Indexed::Category(_) => ("category", "category_number"),
-        Indexed::EventType(_) => ("event_type", "type_number"),
-    }
 }
 
 /// Events of one index by number: `$1` its key, from `$2` in the direction, at most `$3`,

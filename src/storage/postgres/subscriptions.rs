@@ -24,6 +24,9 @@ const CREATE: &str = "INSERT INTO subscriptions (stream_uuid, subscription_name,
      VALUES ($1, $2, $3, $4) ON CONFLICT (stream_uuid, subscription_name) \
      DO UPDATE SET settings = EXCLUDED.settings WHERE subscriptions.settings IS NULL";
 
+const CREATE_NEW: &str = "INSERT INTO subscriptions (stream_uuid, subscription_name, last_seen, settings) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (stream_uuid, subscription_name) DO NOTHING";
+
 const FIND: &str = "SELECT subscription_id, last_seen, settings FROM subscriptions \
      WHERE stream_uuid = $1 AND subscription_name = $2";
 
@@ -111,6 +114,23 @@ impl Subscriptions for PgStorage {
             .execute(&self.pool)
             .await?;
         self.find_subscription(stream, name).await?.ok_or(Error::SubscriptionNotFound)
+    }
+
+    async fn create_subscription(
+        &self,
+        stream: &str,
+        name: &str,
+        start: u64,
+        settings: &SubscriptionOptions,
+    ) -> Result<bool> {
+        let done = sqlx::query(CREATE_NEW)
+            .bind(stream)
+            .bind(name)
+            .bind(signed("start position", start)?)
+            .bind(stored::to_json(settings)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn find_subscription(&self, stream: &str, name: &str) -> Result<Option<SubscriptionRow>> {

@@ -26,6 +26,10 @@ const CREATE: &str = "INSERT INTO subscriptions \
      VALUES (?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT (stream_uuid, subscription_name) \
      DO UPDATE SET settings = excluded.settings WHERE subscriptions.settings IS NULL";
 
+const CREATE_NEW: &str = "INSERT INTO subscriptions \
+         (stream_uuid, subscription_name, last_seen, created_at, updated_at, settings) \
+     VALUES (?1, ?2, ?3, ?4, ?4, ?5) ON CONFLICT (stream_uuid, subscription_name) DO NOTHING";
+
 pub(super) const FIND: &str = "SELECT subscription_id, last_seen, settings FROM subscriptions \
      WHERE stream_uuid = ?1 AND subscription_name = ?2";
 
@@ -82,6 +86,25 @@ impl Subscriptions for SqliteStorage {
                 .await?;
         }
         self.find_subscription(stream, name).await?.ok_or(Error::SubscriptionNotFound)
+    }
+
+    async fn create_subscription(
+        &self,
+        stream: &str,
+        name: &str,
+        start: u64,
+        settings: &SubscriptionOptions,
+    ) -> Result<bool> {
+        let mut conn = self.write_connection().await?;
+        let done = sqlx::query(CREATE_NEW)
+            .bind(stream)
+            .bind(name)
+            .bind(signed("start position", start)?)
+            .bind(Utc::now())
+            .bind(stored::to_json(settings)?)
+            .execute(&mut *conn)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn find_subscription(&self, stream: &str, name: &str) -> Result<Option<SubscriptionRow>> {

@@ -1,0 +1,125 @@
+//! `chronik serve`: runs the store behind the KurrentDB gRPC protocol until SIGINT or SIGTERM,
+//! then stops gracefully (calls in progress end, the store shuts down cleanly).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chronik::server::{Server, ServerOptions};
+use chronik::{Config, EventStore};
+use clap::Args;
+use serde_json::json;
+
+use crate::{Context, Failure, Outcome};
+
+/// Examples shown by `chronik serve --help`.
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  chronik serve --insecure                              plain HTTP/2 on 127.0.0.1:2113, no authentication
+  chronik serve --tls-cert node.pem --tls-key node.key  TLS; calls need a user (default admin/changeit)
+  chronik --database-url postgres://postgres@127.0.0.1/postgres serve --insecure --listen 0.0.0.0:2113 --advertise node1:2113
+
+Clients connect with kurrentdb://127.0.0.1:2113?tls=false (insecure) or
+kurrentdb://admin:changeit@host:2113 (TLS). Users are set in the [server] section of the
+configuration file.";
+
+/// `chronik serve`'s options; they override the `[server]` section of the configuration.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (default: the configuration's, else 127.0.0.1:2113).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+    /// Serve plain HTTP/2 without TLS or authentication.
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    insecure: bool,
+    /// The server's certificate chain (PEM).
+    #[arg(long, value_name = "CERT.pem", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "KEY.pem", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// host:port that gossip gives clients for this server (default: the listen address).
+    #[arg(long, value_name = "HOST:PORT")]
+    advertise: Option<String>,
+}
+
+/// Serves the store until a signal asks it to stop.
+pub(crate) async fn serve(config: Config, args: ServeArgs, json: bool) -> Outcome {
+    let options = options(&config, args)?;
+    let store = EventStore::start(config).await.context(|| "cannot open the store".into())?;
+    let server = match Server::start(store.clone(), options).await {
+        Ok(server) => server,
+        Err(e) => {
+            let _ = store.shutdown().await;
+            return Err(Failure::from(e));
+        }
+    };
+    let address = server.local_addr();
+    if json {
+        println!("{}", json!({ "listening": address.to_string() }));
+    } else {
+        println!("chronik serves the KurrentDB protocol on {address}; Ctrl-C stops it");
+    }
+    let signal = stop_signal().await;
+    tracing::info!(signal, "stopping");
+    let stopped = server.shutdown().await;
+    let closed = store.shutdown().await;
+    stopped.context(|| "the server did not stop cleanly".into())?;
+    closed.context(|| "cannot close the store cleanly".into())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The server's options: the command line over the configuration's `[server]` section.
+fn options(config: &Config, args: ServeArgs) -> Result<ServerOptions, Failure> {
+    let server = &config.server;
+    let listen = args.listen.unwrap_or(server.listen);
+    let (cert, key) = match (args.tls_cert, args.tls_key) {
+        (Some(cert), Some(key)) => (Some(cert), Some(key)),
+        _ if args.insecure => (None, None),
+        _ => (server.tls_cert.clone(), server.tls_key.clone()),
+    };
+    let mut options = match (cert, key) {
+        (Some(cert), Some(key)) => {
+            let read = |path: &PathBuf, what: &str| {
+                std::fs::read(path)
+                    .map_err(|e| Failure::new(format!("cannot read the TLS {what} {}: {e}", path.display())))
+            };
+            let mut options = ServerOptions::tls(listen, read(&cert, "certificate")?, read(&key, "key")?);
+            for user in &server.users {
+                options = options.user(&user.name, &user.password);
+            }
+            options
+        }
+        _ if args.insecure || server.insecure => ServerOptions::insecure(listen),
+        _ => {
+            return Err(Failure::new(
+                "choose --insecure (plain HTTP/2, no authentication) or --tls-cert CERT.pem --tls-key KEY.pem \
+                 (or set them in the [server] section of the configuration)",
+            ));
+        }
+    };
+    let mut server = server.clone();
+    if args.advertise.is_some() {
+        server.advertise = args.advertise;
+    }
+    if let Some((host, port)) = server.advertised()? {
+        options = options.advertise(host, port);
+    }
+    Ok(options)
+}
+
+/// Waits for SIGINT (Ctrl-C) or, on Unix, SIGTERM; says which came.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return "SIGINT",
+                _ = terminate.recv() => return "SIGTERM",
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+    "SIGINT"
+}

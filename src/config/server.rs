@@ -1,0 +1,147 @@
+//! The `[server]` section: how `chronik serve` listens, and whom it lets in. Plain values,
+//! read by the CLI; the server itself takes [`ServerOptions`](crate::server::ServerOptions).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// The address `chronik serve` listens on by default (KurrentDB's port).
+const DEFAULT_LISTEN: &str = "127.0.0.1:2113";
+
+/// The `[server]` section of the configuration file.
+///
+/// ```
+/// use chronik::Config;
+///
+/// let config = Config::from_toml_str(r#"
+///     [server]
+///     listen = "0.0.0.0:2113"
+///     advertise = "node1.example.com:2113"
+///     tls_cert = "certs/node.pem"
+///     tls_key = "certs/node.key"
+///     users = [{ name = "admin", password = "changeit" }, { name = "ops", password = "s3cret" }]
+/// "#)?;
+/// assert_eq!(config.server.listen.port(), 2113);
+/// assert_eq!(config.server.users[1].name, "ops");
+/// # Ok::<(), chronik::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Where the server listens. Default `127.0.0.1:2113`.
+    pub listen: SocketAddr,
+    /// `host:port` that gossip gives clients for this server (needed when it listens on
+    /// `0.0.0.0` or behind a proxy). Default: the address it listens on.
+    pub advertise: Option<String>,
+    /// Serve plain HTTP/2 without authentication. Default false: TLS is needed (`tls_cert`,
+    /// `tls_key`) unless this is set, here or with `--insecure`.
+    pub insecure: bool,
+    /// The server's certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// Who may call the server over TLS (HTTP basic authentication). Default: `admin` with
+    /// password `changeit`, KurrentDB's default user; set your own for anything but a trial.
+    pub users: Vec<ServerUser>,
+}
+
+/// A user of the server.
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerUser {
+    /// The user name.
+    pub name: String,
+    /// The password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for ServerUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerUser").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
+            advertise: None,
+            insecure: false,
+            tls_cert: None,
+            tls_key: None,
+            users: Vec::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The advertised address as host and port, if set.
+    pub fn advertised(&self) -> Result<Option<(String, u16)>> {
+        let Some(advertise) = &self.advertise else { return Ok(None) };
+        let invalid = || Error::config("server.advertise", format!("`{advertise}` is not host:port"));
+        let (host, port) = advertise.rsplit_once(':').ok_or_else(invalid)?;
+        let port = port.parse().map_err(|_| invalid())?;
+        if host.is_empty() {
+            return Err(invalid());
+        }
+        Ok(Some((host.to_string(), port)))
+    }
+
+    /// Checks the section; the error names the key.
+    pub(crate) fn validate(&self) -> Result<()> {
+        self.advertised()?;
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => return Err(Error::config("server.tls_key", "is missing: tls_cert needs its key")),
+            (None, Some(_)) => {
+                return Err(Error::config("server.tls_cert", "is missing: tls_key needs its certificate"));
+            }
+            (Some(_), Some(_)) if self.insecure => {
+                return Err(Error::config("server.insecure", "cannot be true with tls_cert and tls_key: choose one"));
+            }
+            _ => {}
+        }
+        for (index, user) in self.users.iter().enumerate() {
+            if user.name.is_empty() || user.name.contains(':') {
+                return Err(Error::config(format!("server.users[{index}].name"), "must be non-empty and without ':'"));
+            }
+            if user.password.is_empty() {
+                return Err(Error::config(format!("server.users[{index}].password"), "must not be empty"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    #[test]
+    fn a_certificate_needs_its_key() {
+        let err = Config::from_toml_str("[server]\ntls_cert = \"a.pem\"").unwrap_err().to_string();
+        assert!(err.contains("server.tls_key"), "{err}");
+    }
+
+    #[test]
+    fn insecure_and_tls_exclude_each_other() {
+        let text = "[server]\ninsecure = true\ntls_cert = \"a.pem\"\ntls_key = \"a.key\"";
+        assert!(Config::from_toml_str(text).unwrap_err().to_string().contains("server.insecure"));
+    }
+
+    #[test]
+    fn advertise_is_host_and_port() {
+        let err = Config::from_toml_str("[server]\nadvertise = \"nowhere\"").unwrap_err().to_string();
+        assert!(err.contains("server.advertise"), "{err}");
+        let config = Config::from_toml_str("[server]\nadvertise = \"db.example.com:2113\"").unwrap();
+        assert_eq!(config.server.advertised().unwrap(), Some(("db.example.com".into(), 2113)));
+    }
+
+    #[test]
+    fn unknown_server_keys_are_named() {
+        let err = Config::from_toml_str("[server]\nlisten_on = \"1.2.3.4:5\"").unwrap_err().to_string();
+        assert!(err.contains("server.listen_on") && err.contains("listen"), "{err}");
+    }
+}

@@ -1,0 +1,180 @@
+//! Catch-up subscriptions through the KurrentDB client: a stream or `$all` from any start, the
+//! caught-up signal, live events after it, server-side filters with checkpoints, and a client
+//! that goes away (its subscription ends on the server).
+
+use std::time::Duration;
+
+use kurrentdb::{
+    AppendToStreamOptions, StreamPosition, StreamState, SubscribeToAllOptions, SubscribeToStreamOptions,
+    SubscriptionEvent, SubscriptionFilter,
+};
+
+use crate::served::{Served, json_event, n_of};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// From the stream's first event (the client's default is its end: live only).
+fn from_start() -> SubscribeToStreamOptions {
+    SubscribeToStreamOptions::default().start_from(StreamPosition::Start)
+}
+
+/// `$all` from its first event.
+fn all_from_start() -> SubscribeToAllOptions {
+    SubscribeToAllOptions::default().position(StreamPosition::Start)
+}
+
+async fn append(served: &Served, stream: &str, event_type: &str, n: u64) {
+    served
+        .client
+        .append_to_stream(
+            stream,
+            &AppendToStreamOptions::default().stream_state(StreamState::Any),
+            json_event(event_type, n),
+        )
+        .await
+        .unwrap();
+}
+
+/// The next event's `n`, or `CaughtUp` as `None`, skipping other notices.
+async fn next(subscription: &mut kurrentdb::Subscription) -> Option<u64> {
+    loop {
+        let event = tokio::time::timeout(WAIT, subscription.next_subscription_event())
+            .await
+            .expect("the subscription answers in time")
+            .expect("the subscription goes on");
+        match event {
+            SubscriptionEvent::EventAppeared(e) => return Some(n_of(e.event.as_ref().unwrap())),
+            SubscriptionEvent::CaughtUp(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_stream_subscription_catches_up_says_so_and_goes_live() {
+    let served = Served::start().await;
+    for n in 0..3 {
+        append(&served, "feed-1", "E", n).await;
+    }
+    let mut subscription = served.client.subscribe_to_stream("feed-1", &from_start()).await;
+    assert_eq!(next(&mut subscription).await, Some(0));
+    assert_eq!(next(&mut subscription).await, Some(1));
+    assert_eq!(next(&mut subscription).await, Some(2));
+    assert_eq!(next(&mut subscription).await, None, "caught up");
+    append(&served, "feed-1", "E", 3).await;
+    append(&served, "other", "E", 99).await;
+    append(&served, "feed-1", "E", 4).await;
+    assert_eq!(next(&mut subscription).await, Some(3));
+    assert_eq!(next(&mut subscription).await, Some(4));
+}
+
+#[tokio::test]
+async fn a_subscription_from_a_revision_starts_after_it() {
+    let served = Served::start().await;
+    for n in 0..5 {
+        append(&served, "feed-2", "E", n).await;
+    }
+    let options = SubscribeToStreamOptions::default().start_from(StreamPosition::Position(2));
+    let mut subscription = served.client.subscribe_to_stream("feed-2", &options).await;
+    assert_eq!(next(&mut subscription).await, Some(3));
+    assert_eq!(next(&mut subscription).await, Some(4));
+    assert_eq!(next(&mut subscription).await, None);
+
+    let live_only = SubscribeToStreamOptions::default().start_from(StreamPosition::End);
+    let mut live = served.client.subscribe_to_stream("feed-2", &live_only).await;
+    assert_eq!(next(&mut live).await, None, "nothing stored is delivered");
+    append(&served, "feed-2", "E", 5).await;
+    assert_eq!(next(&mut live).await, Some(5));
+}
+
+#[tokio::test]
+async fn an_all_subscription_from_a_position_delivers_what_follows() {
+    let served = Served::start().await;
+    for n in 0..4 {
+        append(&served, &format!("s-{n}"), "E", n).await;
+    }
+    let second = served.store().read_all_forward(0, 10).await.unwrap()[1].global_position;
+    let from = kurrentdb::Position { commit: second, prepare: second };
+    let options = SubscribeToAllOptions::default().position(StreamPosition::Position(from));
+    let mut subscription = served.client.subscribe_to_all(&options).await;
+    assert_eq!(next(&mut subscription).await, Some(2));
+    assert_eq!(next(&mut subscription).await, Some(3));
+    assert_eq!(next(&mut subscription).await, None);
+    append(&served, "s-9", "E", 9).await;
+    assert_eq!(next(&mut subscription).await, Some(9));
+}
+
+#[tokio::test]
+async fn filtered_all_subscriptions_get_only_matching_events() {
+    let served = Served::start().await;
+    append(&served, "account-1", "Opened", 1).await;
+    append(&served, "order-1", "Placed", 2).await;
+    append(&served, "account-2", "Deposited", 3).await;
+
+    let by_stream = SubscriptionFilter::on_stream_name().add_prefix("account-");
+    let mut accounts = served.client.subscribe_to_all(&all_from_start().filter(by_stream)).await;
+    let by_type = SubscriptionFilter::on_event_type().regex("^Pla");
+    let mut placed = served.client.subscribe_to_all(&all_from_start().filter(by_type)).await;
+
+    assert_eq!(next(&mut accounts).await, Some(1));
+    assert_eq!(next(&mut accounts).await, Some(3));
+    assert_eq!(next(&mut accounts).await, None);
+    assert_eq!(next(&mut placed).await, Some(2));
+    assert_eq!(next(&mut placed).await, None);
+
+    append(&served, "order-2", "Placed", 4).await;
+    append(&served, "account-3", "Opened", 5).await;
+    assert_eq!(next(&mut accounts).await, Some(5));
+    assert_eq!(next(&mut placed).await, Some(4));
+}
+
+#[tokio::test]
+async fn a_filter_whose_pattern_does_not_compile_is_refused() {
+    let served = Served::start().await;
+    let broken = SubscriptionFilter::on_event_type().regex("(unclosed");
+    let mut subscription = served.client.subscribe_to_all(&all_from_start().filter(broken)).await;
+    let outcome = tokio::time::timeout(WAIT, subscription.next_subscription_event()).await.expect("answered");
+    match outcome {
+        Err(kurrentdb::Error::Grpc { code, message }) => {
+            // The client's own tonic (another version than the server's) names the code.
+            assert_eq!(format!("{code:?}"), "InvalidArgument");
+            assert!(message.contains("(unclosed"), "{message}");
+        }
+        other => panic!("expected an invalid argument, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_category_subscription_resolves_links() {
+    let served = Served::start().await;
+    append(&served, "user-1", "Registered", 1).await;
+    append(&served, "team-1", "Formed", 2).await;
+    let options = from_start().resolve_link_tos();
+    let mut users = served.client.subscribe_to_stream("$ce-user", &options).await;
+    assert_eq!(next(&mut users).await, Some(1));
+    assert_eq!(next(&mut users).await, None);
+    append(&served, "user-2", "Registered", 3).await;
+    assert_eq!(next(&mut users).await, Some(3));
+}
+
+#[tokio::test]
+async fn a_client_that_goes_away_ends_its_subscription_on_the_server() {
+    let served = Served::start().await;
+    append(&served, "feed-3", "E", 0).await;
+    let mut subscription = served.client.subscribe_to_stream("feed-3", &from_start()).await;
+    let id = match subscription.next_subscription_event().await.expect("the subscription starts") {
+        SubscriptionEvent::Confirmed(id) => id,
+        other => panic!("the confirmation comes first, not {other:?}"),
+    };
+    assert_eq!(next(&mut subscription).await, Some(0));
+    let name = format!("grpc-{id}");
+    assert!(served.store().subscription_status("feed-3", &name).await.is_ok(), "the server runs it as `{name}`");
+    assert!(served.store().list_subscriptions().await.unwrap().is_empty(), "a catch-up subscription is not stored");
+
+    drop(subscription);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while served.store().subscription_status("feed-3", &name).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "the server still runs `{name}` after its client left");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

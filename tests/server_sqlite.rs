@@ -1,0 +1,18 @@
+//! `chronik serve` on SQLite, driven by the official KurrentDB Rust client (`kurrentdb`):
+//! the tests in `server/` are written once and run here and in `server_postgres.rs`; each test's
+//! store is a fresh file, its server listens on 127.0.0.1 on a port the system picks.
+
+mod common;
+
+/// The backend of every store in this binary.
+const BACKEND: common::Backend = common::Backend::Sqlite;
+
+#[path = "server/served.rs"]
+mod served;
+
+#[path = "server/persistent.rs"]
+mod persistent;
+#[path = "server/streams.rs"]
+mod streams;
+#[path = "server/subscriptions.rs"]
+mod subscriptions;
