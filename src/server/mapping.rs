@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use super::proto::event_store::client::uuid::{Structured, Value as UuidValue};
 use super::proto::{ProtoUuid, StreamIdentifier};
-use crate::{Error, EventData, ExpectedVersion, RecordedEvent};
+use crate::{Error, EventData, EventFilter, ExpectedVersion, RecordedEvent};
 
 /// The stream revision of a chronik stream version (`version >= 1`).
 pub(crate) fn revision_of(version: u64) -> u64 {
@@ -255,6 +255,55 @@ pub(crate) fn system_metadata(event_type: &str, content_type: &str, created: Dat
     ])
 }
 
+/// The filter a client's expression asks for: any of `prefixes`, else `regex`, matched against
+/// the stream id (`on_stream`) or the event type.
+///
+/// KurrentDB runs .NET regular expressions; chronik's have no look-around. A whole expression
+/// of the form `^(?!(X))`, which KurrentDB's clients send to leave out what `X` matches at the
+/// start (the Python client's default leaves out system events so), is the same as excluding
+/// `^(?:X)`, and is read so.
+pub(crate) fn expression_filter(prefixes: Vec<String>, regex: String, on_stream: bool) -> Result<EventFilter, Status> {
+    if !prefixes.is_empty() {
+        return Ok(if on_stream {
+            EventFilter::stream_prefix(prefixes)
+        } else {
+            EventFilter::event_type_prefix(prefixes)
+        });
+    }
+    if regex.is_empty() {
+        return Err(Status::invalid_argument("a filter needs a regular expression or prefixes"));
+    }
+    let (pattern, exclude) = match negative_lookahead(&regex) {
+        Some(inner) => (format!("^(?:{inner})"), true),
+        None => (regex, false),
+    };
+    let filter = if on_stream { EventFilter::stream_regex(pattern) } else { EventFilter::event_type_regex(pattern) };
+    Ok(if exclude { filter.exclude() } else { filter })
+}
+
+/// `X` of a pattern that is exactly `^(?!X)` (the group closing at the very end).
+fn negative_lookahead(pattern: &str) -> Option<&str> {
+    let inner = pattern.strip_prefix("^(?!")?;
+    let (mut depth, mut escaped, mut in_class) = (1usize, false, false);
+    for (index, c) in inner.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            '[' if !in_class => in_class = true,
+            ']' if in_class => in_class = false,
+            '(' if !in_class => depth += 1,
+            ')' if !in_class => {
+                depth -= 1;
+                if depth == 0 {
+                    return (index + 1 == inner.len()).then(|| &inner[..index]);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
+}
+
 /// Whether `event`, read from `stream`, came through a link (or an index stream).
 pub(crate) fn is_linked(event: &RecordedEvent, stream: &str) -> bool {
     stream != crate::ALL && event.stream_uuid != stream
@@ -372,6 +421,17 @@ mod tests {
         let event = event_data(proposed).unwrap();
         assert_eq!(event.correlation_id, Some(correlation));
         assert_eq!(event.content_type, OCTET_STREAM);
+    }
+
+    #[test]
+    fn a_whole_negative_lookahead_is_read_as_an_exclusion() {
+        let python_default = r"^(?!(\$.+$|PersistentConfig\d+$|Result$))";
+        assert_eq!(negative_lookahead(python_default), Some(r"(\$.+$|PersistentConfig\d+$|Result$)"));
+        let filter = expression_filter(vec![], python_default.into(), false).unwrap();
+        assert_eq!(filter, EventFilter::event_type_regex(r"^(?:(\$.+$|PersistentConfig\d+$|Result$))").exclude());
+        assert_eq!(negative_lookahead(r"^(?!a)b"), None, "something follows the look-ahead");
+        assert_eq!(negative_lookahead(r"^(?![)]x)"), Some("[)]x"));
+        assert_eq!(expression_filter(vec![], "^[^$].*".into(), true).unwrap(), EventFilter::stream_regex("^[^$].*"));
     }
 
     #[test]

@@ -533,20 +533,11 @@ fn all_start(position: Option<Option<u64>>) -> StartFrom {
 
 fn filter_of(options: create_req::all_options::FilterOptions) -> Result<EventFilter, Status> {
     use create_req::all_options::filter_options::Filter;
-    let (expression, on_stream) = match options.filter {
-        Some(Filter::StreamIdentifier(e)) => (e, true),
-        Some(Filter::EventType(e)) => (e, false),
-        None => return Err(Status::invalid_argument("a filter matches the stream or the event type")),
-    };
-    Ok(match (expression.prefix.is_empty(), on_stream) {
-        (false, true) => EventFilter::stream_prefix(expression.prefix),
-        (false, false) => EventFilter::event_type_prefix(expression.prefix),
-        (true, _) if expression.regex.is_empty() => {
-            return Err(Status::invalid_argument("a filter needs a regular expression or prefixes"));
-        }
-        (true, true) => EventFilter::stream_regex(expression.regex),
-        (true, false) => EventFilter::event_type_regex(expression.regex),
-    })
+    match options.filter {
+        Some(Filter::StreamIdentifier(e)) => mapping::expression_filter(e.prefix, e.regex, true),
+        Some(Filter::EventType(e)) => mapping::expression_filter(e.prefix, e.regex, false),
+        None => Err(Status::invalid_argument("a filter matches the stream or the event type")),
+    }
 }
 
 fn group_name(name: String) -> Result<String, Status> {

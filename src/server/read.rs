@@ -357,11 +357,9 @@ impl Plan {
         } else {
             (recorded(mapping::wire_event(event, self.form)), None)
         };
-        let position = if event.global_position > 0 {
-            read_resp::read_event::Position::CommitPosition(event.global_position)
-        } else {
-            read_resp::read_event::Position::NoPosition(())
-        };
+        // Clients expect a position with every event (the metadata of `$$<stream>`, not in
+        // `$all`, has 0).
+        let position = read_resp::read_event::Position::CommitPosition(event.global_position);
         ReadResp {
             content: Some(read_resp::Content::Event(ReadEvent {
                 event: Some(event_message),
@@ -376,18 +374,9 @@ impl Plan {
 /// checkpoint (`max` times the multiplier, as KurrentDB counts).
 fn filter_of(options: FilterOptions) -> Result<(Option<EventFilter>, u64), Status> {
     use opts::filter_options::{Filter, Window};
-    let expression_filter = |e: opts::filter_options::Expression, on_stream: bool| {
-        if !e.prefix.is_empty() {
-            Ok(if on_stream { EventFilter::stream_prefix(e.prefix) } else { EventFilter::event_type_prefix(e.prefix) })
-        } else if !e.regex.is_empty() {
-            Ok(if on_stream { EventFilter::stream_regex(e.regex) } else { EventFilter::event_type_regex(e.regex) })
-        } else {
-            Err(Status::invalid_argument("a filter needs a regular expression or prefixes"))
-        }
-    };
     let filter = match options.filter {
-        Some(Filter::StreamIdentifier(e)) => expression_filter(e, true)?,
-        Some(Filter::EventType(e)) => expression_filter(e, false)?,
+        Some(Filter::StreamIdentifier(e)) => mapping::expression_filter(e.prefix, e.regex, true)?,
+        Some(Filter::EventType(e)) => mapping::expression_filter(e.prefix, e.regex, false)?,
         None => return Err(Status::invalid_argument("a filter matches the stream or the event type")),
     };
     let window = match options.window {

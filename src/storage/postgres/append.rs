@@ -53,6 +53,11 @@ const LOCK: &str = "SELECT a.stream_version, a.revision, a.txid, \
              deleted_version \
          FROM streams WHERE stream_uuid = ANY($1) AND a.txid IS NOT NULL) s ON true";
 
+/// Takes the `$all` lock alone. A batch decided again because its streams changed takes it
+/// first, so that `LOCK`, a statement of its own, reads the streams on a snapshot taken with the
+/// lock held: every append that committed before is in it, and none can commit meanwhile.
+const LOCK_ALL: &str = "SELECT 1 FROM streams WHERE stream_id = 0 FOR UPDATE";
+
 const STORED_EVENT_IDS: &str = "SELECT event_id FROM events WHERE event_id = ANY($1)";
 
 const LINKABLE_EVENTS: &str = "SELECT event_id, position, stream_id FROM events WHERE event_id = ANY($1)";
@@ -434,7 +439,7 @@ impl PgStorage {
         let mut redecided = 0;
         loop {
             let mut tx = conn.begin().await?;
-            let decided = self.decide_and_write(&mut tx, cache, requests, check).await;
+            let decided = self.decide_and_write(&mut tx, cache, requests, check, redecided > 0).await;
             match decided {
                 Ok(Decided::Written(outcomes)) => {
                     tx.commit().await?;
@@ -474,7 +479,11 @@ impl PgStorage {
         cache: &mut WriterCache,
         requests: &[Arc<WriteRequest>],
         check: DuplicateCheck,
+        lock_first: bool,
     ) -> Result<Decided> {
+        if lock_first {
+            sqlx::query(LOCK_ALL).execute(&mut *tx).await?;
+        }
         let slots = Slots::of(requests);
         let names = slots.names();
         let mut streams: Vec<StreamState> = names.iter().map(|_| StreamState::absent()).collect();
