@@ -16,3 +16,5 @@ mod persistent;
 mod streams;
 #[path = "server/subscriptions.rs"]
 mod subscriptions;
+#[path = "server/tls.rs"]
+mod tls;

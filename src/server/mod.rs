@@ -33,8 +33,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use base64::Engine;
+use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::{Interceptor, interceptor::InterceptedService};
@@ -46,6 +48,19 @@ use proto::gossip::gossip_server::GossipServer;
 use proto::persistent::persistent_subscriptions_server::PersistentSubscriptionsServer;
 use proto::server_features::server_features_server::ServerFeaturesServer;
 use proto::streams::streams_server::StreamsServer;
+
+/// How long [`Server::shutdown`] waits for connections to close once every call has ended,
+/// before it closes them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Says when the server stops: long calls (subscriptions) end when it turns true.
+pub(crate) type Stopping = watch::Receiver<bool>;
+
+/// Returns once the server stops.
+pub(crate) async fn stopped(stopping: &mut Stopping) {
+    // An error means the server is gone, which is stopped too.
+    let _ = stopping.wait_for(|stopping| *stopping).await;
+}
 
 /// The largest message a client may send (KurrentDB's default largest append is 16 MiB; a
 /// message carries some framing besides the events).
@@ -111,6 +126,7 @@ impl ServerOptions {
 pub struct Server {
     local_addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
+    stopping: watch::Sender<bool>,
     task: Option<JoinHandle<std::result::Result<(), tonic::transport::Error>>>,
 }
 
@@ -128,6 +144,10 @@ impl Server {
         let mut builder = tonic::transport::Server::builder();
         let auth = match options.tls {
             Some(identity) => {
+                // rustls takes its crypto from the process; a process that links two choices
+                // (ring and aws-lc-rs, through other libraries) has none until one is
+                // installed. Install aws-lc-rs, tonic's here, unless the application chose.
+                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
                 builder = builder
                     .tls_config(ServerTlsConfig::new().identity(identity))
                     .map_err(|e| Error::InvalidArgument(format!("the TLS certificate or key cannot be used: {e}")))?;
@@ -145,13 +165,14 @@ impl Server {
             leader: true,
             heartbeat: chrono::Utc::now(),
         };
+        let stopping = watch::Sender::new(false);
+        let streams = streams::StreamsService::new(store.clone(), stopping.subscribe());
         let streams = InterceptedService::new(
-            StreamsServer::new(streams::StreamsService::new(store.clone()))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES),
+            StreamsServer::new(streams).max_decoding_message_size(MAX_MESSAGE_BYTES),
             auth.clone(),
         );
-        let persistent =
-            PersistentSubscriptionsServer::with_interceptor(persistent::PersistentService::new(store), auth);
+        let persistent = persistent::PersistentService::new(store, stopping.subscribe());
+        let persistent = PersistentSubscriptionsServer::with_interceptor(persistent, auth);
         let router = builder
             .add_service(streams)
             .add_service(persistent)
@@ -163,7 +184,7 @@ impl Server {
             let _ = stopped.await;
         }));
         tracing::info!(%local_addr, "serving the KurrentDB protocol");
-        Ok(Server { local_addr, stop: Some(stop), task: Some(task) })
+        Ok(Server { local_addr, stop: Some(stop), stopping, task: Some(task) })
     }
 
     /// The address the server listens on (with the port the system chose for port 0).
@@ -171,24 +192,35 @@ impl Server {
         self.local_addr
     }
 
-    /// Stops accepting calls, lets the calls in progress end, and returns once it has stopped.
+    /// Stops accepting calls and ends the long ones (subscriptions end with `Unavailable`, as
+    /// when a KurrentDB node shuts down; clients reconnect elsewhere), lets the others finish,
+    /// and returns once the server has stopped. Connections still open after a grace period
+    /// of a few seconds are closed.
     pub async fn shutdown(mut self) -> Result<()> {
+        self.stopping.send_replace(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match self.task.take() {
-            Some(task) => match task.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(Error::Unavailable(format!("the server failed: {e}"))),
-                Err(e) => Err(Error::Unavailable(format!("the server task failed: {e}"))),
-            },
-            None => Ok(()),
+        let Some(mut task) = self.task.take() else { return Ok(()) };
+        let finished = match tokio::time::timeout(SHUTDOWN_GRACE, &mut task).await {
+            Ok(finished) => finished,
+            Err(_) => {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "connections still open after the grace period; closing them");
+                task.abort();
+                return Ok(());
+            }
+        };
+        match finished {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Error::Unavailable(format!("the server failed: {e}"))),
+            Err(e) => Err(Error::Unavailable(format!("the server task failed: {e}"))),
         }
     }
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
+        self.stopping.send_replace(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

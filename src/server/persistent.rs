@@ -21,6 +21,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use super::Stopping;
 use super::mapping::{self, UuidForm, WireEvent};
 use super::proto::persistent::{
     CreateReq, CreateResp, DeleteReq, DeleteResp, GetInfoReq, GetInfoResp, ListReq, ListResp, ReadReq, ReadResp,
@@ -45,11 +46,12 @@ pub(crate) struct PersistentService {
     store: EventStore,
     /// Bumped by `RestartSubsystem`: every consumer connected here is dropped when it moves.
     restarts: tokio::sync::watch::Sender<u64>,
+    stopping: Stopping,
 }
 
 impl PersistentService {
-    pub(crate) fn new(store: EventStore) -> Self {
-        PersistentService { store, restarts: tokio::sync::watch::Sender::new(0) }
+    pub(crate) fn new(store: EventStore, stopping: Stopping) -> Self {
+        PersistentService { store, restarts: tokio::sync::watch::Sender::new(0), stopping }
     }
 }
 
@@ -209,7 +211,9 @@ impl persistent_subscriptions_server::PersistentSubscriptions for PersistentServ
         };
         let _ = tx.send(Ok(confirmation)).await;
         let restarts = self.restarts.subscribe();
-        tokio::spawn(Consumer { subscription, stream, form, in_flight: HashMap::new(), restarts }.run(incoming, tx));
+        let stopping = self.stopping.clone();
+        let consumer = Consumer { subscription, stream, form, in_flight: HashMap::new(), restarts, stopping };
+        tokio::spawn(consumer.run(incoming, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
@@ -306,13 +310,20 @@ struct Consumer {
     in_flight: HashMap<uuid::Uuid, RecordedEvent>,
     /// Moves when the subsystem is restarted.
     restarts: tokio::sync::watch::Receiver<u64>,
+    /// Says when the server stops.
+    stopping: Stopping,
 }
 
 impl Consumer {
     async fn run(mut self, mut incoming: Streaming<ReadReq>, tx: mpsc::Sender<Result<ReadResp, Status>>) {
+        let (mut stopping, mut restarts) = (self.stopping.clone(), self.restarts.clone());
         loop {
             tokio::select! {
-                _ = self.restarts.changed() => {
+                () = super::stopped(&mut stopping) => {
+                    let _ = tx.send(Err(Status::unavailable("the server is shutting down"))).await;
+                    return;
+                }
+                _ = restarts.changed() => {
                     let status = mapping::with_trailers(
                         Status::unavailable("the persistent subscriptions were restarted: connect again"),
                         &[("exception", "persistent-subscription-dropped")],

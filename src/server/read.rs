@@ -12,6 +12,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
+use super::Stopping;
 use super::mapping::{self, UuidForm, WireEvent};
 use super::metadata_stream;
 use super::proto::streams::read_req::options::{self as opts, AllOptions, FilterOptions, StreamOptions};
@@ -69,6 +70,7 @@ struct Plan {
 pub(crate) async fn read(
     store: EventStore,
     request: ReadReq,
+    mut stopping: Stopping,
 ) -> Result<ReceiverStream<Result<ReadResp, Status>>, Status> {
     let plan = Plan::of(request)?;
     if let Some(filter) = &plan.filter {
@@ -77,9 +79,16 @@ pub(crate) async fn read(
     }
     let (tx, rx) = mpsc::channel(QUEUE);
     tokio::spawn(async move {
-        let outcome = match plan.count {
-            Some(count) => plan.read(&store, count, &tx).await,
-            None => plan.subscribe(&store, &tx).await,
+        let work = async {
+            match plan.count {
+                Some(count) => plan.read(&store, count, &tx).await,
+                None => plan.subscribe(&store, &tx).await,
+            }
+        };
+        // A server that stops ends reads and subscriptions in progress.
+        let outcome = tokio::select! {
+            outcome = work => outcome,
+            () = super::stopped(&mut stopping) => Err(Status::unavailable("the server is shutting down")),
         };
         if let Err(status) = outcome {
             let _ = tx.send(Err(status)).await;

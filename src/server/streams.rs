@@ -18,17 +18,18 @@ use super::proto::streams::{
     streams_server, tombstone_req, tombstone_resp,
 };
 use super::proto::{AllStreamPosition, google};
-use super::read;
+use super::{Stopping, read};
 use crate::{DeleteMode, Error, EventData, EventStore};
 
 /// The `Streams` service over one store.
 pub(crate) struct StreamsService {
     store: EventStore,
+    stopping: Stopping,
 }
 
 impl StreamsService {
-    pub(crate) fn new(store: EventStore) -> Self {
-        StreamsService { store }
+    pub(crate) fn new(store: EventStore, stopping: Stopping) -> Self {
+        StreamsService { store, stopping }
     }
 }
 
@@ -41,7 +42,7 @@ impl streams_server::Streams for StreamsService {
     type BatchAppendStream = ResponseStream<BatchAppendResp>;
 
     async fn read(&self, request: Request<ReadReq>) -> Result<Response<Self::ReadStream>, Status> {
-        let responses = read::read(self.store.clone(), request.into_inner()).await?;
+        let responses = read::read(self.store.clone(), request.into_inner(), self.stopping.clone()).await?;
         Ok(Response::new(Box::pin(responses)))
     }
 

@@ -178,3 +178,28 @@ async fn a_client_that_goes_away_ends_its_subscription_on_the_server() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_server_that_shuts_down_ends_its_subscriptions_and_leaves_the_store_running() {
+    let served = Served::start().await;
+    append(&served, "feed-4", "E", 0).await;
+    let mut subscription = served.client.subscribe_to_stream("feed-4", &from_start()).await;
+    assert_eq!(next(&mut subscription).await, Some(0));
+    let Served { client, server, store } = served;
+    server.shutdown().await.expect("a clean stop");
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match subscription.next_subscription_event().await {
+                Err(e) => return e,
+                Ok(SubscriptionEvent::EventAppeared(e)) => panic!("no event after the stop: {e:?}"),
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the subscription ends");
+    assert!(!matches!(ended, kurrentdb::Error::WrongExpectedVersion { .. }), "{ended:?}");
+    drop(client);
+    let event = chronik::EventData::json("E", &serde_json::json!({ "n": 1 })).unwrap();
+    store.append_to_stream("feed-4", chronik::ExpectedVersion::Exact(1), vec![event]).await.expect("the store goes on");
+}

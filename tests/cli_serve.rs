@@ -1,0 +1,117 @@
+//! `chronik serve` as a process: it refuses to start without choosing TLS or `--insecure`,
+//! serves KurrentDB clients on the address it prints, takes its settings from the `[server]`
+//! section, and stops cleanly (exit 0) on SIGTERM and SIGINT. SQLite stores: a file in each
+//! test's scratch directory.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use common::cli::{Cli, describe};
+use kurrentdb::{AppendToStreamOptions, Client, ReadStreamOptions, StreamState};
+
+/// The backend of every store in this binary.
+const BACKEND: common::Backend = common::Backend::Sqlite;
+
+/// A running `chronik serve` and the address it printed.
+struct Serving {
+    child: Child,
+    address: String,
+}
+
+impl Serving {
+    fn start(cli: &Cli, args: &[&str]) -> Serving {
+        let mut all = vec!["--json", "serve"];
+        all.extend_from_slice(args);
+        let mut child =
+            cli.command(&all).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("runs");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a line");
+        let printed: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first:?}"));
+        let address = printed["listening"].as_str().expect("the address").to_string();
+        Serving { child, address }
+    }
+
+    fn client(&self) -> Client {
+        Client::new(format!("kurrentdb://{}?tls=false", self.address).parse().unwrap()).unwrap()
+    }
+
+    /// Sends `signal` and returns the exit status and stderr.
+    fn stop(mut self, signal: &str) -> (std::process::ExitStatus, String) {
+        let sent = Command::new("kill").args([signal, &self.child.id().to_string()]).status().expect("kill runs");
+        assert!(sent.success());
+        let output =
+            std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap()).wait_with_output().unwrap();
+        (output.status, String::from_utf8_lossy(&output.stderr).into_owned())
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn append_and_read(client: &Client, stream: &str) -> Vec<u64> {
+    let event = kurrentdb::EventData::json("Ping", &serde_json::json!({ "n": 1 })).unwrap();
+    let options = AppendToStreamOptions::default().stream_state(StreamState::NoStream);
+    client.append_to_stream(stream, &options, event).await.expect("append");
+    let mut read = client.read_stream(stream, &ReadStreamOptions::default()).await.unwrap();
+    let mut revisions = Vec::new();
+    while let Some(event) = read.next().await.unwrap() {
+        revisions.push(event.get_original_event().revision);
+    }
+    revisions
+}
+
+#[test]
+fn serve_needs_a_choice_between_tls_and_insecure() {
+    let cli = Cli::new();
+    let line = cli.fail(&["serve"]);
+    assert!(line.contains("--insecure") && line.contains("--tls-cert"), "{line}");
+    let out = cli.run(&["serve", "--tls-cert", "cert.pem"]);
+    assert_eq!(out.status.code(), Some(2), "a certificate without its key is a usage error: {}", describe(&out));
+    let out = cli.run(&["serve", "--insecure", "--tls-cert", "c.pem", "--tls-key", "k.pem"]);
+    assert_eq!(out.status.code(), Some(2), "{}", describe(&out));
+    let line = cli.fail(&["serve", "--tls-cert", "missing.pem", "--tls-key", "missing.key"]);
+    assert!(line.contains("missing.pem"), "{line}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn serve_answers_clients_and_stops_cleanly_on_sigterm() {
+    let cli = Cli::new();
+    let serving = Serving::start(&cli, &["--insecure", "--listen", "127.0.0.1:0"]);
+    assert_eq!(append_and_read(&serving.client(), "cli-1").await, vec![0]);
+    let (status, stderr) = serving.stop("-TERM");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("error") && !stderr.contains("panicked"), "{stderr}");
+    let out = cli.json(&["info", "cli-1"]);
+    assert_eq!(out["stream_version"], 1, "what the client wrote is stored: {out}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn serve_takes_its_settings_from_the_server_section_and_stops_on_sigint() {
+    let cli = Cli::new();
+    let config = cli.write_file(
+        "chronik.toml",
+        "[server]\ninsecure = true\nlisten = \"127.0.0.1:0\"\nadvertise = \"db.example.com:2113\"\n",
+    );
+    let serving = Serving::start(&cli, &["--config", &config]);
+    assert!(serving.address.starts_with("127.0.0.1:"), "{}", serving.address);
+    assert_eq!(append_and_read(&serving.client(), "cli-2").await, vec![0]);
+    let (status, stderr) = serving.stop("-INT");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[test]
+fn a_busy_address_is_a_clear_error() {
+    let cli = Cli::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let line = cli.fail(&["serve", "--insecure", "--listen", &address]);
+    assert!(line.contains(&address), "{line}");
+}

@@ -1,0 +1,99 @@
+//! `chronik serve` over TLS: a KurrentDB client that trusts the server's certificate and gives
+//! a known user's credentials gets in; wrong or missing credentials are refused as KurrentDB
+//! refuses them (the client's `AccessDenied`), and a client without TLS cannot talk to it.
+
+use std::time::Duration;
+
+use chronik::server::{Server, ServerOptions};
+use kurrentdb::{AppendToStreamOptions, Client, Error, ReadStreamOptions};
+
+use crate::common::TestStore;
+use crate::served::{all_of, json_event, ns};
+
+/// A self-signed certificate for 127.0.0.1, written where the client can read it.
+struct Certificate {
+    dir: std::path::PathBuf,
+    cert_pem: String,
+    key_pem: String,
+}
+
+impl Certificate {
+    fn new() -> Certificate {
+        let rcgen::CertifiedKey { cert, signing_key } =
+            rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+                .expect("a certificate");
+        let dir = std::env::temp_dir().join(format!("chronik-tls-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.pem"), cert.pem()).unwrap();
+        Certificate { dir, cert_pem: cert.pem(), key_pem: signing_key.serialize_pem() }
+    }
+
+    fn client(&self, server: &Server, credentials: &str) -> Client {
+        let url = format!(
+            "kurrentdb://{credentials}{}?tls=true&tlsCaFile={}",
+            server.local_addr(),
+            self.dir.join("ca.pem").display()
+        );
+        Client::new(url.parse().expect("a valid connection string")).expect("a client")
+    }
+}
+
+impl Drop for Certificate {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn tls_server(store: &TestStore, certificate: &Certificate, users: &[(&str, &str)]) -> Server {
+    let mut options = ServerOptions::tls(([127, 0, 0, 1], 0).into(), &certificate.cert_pem, &certificate.key_pem);
+    for (name, password) in users {
+        options = options.user(*name, *password);
+    }
+    Server::start(store.store.clone(), options).await.expect("the TLS server starts")
+}
+
+async fn append(client: &Client, n: u64) -> kurrentdb::Result<kurrentdb::WriteResult> {
+    let options = AppendToStreamOptions::default();
+    let appending = client.append_to_stream("secure-1", &options, json_event("E", n));
+    tokio::time::timeout(Duration::from_secs(20), appending).await.expect("answered in time")
+}
+
+#[tokio::test]
+async fn the_default_user_gets_in_over_tls_and_others_are_refused() {
+    let store = TestStore::start().await;
+    let certificate = Certificate::new();
+    let server = tls_server(&store, &certificate, &[]).await;
+
+    let admin = certificate.client(&server, "admin:changeit@");
+    append(&admin, 1).await.expect("admin/changeit is the default user");
+    let read = all_of(admin.read_stream("secure-1", &ReadStreamOptions::default()).await.unwrap()).await;
+    assert_eq!(ns(&read), vec![1]);
+
+    let wrong = certificate.client(&server, "admin:wrong@");
+    assert!(matches!(append(&wrong, 2).await, Err(Error::AccessDenied)));
+    let anonymous = certificate.client(&server, "");
+    assert!(matches!(append(&anonymous, 3).await, Err(Error::AccessDenied)));
+    assert_eq!(store.stream_info("secure-1").await.unwrap().stream_version, 1, "refused calls wrote nothing");
+}
+
+#[tokio::test]
+async fn configured_users_replace_the_default_one() {
+    let store = TestStore::start().await;
+    let certificate = Certificate::new();
+    let server = tls_server(&store, &certificate, &[("ops", "s3cret")]).await;
+
+    append(&certificate.client(&server, "ops:s3cret@"), 1).await.expect("a configured user gets in");
+    let admin = certificate.client(&server, "admin:changeit@");
+    assert!(matches!(append(&admin, 2).await, Err(Error::AccessDenied)), "the default user is gone");
+}
+
+#[tokio::test]
+async fn a_client_without_tls_cannot_talk_to_a_tls_server() {
+    let store = TestStore::start().await;
+    let certificate = Certificate::new();
+    let server = tls_server(&store, &certificate, &[]).await;
+    let url = format!("kurrentdb://admin:changeit@{}?tls=false&maxDiscoverAttempts=2", server.local_addr());
+    let plain = Client::new(url.parse().unwrap()).unwrap();
+    assert!(append(&plain, 1).await.is_err());
+    assert!(store.stream_info("secure-1").await.is_err(), "nothing was written");
+}
