@@ -136,13 +136,61 @@ pub(crate) async fn append(
             AppendOutcome::WrongExpectedVersion { expected, current }
         });
     }
+    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.event_id).collect();
     match store.append_to_stream(stream, expected.to_version()?, events).await {
         Ok(result) => Ok(AppendOutcome::Done {
             current: Current::of_version(result.stream_version),
             position: Some(result.last_position),
         }),
+        // The expected state is checked before the ids: a repeated append meets either.
+        Err(e @ (Error::DuplicateEvent(_) | Error::WrongExpectedVersion { .. } | Error::StreamExists)) => {
+            match already_appended(store, stream, expected, &ids).await? {
+                Some(done) => Ok(done),
+                None => refusal(store, stream, expected, &e).await,
+            }
+        }
         Err(e) => refusal(store, stream, expected, &e).await,
     }
+}
+
+/// How far back an append with `Any` looks for its own events when they are already stored.
+const IDEMPOTENCE_WINDOW: u64 = 1_000;
+
+/// An append whose events are all stored already, in order, where the append would have put
+/// them, is a success, as in KurrentDB: a client that retries an append whose answer it lost
+/// gets the outcome of the first. Where to look: after the expected revision, or (for `Any`
+/// and `StreamExists`) among the stream's last events. `None`: not this append's events.
+async fn already_appended(
+    store: &EventStore,
+    stream: &str,
+    expected: Expected,
+    ids: &[uuid::Uuid],
+) -> Result<Option<AppendOutcome>, Status> {
+    let count = ids.len() as u64;
+    let stored = match expected {
+        Expected::Revision(r) => store.read_stream_forward(stream, mapping::version_of(r)? + 1, count).await,
+        Expected::NoStream => store.read_stream_forward(stream, 1, count).await,
+        Expected::Any | Expected::StreamExists => {
+            let window = store.read_stream_backward(stream, None, IDEMPOTENCE_WINDOW.max(count)).await.map(|mut w| {
+                w.reverse();
+                w
+            });
+            window.map(|w| {
+                let at = w.iter().position(|e| e.event_id == ids[0]).unwrap_or(w.len());
+                w.into_iter().skip(at).take(ids.len()).collect()
+            })
+        }
+    };
+    let stored = match stored {
+        Ok(stored) => stored,
+        Err(Error::StreamNotFound | Error::StreamDeleted) => return Ok(None),
+        Err(e) => return Err(mapping::status_of(&e, stream)),
+    };
+    let same = stored.len() == ids.len() && stored.iter().zip(ids).all(|(e, id)| e.event_id == *id);
+    Ok(same.then(|| {
+        let last = &stored[stored.len() - 1];
+        AppendOutcome::Done { current: Current::of_version(last.stream_version), position: Some(last.global_position) }
+    }))
 }
 
 /// A refused write as the protocol reports it: a wrong expected state with the stream's

@@ -1,6 +1,6 @@
 """The official KurrentDB Python client (kurrentdbclient, from PyPI) against `chronik serve`.
 
-`scripts/test-python` starts the server (on SQLite, then on PostgreSQL) and runs these tests
+`scripts/test-clients` starts the server (on SQLite, then on PostgreSQL) and runs these tests
 with CHRONIK_SERVER=host:port. Each test works on streams and groups of its own names.
 """
 

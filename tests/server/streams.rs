@@ -93,6 +93,30 @@ async fn every_expected_state_is_checked_as_kurrentdb_does() {
 }
 
 #[tokio::test]
+async fn an_append_sent_again_is_answered_as_the_first_was() {
+    let served = Served::start().await;
+    let client = &served.client;
+    let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let batch = || vec![json_event("E", 0).id(a), json_event("E", 1).id(b)];
+    let first = client.append_to_stream("retried", &expecting(StreamState::NoStream), batch()).await.unwrap();
+    let again = client.append_to_stream("retried", &expecting(StreamState::NoStream), batch()).await.unwrap();
+    assert_eq!((again.next_expected_version, again.position), (first.next_expected_version, first.position));
+    let any = client.append_to_stream("retried", &expecting(StreamState::Any), batch()).await.unwrap();
+    assert_eq!(any.next_expected_version, 1);
+    client.append_to_stream("retried", &expecting(StreamState::Any), json_event("E", 2)).await.unwrap();
+    let after = client
+        .append_to_stream("retried", &expecting(StreamState::StreamRevision(0)), vec![json_event("E", 1).id(b)])
+        .await;
+    assert_eq!(after.unwrap().next_expected_version, 1, "the event after revision 0 is this one");
+    assert_eq!(served.store().stream_info("retried").await.unwrap().stream_version, 3, "nothing was stored twice");
+
+    let mixed = client
+        .append_to_stream("retried", &expecting(StreamState::Any), vec![json_event("E", 9), json_event("E", 0).id(a)])
+        .await;
+    assert!(matches!(mixed, Err(Error::ResourceAlreadyExists)), "{mixed:?}");
+}
+
+#[tokio::test]
 async fn concurrent_clients_with_the_same_expected_revision_see_one_winner() {
     let served = Served::start().await;
     served.client.append_to_stream("race", &expecting(StreamState::NoStream), json_event("E", 0)).await.unwrap();
