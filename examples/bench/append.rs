@@ -135,15 +135,21 @@ pub struct Workload {
 /// `writers` writers, each appending `appends` calls of `per_append` events to a fresh stream of
 /// its own, with the exact expected version.
 fn own_streams(bench: &Bench, writers: usize, per_append: u64, appends: usize) -> Workload {
-    let streams: Arc<Vec<(i64, String)>> = Arc::new((0..writers).map(|_| bench.fresh_stream()).collect());
-    let names = streams.iter().map(|(_, name)| name.clone()).collect();
+    let names = (0..writers).map(|_| bench.fresh_stream().1).collect();
     let chronik = stream_appends(bench, names, per_append, appends);
+    Workload { chronik, raw: own_streams_raw(bench, writers, per_append, appends) }
+}
+
+/// The raw side of [`own_streams`]: `writers` writers, each inserting `appends` calls of
+/// `per_append` rows into a fresh stream of its own.
+pub fn own_streams_raw(bench: &Bench, writers: usize, per_append: u64, appends: usize) -> Workers {
+    let streams: Arc<Vec<(i64, String)>> = Arc::new((0..writers).map(|_| bench.fresh_stream()).collect());
     let raw_first = bench.payloads((writers * appends) as u64 * per_append);
     let raw = raw_appends(bench, per_append, move |task, i| {
         let (id, name) = streams[task].clone();
         (id, name, i as i64 * per_append as i64, raw_first + (task * appends + i) as u64 * per_append)
     });
-    Workload { chronik, raw: Workers { tasks: writers, per_task: appends, op: raw } }
+    Workers { tasks: writers, per_task: appends, op: raw }
 }
 
 /// One writer per stream of `streams` (each new, or at version 0), each appending `appends`

@@ -2,7 +2,8 @@
 //! and memory, each next to a raw
 //! baseline of the same shape on the same database measured in the same run, on PostgreSQL
 //! and on SQLite, plus the workload shapes of the Elixir EventStore's published benchmark in
-//! µs/op.
+//! µs/op, and (PostgreSQL) `chronik serve` through the KurrentDB client beside the same work in
+//! process (`grpc`).
 //!
 //! ```text
 //! cargo run --release --example bench                           # the whole suite (several minutes)
@@ -32,6 +33,7 @@
 
 mod append;
 mod elixir;
+mod grpc;
 mod index;
 mod measure;
 mod memory;
@@ -224,7 +226,7 @@ fn steps(backend: Backend) -> usize {
         + index::steps(backend)
         + retention::steps(backend);
     match backend {
-        Backend::Postgres => both + memory::STEPS + elixir::STEPS,
+        Backend::Postgres => both + memory::STEPS + elixir::STEPS + grpc::STEPS,
         Backend::Sqlite => both,
     }
 }
@@ -288,6 +290,9 @@ pub async fn workloads(bench: &Bench) -> Result<Vec<Row>> {
     rows.extend(subscribe::run(bench).await?);
     rows.extend(index::run(bench).await?);
     rows.extend(retention::run(bench).await?);
+    if postgres {
+        rows.extend(grpc::run(bench).await?);
+    }
     bench.store.shutdown().await?;
     Ok(rows.into_iter().map(|row| row.on(bench.backend())).collect())
 }

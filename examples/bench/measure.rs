@@ -149,6 +149,8 @@ pub enum Group {
     Retention,
     /// Category and event-type streams, and filtered `$all`.
     Categories,
+    /// `chronik serve`, through the KurrentDB client.
+    Grpc,
 }
 
 /// What a row is held to.

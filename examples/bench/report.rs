@@ -17,13 +17,14 @@ use crate::measure::{Backend, Group, Row, Rss, Summary, Target};
 /// The backends, in the order they are printed.
 const BACKENDS: [Backend; 2] = [Backend::Postgres, Backend::Sqlite];
 /// The report's sections, in the order they are printed.
-const GROUPS: [Group; 7] = [
+const GROUPS: [Group; 8] = [
     Group::Append,
     Group::Read,
     Group::Elixir,
     Group::Subscriptions,
     Group::Categories,
     Group::Retention,
+    Group::Grpc,
     Group::Memory,
 ];
 
@@ -38,9 +39,12 @@ pub fn print(rows: &[Row]) {
             let table = match group {
                 Group::Elixir => elixir_table(&rows),
                 Group::Memory => memory_table(&rows),
-                Group::Append | Group::Read | Group::Subscriptions | Group::Categories | Group::Retention => {
-                    throughput_table(&rows)
-                }
+                Group::Append
+                | Group::Read
+                | Group::Subscriptions
+                | Group::Categories
+                | Group::Retention
+                | Group::Grpc => throughput_table(&rows),
             };
             println!("\n{}: {}\n{table}", backend.name(), title(group));
         }
@@ -56,6 +60,7 @@ fn title(group: Group) -> &'static str {
         Group::Subscriptions => "subscriptions",
         Group::Retention => "stream metadata and scavenging",
         Group::Categories => "categories and filters",
+        Group::Grpc => "chronik serve (the KurrentDB protocol over gRPC, beside the same work in process)",
         Group::Memory => "memory",
     }
 }
@@ -582,6 +587,7 @@ fn group_name(group: Group) -> &'static str {
         Group::Subscriptions => "subscriptions",
         Group::Retention => "retention",
         Group::Categories => "categories",
+        Group::Grpc => "grpc",
         Group::Memory => "memory",
     }
 }

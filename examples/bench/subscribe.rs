@@ -362,10 +362,11 @@ where
 
 /// One event per millisecond appended to a fresh stream, received by a live named `$all`
 /// subscription that acks every batch; latency from the append call to the receipt.
-async fn live_latency(bench: &Bench, total: u64) -> Result<Measured> {
-    let name = "bench-latency";
+pub async fn live_latency(bench: &Bench, total: u64) -> Result<Measured> {
+    // A name of its own each time: a subscription left behind would resume from its checkpoint.
+    let name = format!("bench-latency-{}", Uuid::new_v4().simple());
     let options = SubscriptionOptions::default().start_from(StartFrom::Current);
-    let mut sub = bench.store.subscribe_to_all_streams(name, options).await?;
+    let mut sub = bench.store.subscribe_to_all_streams(&name, options).await?;
     while next(&mut sub).await? != SubscriptionMessage::CaughtUp {}
     let sent: Sent<Uuid> = Arc::default();
     let stream = bench.fresh_stream().1;
@@ -401,6 +402,7 @@ async fn live_latency(bench: &Bench, total: u64) -> Result<Measured> {
     let elapsed = started.elapsed();
     writer.await??;
     sub.unsubscribe().await?;
+    bench.store.delete_subscription(ALL, &name).await?;
     Ok(Measured { events: total, elapsed, latencies })
 }
 

@@ -25,7 +25,10 @@ mod gossip;
 mod mapping;
 mod metadata_stream;
 mod persistent;
-mod proto;
+/// The protocol's messages, services and clients as generated from `proto/`: for chronik's own
+/// benchmarks and protocol-level tests, not a stable API (use a KurrentDB client).
+#[doc(hidden)]
+pub mod proto;
 mod read;
 mod streams;
 
@@ -36,6 +39,7 @@ use base64::Engine;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+use futures::StreamExt;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
@@ -179,7 +183,17 @@ impl Server {
             .add_service(GossipServer::new(gossip::GossipService { this }))
             .add_service(ServerFeaturesServer::new(features::FeaturesService));
         let (stop, stopped) = oneshot::channel::<()>();
-        let incoming = TcpListenerStream::new(listener);
+        let incoming = TcpListenerStream::new(listener).filter_map(|accepted| async move {
+            match accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream)) {
+                // Small messages (an ack, a one-event append) go out at once, not after the
+                // peer's delayed acknowledgement.
+                Ok(stream) => Some(Ok::<_, std::io::Error>(stream)),
+                Err(error) => {
+                    tracing::warn!(%error, "a connection could not be accepted");
+                    None
+                }
+            }
+        });
         let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = stopped.await;
         }));
