@@ -41,6 +41,10 @@
 //! - **the facade** ([`EventStore`], `store/`): a cheap `Clone` handle. It validates input,
 //!   then makes one call: to the runtime for writes and for everything that runs, to storage
 //!   for reads and for what is only stored. [`admin`] creates, migrates and drops stores.
+//!   [`EventStore::join_cluster`] makes a process a member of the store's cluster (what gossip
+//!   lists).
+//! - **`server/`** (feature `server`, on by default): `chronik serve`, the KurrentDB gRPC
+//!   protocol over the facade (tonic); it translates calls and owns nothing else.
 //!
 //! ## Guarantees
 //!
@@ -109,6 +113,7 @@
 //! ```
 
 pub mod admin;
+mod cluster;
 mod config;
 mod duration;
 mod error;
@@ -131,6 +136,7 @@ mod subscription;
 pub mod testing;
 mod validate;
 
+pub use cluster::ClusterMember;
 pub use config::{Config, DEFAULT_DATABASE_URL, ServerConfig, ServerUser, SubscriptionConfig};
 pub use error::{ConfigError, Error, Result};
 pub use event::{
@@ -140,7 +146,7 @@ pub use filter::EventFilter;
 pub use index::{CATEGORY_PREFIX, EVENT_TYPE_PREFIX, category_of};
 pub use metadata::StreamMetadata;
 pub use page::{Page, PageRequest, SortBy, SortDirection};
-pub use runtime::{LiveSubscription, SubscriberHandle, Subscription};
+pub use runtime::{ClusterMembership, LiveSubscription, SubscriberHandle, Subscription};
 pub use scavenge::{ScavengeOptions, ScavengeProgress, ScavengeReport};
 pub use serializer::{BINCODE_CONTENT_TYPE, BincodeSerializer, JSON_CONTENT_TYPE, JsonSerializer, Serializer};
 pub use snapshot::SnapshotData;

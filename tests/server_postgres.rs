@@ -10,6 +10,8 @@ const BACKEND: common::Backend = common::Backend::Postgres;
 #[path = "server/served.rs"]
 mod served;
 
+#[path = "server/cluster.rs"]
+mod cluster;
 #[path = "server/persistent.rs"]
 mod persistent;
 #[path = "server/streams.rs"]

@@ -19,6 +19,7 @@
 
 pub mod handles;
 pub mod locks;
+pub mod member;
 pub mod notifier;
 pub mod publisher;
 pub mod registry;
@@ -55,6 +56,7 @@ use crate::subscription::{
 };
 
 pub use handles::{LiveSubscription, SubscriberHandle, Subscription};
+pub use member::ClusterMembership;
 
 /// How long shutdown waits for the supervisor to stop its children.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);

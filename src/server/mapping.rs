@@ -309,6 +309,30 @@ pub(crate) fn is_linked(event: &RecordedEvent, stream: &str) -> bool {
     stream != crate::ALL && event.stream_uuid != stream
 }
 
+/// The deadline a client gave its call (the `grpc-timeout` header: an integer and a unit,
+/// `H`, `M`, `S`, `m`, `u` or `n`). tonic ends a call whose response has not started by then;
+/// streamed responses (reads, subscriptions) end themselves with it.
+pub(crate) fn deadline_of(metadata: &MetadataMap) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let text = metadata.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = text.split_at(text.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+/// The status of a call whose deadline passed.
+pub(crate) fn deadline_exceeded() -> Status {
+    Status::deadline_exceeded("the call's deadline passed")
+}
+
 /// The status KurrentDB's clients expect for `error`. Wrong expected versions are answered in
 /// the body of an append, not here; `stream` is the stream the call was about.
 pub(crate) fn status_of(error: &Error, stream: &str) -> Status {
@@ -432,6 +456,18 @@ mod tests {
         assert_eq!(negative_lookahead(r"^(?!a)b"), None, "something follows the look-ahead");
         assert_eq!(negative_lookahead(r"^(?![)]x)"), Some("[)]x"));
         assert_eq!(expression_filter(vec![], "^[^$].*".into(), true).unwrap(), EventFilter::stream_regex("^[^$].*"));
+    }
+
+    #[test]
+    fn deadlines_are_read_in_every_unit() {
+        let mut metadata = MetadataMap::new();
+        assert_eq!(deadline_of(&metadata), None);
+        for (text, expected) in [("2S", 2_000), ("1500m", 1_500), ("1M", 60_000), ("3000000u", 3_000)] {
+            metadata.insert("grpc-timeout", MetadataValue::try_from(text).unwrap());
+            assert_eq!(deadline_of(&metadata), Some(std::time::Duration::from_millis(expected)), "{text}");
+        }
+        metadata.insert("grpc-timeout", MetadataValue::from_static("soon"));
+        assert_eq!(deadline_of(&metadata), None);
     }
 
     #[test]

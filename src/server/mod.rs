@@ -129,6 +129,8 @@ impl ServerOptions {
 #[derive(Debug)]
 pub struct Server {
     local_addr: SocketAddr,
+    /// This server in the store's cluster (gossip lists it while it serves).
+    membership: Option<crate::ClusterMembership>,
     stop: Option<oneshot::Sender<()>>,
     stopping: watch::Sender<bool>,
     task: Option<JoinHandle<std::result::Result<(), tonic::transport::Error>>>,
@@ -162,25 +164,20 @@ impl Server {
             None => Authenticate { users: None },
         };
         let (host, port) = options.advertise.unwrap_or_else(|| (local_addr.ip().to_string(), local_addr.port()));
-        let this = gossip::Member {
-            instance_id: uuid::Uuid::new_v4(),
-            address: host,
-            port,
-            leader: true,
-            heartbeat: chrono::Utc::now(),
-        };
+        let membership = store.join_cluster(host, port).await?;
         let stopping = watch::Sender::new(false);
         let streams = streams::StreamsService::new(store.clone(), stopping.subscribe());
         let streams = InterceptedService::new(
             StreamsServer::new(streams).max_decoding_message_size(MAX_MESSAGE_BYTES),
             auth.clone(),
         );
+        let store_for_gossip = store.clone();
         let persistent = persistent::PersistentService::new(store, stopping.subscribe());
         let persistent = PersistentSubscriptionsServer::with_interceptor(persistent, auth);
         let router = builder
             .add_service(streams)
             .add_service(persistent)
-            .add_service(GossipServer::new(gossip::GossipService { this }))
+            .add_service(GossipServer::new(gossip::GossipService { store: store_for_gossip }))
             .add_service(ServerFeaturesServer::new(features::FeaturesService));
         let (stop, stopped) = oneshot::channel::<()>();
         let incoming = TcpListenerStream::new(listener).filter_map(|accepted| async move {
@@ -198,7 +195,7 @@ impl Server {
             let _ = stopped.await;
         }));
         tracing::info!(%local_addr, "serving the KurrentDB protocol");
-        Ok(Server { local_addr, stop: Some(stop), stopping, task: Some(task) })
+        Ok(Server { local_addr, membership: Some(membership), stop: Some(stop), stopping, task: Some(task) })
     }
 
     /// The address the server listens on (with the port the system chose for port 0).
@@ -211,6 +208,9 @@ impl Server {
     /// and returns once the server has stopped. Connections still open after a grace period
     /// of a few seconds are closed.
     pub async fn shutdown(mut self) -> Result<()> {
+        if let Some(membership) = self.membership.take() {
+            membership.leave().await;
+        }
         self.stopping.send_replace(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());

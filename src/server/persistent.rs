@@ -181,6 +181,7 @@ impl persistent_subscriptions_server::PersistentSubscriptions for PersistentServ
     }
 
     async fn read(&self, request: Request<Streaming<ReadReq>>) -> Result<Response<Self::ReadStream>, Status> {
+        let deadline = mapping::deadline_of(request.metadata()).map(|d| tokio::time::Instant::now() + d);
         let mut incoming = request.into_inner();
         let options = match incoming.message().await? {
             Some(ReadReq { content: Some(read_req::Content::Options(options)) }) => options,
@@ -212,7 +213,7 @@ impl persistent_subscriptions_server::PersistentSubscriptions for PersistentServ
         let _ = tx.send(Ok(confirmation)).await;
         let restarts = self.restarts.subscribe();
         let stopping = self.stopping.clone();
-        let consumer = Consumer { subscription, stream, form, in_flight: HashMap::new(), restarts, stopping };
+        let consumer = Consumer { subscription, stream, form, in_flight: HashMap::new(), restarts, stopping, deadline };
         tokio::spawn(consumer.run(incoming, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
@@ -312,13 +313,27 @@ struct Consumer {
     restarts: tokio::sync::watch::Receiver<u64>,
     /// Says when the server stops.
     stopping: Stopping,
+    /// When the consumer's call ends, if it gave a deadline.
+    deadline: Option<tokio::time::Instant>,
 }
 
 impl Consumer {
     async fn run(mut self, mut incoming: Streaming<ReadReq>, tx: mpsc::Sender<Result<ReadResp, Status>>) {
         let (mut stopping, mut restarts) = (self.stopping.clone(), self.restarts.clone());
+        let deadline = self.deadline;
+        let expired = async move {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(expired);
         loop {
             tokio::select! {
+                () = &mut expired => {
+                    let _ = tx.send(Err(mapping::deadline_exceeded())).await;
+                    return;
+                }
                 () = super::stopped(&mut stopping) => {
                     let _ = tx.send(Err(Status::unavailable("the server is shutting down"))).await;
                     return;

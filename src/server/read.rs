@@ -70,6 +70,7 @@ struct Plan {
 pub(crate) async fn read(
     store: EventStore,
     request: ReadReq,
+    deadline: Option<std::time::Duration>,
     mut stopping: Stopping,
 ) -> Result<ReceiverStream<Result<ReadResp, Status>>, Status> {
     let plan = Plan::of(request)?;
@@ -85,10 +86,17 @@ pub(crate) async fn read(
                 None => plan.subscribe(&store, &tx).await,
             }
         };
-        // A server that stops ends reads and subscriptions in progress.
+        // A server that stops ends reads and subscriptions in progress; a deadline, its call.
+        let expired = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
         let outcome = tokio::select! {
             outcome = work => outcome,
             () = super::stopped(&mut stopping) => Err(Status::unavailable("the server is shutting down")),
+            () = expired => Err(mapping::deadline_exceeded()),
         };
         if let Err(status) = outcome {
             let _ = tx.send(Err(status)).await;

@@ -42,7 +42,8 @@ impl streams_server::Streams for StreamsService {
     type BatchAppendStream = ResponseStream<BatchAppendResp>;
 
     async fn read(&self, request: Request<ReadReq>) -> Result<Response<Self::ReadStream>, Status> {
-        let responses = read::read(self.store.clone(), request.into_inner(), self.stopping.clone()).await?;
+        let deadline = mapping::deadline_of(request.metadata());
+        let responses = read::read(self.store.clone(), request.into_inner(), deadline, self.stopping.clone()).await?;
         Ok(Response::new(Box::pin(responses)))
     }
 

@@ -11,6 +11,7 @@ mod backend;
 pub(crate) use backend::FilteredScan;
 use scavenge::Scavenging;
 mod batch;
+pub(crate) mod members;
 pub mod postgres;
 pub(crate) mod retention;
 mod rows;
@@ -26,6 +27,8 @@ use self::backend::{
     Admin, Appends, Backend, LockSession as _, Metadata, Nacks, NotificationListener as _, OwnerWrites as _, Reads,
     Snapshots, Streams, Subscriptions, WriterSession as _,
 };
+use self::members::{MemberEntry, MemberSession as _, Membership};
+use crate::cluster::ClusterMember;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::{AppendResult, DeleteMode, EventData, ExpectedVersion, RecordedEvent, StreamAppend, StreamInfo};
@@ -508,6 +511,8 @@ impl Storage {
         fn replay_requests(&self, id: i32) -> Result<Vec<StoredNack>>;
         fn request_replay(&self, stream: &str, name: &str) -> Result<Option<(i32, u64)>>;
         fn parked_events(&self, stream: &str, name: &str) -> Result<Option<Vec<ParkedEvent>>>;
+        fn join(&self, member: &MemberEntry) -> Result<MemberSession> => MemberSession;
+        fn members(&self) -> Result<Vec<ClusterMember>>;
     }
 }
 
@@ -567,6 +572,22 @@ impl LockSession {
         fn write_checkpoints(&mut self, checkpoints: &[(i32, u64)]) -> Result<Vec<i32>>;
         fn write(&mut self, subscription_id: i32, write: &SubscriptionWrite) -> Result<bool>;
         fn close(self);
+    }
+}
+
+/// The session that keeps one member in the store's cluster.
+#[derive(Debug)]
+pub enum MemberSession {
+    /// A dedicated connection holding the member's row (and the lead, once it has it).
+    Postgres(postgres::MemberSession),
+    /// An entry in this process's memory.
+    Sqlite(sqlite::MemberSession),
+}
+
+impl MemberSession {
+    delegate! { MemberSession;
+        fn beat(&mut self) -> Result<bool>;
+        fn leave(self);
     }
 }
 

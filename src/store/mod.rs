@@ -22,6 +22,7 @@ use crate::snapshot::SnapshotData;
 use crate::storage::{Direction, Storage, WriteOp, WriteRequest};
 use crate::validate;
 
+mod cluster;
 mod retention;
 mod subscribers;
 mod subscriptions;

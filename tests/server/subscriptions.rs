@@ -203,3 +203,51 @@ async fn a_server_that_shuts_down_ends_its_subscriptions_and_leaves_the_store_ru
     let event = chronik::EventData::json("E", &serde_json::json!({ "n": 1 })).unwrap();
     store.append_to_stream("feed-4", chronik::ExpectedVersion::Exact(1), vec![event]).await.expect("the store goes on");
 }
+
+#[tokio::test]
+async fn a_deadline_ends_a_subscription_on_both_sides() {
+    // (The Rust client sends no deadline with subscriptions; the protocol's own client does.)
+    use chronik::server::proto::streams::read_req::options::{self as o, stream_options::RevisionOption};
+    use chronik::server::proto::streams::streams_client::StreamsClient;
+    use chronik::server::proto::streams::{ReadReq, read_req, read_resp};
+
+    let served = Served::start().await;
+    append(&served, "quiet", "E", 0).await;
+    let endpoint = tonic::transport::Endpoint::from_shared(format!("http://{}", served.server.local_addr())).unwrap();
+    let mut client = StreamsClient::new(endpoint.connect().await.unwrap());
+    let options = read_req::Options {
+        stream_option: Some(o::StreamOption::Stream(o::StreamOptions {
+            stream_identifier: Some(chronik::server::proto::StreamIdentifier { stream_name: b"quiet".to_vec() }),
+            revision_option: Some(RevisionOption::Start(())),
+        })),
+        count_option: Some(o::CountOption::Subscription(o::SubscriptionOptions {})),
+        filter_option: Some(o::FilterOption::NoFilter(())),
+        uuid_option: Some(o::UuidOption { content: Some(o::uuid_option::Content::String(())) }),
+        ..Default::default()
+    };
+    let mut request = tonic::Request::new(ReadReq { options: Some(options) });
+    request.set_timeout(Duration::from_millis(500));
+    let mut read = client.read(request).await.expect("the subscription starts").into_inner();
+    let id = match read.message().await.unwrap().and_then(|r| r.content) {
+        Some(read_resp::Content::Confirmation(c)) => c.subscription_id,
+        other => panic!("the confirmation comes first, not {other:?}"),
+    };
+    let ended = tokio::time::timeout(WAIT, async {
+        loop {
+            match read.message().await {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("the subscription ended without a status"),
+                Err(status) => return status,
+            }
+        }
+    })
+    .await
+    .expect("the deadline ends the subscription");
+    assert_eq!(ended.code(), tonic::Code::DeadlineExceeded, "{ended:?}");
+    let name = format!("grpc-{id}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while served.store().subscription_status("quiet", &name).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "the server still runs `{name}` past its deadline");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -137,8 +137,8 @@ const SCHEMA_MARK: &str = "chronik store: created by chronik, removed by chronik
 
 /// The tables and functions chronik's migrations create (indexes, constraints, triggers and
 /// identity sequences belong to the tables and go with them).
-const TABLES: &str =
-    "subscription_nacks, subscriptions, snapshots, stream_metadata, links, events, streams, _sqlx_migrations";
+const TABLES: &str = "cluster_members, subscription_nacks, subscriptions, snapshots, stream_metadata, links, events, streams, \
+     _sqlx_migrations";
 const FUNCTIONS: &str = "forbid_event_changes(), batch_check(boolean)";
 
 /// SQLSTATE `dependent_objects_still_exist`: something outside the store depends on it.

@@ -4,6 +4,7 @@
 
 mod admin;
 mod append;
+mod members;
 mod metadata;
 mod nacks;
 mod read;
@@ -13,6 +14,7 @@ mod streams;
 mod subscriptions;
 
 pub use append::WriterSession;
+pub use members::MemberSession;
 pub use subscriptions::{LockSession, NotificationListener};
 
 use std::str::FromStr;

@@ -22,6 +22,7 @@
 
 mod admin;
 mod append;
+mod members;
 mod metadata;
 mod nacks;
 mod read;
@@ -31,6 +32,7 @@ mod streams;
 mod subscriptions;
 
 pub use append::WriterSession;
+pub use members::MemberSession;
 pub use subscriptions::{LockSession, NotificationListener};
 
 use std::collections::HashSet;
@@ -77,6 +79,8 @@ struct Inner {
     scavenging: AtomicBool,
     /// The file (or `:memory:`), for messages and `list_subscriptions`.
     label: String,
+    /// This process's members of the store's cluster.
+    members: members::Members,
 }
 
 impl Backend for SqliteStorage {
@@ -152,6 +156,7 @@ impl SqliteStorage {
                 hard_deletes: config.enable_hard_deletes,
                 scavenging: AtomicBool::new(false),
                 label: location.to_string(),
+                members: members::Members::default(),
             }),
         }
     }
