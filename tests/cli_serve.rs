@@ -22,10 +22,20 @@ struct Serving {
 
 impl Serving {
     fn start(cli: &Cli, args: &[&str]) -> Serving {
+        Self::start_logging(cli, args, Some("warn"))
+    }
+
+    /// With `RUST_LOG` set to `log`, or (`None`) unset: `serve`'s own default.
+    fn start_logging(cli: &Cli, args: &[&str], log: Option<&str>) -> Serving {
         let mut all = vec!["--json", "serve"];
         all.extend_from_slice(args);
+        let mut command = cli.command(&all);
+        match log {
+            Some(log) => command.env("RUST_LOG", log),
+            None => command.env_remove("RUST_LOG"),
+        };
         let mut child =
-            cli.command(&all).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("runs");
+            command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("runs");
         let mut first = String::new();
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a line");
         let printed: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first:?}"));
@@ -105,6 +115,24 @@ async fn serve_takes_its_settings_from_the_server_section_and_stops_on_sigint() 
     assert_eq!(append_and_read(&serving.client(), "cli-2").await, vec![0]);
     let (status, stderr) = serving.stop("-INT");
     assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_failed_client_connection_is_logged_once() {
+    use std::io::Write;
+    let cli = Cli::new();
+    let serving = Serving::start_logging(&cli, &["--insecure", "--listen", "127.0.0.1:0"], None);
+    // An HTTP/1.1 request: not the protocol this server speaks.
+    let mut stranger = std::net::TcpStream::connect(&serving.address).unwrap();
+    stranger.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut stranger, &mut reply);
+    let (status, stderr) = serving.stop("-TERM");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let lines = stderr.lines().filter(|l| l.contains("failed serving connection")).count();
+    assert_eq!(lines, 1, "one line for the failed connection: {stderr}");
+    assert!(stderr.contains("serving the KurrentDB protocol"), "serve says where it listens: {stderr}");
 }
 
 #[test]

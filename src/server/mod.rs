@@ -6,7 +6,8 @@
 //! (revisions from 0, commit/prepare positions, error trailers) are mapped in `mapping.rs`.
 //! One file per service: `streams.rs` (writes) with `read.rs` (reads and catch-up
 //! subscriptions) and `metadata_stream.rs` (`$$<stream>`), `persistent.rs` (persistent
-//! subscription groups), `gossip.rs`, `features.rs`.
+//! subscription groups, with `groups.rs` for their settings and figures), `gossip.rs` (the
+//! store's cluster members), `features.rs`.
 //!
 //! ```no_run
 //! use chronik::{Config, EventStore};
@@ -22,6 +23,7 @@
 
 mod features;
 mod gossip;
+mod groups;
 mod mapping;
 mod metadata_stream;
 mod persistent;

@@ -44,6 +44,9 @@ const DEFAULT_CONFIG_FILE: &str = "config/chronik.toml";
 /// another process).
 const TAIL_POLL: Duration = Duration::from_millis(200);
 
+/// What `serve` logs unless `RUST_LOG` says otherwise.
+const SERVE_LOG: &str = "warn,chronik=info,tonic::transport::server=debug";
+
 /// Examples shown by `chronik --help`.
 const EXAMPLES: &str = "\
 Examples:
@@ -237,7 +240,7 @@ async fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e, json),
     };
-    init_tracing();
+    init_tracing(matches!(cli.command, Command::Serve(_)));
     match run(cli).await {
         Ok(code) => code,
         Err(Failure { message, kind }) => {
@@ -268,10 +271,12 @@ fn usage_error(e: clap::Error, json: bool) -> ExitCode {
     e.exit()
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `warn`).
-fn init_tracing() {
+/// Logs to stderr, filtered by `RUST_LOG` (default `warn`; for `serve` also chronik's own
+/// notices and a line per failed client connection, which tonic says at debug level).
+fn init_tracing(serving: bool) {
+    let default = if serving { SERVE_LOG } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     // A second initialization cannot happen here; ignore the error rather than panic.
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
