@@ -17,6 +17,31 @@ pub(crate) const UNLIMITED_CONSUMERS: usize = 10_000;
 /// for 10 by default).
 pub(crate) const CONSUMER_BUFFER: usize = 10;
 
+/// The [`Settings`] of a create or an update request (`$module` is `create_req` or
+/// `update_req`: two message types with the same fields), with `$strategy`.
+macro_rules! settings_of {
+    ($settings:expr, $module:ident, $strategy:expr) => {{
+        use super::groups::{Millis, Settings, Ticks, timeout_of};
+        use $module::settings::{CheckpointAfter, MessageTimeout};
+        Settings {
+            max_retry_count: $settings.max_retry_count,
+            min_checkpoint_count: $settings.min_checkpoint_count,
+            max_subscriber_count: $settings.max_subscriber_count,
+            live_buffer_size: $settings.live_buffer_size,
+            message_timeout: timeout_of($settings.message_timeout.map(|t| match t {
+                MessageTimeout::MessageTimeoutTicks(t) => Ticks(t),
+                MessageTimeout::MessageTimeoutMs(ms) => Millis(ms),
+            })),
+            checkpoint_after: timeout_of($settings.checkpoint_after.map(|t| match t {
+                CheckpointAfter::CheckpointAfterTicks(t) => Ticks(t),
+                CheckpointAfter::CheckpointAfterMs(ms) => Millis(ms),
+            })),
+            strategy: $strategy,
+        }
+    }};
+}
+pub(crate) use settings_of;
+
 /// The settings both create and update carry.
 pub(crate) struct Settings {
     pub(crate) max_retry_count: i32,

@@ -215,6 +215,32 @@ pub(crate) struct WireEvent {
     pub(crate) data: Vec<u8>,
 }
 
+/// Implements `From<WireEvent>` for the record types of the streams and persistent services
+/// (two message types with the same fields).
+macro_rules! record_from_wire {
+    ($($record:path),*) => {
+        $(impl From<WireEvent> for $record {
+            fn from(event: WireEvent) -> Self {
+                Self {
+                    id: Some(event.id),
+                    stream_identifier: Some(event.stream),
+                    stream_revision: event.revision,
+                    prepare_position: event.position,
+                    commit_position: event.position,
+                    metadata: event.metadata,
+                    custom_metadata: event.custom_metadata,
+                    data: event.data,
+                }
+            }
+        })*
+    };
+}
+
+record_from_wire!(
+    super::proto::streams::read_resp::read_event::RecordedEvent,
+    super::proto::persistent::read_resp::read_event::RecordedEvent
+);
+
 /// `event` as stored, on the wire.
 pub(crate) fn wire_event(event: &RecordedEvent, form: UuidForm) -> WireEvent {
     WireEvent {

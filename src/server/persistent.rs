@@ -22,10 +22,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::Stopping;
 use super::groups::{
-    CONSUMER_BUFFER, Millis, Settings, Ticks, all_start, apply, filter_of, group_name, strategy_of, stream_start,
-    timeout_of, wire_info,
+    CONSUMER_BUFFER, all_start, apply, filter_of, group_name, settings_of, strategy_of, stream_start, wire_info,
 };
-use super::mapping::{self, UuidForm, WireEvent};
+use super::mapping::{self, UuidForm};
 use super::proto::persistent::{
     CreateReq, CreateResp, DeleteReq, DeleteResp, GetInfoReq, GetInfoResp, ListReq, ListResp, ReadReq, ReadResp,
     ReplayParkedReq, ReplayParkedResp, UpdateReq, UpdateResp, create_req, list_req, persistent_subscriptions_server,
@@ -93,24 +92,7 @@ impl persistent_subscriptions_server::PersistentSubscriptions for PersistentServ
         };
         let strategy = strategy_of(&settings.consumer_strategy, settings.named_consumer_strategy)?;
         let mut subscription = SubscriptionOptions::default().start_from(start).buffer_size(CONSUMER_BUFFER);
-        subscription = apply(
-            subscription,
-            Settings {
-                max_retry_count: settings.max_retry_count,
-                min_checkpoint_count: settings.min_checkpoint_count,
-                max_subscriber_count: settings.max_subscriber_count,
-                live_buffer_size: settings.live_buffer_size,
-                message_timeout: timeout_of(settings.message_timeout.map(|t| match t {
-                    create_req::settings::MessageTimeout::MessageTimeoutTicks(t) => Ticks(t),
-                    create_req::settings::MessageTimeout::MessageTimeoutMs(ms) => Millis(ms),
-                })),
-                checkpoint_after: timeout_of(settings.checkpoint_after.map(|t| match t {
-                    create_req::settings::CheckpointAfter::CheckpointAfterTicks(t) => Ticks(t),
-                    create_req::settings::CheckpointAfter::CheckpointAfterMs(ms) => Millis(ms),
-                })),
-                strategy,
-            },
-        );
+        subscription = apply(subscription, settings_of!(settings, create_req, strategy));
         if let Some(filter) = filter {
             subscription = subscription.filter(filter);
         }
@@ -141,24 +123,7 @@ impl persistent_subscriptions_server::PersistentSubscriptions for PersistentServ
             2 => ConsumerStrategy::Pinned,
             _ => ConsumerStrategy::RoundRobin,
         };
-        let updated = apply(
-            info.settings.unwrap_or_default(),
-            Settings {
-                max_retry_count: settings.max_retry_count,
-                min_checkpoint_count: settings.min_checkpoint_count,
-                max_subscriber_count: settings.max_subscriber_count,
-                live_buffer_size: settings.live_buffer_size,
-                message_timeout: timeout_of(settings.message_timeout.map(|t| match t {
-                    update_req::settings::MessageTimeout::MessageTimeoutTicks(t) => Ticks(t),
-                    update_req::settings::MessageTimeout::MessageTimeoutMs(ms) => Millis(ms),
-                })),
-                checkpoint_after: timeout_of(settings.checkpoint_after.map(|t| match t {
-                    update_req::settings::CheckpointAfter::CheckpointAfterTicks(t) => Ticks(t),
-                    update_req::settings::CheckpointAfter::CheckpointAfterMs(ms) => Millis(ms),
-                })),
-                strategy,
-            },
-        );
+        let updated = apply(info.settings.unwrap_or_default(), settings_of!(settings, update_req, strategy));
         self.store.update_subscription(&stream, &group, updated).await.map_err(|e| self.status(&e, &stream, &group))?;
         Ok(Response::new(UpdateResp {}))
     }
@@ -427,9 +392,9 @@ impl Consumer {
         let (message, link, id) = if mapping::is_linked(event, &self.stream) {
             let link = mapping::wire_link(event, &self.stream, self.form);
             let id = mapping::uuid_of(Some(link.id.clone()), "link id").unwrap_or(event.event_id);
-            (recorded(mapping::wire_event(event, self.form)), Some(recorded(link)), id)
+            (mapping::wire_event(event, self.form).into(), Some(link.into()), id)
         } else {
-            (recorded(mapping::wire_event(event, self.form)), None, event.event_id)
+            (mapping::wire_event(event, self.form).into(), None, event.event_id)
         };
         let response = ReadResp {
             content: Some(read_resp::Content::Event(read_resp::ReadEvent {
@@ -440,18 +405,5 @@ impl Consumer {
             })),
         };
         (response, id)
-    }
-}
-
-fn recorded(event: WireEvent) -> read_resp::read_event::RecordedEvent {
-    read_resp::read_event::RecordedEvent {
-        id: Some(event.id),
-        stream_identifier: Some(event.stream),
-        stream_revision: event.revision,
-        prepare_position: event.position,
-        commit_position: event.position,
-        metadata: event.metadata,
-        custom_metadata: event.custom_metadata,
-        data: event.data,
     }
 }

@@ -13,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
 use super::Stopping;
-use super::mapping::{self, UuidForm, WireEvent};
+use super::mapping::{self, UuidForm};
 use super::metadata_stream;
 use super::proto::streams::read_req::options::{self as opts, AllOptions, FilterOptions, StreamOptions};
 use super::proto::streams::read_resp::{self, ReadEvent};
@@ -365,14 +365,10 @@ impl Plan {
     /// link, with the event it points at when links are resolved.
     fn event(&self, event: &RecordedEvent, stream: &str) -> ReadResp {
         let (event_message, link) = if mapping::is_linked(event, stream) {
-            let link = recorded(mapping::wire_link(event, stream, self.form));
-            if self.resolve_links {
-                (recorded(mapping::wire_event(event, self.form)), Some(link))
-            } else {
-                (link, None)
-            }
+            let link = mapping::wire_link(event, stream, self.form).into();
+            if self.resolve_links { (mapping::wire_event(event, self.form).into(), Some(link)) } else { (link, None) }
         } else {
-            (recorded(mapping::wire_event(event, self.form)), None)
+            (mapping::wire_event(event, self.form).into(), None)
         };
         // Clients expect a position with every event (the metadata of `$$<stream>`, not in
         // `$all`, has 0).
@@ -402,19 +398,6 @@ fn filter_of(options: FilterOptions) -> Result<(Option<EventFilter>, u64), Statu
     };
     let every = window.saturating_mul(u64::from(options.checkpoint_interval_multiplier.max(1)));
     Ok((Some(filter), every))
-}
-
-fn recorded(event: WireEvent) -> read_resp::read_event::RecordedEvent {
-    read_resp::read_event::RecordedEvent {
-        id: Some(event.id),
-        stream_identifier: Some(event.stream),
-        stream_revision: event.revision,
-        prepare_position: event.position,
-        commit_position: event.position,
-        metadata: event.metadata,
-        custom_metadata: event.custom_metadata,
-        data: event.data,
-    }
 }
 
 fn checkpoint(position: u64) -> ReadResp {
