@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use crate::error::{Error, Result};
 
-/// The address `chronik serve` listens on by default (KurrentDB's port).
-const DEFAULT_LISTEN: &str = "127.0.0.1:2113";
+/// The address `chronik serve` listens on by default: loopback, KurrentDB's port.
+const DEFAULT_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 2113);
 
 /// The `[server]` section of the configuration file.
 ///
@@ -67,7 +67,7 @@ impl std::fmt::Debug for ServerUser {
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
+            listen: DEFAULT_LISTEN.into(),
             advertise: None,
             insecure: false,
             tls_cert: None,
