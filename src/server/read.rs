@@ -23,6 +23,9 @@ use crate::{ALL, Error, EventFilter, EventStore, RecordedEvent, StartFrom, Subsc
 /// How many events one storage read asks for.
 const PAGE: u64 = 512;
 
+/// How often a filtered subscription reports how far it got through events that did not pass.
+const FILTERED_PROGRESS: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// How many responses wait for the connection before the reader waits too.
 const QUEUE: usize = 256;
 
@@ -318,13 +321,30 @@ impl Plan {
             },
         )
         .await?;
+        let name = format!("grpc-{id}");
         let mut delivered_since_checkpoint = 0u64;
         let mut last_event: Option<(u64, u64)> = None;
+        // What the last checkpoint said; a filtered subscription also reports, once a second,
+        // how far it got through events that did not pass (its acked position, which moves
+        // past them), so a client resuming from it does not scan them again.
+        let mut reported = 0u64;
+        let mut progress = tokio::time::interval(FILTERED_PROGRESS);
+        progress.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             // A client that goes away ends the subscription at once, not at the next event.
             let message = tokio::select! {
                 message = subscription.recv() => message,
                 () = tx.closed() => return Err(Status::cancelled("the client went away")),
+                _ = progress.tick(), if self.filter.is_some() => {
+                    if let Ok(status) = store.subscription_status(stream, &name).await
+                        && status.in_flight == 0
+                        && status.acked > reported
+                    {
+                        reported = status.acked;
+                        send(tx, checkpoint(reported)).await?;
+                    }
+                    continue;
+                }
             };
             let Some(message) = message else { break };
             match message {
@@ -335,7 +355,8 @@ impl Plan {
                         delivered_since_checkpoint += 1;
                         if self.filter.is_some() && delivered_since_checkpoint >= self.checkpoint_every {
                             delivered_since_checkpoint = 0;
-                            send(tx, checkpoint(event.global_position)).await?;
+                            reported = event.global_position;
+                            send(tx, checkpoint(reported)).await?;
                         }
                     }
                     subscription.ack(&batch).await.map_err(|e| mapping::status_of(&e, stream))?;

@@ -251,3 +251,32 @@ async fn a_deadline_ends_a_subscription_on_both_sides() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_filtered_subscription_reports_its_progress_through_what_did_not_pass() {
+    let served = Served::start().await;
+    for n in 0..5 {
+        append(&served, "noise-1", "Noise", n).await;
+    }
+    let last = served.store().read_all_backward(None, 1).await.unwrap()[0].global_position;
+    let wanted = SubscriptionFilter::on_stream_name().add_prefix("wanted-");
+    let mut subscription = served.client.subscribe_to_all(&all_from_start().filter(wanted)).await;
+    assert_eq!(checkpoint_reaching(&mut subscription, last).await, last);
+    append(&served, "noise-2", "Noise", 9).await;
+    let later = served.store().read_all_backward(None, 1).await.unwrap()[0].global_position;
+    assert_eq!(checkpoint_reaching(&mut subscription, later).await, later);
+}
+
+/// The position of the first checkpoint at or past `target` (no event may pass the filter).
+async fn checkpoint_reaching(subscription: &mut kurrentdb::Subscription, target: u64) -> u64 {
+    let reached = async {
+        loop {
+            match subscription.next_subscription_event().await.expect("the subscription goes on") {
+                SubscriptionEvent::Checkpoint(position) if position.commit >= target => return position.commit,
+                SubscriptionEvent::EventAppeared(e) => panic!("nothing passes the filter: {e:?}"),
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, reached).await.expect("a checkpoint in time")
+}
