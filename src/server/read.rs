@@ -188,43 +188,21 @@ impl Plan {
             }
             return Ok(());
         }
-        let mut next = match (from, self.backward) {
+        let next = match (from, self.backward) {
             (StreamFrom::End, false) => return self.check_stream(store, name, tx).await,
             (StreamFrom::End, true) => i64::MAX as u64,
             (StreamFrom::Start, _) => 1,
             (StreamFrom::Revision(r), _) => mapping::version_of(r)?,
         };
-        let mut left = count;
-        while left > 0 {
-            let ask = left.min(PAGE);
-            let page = if self.backward {
-                store.read_stream_backward(name, Some(next), ask).await
+        let backward = self.backward;
+        self.send_pages(name, next, count, tx, |from, n| async move {
+            if backward {
+                store.read_stream_backward(name, Some(from), n).await
             } else {
-                store.read_stream_forward(name, next, ask).await
-            };
-            let page = match page {
-                Ok(page) => page,
-                Err(Error::StreamNotFound) => return not_found(name, tx).await,
-                Err(e) => return Err(mapping::status_of(&e, name)),
-            };
-            let Some(last) = page.last().map(|e| e.event_number) else { break };
-            for event in &page {
-                send(tx, self.event(event, name)).await?;
+                store.read_stream_forward(name, from, n).await
             }
-            left -= page.len() as u64;
-            if (page.len() as u64) < ask {
-                break;
-            }
-            next = if self.backward {
-                match last.checked_sub(1) {
-                    Some(n) if n > 0 => n,
-                    _ => break,
-                }
-            } else {
-                last + 1
-            };
-        }
-        Ok(())
+        })
+        .await
     }
 
     /// A forward read from the end gives nothing, but still says when the stream is missing.
@@ -237,7 +215,7 @@ impl Plan {
     }
 
     async fn read_all(&self, store: &EventStore, from: AllFrom, count: u64, tx: &Responses) -> Result<(), Status> {
-        let mut next = match (from, self.backward) {
+        let next = match (from, self.backward) {
             (AllFrom::End, false) => return Ok(()),
             (AllFrom::End, true) => i64::MAX as u64,
             (AllFrom::Start, false) => 0,
@@ -248,19 +226,44 @@ impl Plan {
                 None => return Ok(()),
             },
         };
+        let (filter, backward) = (self.filter.as_ref(), self.backward);
+        self.send_pages(ALL, next, count, tx, |from, n| async move {
+            match (filter, backward) {
+                (Some(f), false) => store.read_all_filtered(f, from, n).await,
+                (Some(f), true) => store.read_all_filtered_backward(f, Some(from), n).await,
+                (None, false) => store.read_all_forward(from, n).await,
+                (None, true) => store.read_all_backward(Some(from), n).await,
+            }
+        })
+        .await
+    }
+
+    /// Sends up to `count` entries of `name` (a stream or `$all`), read a page at a time by
+    /// `read(from, count)` starting at event number `next`, in the plan's direction. A stream
+    /// that does not exist is said in a response, as KurrentDB does, not as an error.
+    async fn send_pages<F, Fut>(
+        &self,
+        name: &str,
+        mut next: u64,
+        count: u64,
+        tx: &Responses,
+        read: F,
+    ) -> Result<(), Status>
+    where
+        F: Fn(u64, u64) -> Fut,
+        Fut: Future<Output = crate::Result<Vec<RecordedEvent>>>,
+    {
         let mut left = count;
         while left > 0 {
             let ask = left.min(PAGE);
-            let page = match (&self.filter, self.backward) {
-                (Some(f), false) => store.read_all_filtered(f, next, ask).await,
-                (Some(f), true) => store.read_all_filtered_backward(f, Some(next), ask).await,
-                (None, false) => store.read_all_forward(next, ask).await,
-                (None, true) => store.read_all_backward(Some(next), ask).await,
-            }
-            .map_err(|e| mapping::status_of(&e, ALL))?;
-            let Some(last) = page.last().map(|e| e.global_position) else { break };
+            let page = match read(next, ask).await {
+                Ok(page) => page,
+                Err(Error::StreamNotFound) => return not_found(name, tx).await,
+                Err(e) => return Err(mapping::status_of(&e, name)),
+            };
+            let Some(last) = page.last().map(|e| e.event_number) else { break };
             for event in &page {
-                send(tx, self.event(event, ALL)).await?;
+                send(tx, self.event(event, name)).await?;
             }
             left -= page.len() as u64;
             if (page.len() as u64) < ask {

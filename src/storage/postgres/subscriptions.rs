@@ -95,6 +95,27 @@ fn listed(
     into_subscription_info(row, pid, application)
 }
 
+impl PgStorage {
+    /// Runs `sql`, `CREATE` or `CREATE_NEW`, for a subscription's row: the rows it wrote.
+    async fn insert_subscription(
+        &self,
+        sql: &str,
+        stream: &str,
+        name: &str,
+        start: u64,
+        settings: &SubscriptionOptions,
+    ) -> Result<u64> {
+        let done = sqlx::query(sql)
+            .bind(stream)
+            .bind(name)
+            .bind(signed("start position", start)?)
+            .bind(stored::to_json(settings)?)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
 impl Subscriptions for PgStorage {
     type LockSession = LockSession;
     type NotificationListener = NotificationListener;
@@ -106,13 +127,7 @@ impl Subscriptions for PgStorage {
         start: u64,
         settings: &SubscriptionOptions,
     ) -> Result<SubscriptionRow> {
-        sqlx::query(CREATE)
-            .bind(stream)
-            .bind(name)
-            .bind(signed("start position", start)?)
-            .bind(stored::to_json(settings)?)
-            .execute(&self.pool)
-            .await?;
+        self.insert_subscription(CREATE, stream, name, start, settings).await?;
         self.find_subscription(stream, name).await?.ok_or(Error::SubscriptionNotFound)
     }
 
@@ -123,14 +138,7 @@ impl Subscriptions for PgStorage {
         start: u64,
         settings: &SubscriptionOptions,
     ) -> Result<bool> {
-        let done = sqlx::query(CREATE_NEW)
-            .bind(stream)
-            .bind(name)
-            .bind(signed("start position", start)?)
-            .bind(stored::to_json(settings)?)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(self.insert_subscription(CREATE_NEW, stream, name, start, settings).await? > 0)
     }
 
     async fn find_subscription(&self, stream: &str, name: &str) -> Result<Option<SubscriptionRow>> {

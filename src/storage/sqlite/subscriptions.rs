@@ -63,6 +63,29 @@ const ONE: &str = list!("WHERE s.stream_uuid = ?1 AND s.subscription_name = ?2")
 
 type ListRow = (i32, String, String, i64, i64, DateTime<Utc>, DateTime<Utc>, Option<String>, i64);
 
+impl SqliteStorage {
+    /// Runs `sql`, `CREATE` or `CREATE_NEW`, for a subscription's row: the rows it wrote.
+    async fn insert_subscription(
+        &self,
+        sql: &str,
+        stream: &str,
+        name: &str,
+        start: u64,
+        settings: &SubscriptionOptions,
+    ) -> Result<u64> {
+        let mut conn = self.write_connection().await?;
+        let done = sqlx::query(sql)
+            .bind(stream)
+            .bind(name)
+            .bind(signed("start position", start)?)
+            .bind(Utc::now())
+            .bind(stored::to_json(settings)?)
+            .execute(&mut *conn)
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
 impl Subscriptions for SqliteStorage {
     type LockSession = LockSession;
     type NotificationListener = NotificationListener;
@@ -74,17 +97,7 @@ impl Subscriptions for SqliteStorage {
         start: u64,
         settings: &SubscriptionOptions,
     ) -> Result<SubscriptionRow> {
-        {
-            let mut conn = self.write_connection().await?;
-            sqlx::query(CREATE)
-                .bind(stream)
-                .bind(name)
-                .bind(signed("start position", start)?)
-                .bind(Utc::now())
-                .bind(stored::to_json(settings)?)
-                .execute(&mut *conn)
-                .await?;
-        }
+        self.insert_subscription(CREATE, stream, name, start, settings).await?;
         self.find_subscription(stream, name).await?.ok_or(Error::SubscriptionNotFound)
     }
 
@@ -95,16 +108,7 @@ impl Subscriptions for SqliteStorage {
         start: u64,
         settings: &SubscriptionOptions,
     ) -> Result<bool> {
-        let mut conn = self.write_connection().await?;
-        let done = sqlx::query(CREATE_NEW)
-            .bind(stream)
-            .bind(name)
-            .bind(signed("start position", start)?)
-            .bind(Utc::now())
-            .bind(stored::to_json(settings)?)
-            .execute(&mut *conn)
-            .await?;
-        Ok(done.rows_affected() > 0)
+        Ok(self.insert_subscription(CREATE_NEW, stream, name, start, settings).await? > 0)
     }
 
     async fn find_subscription(&self, stream: &str, name: &str) -> Result<Option<SubscriptionRow>> {
