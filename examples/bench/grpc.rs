@@ -12,7 +12,8 @@
 //! - **appends**: 1 client appending 100 events per call, and 100 clients (100 connections)
 //!   appending 1 event per call, each to a stream of its own with the exact expected revision.
 //!   The 100-client shape is also held against raw one-row `INSERT`s, one transaction each:
-//!   group commit must still apply behind the protocol (at least 3×).
+//!   group commit must still apply behind the protocol (at least 3×). The same 100 callers
+//!   sharing one client (one connection) show what HTTP/2's multiplexing saves.
 //! - **`$all` read**: the first events of `$all` in reads of 1,000 (`max_count`), by position.
 //! - **catch-up subscription**: `subscribe_to_all` from the start until it has delivered the
 //!   same number of events; in process, a transient `$all` subscription acking each batch.
@@ -44,7 +45,7 @@ use crate::payload::{CONTENT_TYPE, EVENT_TYPE, payload};
 use crate::subscribe::live_latency;
 use crate::{Bench, BoxError, Result};
 
-pub const STEPS: usize = 6;
+pub const STEPS: usize = 7;
 
 /// Events the reads and subscriptions move (a tenth with `--quick`).
 const EVENTS: u64 = 200_000;
@@ -102,6 +103,24 @@ async fn workloads(bench: &Bench, endpoint: &Endpoint) -> Result<Vec<Row>> {
     both.add(grpc_again);
     rows.push(Row::compared(Group::Grpc, name, both, "the same appends in process", local).concurrency(100));
     drop(clients);
+
+    // One client shared by 100 concurrent callers (an application's one connection): HTTP/2
+    // carries the calls side by side, and their frames share writes.
+    let name = "gRPC: 1 client, 100 concurrent calls x 1-event appends";
+    bench.step(name);
+    let shared = vec![channel.clone(); 100];
+    let (grpc, raw) = alternate(bench, appends, |bench, appends| Workload {
+        chronik: grpc_appends(bench, &shared, 1, appends),
+        raw: own_streams_raw(bench, 100, 1, appends),
+    })
+    .await?;
+    rows.push(Row::compared(Group::Grpc, name, grpc, "1-row INSERT per append", raw).concurrency(100));
+
+    // With `--only grpc`, `$all` may hold fewer events than the reads want.
+    let head = bench.store.read_all_backward(None, 1).await?.first().map_or(0, |e| e.global_position);
+    if head < events {
+        crate::read::seeded_stream(bench, events - head).await?;
+    }
 
     let name = format!("gRPC: $all read of {events} events, 1,000 per read");
     bench.step(&name);
@@ -451,5 +470,5 @@ async fn grpc_latency(bench: &Bench, reader: &Channel, writer: &Channel, total: 
     }
     let elapsed = started.elapsed();
     appender.await??;
-    Ok(Measured { events: total, elapsed, latencies })
+    Ok(Measured { events: total, elapsed, latencies, cpu: None })
 }

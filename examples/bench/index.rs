@@ -105,7 +105,7 @@ fn options() -> SubscriptionOptions {
 async fn read_whole(bench: &Bench, stream: &str) -> Result<Measured> {
     let started = Instant::now();
     let events: Vec<_> = bench.store.stream_forward(stream, 0, PAGE as u64).try_collect().await?;
-    Ok(Measured { events: events.len() as u64, elapsed: started.elapsed(), latencies: Vec::new() })
+    Ok(Measured { events: events.len() as u64, elapsed: started.elapsed(), latencies: Vec::new(), cpu: None })
 }
 
 /// A named subscription on `stream` from its origin until it delivered `count` events; one
@@ -136,7 +136,7 @@ async fn catch_up(bench: &Bench, stream: &str, extra: SubscriptionOptions, count
     }
     let elapsed = started.elapsed();
     sub.unsubscribe().await?;
-    Ok(Measured { events: received, elapsed, latencies })
+    Ok(Measured { events: received, elapsed, latencies, cpu: None })
 }
 
 /// The rows of the `target` category read raw with the filter's condition, in 1,000-row pages
@@ -165,5 +165,5 @@ async fn raw_filtered(bench: &Bench, head: u64) -> Result<Measured> {
             _ => break,
         }
     }
-    Ok(Measured { events: read, elapsed: started.elapsed(), latencies: Vec::new() })
+    Ok(Measured { events: read, elapsed: started.elapsed(), latencies: Vec::new(), cpu: None })
 }

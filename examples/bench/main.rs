@@ -10,6 +10,7 @@
 //! cargo run --release --example bench -- --quick                # a short version (about two minutes)
 //! cargo run --release --example bench -- --backend sqlite       # one part only: postgres, sqlite, both
 //! cargo run --release --example bench -- --json bench.json --chart docs/bench.svg
+//! cargo run --release --example bench -- --only appends,grpc   # some sections only
 //! ```
 //!
 //! **PostgreSQL** (every workload): the database is `CHRONIK_DATABASE_URL` (then
@@ -84,6 +85,41 @@ struct Args {
     /// Also draw throughput by concurrency, chronik and raw, as an SVG chart to this file.
     #[arg(long, value_name = "FILE")]
     chart: Option<PathBuf>,
+    /// Run these sections only (comma-separated; every section by default).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SECTIONS")]
+    only: Vec<Section>,
+}
+
+/// The suite's sections, each a module of this example.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Section {
+    Memory,
+    Appends,
+    Reads,
+    Elixir,
+    Subscriptions,
+    Categories,
+    Retention,
+    Grpc,
+}
+
+/// What to run: a short or full run, and which sections (a bit per [`Section`]).
+#[derive(Clone, Copy)]
+pub struct Plan {
+    pub quick: bool,
+    sections: u16,
+}
+
+impl Plan {
+    fn new(quick: bool, only: &[Section]) -> Plan {
+        let sections = if only.is_empty() { u16::MAX } else { only.iter().fold(0, |bits, &s| bits | 1 << s as u16) };
+        Plan { quick, sections }
+    }
+
+    /// Whether `section` runs.
+    pub fn runs(self, section: Section) -> bool {
+        self.sections & 1 << section as u16 != 0
+    }
 }
 
 /// The parts `--backend` selects.
@@ -112,6 +148,7 @@ pub struct Bench {
     /// The baselines' connections and table.
     pub raw: Raw,
     pub quick: bool,
+    plan: Plan,
     progress: ProgressBar,
     next_stream: AtomicU64,
     next_payload: AtomicU64,
@@ -120,12 +157,13 @@ pub struct Bench {
 }
 
 impl Bench {
-    pub fn new(store: EventStore, config: Config, raw: Raw, quick: bool, progress: ProgressBar) -> Bench {
+    pub fn new(store: EventStore, config: Config, raw: Raw, plan: Plan, progress: ProgressBar) -> Bench {
         Bench {
             store,
             config,
             raw,
-            quick,
+            quick: plan.quick,
+            plan,
             progress,
             next_stream: AtomicU64::new(0),
             next_payload: AtomicU64::new(0),
@@ -192,7 +230,8 @@ async fn main() -> Result<()> {
         if args.quick { "quick" } else { "full" },
         names.join(" and ")
     );
-    let progress = ProgressBar::new(backends.iter().map(|&b| steps(b)).sum::<usize>() as u64);
+    let plan = Plan::new(args.quick, &args.only);
+    let progress = ProgressBar::new(backends.iter().map(|&b| steps(b, plan)).sum::<usize>() as u64);
     progress.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             .map_err(|e| format!("progress bar template: {e}"))?
@@ -201,8 +240,8 @@ async fn main() -> Result<()> {
     let mut rows = Vec::new();
     for &backend in backends {
         rows.extend(match backend {
-            Backend::Postgres => postgres(args.quick, &progress).await?,
-            Backend::Sqlite => sqlite::run(args.quick, &progress).await?,
+            Backend::Postgres => postgres(plan, &progress).await?,
+            Backend::Sqlite => sqlite::run(plan, &progress).await?,
         });
     }
     progress.finish_and_clear();
@@ -219,20 +258,26 @@ async fn main() -> Result<()> {
 }
 
 /// Progress steps of one part.
-fn steps(backend: Backend) -> usize {
-    let both = append::steps(backend)
-        + read::steps(backend)
-        + subscribe::steps(backend)
-        + index::steps(backend)
-        + retention::steps(backend);
-    match backend {
-        Backend::Postgres => both + memory::STEPS + elixir::STEPS + grpc::STEPS,
-        Backend::Sqlite => both,
-    }
+fn steps(backend: Backend, plan: Plan) -> usize {
+    let postgres = backend == Backend::Postgres;
+    [
+        (Section::Memory, if postgres { memory::STEPS } else { 0 }),
+        (Section::Appends, append::steps(backend)),
+        (Section::Reads, read::steps(backend)),
+        (Section::Elixir, if postgres { elixir::STEPS } else { 0 }),
+        (Section::Subscriptions, subscribe::steps(backend)),
+        (Section::Categories, index::steps(backend)),
+        (Section::Retention, retention::steps(backend)),
+        (Section::Grpc, if postgres { grpc::STEPS } else { 0 }),
+    ]
+    .into_iter()
+    .filter(|&(section, _)| plan.runs(section))
+    .map(|(_, steps)| steps)
+    .sum()
 }
 
 /// The PostgreSQL part, in scratch schemas dropped at the end whatever happened.
-async fn postgres(quick: bool, progress: &ProgressBar) -> Result<Vec<Row>> {
+async fn postgres(plan: Plan, progress: &ProgressBar) -> Result<Vec<Row>> {
     let schema = format!("bench_{}", Uuid::new_v4().simple());
     let raw_schema = format!("{schema}_raw");
     let config = Config::from_env();
@@ -242,7 +287,7 @@ async fn postgres(quick: bool, progress: &ProgressBar) -> Result<Vec<Row>> {
     let server: String = sqlx::query_scalar("SHOW server_version").fetch_one(&pool).await?;
     progress.println(format!("PostgreSQL {server}: store schema {schema}, baselines in {raw_schema}"));
 
-    let outcome = postgres_workloads(quick, progress, &config, &pool, &raw_schema).await;
+    let outcome = postgres_workloads(plan, progress, &config, &pool, &raw_schema).await;
 
     // Clean up whatever happened above.
     if let Err(e) = chronik::admin::drop(&config).await {
@@ -256,7 +301,7 @@ async fn postgres(quick: bool, progress: &ProgressBar) -> Result<Vec<Row>> {
 }
 
 async fn postgres_workloads(
-    quick: bool,
+    plan: Plan,
     progress: &ProgressBar,
     config: &Config,
     pool: &PgPool,
@@ -270,27 +315,38 @@ async fn postgres_workloads(
     let copy = format!("CREATE TABLE {raw_schema}.events (LIKE {}.events INCLUDING ALL)", config.schema);
     sqlx::query(&copy).execute(pool).await?;
     let raw = Raw::Postgres { pool: pool.clone(), schema: raw_schema.into() };
-    workloads(&Bench::new(store, config.clone(), raw, quick, progress.clone())).await
+    workloads(&Bench::new(store, config.clone(), raw, plan, progress.clone())).await
 }
 
 /// The workloads of one part (each leaves out what its backend does not run), then the store's
 /// shutdown.
 pub async fn workloads(bench: &Bench) -> Result<Vec<Row>> {
     let postgres = bench.backend() == Backend::Postgres;
+    let runs = |section| bench.plan.runs(section);
     let mut rows = Vec::new();
     // Memory first, while the process holds nothing else: its figures are the process's RSS.
-    if postgres {
+    if postgres && runs(Section::Memory) {
         rows.extend(memory::run(bench).await?);
     }
-    rows.extend(append::run(bench).await?);
-    rows.extend(read::run(bench).await?);
-    if postgres {
+    if runs(Section::Appends) {
+        rows.extend(append::run(bench).await?);
+    }
+    if runs(Section::Reads) {
+        rows.extend(read::run(bench).await?);
+    }
+    if postgres && runs(Section::Elixir) {
         rows.extend(elixir::run(bench).await?);
     }
-    rows.extend(subscribe::run(bench).await?);
-    rows.extend(index::run(bench).await?);
-    rows.extend(retention::run(bench).await?);
-    if postgres {
+    if runs(Section::Subscriptions) {
+        rows.extend(subscribe::run(bench).await?);
+    }
+    if runs(Section::Categories) {
+        rows.extend(index::run(bench).await?);
+    }
+    if runs(Section::Retention) {
+        rows.extend(retention::run(bench).await?);
+    }
+    if postgres && runs(Section::Grpc) {
         rows.extend(grpc::run(bench).await?);
     }
     bench.store.shutdown().await?;

@@ -21,6 +21,7 @@ pub struct Workers {
 impl Workers {
     /// Runs them all; every call's duration is one latency.
     pub async fn run(&self) -> Result<Measured> {
+        let busy = machine_busy();
         let started = Instant::now();
         let handles: Vec<_> = (0..self.tasks)
             .map(|task| {
@@ -43,8 +44,21 @@ impl Workers {
             measured.latencies.extend(latencies);
         }
         measured.elapsed = started.elapsed();
+        measured.cpu = busy.zip(machine_busy()).map(|(before, after)| after.saturating_sub(before));
         Ok(measured)
     }
+}
+
+/// CPU time the whole machine has spent busy since boot (every core, every process: chronik,
+/// the clients, the database), from `/proc/stat`; `None` where there is none. The kernel
+/// counts in units of 1/100 s.
+fn machine_busy() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cpu = stat.lines().next()?.strip_prefix("cpu ")?;
+    let ticks: Vec<u64> = cpu.split_whitespace().map(str::parse).collect::<Result<_, _>>().ok()?;
+    // user nice system idle iowait irq softirq steal ...: all but idle and iowait are busy.
+    let busy: u64 = ticks.iter().take(8).enumerate().filter(|&(i, _)| i != 3 && i != 4).map(|(_, t)| t).sum();
+    Some(Duration::from_millis(busy * 10))
 }
 
 /// Timed work: how many events it moved, how long it took, and how long each operation took
@@ -57,14 +71,25 @@ pub struct Measured {
     pub elapsed: Duration,
     /// Duration of every operation.
     pub latencies: Vec<Duration>,
+    /// CPU time the machine spent meanwhile (see [`Workers::run`]), where it was measured.
+    pub cpu: Option<Duration>,
 }
 
 impl Measured {
     /// Adds another round of the same workload.
     pub fn add(&mut self, other: Measured) {
+        // An empty accumulator takes the other's CPU time; one measured part without it
+        // leaves the whole unmeasured.
+        let empty = self.events == 0 && self.elapsed.is_zero();
+        self.cpu = if empty { other.cpu } else { self.cpu.zip(other.cpu).map(|(a, b)| a + b) };
         self.events += other.events;
         self.elapsed += other.elapsed;
         self.latencies.extend(other.latencies);
+    }
+
+    /// The machine's CPU time per event, in microseconds, where it was measured.
+    pub fn cpu_us_per_event(&self) -> Option<f64> {
+        self.cpu.map(|cpu| cpu.as_secs_f64() * 1e6 / self.events.max(1) as f64)
     }
 
     /// Events per second.
@@ -101,6 +126,7 @@ impl Measured {
             p50_ms: self.percentile_ms(0.50),
             p99_ms: self.percentile_ms(0.99),
             mean_us_per_op: self.mean_us(),
+            cpu_us_per_event: self.cpu_us_per_event(),
         }
     }
 }
@@ -115,6 +141,8 @@ pub struct Summary {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub mean_us_per_op: f64,
+    /// The whole machine's CPU time per event (every process), where measured.
+    pub cpu_us_per_event: Option<f64>,
 }
 
 /// The database a row ran on: chronik's store and its raw baseline both live there.

@@ -76,6 +76,7 @@ fn throughput_table(rows: &[&Row]) -> Table {
         "ratio",
         "p50 ms",
         "p99 ms",
+        "CPU µs/event",
         "target",
     ]);
     for row in rows {
@@ -92,10 +93,11 @@ fn throughput_table(rows: &[&Row]) -> Table {
             row.ratio().map_or_else(|| "-".to_string(), times),
             format!("{:.2}", row.chronik.percentile_ms(0.50)),
             format!("{:.2}", row.chronik.percentile_ms(0.99)),
+            cpu_text(row),
             target_text(row),
         ]);
     }
-    align_right(&mut table, &[1, 2, 4, 5, 6, 7]);
+    align_right(&mut table, &[1, 2, 4, 5, 6, 7, 8]);
     table
 }
 
@@ -177,6 +179,15 @@ fn align_right(table: &mut Table, columns: &[usize]) {
 }
 
 /// What a row is held to, and whether it made it: `>= 0.5x raw: met`.
+/// The machine's CPU time per event, chronik's and (after a slash) the raw baseline's.
+fn cpu_text(row: &Row) -> String {
+    let per_event = |m: &crate::measure::Measured| m.cpu_us_per_event().map_or_else(|| "-".to_string(), |us| format!("{us:.0}"));
+    match &row.raw {
+        Some((_, raw)) if raw.cpu.is_some() => format!("{} / {}", per_event(&row.chronik), per_event(raw)),
+        _ => per_event(&row.chronik),
+    }
+}
+
 fn target_text(row: &Row) -> String {
     let Some(target) = row.target else {
         return "-".to_string();
@@ -640,6 +651,7 @@ mod tests {
             events,
             elapsed: Duration::from_secs_f64(seconds),
             latencies: (0..ops).map(|i| Duration::from_secs_f64(op_ms * (1.0 + i as f64 / ops as f64) / 1e3)).collect(),
+            cpu: None,
         }
     }
 

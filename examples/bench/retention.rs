@@ -91,7 +91,7 @@ async fn scavenge(bench: &Bench) -> Result<Row> {
 
     let started = Instant::now();
     let report = bench.store.scavenge_with(ScavengeOptions::default().batch_size(batch)).await?;
-    let chronik = Measured { events: report.events_removed, elapsed: started.elapsed(), latencies: Vec::new() };
+    let chronik = Measured { events: report.events_removed, elapsed: started.elapsed(), latencies: Vec::new(), cpu: None };
     let expected = streams * (PER_STREAM - KEEP);
     if report.events_removed != expected {
         return Err(format!("the scavenge removed {} events, not {expected}", report.events_removed).into());
@@ -176,5 +176,5 @@ async fn raw_delete(bench: &Bench, table: &str, streams: &[(i64, String)], batch
             Raw::Sqlite(raw) => raw.delete_below(table, &ids, floor).await?,
         };
     }
-    Ok(Measured { events: removed, elapsed: started.elapsed(), latencies: Vec::new() })
+    Ok(Measured { events: removed, elapsed: started.elapsed(), latencies: Vec::new(), cpu: None })
 }

@@ -48,12 +48,12 @@ const PARAMS: usize = 15;
 
 /// The SQLite part in a scratch directory under the system's temporary directory, removed at
 /// the end whatever happened.
-pub async fn run(quick: bool, progress: &ProgressBar) -> Result<Vec<Row>> {
+pub async fn run(plan: crate::Plan, progress: &ProgressBar) -> Result<Vec<Row>> {
     let dir = std::env::temp_dir().join(format!("chronik-bench-{}", Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)
         .map_err(|e| format!("could not create the scratch directory {}: {e}", dir.display()))?;
 
-    let outcome = workloads_in(&dir, quick, progress).await;
+    let outcome = workloads_in(&dir, plan, progress).await;
 
     // Clean up whatever happened above.
     if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -62,13 +62,13 @@ pub async fn run(quick: bool, progress: &ProgressBar) -> Result<Vec<Row>> {
     outcome
 }
 
-async fn workloads_in(dir: &Path, quick: bool, progress: &ProgressBar) -> Result<Vec<Row>> {
+async fn workloads_in(dir: &Path, plan: crate::Plan, progress: &ProgressBar) -> Result<Vec<Row>> {
     let file = dir.join("store.db");
     let config = Config::default().database_url(format!("sqlite:{}", file.display())).pool_size(POOL);
     let store = EventStore::start(config.clone()).await?;
     let outcome = match RawSqlite::open(&file, config.connect_timeout).await {
         Ok(raw) => {
-            let bench = Bench::new(store.clone(), config, Raw::Sqlite(raw.clone()), quick, progress.clone());
+            let bench = Bench::new(store.clone(), config, Raw::Sqlite(raw.clone()), plan, progress.clone());
             progress.println(format!(
                 "SQLite {}: store {}, baselines in its table {RAW_TABLE}; journal_mode = WAL, synchronous = FULL",
                 raw.version,

@@ -177,7 +177,7 @@ async fn checkpoint_per_ack(bench: &Bench, appends: usize) -> Result<(Measured, 
     let elapsed = started.elapsed();
     let (appended, delivered_when_done) = appenders.await??;
     sub.unsubscribe().await?;
-    let measured = Measured { events: received, elapsed, latencies };
+    let measured = Measured { events: received, elapsed, latencies, cpu: None };
     bench.say(&format!(
         "subscriptions: checkpoint per ack: {} events in {} batches ({:.1} each); {} events behind when the appends ended",
         measured.events,
@@ -403,7 +403,7 @@ pub async fn live_latency(bench: &Bench, total: u64) -> Result<Measured> {
     writer.await??;
     sub.unsubscribe().await?;
     bench.store.delete_subscription(ALL, &name).await?;
-    Ok(Measured { events: total, elapsed, latencies })
+    Ok(Measured { events: total, elapsed, latencies, cpu: None })
 }
 
 /// The raw side of [`live_latency`]: one autocommitted `INSERT` + `pg_notify` statement per
@@ -470,5 +470,5 @@ async fn raw_latency(bench: &Bench, total: u64) -> Result<Measured> {
     let elapsed = started.elapsed();
     writer.await??;
     listener.unlisten(&channel).await?;
-    Ok(Measured { events: total, elapsed, latencies })
+    Ok(Measured { events: total, elapsed, latencies, cpu: None })
 }

@@ -102,8 +102,8 @@ async fn connect_within(options: &PgConnectOptions, timeout: std::time::Duration
     }
 }
 
-/// Connection options for the store: the URL plus `search_path`, `application_name` and
-/// `enable_seqscan = off`.
+/// Connection options for the store: the URL plus `search_path`, `application_name`,
+/// `enable_seqscan = off` and `jit = off`.
 ///
 /// Every statement of the store has an index to follow. Prepared statements are cached per
 /// connection, and PostgreSQL may switch one to a generic plan while the store is still small,
@@ -111,10 +111,16 @@ async fn connect_within(options: &PgConnectOptions, timeout: std::time::Duration
 /// turning each append into a table scan under the `$all` lock (seen in benchmarks). Forcing
 /// custom plans instead costs a planning pass per statement (about 20% of append throughput);
 /// penalising sequential scans keeps the cached plans on the indexes for free.
+///
+/// The penalty is added to a plan's cost, so a statement that has to scan (a small table such
+/// as `cluster_members`, `pg_stat_activity`) looks expensive enough for PostgreSQL to compile
+/// it to machine code with LLVM on every execution: tens of milliseconds to a second of CPU
+/// for a statement that runs in microseconds (seen as 15% of the machine's CPU under 100
+/// concurrent appends). The store's statements are short; none gains from JIT.
 fn store_connect_options(config: &Config) -> Result<PgConnectOptions> {
     Ok(connect_options(config)?
         .application_name(&application_name(&config.schema))
-        .options([("search_path", config.schema.as_str()), ("enable_seqscan", "off")]))
+        .options([("search_path", config.schema.as_str()), ("enable_seqscan", "off"), ("jit", "off")]))
 }
 
 /// `chronik <schema>`, so `pg_stat_activity` shows which store a connection serves
