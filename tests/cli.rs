@@ -684,9 +684,18 @@ fn parked_events_are_listed_and_replayed() {
     assert_eq!(parked_numbers(&list), [2, 4], "{list}");
     assert!(list.as_array().unwrap().iter().all(|p| p["replay_requested"] == false), "{list}");
     assert!(list.as_array().unwrap().iter().all(|p| p["reason"] == "still refused"), "{list}");
+    // `--first 1` replays the head of the list only; a plain `replay` then marks both (the
+    // first is replaying already, so only the second comes).
+    let stdout = cli.ok(&["subscriptions", "parked", "acc-1", "audit", "replay", "--first", "1"]);
+    assert!(stdout.contains("1 parked event of subscription `audit` on `acc-1` marked for replay"), "{stdout}");
+    let mut again = runtime.block_on(receive(&mut audit, 1));
+    assert_eq!(again[0].event_number, 2);
+    let list = cli.json(&["subscriptions", "parked", "acc-1", "audit"]);
+    let marks: Vec<&Value> = list.as_array().unwrap().iter().map(|p| &p["replay_requested"]).collect();
+    assert_eq!(marks, [true, false], "{list}");
     let stdout = cli.ok(&["subscriptions", "parked", "acc-1", "audit", "replay"]);
     assert!(stdout.contains("2 parked events of subscription `audit` on `acc-1` marked for replay"), "{stdout}");
-    let again = runtime.block_on(receive(&mut audit, 2));
+    again.extend(runtime.block_on(receive(&mut audit, 1)));
     assert_eq!(again.iter().map(|e| e.event_number).collect::<Vec<_>>(), [2, 4]);
     let parked = runtime.block_on(store.parked_events("acc-1", "audit")).expect("parked events");
     assert!(parked.len() == 2 && parked.iter().all(|p| p.replay_requested), "{parked:?}");

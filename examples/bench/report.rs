@@ -181,7 +181,8 @@ fn align_right(table: &mut Table, columns: &[usize]) {
 /// What a row is held to, and whether it made it: `>= 0.5x raw: met`.
 /// The machine's CPU time per event, chronik's and (after a slash) the raw baseline's.
 fn cpu_text(row: &Row) -> String {
-    let per_event = |m: &crate::measure::Measured| m.cpu_us_per_event().map_or_else(|| "-".to_string(), |us| format!("{us:.0}"));
+    let per_event =
+        |m: &crate::measure::Measured| m.cpu_us_per_event().map_or_else(|| "-".to_string(), |us| format!("{us:.0}"));
     match &row.raw {
         Some((_, raw)) if raw.cpu.is_some() => format!("{} / {}", per_event(&row.chronik), per_event(raw)),
         _ => per_event(&row.chronik),

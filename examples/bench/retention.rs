@@ -91,7 +91,8 @@ async fn scavenge(bench: &Bench) -> Result<Row> {
 
     let started = Instant::now();
     let report = bench.store.scavenge_with(ScavengeOptions::default().batch_size(batch)).await?;
-    let chronik = Measured { events: report.events_removed, elapsed: started.elapsed(), latencies: Vec::new(), cpu: None };
+    let chronik =
+        Measured { events: report.events_removed, elapsed: started.elapsed(), latencies: Vec::new(), cpu: None };
     let expected = streams * (PER_STREAM - KEEP);
     if report.events_removed != expected {
         return Err(format!("the scavenge removed {} events, not {expected}", report.events_removed).into());

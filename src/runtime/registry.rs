@@ -291,7 +291,7 @@ impl RegistryState {
         }
         options.validate()?;
         self.next_consumer += 1;
-        let consumer = Consumer { id: self.next_consumer, inbox };
+        let consumer = Consumer { id: self.next_consumer, inbox, buffer_size: options.subscriber_buffer_size };
         if let Some(entry) = self.entries.get_mut(&key) {
             if entry.options.concurrency_limit <= 1 {
                 return Err(Error::SubscriptionAlreadyExists);

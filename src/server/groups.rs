@@ -13,9 +13,13 @@ use crate::{ALL, ConsumerStrategy, EventFilter, StartFrom, SubscriptionInfo, Sub
 /// `concurrency_limit` of a group whose `max_subscriber_count` is 0 (KurrentDB: no limit).
 pub(crate) const UNLIMITED_CONSUMERS: usize = 10_000;
 
-/// Events in flight per consumer of a group created over the protocol (KurrentDB clients ask
-/// for 10 by default).
+/// Events in flight at a consumer that asks for no buffer size (KurrentDB clients ask for 10
+/// by default).
 pub(crate) const CONSUMER_BUFFER: usize = 10;
+
+/// The `buffer_size` of a group created over the protocol: the ceiling of its consumers' own
+/// buffer sizes (KurrentDB has none but the consumer's).
+pub(crate) const GROUP_BUFFER: usize = 1_000;
 
 /// The [`Settings`] of a create or an update request (`$module` is `create_req` or
 /// `update_req`: two message types with the same fields), with `$strategy`.
@@ -175,7 +179,7 @@ pub(crate) fn wire_info(info: &SubscriptionInfo) -> WireInfo {
                     from: format!("consumer {}", c.id),
                     username: String::new(),
                     in_flight_messages: wide(c.in_flight),
-                    available_slots: wide(l.settings.buffer_size.saturating_sub(c.in_flight)),
+                    available_slots: wide(c.buffer_size.saturating_sub(c.in_flight)),
                     connection_name: format!("consumer {}", c.id),
                     ..Default::default()
                 })

@@ -7,9 +7,9 @@
 //! Settings: `max_subscriber_count` is `concurrency_limit` (0, unlimited, is
 //! [`UNLIMITED_CONSUMERS`]), `live_buffer_size` is `max_size`, `min_checkpoint_count` is
 //! `checkpoint_threshold`, `checkpoint_after`, `message_timeout`, `max_retry_count` and the
-//! consumer strategy are the same; the in-flight limit per consumer is the group's
-//! `buffer_size`, [`CONSUMER_BUFFER`] at creation (the buffer size a consumer asks for does not
-//! change it). Events reached through links (`$ce-`, `$et-`, linked streams) always come with
+//! consumer strategy are the same. The events in flight at a consumer are at most the buffer
+//! size it asks for (`subscriber_buffer_size`; [`CONSUMER_BUFFER`] if it asks for none), within
+//! the group's `buffer_size`, [`GROUP_BUFFER`] for groups created over the protocol. Events reached through links (`$ce-`, `$et-`, linked streams) always come with
 //! the link, as with `resolve_links`. A start revision or position is the first event
 //! delivered, as KurrentDB counts for groups. `RestartSubsystem` drops the consumers connected
 //! to this server.
@@ -22,7 +22,8 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::Stopping;
 use super::groups::{
-    CONSUMER_BUFFER, all_start, apply, filter_of, group_name, settings_of, strategy_of, stream_start, wire_info,
+    CONSUMER_BUFFER, GROUP_BUFFER, all_start, apply, filter_of, group_name, settings_of, strategy_of, stream_start,
+    wire_info,
 };
 use super::mapping::{self, UuidForm};
 use super::proto::persistent::{
@@ -91,7 +92,7 @@ impl persistent_subscriptions_server::PersistentSubscriptions for PersistentServ
             }
         };
         let strategy = strategy_of(&settings.consumer_strategy, settings.named_consumer_strategy)?;
-        let mut subscription = SubscriptionOptions::default().start_from(start).buffer_size(CONSUMER_BUFFER);
+        let mut subscription = SubscriptionOptions::default().start_from(start).buffer_size(GROUP_BUFFER);
         subscription = apply(subscription, settings_of!(settings, create_req, strategy));
         if let Some(filter) = filter {
             subscription = subscription.filter(filter);
@@ -158,11 +159,12 @@ impl persistent_subscriptions_server::PersistentSubscriptions for PersistentServ
             Some(read_req::options::uuid_option::Content::Structured(())) => UuidForm::Structured,
             _ => UuidForm::String,
         };
+        let buffer = usize::try_from(options.buffer_size).ok().filter(|n| *n > 0).unwrap_or(CONSUMER_BUFFER);
         // A group must be created first; subscribing would create it.
         self.info(&stream, &group).await?;
         let subscription = self
             .store
-            .subscribe_to_stream(&stream, &group, SubscriptionOptions::default())
+            .subscribe_to_stream(&stream, &group, SubscriptionOptions::default().subscriber_buffer_size(buffer))
             .await
             .map_err(|e| self.status(&e, &stream, &group))?;
         let (tx, rx) = mpsc::channel(64);
@@ -200,13 +202,21 @@ impl persistent_subscriptions_server::PersistentSubscriptions for PersistentServ
             Some(StreamOption::All(())) => ALL.to_string(),
             None => return Err(Status::invalid_argument("replay names a stream or `$all`")),
         };
-        if let Some(StopAtOption::StopAt(n)) = options.stop_at_option {
-            return Err(Status::invalid_argument(format!(
-                "chronik replays every parked event of a group; a limit ({n}) is not supported"
-            )));
-        }
+        // KurrentDB stops at a revision of the group's parked-message stream; chronik's parked
+        // list counts from 0 on every call, so `stop_at` is how many of its first events go.
+        let limit = match options.stop_at_option {
+            Some(StopAtOption::StopAt(n)) => Some(
+                u64::try_from(n)
+                    .map_err(|_| Status::invalid_argument(format!("stop_at must be 0 or more, not {n}")))?,
+            ),
+            Some(StopAtOption::NoLimit(())) | None => None,
+        };
         let group = group_name(options.group_name)?;
-        self.store.replay_parked(&stream, &group).await.map_err(|e| self.status(&e, &stream, &group))?;
+        let marked = match limit {
+            Some(count) => self.store.replay_parked_first(&stream, &group, count).await,
+            None => self.store.replay_parked(&stream, &group).await,
+        };
+        marked.map_err(|e| self.status(&e, &stream, &group))?;
         Ok(Response::new(ReplayParkedResp {}))
     }
 

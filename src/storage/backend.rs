@@ -602,10 +602,15 @@ pub(crate) trait Nacks {
     /// Parked events of subscription `id` whose replay was asked for.
     fn replay_requests(&self, id: i32) -> impl Future<Output = Result<Vec<StoredNack>>> + Send;
 
-    /// Marks every parked event of the subscription for replay and wakes its owner, wherever it
-    /// runs: the subscription's id and how many events are marked, or `None` if it does not
-    /// exist.
-    fn request_replay(&self, stream: &str, name: &str) -> impl Future<Output = Result<Option<(i32, u64)>>> + Send;
+    /// Marks the parked events of the subscription for replay (every one, or the first `limit`
+    /// of its parked list) and wakes its owner, wherever it runs: the subscription's id and how
+    /// many events are marked, or `None` if it does not exist.
+    fn request_replay(
+        &self,
+        stream: &str,
+        name: &str,
+        limit: Option<u64>,
+    ) -> impl Future<Output = Result<Option<(i32, u64)>>> + Send;
 
     /// The parked events of a subscription, oldest first; `None` if it does not exist.
     fn parked_events(&self, stream: &str, name: &str) -> impl Future<Output = Result<Option<Vec<ParkedEvent>>>> + Send;

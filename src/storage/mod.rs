@@ -509,7 +509,7 @@ impl Storage {
         fn listen(&self) -> Result<NotificationListener> => NotificationListener;
         fn load_nacks(&self, id: i32, checkpoint: u64) -> Result<Vec<StoredNack>>;
         fn replay_requests(&self, id: i32) -> Result<Vec<StoredNack>>;
-        fn request_replay(&self, stream: &str, name: &str) -> Result<Option<(i32, u64)>>;
+        fn request_replay(&self, stream: &str, name: &str, limit: Option<u64>) -> Result<Option<(i32, u64)>>;
         fn parked_events(&self, stream: &str, name: &str) -> Result<Option<Vec<ParkedEvent>>>;
         fn join(&self, member: &MemberEntry) -> Result<MemberSession> => MemberSession;
         fn members(&self) -> Result<Vec<ClusterMember>>;

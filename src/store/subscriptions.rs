@@ -367,9 +367,21 @@ impl EventStore {
     /// next starts). Returns how many parked events are marked;
     /// [`Error::SubscriptionNotFound`] if the subscription does not exist.
     pub async fn replay_parked(&self, stream: &str, name: &str) -> Result<u64> {
+        self.request_replay(stream, name, None).await
+    }
+
+    /// Like [`replay_parked`](Self::replay_parked), for the first `count` events of the parked
+    /// list only (in the order [`parked_events`](Self::parked_events) lists them); the rest stay
+    /// parked. Returns how many are marked (fewer when fewer are parked).
+    pub async fn replay_parked_first(&self, stream: &str, name: &str, count: u64) -> Result<u64> {
+        self.request_replay(stream, name, Some(count)).await
+    }
+
+    async fn request_replay(&self, stream: &str, name: &str, limit: Option<u64>) -> Result<u64> {
         self.ensure_writable("replay parked events")?;
         let key = self.subscription_key(stream, name)?;
-        let (id, marked) = self.inner.storage.request_replay(stream, name).await?.ok_or(Error::SubscriptionNotFound)?;
+        let (id, marked) =
+            self.inner.storage.request_replay(stream, name, limit).await?.ok_or(Error::SubscriptionNotFound)?;
         self.inner.runtime.replay_parked(key, id).await?;
         Ok(marked)
     }

@@ -173,6 +173,11 @@ pub struct SubscriptionOptions {
     /// database applies it while the subscription catches up, and the checkpoint moves past
     /// the events it leaves out, so a restart does not read them again.
     pub filter: Option<EventFilter>,
+    /// This subscriber's own most events in flight, below the subscription's `buffer_size`
+    /// (default: none, `buffer_size` applies). Each competing consumer may ask for its own; it
+    /// is not part of the stored settings, and a later subscriber's never changes another's.
+    #[serde(skip)]
+    pub subscriber_buffer_size: Option<usize>,
     #[serde(skip)]
     partition_by: Option<Hook<PartitionFn>>,
     #[serde(skip)]
@@ -193,6 +198,7 @@ impl Default for SubscriptionOptions {
             max_retry_count: 10,
             transient: false,
             filter: None,
+            subscriber_buffer_size: None,
             partition_by: None,
             selector: None,
         }
@@ -317,17 +323,27 @@ impl SubscriptionOptions {
         }
     }
 
-    /// These settings with the functions (`partition_by`, `selector`) of `node`: what a node
-    /// runs when the settings come from the database.
+    /// These settings with what is not stored (`partition_by`, `selector`,
+    /// `subscriber_buffer_size`) taken from `node`: what a node or a subscriber runs when the
+    /// settings come from the database.
     pub(crate) fn with_functions_of(mut self, node: &SubscriptionOptions) -> Self {
         self.partition_by.clone_from(&node.partition_by);
         self.selector.clone_from(&node.selector);
+        self.subscriber_buffer_size = node.subscriber_buffer_size;
         self
     }
 
     /// The settings alone, without the functions: what is stored.
     pub(crate) fn settings(&self) -> SubscriptionOptions {
-        SubscriptionOptions { partition_by: None, selector: None, ..self.clone() }
+        SubscriptionOptions { partition_by: None, selector: None, subscriber_buffer_size: None, ..self.clone() }
+    }
+
+    /// Caps this subscriber's events in flight at `events` (never above `buffer_size`), for
+    /// a consumer that wants fewer at a time than the subscription's other consumers.
+    #[must_use]
+    pub fn subscriber_buffer_size(mut self, events: usize) -> Self {
+        self.subscriber_buffer_size = Some(events);
+        self
     }
 
     /// Delivers only the events `filter` passes.
@@ -355,6 +371,9 @@ impl SubscriptionOptions {
             }
         };
         positive("buffer_size", self.buffer_size as u64)?;
+        if let Some(own) = self.subscriber_buffer_size {
+            positive("subscriber_buffer_size", own as u64)?;
+        }
         positive("max_size", self.max_size as u64)?;
         positive("concurrency_limit", self.concurrency_limit as u64)?;
         positive("checkpoint_threshold", self.checkpoint_threshold)?;

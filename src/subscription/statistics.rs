@@ -71,6 +71,8 @@ pub struct ConsumerStatistics {
     pub id: u64,
     /// Events delivered to it and not yet acked.
     pub in_flight: usize,
+    /// The most it may have in flight: its own buffer size within the subscription's.
+    pub buffer_size: usize,
     /// Whether it is paused (a paused [`SubscriberHandle`](crate::SubscriberHandle), or a
     /// subscriber actor backing off after a failure).
     pub paused: bool,

@@ -336,6 +336,42 @@ async fn replay_parked_delivers_parked_events_once_before_newer_events() {
 }
 
 #[tokio::test]
+async fn replay_parked_first_replays_only_the_head_of_the_parked_list() {
+    let store = quick_store().await;
+    store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 4)).await.unwrap();
+    let mut sub = store.subscribe_to_all_streams("s", SubscriptionOptions::default()).await.unwrap();
+    subscribed(&mut sub).await;
+    let batch = next_batch(&mut sub).await;
+    for (event, why) in batch[..3].iter().zip(["one", "two", "three"]) {
+        sub.nack(event, NackAction::Park, why).await.unwrap();
+    }
+    sub.ack(&batch[3..]).await.unwrap();
+    let list = wait_for_parked(&store.store, "s", 3).await;
+    assert_eq!(parked_numbers(&list), vec![1, 2, 3]);
+
+    assert_eq!(store.replay_parked_first(ALL, "s", 2).await.unwrap(), 2);
+    let got = receive(&mut sub, 2).await;
+    assert_eq!(numbers(&got), vec![1, 2], "the first two of the parked list");
+    sub.ack(&got).await.unwrap();
+    expect_quiet(&mut sub, Duration::from_millis(300)).await;
+    let deadline = Instant::now() + WAIT;
+    let list = loop {
+        let list = parked(&store.store, "s").await;
+        if list.len() == 1 || Instant::now() > deadline {
+            break list;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(parked_numbers(&list), vec![3], "acked replays leave, the rest stays parked");
+    assert!(!list[0].replay_requested);
+
+    assert_eq!(store.replay_parked_first(ALL, "s", 0).await.unwrap(), 0, "nothing asked, nothing marked");
+    assert_eq!(store.replay_parked_first(ALL, "s", 10).await.unwrap(), 1, "fewer parked than asked");
+    assert_eq!(numbers(&receive(&mut sub, 1).await), vec![3]);
+    assert!(matches!(store.replay_parked_first(ALL, "nobody", 1).await, Err(Error::SubscriptionNotFound)));
+}
+
+#[tokio::test]
 async fn replayed_events_go_ahead_of_events_already_queued() {
     let store = quick_store().await;
     store.append_to_stream("a", ExpectedVersion::NoStream, events("E", 1, 2)).await.unwrap();

@@ -43,6 +43,19 @@ async fn receive(subscription: &mut PersistentSubscription) -> (u64, usize, kurr
     }
 }
 
+/// The group's parked events once there are `count` of them (acks and nacks travel on their
+/// own, so the list changes a little after the calls return).
+async fn parked_once(served: &Served, stream: &str, group: &str, count: usize) -> Vec<chronik::ParkedEvent> {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let parked = served.store().parked_events(stream, group).await.unwrap();
+        if parked.len() == count || tokio::time::Instant::now() > deadline {
+            return parked;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn from_start() -> PersistentSubscriptionOptions {
     PersistentSubscriptionOptions::default().start_from(StreamPosition::Start)
 }
@@ -114,15 +127,7 @@ async fn each_nack_action_does_what_kurrentdb_does() {
     workers.nack(&delivered[&1], NakAction::Skip, "not needed").await.unwrap();
     workers.ack(&delivered[&2]).await.unwrap();
 
-    // Acks and nacks travel on their own: wait until the park is recorded.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let parked = loop {
-        let parked = served.store().parked_events("jobs", "workers").await.unwrap();
-        if !parked.is_empty() || tokio::time::Instant::now() > deadline {
-            break parked;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let parked = parked_once(&served, "jobs", "workers", 1).await;
     assert_eq!(parked.len(), 1);
     assert_eq!((parked[0].event_number, parked[0].reason.as_str()), (1, "poison"));
     let info = served.client.get_persistent_subscription_info("jobs", "workers", &Default::default()).await.unwrap();
@@ -148,6 +153,59 @@ async fn each_nack_action_does_what_kurrentdb_does() {
     assert!(ended.is_ok(), "Stop ends the consumer's subscription");
     let mut next_one = consumer(&served, "jobs", "workers").await;
     assert_eq!(receive(&mut next_one).await.0, 3, "the stopped consumer's event goes to the next consumer");
+}
+
+#[tokio::test]
+async fn replay_with_stop_at_replays_the_first_parked_events_only() {
+    let served = Served::start().await;
+    for n in 0..3 {
+        append(&served, "tasks", n).await;
+    }
+    served.client.create_persistent_subscription("tasks", "workers", &from_start()).await.unwrap();
+    let mut workers = consumer(&served, "tasks", "workers").await;
+    for _ in 0..3 {
+        let (_, _, event) = receive(&mut workers).await;
+        workers.nack(&event, NakAction::Park, "later").await.unwrap();
+    }
+    assert_eq!(parked_once(&served, "tasks", "workers", 3).await.len(), 3);
+
+    let first_two = ReplayParkedMessagesOptions::default().stop_at(2);
+    served.client.replay_parked_messages("tasks", "workers", &first_two).await.unwrap();
+    let mut replayed = Vec::new();
+    for _ in 0..2 {
+        let (n, _, event) = receive(&mut workers).await;
+        replayed.push(n);
+        workers.ack(&event).await.unwrap();
+    }
+    assert_eq!(replayed, vec![0, 1]);
+    let nothing = tokio::time::timeout(Duration::from_millis(300), workers.next_subscription_event()).await;
+    assert!(nothing.is_err(), "the third stays parked: {nothing:?}");
+    let parked = parked_once(&served, "tasks", "workers", 1).await;
+    let numbers: Vec<u64> = parked.iter().map(|p| p.event_number).collect();
+    assert_eq!(numbers, vec![3], "the event at revision 2 (version 3) stays parked");
+}
+
+#[tokio::test]
+async fn a_consumer_gets_no_more_in_flight_than_the_buffer_size_it_asks_for() {
+    let served = Served::start().await;
+    for n in 0..6 {
+        append(&served, "orders", n).await;
+    }
+    served.client.create_persistent_subscription("orders", "billing", &from_start()).await.unwrap();
+    let two = SubscribeToPersistentSubscriptionOptions::default().buffer_size(2);
+    let mut small = served.client.subscribe_to_persistent_subscription("orders", "billing", &two).await.unwrap();
+    let (first, _, a) = receive(&mut small).await;
+    let (second, _, b) = receive(&mut small).await;
+    assert_eq!((first, second), (0, 1));
+    let more = tokio::time::timeout(Duration::from_millis(300), small.next_subscription_event()).await;
+    assert!(more.is_err(), "a third event while two are in flight: {more:?}");
+    let info = served.client.get_persistent_subscription_info("orders", "billing", &Default::default()).await.unwrap();
+    let connection = &info.connections[0];
+    assert_eq!((connection.in_flight_messages, connection.available_slots), (2, 0));
+
+    small.ack(&a).await.unwrap();
+    small.ack(&b).await.unwrap();
+    assert_eq!(receive(&mut small).await.0, 2, "acks make room again");
 }
 
 #[tokio::test]

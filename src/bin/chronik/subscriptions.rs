@@ -69,6 +69,10 @@ pub(crate) struct ParkedArgs {
     // A value rather than a subcommand: a subcommand would shadow a stream named `replay`.
     #[arg(value_enum, value_name = "replay", hide_possible_values = true)]
     pub(crate) action: Option<ParkedAction>,
+    /// With `replay`: only the first N events of the parked list (as listed); the rest stay
+    /// parked.
+    #[arg(long, value_name = "N", requires = "action")]
+    pub(crate) first: Option<u64>,
 }
 
 /// What `subscriptions parked` does besides listing.
@@ -331,10 +335,12 @@ pub(crate) async fn parked(store: &EventStore, args: &ParkedArgs, json: bool) ->
 /// `subscriptions parked STREAM NAME replay`.
 pub(crate) async fn replay_parked(store: &EventStore, args: &ParkedArgs, json: bool) -> Outcome {
     let (stream, name) = (&args.stream, &args.name);
-    let marked = store
-        .replay_parked(stream, name)
-        .await
-        .context(|| format!("cannot replay the parked events of subscription `{name}` on `{stream}`"))?;
+    let marked = match args.first {
+        Some(count) => store.replay_parked_first(stream, name, count).await,
+        None => store.replay_parked(stream, name).await,
+    };
+    let marked =
+        marked.context(|| format!("cannot replay the parked events of subscription `{name}` on `{stream}`"))?;
     if json {
         print_json(&json!({ "stream": stream, "name": name, "marked": marked }))?;
     } else if marked == 0 {

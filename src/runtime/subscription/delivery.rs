@@ -37,6 +37,8 @@ pub struct Consumer {
     pub id: u64,
     /// Where its deliveries go (bounded in practice by `buffer_size` in flight).
     pub inbox: Inbox,
+    /// Its own most events in flight, if it asked for fewer than the subscription's.
+    pub buffer_size: Option<usize>,
 }
 
 /// Where a subscriber's deliveries go: the channel of a [`Subscription`] the application reads,

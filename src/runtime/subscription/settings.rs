@@ -66,6 +66,7 @@ impl SubscriptionState {
             .map(|c| ConsumerStatistics {
                 id: c.id,
                 in_flight: self.tracker.in_flight_of(c.id),
+                buffer_size: self.tracker.buffer_of(c.id),
                 paused: self.paused.contains(&c.id),
             })
             .collect();

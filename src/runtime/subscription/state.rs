@@ -144,7 +144,7 @@ impl SubscriptionState {
         if self.phase.is_owned() {
             self.send(&consumer, SubscriptionMessage::Subscribed, Vec::new());
         }
-        self.tracker.join(consumer.id);
+        self.tracker.join(consumer.id, consumer.buffer_size);
         self.consumers.push(consumer);
     }
 
@@ -167,7 +167,7 @@ impl SubscriptionState {
         let options = &self.options;
         self.tracker.set_strategy(options.consumer_strategy, |e| options.partition_of(e));
         for consumer in &self.consumers {
-            self.tracker.join(consumer.id);
+            self.tracker.join(consumer.id, consumer.buffer_size);
         }
         self.ledger = Ledger::new(checkpoint);
         self.rates = Rates::new(Instant::now());

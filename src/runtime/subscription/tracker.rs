@@ -70,6 +70,8 @@ pub struct Tracker {
     replay: VecDeque<Queued>,
     in_flight: BTreeMap<u64, InFlight>,
     per_consumer: HashMap<u64, usize>,
+    /// Subscribers that asked for fewer events in flight than `buffer_size`, and how many.
+    own_buffers: HashMap<u64, usize>,
     /// Partition -> (subscriber it is in flight at, events in flight).
     partitions: HashMap<u64, (u64, usize)>,
     outstanding: BTreeSet<u64>,
@@ -94,6 +96,7 @@ impl Tracker {
             replay: VecDeque::new(),
             in_flight: BTreeMap::new(),
             per_consumer: HashMap::new(),
+            own_buffers: HashMap::new(),
             partitions: HashMap::new(),
             outstanding: BTreeSet::new(),
             retries: HashMap::new(),
@@ -194,7 +197,12 @@ impl Tracker {
     /// A subscriber connected (in this order). Under a pinned strategy it takes over its share
     /// of the pinned buckets, idle ones first; a bucket with events in flight elsewhere follows
     /// once they are acked.
-    pub fn join(&mut self, consumer: u64) {
+    /// `buffer_size` is its own most events in flight, if it asked for one (never above the
+    /// subscription's).
+    pub fn join(&mut self, consumer: u64, buffer_size: Option<usize>) {
+        if let Some(own) = buffer_size {
+            self.own_buffers.insert(consumer, own);
+        }
         let busy: HashSet<usize> = self.partitions.keys().map(|p| Pins::bucket(*p)).collect();
         self.pins.join(consumer, self.strategy.is_pinned(), |bucket| busy.contains(&bucket));
     }
@@ -204,6 +212,7 @@ impl Tracker {
     /// queue let go of.
     pub fn leave(&mut self, consumer: u64, max_size: usize) -> bool {
         self.pins.leave(consumer);
+        self.own_buffers.remove(&consumer);
         if self.single == Some(consumer) {
             self.single = None;
         }
@@ -278,7 +287,7 @@ impl Tracker {
             || self.queue.front().is_some_and(|q| self.retries.contains_key(&q.event.event_number));
         let mut room: Vec<usize> = consumers
             .iter()
-            .map(|c| if eager { self.buffer_size.saturating_sub(self.in_flight_of(*c)) } else { self.room(*c) })
+            .map(|c| if eager { self.buffer_of(*c).saturating_sub(self.in_flight_of(*c)) } else { self.room(*c) })
             .collect();
         let mut batches = Vec::new();
         let now = Instant::now();
@@ -392,10 +401,16 @@ impl Tracker {
     /// the size of each ack, one event at worst, and every batch costs a round trip.
     /// `DispatchToSingle` is the exception: it fills one subscriber until it is full, exactly.
     fn room(&self, consumer: u64) -> usize {
-        let in_flight = self.in_flight_of(consumer);
-        let free = self.buffer_size.saturating_sub(in_flight);
+        let (in_flight, buffer) = (self.in_flight_of(consumer), self.buffer_of(consumer));
+        let free = buffer.saturating_sub(in_flight);
         let exact = self.strategy == ConsumerStrategy::DispatchToSingle;
-        if exact || in_flight == 0 || free * 2 >= self.buffer_size { free } else { 0 }
+        if exact || in_flight == 0 || free * 2 >= buffer { free } else { 0 }
+    }
+
+    /// The most events `consumer` may have in flight: its own buffer size, within the
+    /// subscription's.
+    pub fn buffer_of(&self, consumer: u64) -> usize {
+        self.own_buffers.get(&consumer).map_or(self.buffer_size, |&own| own.min(self.buffer_size))
     }
 
     /// Events in flight at `consumer`.

@@ -118,9 +118,11 @@ async fn connect_within(options: &PgConnectOptions, timeout: std::time::Duration
 /// for a statement that runs in microseconds (seen as 15% of the machine's CPU under 100
 /// concurrent appends). The store's statements are short; none gains from JIT.
 fn store_connect_options(config: &Config) -> Result<PgConnectOptions> {
-    Ok(connect_options(config)?
-        .application_name(&application_name(&config.schema))
-        .options([("search_path", config.schema.as_str()), ("enable_seqscan", "off"), ("jit", "off")]))
+    Ok(connect_options(config)?.application_name(&application_name(&config.schema)).options([
+        ("search_path", config.schema.as_str()),
+        ("enable_seqscan", "off"),
+        ("jit", "off"),
+    ]))
 }
 
 /// `chronik <schema>`, so `pg_stat_activity` shows which store a connection serves

@@ -44,12 +44,15 @@ const LOAD: &str = "SELECT event_number, retry_count::bigint, parked_at IS NOT N
 const REPLAY_REQUESTS: &str = "SELECT event_number, retry_count::bigint, true, true FROM subscription_nacks \
      WHERE subscription_id = $1 AND replay_requested ORDER BY event_number";
 
-/// Marks every parked event of a subscription for replay and wakes its owner, wherever it runs
-/// (the notification is delivered at commit, after the marks are visible).
+/// Marks the parked events of a subscription for replay (the first `$4` of its parked list;
+/// NULL: every one) and wakes its owner, wherever it runs (the notification is delivered at
+/// commit, after the marks are visible).
 const REQUEST_REPLAY: &str = "WITH s AS (SELECT subscription_id FROM subscriptions \
          WHERE stream_uuid = $1 AND subscription_name = $2), \
-     marked AS (UPDATE subscription_nacks n SET replay_requested = true, updated_at = now() FROM s \
-         WHERE n.subscription_id = s.subscription_id AND n.parked_at IS NOT NULL RETURNING 1) \
+     chosen AS (SELECT n.subscription_id, n.event_number FROM subscription_nacks n JOIN s USING (subscription_id) \
+         WHERE n.parked_at IS NOT NULL ORDER BY n.event_number LIMIT $4), \
+     marked AS (UPDATE subscription_nacks n SET replay_requested = true, updated_at = now() FROM chosen c \
+         WHERE n.subscription_id = c.subscription_id AND n.event_number = c.event_number RETURNING 1) \
      SELECT s.subscription_id, (SELECT count(*) FROM marked) FROM s \
      CROSS JOIN LATERAL (SELECT pg_notify($3, 'replay,' || s.subscription_id)) AS notified";
 
@@ -73,11 +76,13 @@ impl Nacks for PgStorage {
         into_nacks(rows)
     }
 
-    async fn request_replay(&self, stream: &str, name: &str) -> Result<Option<(i32, u64)>> {
+    async fn request_replay(&self, stream: &str, name: &str, limit: Option<u64>) -> Result<Option<(i32, u64)>> {
+        let limit = limit.map(|l| signed("replay limit", l)).transpose()?;
         let row: Option<(i32, i64)> = sqlx::query_as(REQUEST_REPLAY)
             .bind(stream)
             .bind(name)
             .bind(self.channel())
+            .bind(limit)
             .fetch_optional(&self.pool)
             .await?;
         row.map(|(id, count)| Ok((id, unsigned("count", count)?))).transpose()

@@ -45,8 +45,10 @@ const LOAD: &str = "SELECT event_number, retry_count, parked_at IS NOT NULL, rep
 const REPLAY_REQUESTS: &str = "SELECT event_number, retry_count, 1, 1 FROM subscription_nacks \
      WHERE subscription_id = ?1 AND replay_requested ORDER BY event_number";
 
+/// Marks the first `?3` parked events of a subscription's parked list (NULL: every one).
 const REQUEST_REPLAY: &str = "UPDATE subscription_nacks SET replay_requested = 1, updated_at = ?2 \
-     WHERE subscription_id = ?1 AND parked_at IS NOT NULL";
+     WHERE subscription_id = ?1 AND event_number IN (SELECT event_number FROM subscription_nacks \
+         WHERE subscription_id = ?1 AND parked_at IS NOT NULL ORDER BY event_number LIMIT coalesce(?3, -1))";
 
 const PARKED: &str = "SELECT n.event_number, n.retry_count, n.reason, n.parked_at, n.replay_requested \
      FROM subscription_nacks n JOIN subscriptions s USING (subscription_id) \
@@ -65,12 +67,13 @@ impl Nacks for SqliteStorage {
     }
 
     /// The owner is this process: it is woken in memory.
-    async fn request_replay(&self, stream: &str, name: &str) -> Result<Option<(i32, u64)>> {
+    async fn request_replay(&self, stream: &str, name: &str, limit: Option<u64>) -> Result<Option<(i32, u64)>> {
+        let limit = limit.map(|l| signed("replay limit", l)).transpose()?;
         let marked = {
             let mut conn = self.write_connection().await?;
             let row: Option<(i32,)> = sqlx::query_as(FIND).bind(stream).bind(name).fetch_optional(&mut *conn).await?;
             let Some((id,)) = row else { return Ok(None) };
-            let done = sqlx::query(REQUEST_REPLAY).bind(id).bind(Utc::now()).execute(&mut *conn).await?;
+            let done = sqlx::query(REQUEST_REPLAY).bind(id).bind(Utc::now()).bind(limit).execute(&mut *conn).await?;
             (id, done.rows_affected())
         };
         self.announce(Wake::Replay(marked.0));

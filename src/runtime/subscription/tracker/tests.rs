@@ -88,6 +88,25 @@ fn a_partition_stays_on_its_subscriber_while_in_flight() -> Result<()> {
 }
 
 #[test]
+fn a_subscriber_with_its_own_buffer_size_gets_no_more_than_it_within_the_subscriptions() {
+    let mut t = Tracker::new(4, 0);
+    t.join(1, Some(2));
+    t.join(2, None);
+    t.join(3, Some(100));
+    for n in 1..=12 {
+        t.push(event("a", n), None);
+    }
+    let batches = t.dispatch(&[1, 2, 3]);
+    let in_flight: Vec<usize> = [1, 2, 3].iter().map(|c| t.in_flight_of(*c)).collect();
+    assert_eq!(in_flight, vec![2, 4, 4], "its own 2; the subscription's 4; 100 capped at 4: {batches:?}");
+    assert_eq!((t.buffer_of(1), t.buffer_of(2), t.buffer_of(3)), (2, 4, 4));
+    // Gone and back without one: the subscription's again.
+    t.leave(1, 100);
+    t.join(1, None);
+    assert_eq!(t.buffer_of(1), 4);
+}
+
+#[test]
 fn subscribers_with_room_share_the_queue_in_turn() {
     let mut t = Tracker::new(10, 0);
     for n in 1..=10 {
@@ -247,7 +266,7 @@ fn tracker(buffer_size: usize, strategy: ConsumerStrategy, consumers: &[u64]) ->
     let mut t = Tracker::new(buffer_size, 0);
     t.set_strategy(strategy, |_| None);
     for c in consumers {
-        t.join(*c);
+        t.join(*c, None);
     }
     t
 }
@@ -331,7 +350,7 @@ fn a_joining_subscriber_takes_its_share_and_a_moved_key_waits_for_its_old_subscr
     t.dispatch(&[1]);
     t.ack(1, &Acks::Events(vec![2, 3, 4]))?;
     // Subscriber 2 takes two of the four buckets, idle ones first: keys 2 and 3.
-    t.join(2);
+    t.join(2, None);
     for (n, key) in [(5, 1), (6, 2), (7, 3), (8, 4)] {
         t.push(event(&format!("s{key}"), n), Some(key));
     }
@@ -343,7 +362,7 @@ fn a_joining_subscriber_takes_its_share_and_a_moved_key_waits_for_its_old_subscr
     t.push(event("x", 1), Some(1));
     t.push(event("y", 2), Some(2));
     t.dispatch(&[1]);
-    t.join(2);
+    t.join(2, None);
     t.push(event("x", 3), Some(1));
     t.push(event("y", 4), Some(2));
     assert_eq!(shapes(&t.dispatch(&[1, 2])), vec![(1, vec![4])], "x moved to 2 but 1 still holds x's event 1");
