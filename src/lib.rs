@@ -121,6 +121,7 @@ mod event;
 mod filter;
 mod index;
 mod metadata;
+pub mod metrics;
 mod page;
 mod runtime;
 mod scavenge;

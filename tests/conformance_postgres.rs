@@ -21,6 +21,8 @@ mod consumer_strategies;
 mod filters;
 #[path = "conformance/links_and_deletes.rs"]
 mod links_and_deletes;
+#[path = "conformance/metrics.rs"]
+mod metrics;
 #[path = "conformance/multi_append.rs"]
 mod multi_append;
 #[path = "conformance/nacks.rs"]

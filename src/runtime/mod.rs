@@ -49,6 +49,7 @@ use self::writer::{BatchLimits, WriterMsg};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::ALL;
+use crate::metrics::StoreMetrics;
 use crate::storage::Storage;
 use crate::subscriber::Subscriber;
 use crate::subscription::{
@@ -97,6 +98,7 @@ struct Inner {
     connect_timeout: Duration,
     /// How long an in-doubt write waits for the database to tell its outcome.
     in_doubt_timeout: Duration,
+    metrics: StoreMetrics,
     shut_down: AtomicBool,
 }
 
@@ -117,7 +119,9 @@ impl Runtime {
         let (registry_slot, registry) = ActorSlot::channel("subscription registry");
         let hub = Arc::new(Hub::new(registry.clone()));
         let read_from_storage = Arc::new(AtomicU64::new(0));
+        let metrics = StoreMetrics::new(config);
         let args = SupervisorArgs {
+            metrics: metrics.clone(),
             read_from_storage: Arc::clone(&read_from_storage),
             storage: storage.clone(),
             limits: BatchLimits {
@@ -147,6 +151,7 @@ impl Runtime {
                 read_from_storage,
                 connect_timeout: config.connect_timeout,
                 in_doubt_timeout: config.in_doubt_timeout,
+                metrics,
                 shut_down: AtomicBool::new(false),
             }),
         })

@@ -33,6 +33,7 @@ use super::publisher::Hub;
 use super::registry::RegistryMsg;
 use super::slot::ActorSlot;
 use crate::error::Result;
+use crate::metrics::StoreMetrics;
 use crate::storage::retention::{Retention, Window};
 use crate::storage::{IndexedEvent, Storage, Wake};
 
@@ -73,6 +74,8 @@ pub struct NotifierArgs {
     pub retry_interval: Duration,
     /// Where replay requests go.
     pub registry: ActorSlot<RegistryMsg>,
+    /// The store's metrics (head position, lag).
+    pub metrics: StoreMetrics,
 }
 
 /// The notifier's state.
@@ -87,6 +90,7 @@ pub struct NotifierState {
     retentions: HashMap<String, Retention>,
     /// The LISTEN task; aborted with the state.
     tasks: JoinSet<()>,
+    metrics: StoreMetrics,
 }
 
 impl Actor for Notifier {
@@ -109,6 +113,7 @@ impl Actor for Notifier {
             cursor: None,
             retentions: HashMap::new(),
             tasks,
+            metrics: args.metrics,
         };
         // A predecessor may have died between reading and routing: listeners re-check storage.
         if state.start_at_head().await {
@@ -180,6 +185,7 @@ impl NotifierState {
         match self.storage.head(crate::event::ALL).await {
             Ok(head) => {
                 self.cursor = Some(head);
+                self.routed(head, head);
                 true
             }
             Err(e) => {
@@ -196,7 +202,10 @@ impl NotifierState {
             // Nobody listens: read no events, just follow the head, so that a listener that
             // joins gets everything committed after it joined.
             match (announced, self.cursor) {
-                (Some(last), Some(cursor)) => self.cursor = Some(cursor.max(last)),
+                (Some(last), Some(cursor)) => {
+                    self.cursor = Some(cursor.max(last));
+                    self.routed(cursor.max(last), cursor.max(last));
+                }
                 (_, previous) => {
                     self.start_at_head().await;
                     // A listener that joined while the head was read may have been promised
@@ -222,8 +231,10 @@ impl NotifierState {
         if target <= cursor {
             return Ok(());
         }
+        self.routed(cursor, target);
         if target - cursor > MAX_BEHIND {
             self.cursor = Some(target);
+            self.routed(target, target);
             self.hub.publish_missed(false).await;
             return Ok(());
         }
@@ -241,8 +252,15 @@ impl NotifierState {
             self.hub.publish(cursor, to, events, &windows).await;
             cursor = to;
             self.cursor = Some(cursor);
+            self.routed(cursor, target);
         }
         Ok(())
+    }
+
+    /// Records that positions up to `cursor` are routed and the head is at least `head`.
+    fn routed(&self, cursor: u64, head: u64) {
+        self.metrics.head_position.set(head as f64);
+        self.metrics.notifier_lag.set(head.saturating_sub(cursor) as f64);
     }
 }
 

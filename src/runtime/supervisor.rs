@@ -33,6 +33,7 @@ use super::restart::{RestartBudget, stopped_child};
 use super::scavenger::{Scavenger, ScavengerArgs};
 use super::slot::{ActorSlot, SlotSender};
 use super::writer::{BatchLimits, Writer, WriterArgs, WriterMsg};
+use crate::metrics::StoreMetrics;
 use crate::storage::Storage;
 
 /// How long shutdown waits for each child to finish.
@@ -89,6 +90,8 @@ pub struct SupervisorArgs {
     pub registry: ActorSlot<RegistryMsg>,
     /// See [`Context::read_from_storage`].
     pub read_from_storage: Arc<std::sync::atomic::AtomicU64>,
+    /// The store's metrics.
+    pub metrics: StoreMetrics,
 }
 
 /// The supervisor's state.
@@ -139,6 +142,9 @@ impl Actor for Supervisor {
         match msg {
             SupervisorMsg::Restart(child) if !state.shutting_down => {
                 state.spawn(&myself, child).await?;
+                if child == Child::Writer {
+                    state.args.metrics.writer_restarts.increment(1);
+                }
                 if child == Child::Locks {
                     state.tell_registry(RegistryMsg::LocksReset);
                 }
@@ -201,8 +207,12 @@ impl SupervisorState {
         let storage = self.args.storage.clone();
         let cell = match child {
             Child::Writer => {
-                let args =
-                    WriterArgs { storage, limits: self.args.limits, in_doubt_timeout: self.args.in_doubt_timeout };
+                let args = WriterArgs {
+                    storage,
+                    limits: self.args.limits,
+                    in_doubt_timeout: self.args.in_doubt_timeout,
+                    metrics: self.args.metrics.clone(),
+                };
                 let (writer, _) = Actor::spawn_linked(None, Writer, args, parent).await?;
                 self.args.writer_slot.send_replace(Some(writer.clone()));
                 writer.get_cell()
@@ -214,6 +224,7 @@ impl SupervisorState {
                     poll_interval: self.args.poll_interval,
                     retry_interval: self.args.retry_interval,
                     registry: self.args.registry.clone(),
+                    metrics: self.args.metrics.clone(),
                 };
                 Actor::spawn_linked(None, Notifier, args, parent).await?.0.get_cell()
             }

@@ -15,6 +15,7 @@ use super::Runtime;
 use super::writer::WriterMsg;
 use crate::error::{Error, Result};
 use crate::event::AppendResult;
+use crate::metrics::StoreMetrics;
 use crate::storage::{Attempt, Storage, WriteOutcome, WriteRequest};
 
 /// Most times one request is handed to a writer: a request that keeps killing writers before it
@@ -25,6 +26,15 @@ impl Runtime {
     /// Commits one request (an append, a link, or the appends of one `append_to_streams` call)
     /// through the writer's group commit and returns its outcome: one result per part.
     pub async fn write(&self, request: WriteRequest) -> WriteOutcome {
+        let (started, entries) = (Instant::now(), request.len() as u64);
+        let outcome = self.submit(request).await;
+        let stored = outcome.as_ref().map(|_| entries);
+        self.inner.metrics.write_ended(started.elapsed(), stored);
+        outcome
+    }
+
+    /// [`write`](Self::write), unmeasured.
+    async fn submit(&self, request: WriteRequest) -> WriteOutcome {
         let request = Arc::new(request);
         // A request the writer lost before its transaction reached the `$all` lock cannot have
         // committed (every commit goes through that lock), so it is handed to the restarted
@@ -46,7 +56,7 @@ impl Runtime {
             dead = Some(writer.get_id());
         };
         // The writer stopped (crash, kill, shutdown) with the request in its hands.
-        match resolve(&self.inner.storage, &request, self.inner.in_doubt_timeout).await? {
+        match resolve(&self.inner.storage, &request, self.inner.in_doubt_timeout, &self.inner.metrics).await? {
             Some(results) => Ok(results),
             None => Err(Error::Unavailable(format!("{lost}; nothing of this write was stored, retry it"))),
         }
@@ -69,7 +79,21 @@ pub(super) async fn resolve(
     storage: &Storage,
     request: &WriteRequest,
     timeout: Duration,
+    metrics: &StoreMetrics,
 ) -> Result<Option<Vec<AppendResult>>> {
+    let outcome = ask(storage, request, timeout).await;
+    // A request that never reached the database was never in doubt.
+    if request.progress.attempt() != Attempt::NotStarted {
+        metrics.in_doubt(match &outcome {
+            Ok(committed) => Some(committed.is_some()),
+            Err(_) => None,
+        });
+    }
+    outcome
+}
+
+/// [`resolve`], uncounted.
+async fn ask(storage: &Storage, request: &WriteRequest, timeout: Duration) -> Result<Option<Vec<AppendResult>>> {
     let deadline = Instant::now() + timeout;
     let mut failures = 0;
     loop {

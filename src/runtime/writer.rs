@@ -34,6 +34,7 @@ use tokio::task::JoinSet;
 
 use super::write::resolve;
 use crate::error::{Error, Result};
+use crate::metrics::StoreMetrics;
 use crate::storage::{Storage, WriteOutcome, WriteRequest, WriterSession};
 
 /// Batches committed at the same time (see the module docs for why 1).
@@ -77,6 +78,8 @@ pub struct WriterArgs {
     pub limits: BatchLimits,
     /// How long an in-doubt request waits for the database to tell its outcome.
     pub in_doubt_timeout: Duration,
+    /// The store's metrics (batch sizes, in-doubt outcomes).
+    pub metrics: StoreMetrics,
 }
 
 /// The writer's state.
@@ -84,6 +87,7 @@ pub struct WriterState {
     storage: Storage,
     limits: BatchLimits,
     in_doubt_timeout: Duration,
+    metrics: StoreMetrics,
     queue: VecDeque<Pending>,
     /// Connections of the writer not in use by a batch (not from the pool: no acquire/release
     /// round trips).
@@ -109,6 +113,7 @@ impl Actor for Writer {
             storage: args.storage,
             limits: args.limits,
             in_doubt_timeout: args.in_doubt_timeout,
+            metrics: args.metrics,
             queue: VecDeque::new(),
             idle: Vec::new(),
             batches: JoinSet::new(),
@@ -175,11 +180,11 @@ fn start_batches(myself: &ActorRef<WriterMsg>, state: &mut WriterState) {
         let batch = next_batch(state);
         let conn = state.idle.pop();
         let storage = state.storage.clone();
-        let in_doubt_timeout = state.in_doubt_timeout;
+        let (in_doubt_timeout, metrics) = (state.in_doubt_timeout, state.metrics.clone());
         let done = BatchDone { writer: myself.clone(), conn: None };
         state.in_flight += 1;
         state.batches.spawn(async move {
-            let conn = commit_batch(&storage, conn, batch, in_doubt_timeout).await;
+            let conn = commit_batch(&storage, conn, batch, in_doubt_timeout, &metrics).await;
             done.with_connection(conn);
         });
     }
@@ -205,7 +210,8 @@ impl Drop for BatchDone {
     }
 }
 
-/// Takes the next batch off the queue within the limits (at least one request).
+/// Takes the next batch off the queue within the limits (at least one request), and counts
+/// it.
 fn next_batch(state: &mut WriterState) -> Vec<Pending> {
     let mut batch = Vec::new();
     let (mut events, mut bytes) = (0, 0);
@@ -220,6 +226,7 @@ fn next_batch(state: &mut WriterState) -> Vec<Pending> {
         bytes += b;
         batch.extend(state.queue.pop_front());
     }
+    state.metrics.batch(batch.len(), events);
     batch
 }
 
@@ -229,6 +236,7 @@ async fn commit_batch(
     conn: Option<WriterSession>,
     batch: Vec<Pending>,
     in_doubt_timeout: Duration,
+    metrics: &StoreMetrics,
 ) -> Option<WriterSession> {
     let requests: Vec<Arc<WriteRequest>> = batch.iter().map(|(r, _)| Arc::clone(r)).collect();
     let reused = conn.is_some();
@@ -248,7 +256,7 @@ async fn commit_batch(
             let stale_connection = reused && matches!(err, Error::Unavailable(_));
             let mut err = (batch.len() == 1 && !stale_connection).then_some(err);
             for (request, reply) in batch {
-                let outcome = settle_failed(storage, &mut conn, &request, err.take(), in_doubt_timeout).await;
+                let outcome = settle_failed(storage, &mut conn, &request, err.take(), in_doubt_timeout, metrics).await;
                 let _ = reply.send(outcome);
             }
         }
@@ -270,9 +278,10 @@ async fn settle_failed(
     request: &Arc<WriteRequest>,
     mut alone_error: Option<Error>,
     in_doubt_timeout: Duration,
+    metrics: &StoreMetrics,
 ) -> WriteOutcome {
     loop {
-        if let Some(committed) = resolve(storage, request, in_doubt_timeout).await? {
+        if let Some(committed) = resolve(storage, request, in_doubt_timeout, metrics).await? {
             return Ok(committed);
         }
         if let Some(error) = alone_error.take() {
