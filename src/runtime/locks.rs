@@ -55,10 +55,13 @@ pub enum LockMsg {
         /// Whether the lock is now held for `owner`.
         reply: RpcReplyPort<Result<bool>>,
     },
-    /// Release the lock `owner` holds (it stopped or died), if any.
+    /// Release the lock `owner` holds (it stopped or died), if any, after writing its pending
+    /// checkpoint.
     Release {
         /// The subscription actor.
         owner: ActorId,
+        /// Told once the checkpoint was written (or could not be) and the lock released.
+        done: Option<RpcReplyPort<()>>,
     },
     /// Write subscription `id`'s changes if `owner` holds its lock.
     Write {
@@ -157,7 +160,7 @@ impl Actor for LockKeeper {
                 state.flush_scheduled = false;
                 state.flush().await;
             }
-            LockMsg::Release { owner } => {
+            LockMsg::Release { owner, done } => {
                 // What it acked is written before another node can take over.
                 state.flush().await;
                 let held: Vec<i32> =
@@ -169,6 +172,9 @@ impl Actor for LockKeeper {
                     {
                         state.lost(&format!("unlock failed: {e}"));
                     }
+                }
+                if let Some(done) = done {
+                    let _ = done.send(());
                 }
             }
             LockMsg::Write { id, owner, write, reply } => {

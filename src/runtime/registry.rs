@@ -259,7 +259,7 @@ impl Actor for SubscriptionRegistry {
         state.ctx.hub.unlisten(&key.stream, entry.listener).await;
         // Its lock goes with it: while it waits for its restart, another node may take over.
         if let Ok(keeper) = state.ctx.locks.get() {
-            let _ = keeper.cast(LockMsg::Release { owner: cell.get_id() });
+            let _ = keeper.cast(LockMsg::Release { owner: cell.get_id(), done: None });
         }
         if state.shutting_down {
             return Ok(());
@@ -377,7 +377,7 @@ impl RegistryState {
                 actor.stop(Some("stopped by the registry".into()));
                 self.ctx.hub.unlisten(&key.stream, entry.listener).await;
                 if let Ok(keeper) = self.ctx.locks.get() {
-                    let _ = keeper.cast(LockMsg::Release { owner: actor.get_id() });
+                    let _ = keeper.cast(LockMsg::Release { owner: actor.get_id(), done: None });
                 }
             }
             for consumer in &entry.consumers {

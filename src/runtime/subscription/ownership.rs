@@ -125,7 +125,7 @@ impl SubscriptionState {
             _ => {
                 // Deleted (perhaps re-created) meanwhile: let go and start over with its new row.
                 self.row = None;
-                let _ = keeper.cast(LockMsg::Release { owner: myself.get_id() });
+                let _ = keeper.cast(LockMsg::Release { owner: myself.get_id(), done: None });
                 Err(Error::SubscriptionNotFound)
             }
         }

@@ -176,7 +176,10 @@ impl SubscriptionState {
     pub(super) async fn stop(&mut self, myself: &ActorRef<SubscriptionMsg>, reason: DropReason) {
         self.persist(myself).await;
         if let Ok(keeper) = self.ctx.locks.get() {
-            let _ = keeper.cast(LockMsg::Release { owner: myself.get_id() });
+            // A checkpoint handed to the keeper may still be pending: it is written before the
+            // lock goes, and before this returns (`unsubscribe` promises it).
+            let owner = myself.get_id();
+            let _ = ractor::call!(keeper, |done| LockMsg::Release { owner, done: Some(done) });
         }
         self.broadcast(SubscriptionMessage::Dropped(reason));
         self.consumers.clear();
