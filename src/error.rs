@@ -164,6 +164,42 @@ impl fmt::Display for ConfigError {
 }
 
 impl Error {
+    /// A short snake_case name of the variant (`wrong_expected_version`, `stream_not_found`,
+    /// `unavailable`, ...): the `kind` of the CLI's `--json` errors and of the HTTP API's.
+    ///
+    /// ```
+    /// assert_eq!(chronik::Error::StreamNotFound.kind(), "stream_not_found");
+    /// ```
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Config(_) => "config",
+            Error::InvalidArgument(_) | Error::CannotAppendToAllStream | Error::CannotDeleteAllStream => {
+                "invalid_argument"
+            }
+            Error::WrongExpectedVersion { .. } => "wrong_expected_version",
+            Error::StreamExists => "stream_exists",
+            Error::StreamNotFound => "stream_not_found",
+            Error::StreamDeleted => "stream_deleted",
+            Error::DuplicateEvent(_) => "duplicate_event",
+            Error::AppendFailed { .. } => "append_failed",
+            Error::NotFound => "not_found",
+            Error::SnapshotNotFound => "snapshot_not_found",
+            Error::NotSupported => "not_supported",
+            Error::SubscriptionAlreadyExists => "subscription_already_exists",
+            Error::TooManySubscribers => "too_many_subscribers",
+            Error::SubscriptionInUse => "subscription_in_use",
+            Error::ReadOnly(_) => "read_only",
+            Error::SubscriptionNotFound => "subscription_not_found",
+            Error::UnexpectedAck => "unexpected_ack",
+            Error::Migration(_) => "migration",
+            Error::Serialization(_) => "serialization",
+            Error::Database(_) => "database",
+            Error::Unavailable(_) => "unavailable",
+            Error::InDoubt(_) => "in_doubt",
+            Error::Refused(_) => "refused",
+        }
+    }
+
     pub(crate) fn config(key: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Config(ConfigError::new(key, reason))
     }

@@ -120,6 +120,7 @@ mod error;
 mod event;
 mod filter;
 mod index;
+pub mod json;
 mod metadata;
 pub mod metrics;
 mod page;

@@ -187,6 +187,12 @@ async fn appends_committed_just_before_a_crash_are_ok_once_the_database_is_back(
         stored
     };
     assert_eq!(stored.len(), 8 * 3);
+    let statistics = store.statistics();
+    assert_eq!(
+        (statistics.in_doubt_committed, statistics.in_doubt_not_committed, statistics.in_doubt_unknown),
+        (8, 0, 0),
+        "each held append was in doubt, then found committed (chronik_in_doubt_total counts the same)"
+    );
     store.shutdown().await.expect("shutdown");
 }
 
@@ -211,6 +217,7 @@ async fn an_outcome_that_cannot_be_learned_in_time_is_in_doubt_not_unavailable()
     cluster.start_again().await;
     let stored = store.read_stream_forward("held", 0, 10).await.expect("read back after the restart");
     assert_eq!(stored.len(), 2, "it had committed");
+    assert_eq!(store.statistics().in_doubt_unknown, 1, "counted as unknown");
     store.shutdown().await.expect("shutdown");
 }
 
@@ -282,5 +289,53 @@ async fn named_subscriptions_resume_soon_after_the_database_is_back() {
         eprintln!("{name}: delivered {after:?} after the server was back (the append took {appended_after:?})");
         assert!(after < Duration::from_millis(2_500), "{name} resumed only {after:?} after the server was back");
     }
+    store.shutdown().await.expect("shutdown");
+}
+
+/// `/health` of the HTTP face turns unready (503, naming the database) while the database is
+/// down, and ready again once it is back; `/health/live` answers throughout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_turns_unready_while_the_database_is_down_and_ready_when_it_returns() {
+    use chronik::server::ServerOptions;
+    use chronik::server::http::{HttpOptions, HttpServer};
+    init_tracing();
+    let cluster = PrivateCluster::start().await;
+    let config = cluster.config("health");
+    chronik::admin::init(&config).await.expect("init");
+    let store = EventStore::start(config).await.expect("store starts");
+    let http =
+        HttpServer::start(store.clone(), ServerOptions::insecure(([127, 0, 0, 1], 0).into()), HttpOptions::new())
+            .await
+            .expect("the HTTP face starts");
+    let url = format!("http://{}/health", http.local_addr());
+    let client = reqwest::Client::new();
+    let health = async |client: &reqwest::Client| {
+        let response = client.get(&url).send().await.expect("an answer");
+        let status = response.status().as_u16();
+        (status, response.json::<serde_json::Value>().await.expect("JSON"))
+    };
+    let (status, body) = health(&client).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("ready")), "{body}");
+
+    cluster.stop_immediately().await;
+    let (status, body) = health(&client).await;
+    assert_eq!((status, body["status"].as_str()), (503, Some("unready")), "{body}");
+    assert_eq!(body["checks"]["database"]["ok"], false, "{body}");
+    assert!(body["checks"]["database"]["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}");
+    let live = client.get(format!("http://{}/health/live", http.local_addr())).send().await.expect("an answer");
+    assert_eq!(live.status().as_u16(), 200, "the process itself is alive");
+
+    cluster.start_again().await;
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (status, body) = health(&client).await;
+        if status == 200 {
+            assert_eq!(body["checks"]["database"]["ok"], true);
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "still unready after the database came back: {body}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    http.shutdown().await.expect("the HTTP face stops");
     store.shutdown().await.expect("shutdown");
 }

@@ -12,6 +12,8 @@ mod served;
 
 #[path = "server/cluster.rs"]
 mod cluster;
+#[path = "server/http.rs"]
+mod http;
 #[path = "server/persistent.rs"]
 mod persistent;
 #[path = "server/streams.rs"]

@@ -10,6 +10,8 @@ const BACKEND: common::Backend = common::Backend::Sqlite;
 #[path = "server/served.rs"]
 mod served;
 
+#[path = "server/http.rs"]
+mod http;
 #[path = "server/persistent.rs"]
 mod persistent;
 #[path = "server/streams.rs"]

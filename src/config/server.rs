@@ -21,6 +21,8 @@ const DEFAULT_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 2113);
 ///     tls_cert = "certs/node.pem"
 ///     tls_key = "certs/node.key"
 ///     users = [{ name = "admin", password = "changeit" }, { name = "ops", password = "s3cret" }]
+///     http_listen = "127.0.0.1:2114"   # /metrics, /health and the admin UI on a port of their own
+///     admin_ui = true
 /// "#)?;
 /// assert_eq!(config.server.listen.port(), 2113);
 /// assert_eq!(config.server.users[1].name, "ops");
@@ -45,6 +47,13 @@ pub struct ServerConfig {
     /// Who may call the server over TLS (HTTP basic authentication). Default: `admin` with
     /// password `changeit`, KurrentDB's default user; set your own for anything but a trial.
     pub users: Vec<ServerUser>,
+    /// Serve the HTTP face (`/metrics`, `/health`, the admin UI). Default true.
+    pub http: bool,
+    /// Where the HTTP face listens. Default: the protocol's address (one port for both).
+    pub http_listen: Option<SocketAddr>,
+    /// Serve the admin UI (and its JSON API) in the HTTP face. Default true; false leaves
+    /// `/metrics` and `/health`.
+    pub admin_ui: bool,
 }
 
 /// A user of the server.
@@ -73,6 +82,9 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             users: Vec::new(),
+            http: true,
+            http_listen: None,
+            admin_ui: true,
         }
     }
 }

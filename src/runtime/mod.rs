@@ -49,7 +49,7 @@ use self::writer::{BatchLimits, WriterMsg};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::event::ALL;
-use crate::metrics::StoreMetrics;
+use crate::metrics::{StoreMetrics, StoreStatistics};
 use crate::storage::Storage;
 use crate::subscriber::Subscriber;
 use crate::subscription::{
@@ -76,6 +76,8 @@ pub struct Context {
     /// How many entries the store's subscriptions have looked at in storage while catching up
     /// (positions of `$all` a filtered scan passed over count too), for chronik's own tests.
     pub read_from_storage: Arc<AtomicU64>,
+    /// The store's metrics (subscriptions take theirs with its `store` label).
+    pub metrics: StoreMetrics,
 }
 
 /// A store's running actors, as the facade sees them: one cheap `Clone` handle that starts the
@@ -293,6 +295,48 @@ impl Runtime {
     /// How many entries the subscriptions have looked at in storage (for chronik's tests).
     pub fn read_from_storage(&self) -> u64 {
         self.inner.read_from_storage.load(Ordering::Relaxed)
+    }
+
+    /// The store's counts since it started here, whether the writer runs, and its read pool.
+    pub fn statistics(&self, store: String, started_at: chrono::DateTime<chrono::Utc>) -> StoreStatistics {
+        let (database_connections, database_idle) = self.inner.storage.pool_status();
+        let mut statistics = StoreStatistics {
+            store,
+            backend: self.inner.storage.backend_name(),
+            started_at,
+            appends_ok: 0,
+            appends_rejected: 0,
+            appends_failed: 0,
+            events_appended: 0,
+            batches: 0,
+            batch_appends: 0,
+            batch_events: 0,
+            writer_restarts: 0,
+            in_doubt_committed: 0,
+            in_doubt_not_committed: 0,
+            in_doubt_unknown: 0,
+            writer_running: self.inner.writer.current().is_some_and(|w| w.get_status() == ractor::ActorStatus::Running),
+            head_position: 0,
+            notifier_lag: 0,
+            database_connections,
+            database_idle,
+        };
+        self.inner.metrics.tally.fill(&mut statistics);
+        statistics
+    }
+
+    /// Runs a scavenge, recorded in the store's metrics.
+    pub async fn scavenge(
+        &self,
+        storage: &Storage,
+        options: crate::scavenge::ScavengeOptions,
+    ) -> Result<crate::ScavengeReport> {
+        self.inner.metrics.scavenge(storage, options).await
+    }
+
+    /// The subscriptions this node runs (or restarts after a crash).
+    pub async fn running_subscriptions(&self) -> Result<Vec<SubscriptionKey>> {
+        self.inner.registry.ask(RegistryMsg::Running).await
     }
 
     /// The writer's cell now (for tests that kill it).

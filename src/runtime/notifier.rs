@@ -259,8 +259,7 @@ impl NotifierState {
 
     /// Records that positions up to `cursor` are routed and the head is at least `head`.
     fn routed(&self, cursor: u64, head: u64) {
-        self.metrics.head_position.set(head as f64);
-        self.metrics.notifier_lag.set(head.saturating_sub(cursor) as f64);
+        self.metrics.routed(cursor, head);
     }
 }
 

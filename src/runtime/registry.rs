@@ -83,6 +83,8 @@ pub enum RegistryMsg {
         /// The actor.
         reply: RpcReplyPort<Option<ActorRef<SubscriptionMsg>>>,
     },
+    /// The subscriptions this node runs (or restarts).
+    Running(RpcReplyPort<Vec<SubscriptionKey>>),
     /// Parked events of subscription row `id` were marked for replay (a notification): tell
     /// the subscription, if it runs here.
     ReplayRequested(i32),
@@ -170,6 +172,9 @@ impl Actor for SubscriptionRegistry {
             }
             RegistryMsg::Actor { key, reply } => {
                 let _ = reply.send(state.entries.get(&key).and_then(|e| e.actor.clone()));
+            }
+            RegistryMsg::Running(reply) => {
+                let _ = reply.send(state.entries.keys().cloned().collect());
             }
             RegistryMsg::Restart(key) => {
                 if !state.shutting_down

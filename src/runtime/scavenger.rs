@@ -17,6 +17,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::task::JoinSet;
 
 use crate::error::Error;
+use crate::metrics::StoreMetrics;
 use crate::scavenge::ScavengeOptions;
 use crate::storage::Storage;
 
@@ -37,12 +38,15 @@ pub struct ScavengerArgs {
     pub storage: Storage,
     /// Pause between the end of one scavenge and the start of the next.
     pub interval: Duration,
+    /// The store's metrics (scavenge progress, events removed).
+    pub metrics: StoreMetrics,
 }
 
 /// The scavenger's state.
 pub struct ScavengerState {
     storage: Storage,
     interval: Duration,
+    metrics: StoreMetrics,
     /// The scavenge under way; aborted with the state.
     task: JoinSet<()>,
 }
@@ -58,7 +62,12 @@ impl Actor for Scavenger {
         args: ScavengerArgs,
     ) -> Result<ScavengerState, ActorProcessingErr> {
         myself.send_after(args.interval, || ScavengerMsg::Run);
-        Ok(ScavengerState { storage: args.storage, interval: args.interval, task: JoinSet::new() })
+        Ok(ScavengerState {
+            storage: args.storage,
+            interval: args.interval,
+            metrics: args.metrics,
+            task: JoinSet::new(),
+        })
     }
 
     async fn handle(
@@ -69,10 +78,10 @@ impl Actor for Scavenger {
     ) -> Result<(), ActorProcessingErr> {
         match msg {
             ScavengerMsg::Run if state.task.is_empty() => {
-                let storage = state.storage.clone();
+                let (storage, metrics) = (state.storage.clone(), state.metrics.clone());
                 let me = myself.clone();
                 state.task.spawn(async move {
-                    match storage.scavenge(&ScavengeOptions::default()).await {
+                    match metrics.scavenge(&storage, ScavengeOptions::default()).await {
                         Ok(_) => {}
                         Err(Error::Unavailable(reason)) => {
                             tracing::debug!(reason, "scheduled scavenge skipped");

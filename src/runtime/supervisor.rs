@@ -143,7 +143,7 @@ impl Actor for Supervisor {
             SupervisorMsg::Restart(child) if !state.shutting_down => {
                 state.spawn(&myself, child).await?;
                 if child == Child::Writer {
-                    state.args.metrics.writer_restarts.increment(1);
+                    state.args.metrics.writer_restarted();
                 }
                 if child == Child::Locks {
                     state.tell_registry(RegistryMsg::LocksReset);
@@ -199,6 +199,7 @@ impl SupervisorState {
             locks: self.locks.clone(),
             retry_interval: self.args.retry_interval,
             read_from_storage: Arc::clone(&self.args.read_from_storage),
+            metrics: self.args.metrics.clone(),
         }
     }
 
@@ -241,7 +242,7 @@ impl SupervisorState {
             }
             Child::Scavenger => {
                 let interval = self.args.scavenge_interval.unwrap_or(Duration::MAX);
-                let args = ScavengerArgs { storage, interval };
+                let args = ScavengerArgs { storage, interval, metrics: self.args.metrics.clone() };
                 Actor::spawn_linked(None, Scavenger, args, parent).await?.0.get_cell()
             }
         };

@@ -21,9 +21,11 @@
 //! # Ok(()) }
 //! ```
 
+mod connections;
 mod features;
 mod gossip;
 mod groups;
+pub mod http;
 mod mapping;
 mod metadata_stream;
 mod persistent;
@@ -36,19 +38,21 @@ mod streams;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
 use base64::Engine;
-use std::time::Duration;
-use tokio::net::TcpListener;
-
 use futures::StreamExt;
+use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::service::{Interceptor, interceptor::InterceptedService};
+use tonic::service::{Interceptor, Routes, interceptor::InterceptedService};
 use tonic::transport::{Identity, ServerTlsConfig};
 use tonic::{Request, Status};
 
+use self::connections::Counted;
+use self::http::HttpOptions;
 use crate::{Error, EventStore, Result};
 use proto::gossip::gossip_server::GossipServer;
 use proto::persistent::persistent_subscriptions_server::PersistentSubscriptionsServer;
@@ -79,6 +83,7 @@ pub struct ServerOptions {
     tls: Option<Identity>,
     users: Vec<(String, String)>,
     advertise: Option<(String, u16)>,
+    http: Option<HttpOptions>,
 }
 
 impl std::fmt::Debug for ServerOptions {
@@ -88,6 +93,7 @@ impl std::fmt::Debug for ServerOptions {
             .field("tls", &self.tls.is_some())
             .field("users", &self.users.iter().map(|(name, _)| name).collect::<Vec<_>>())
             .field("advertise", &self.advertise)
+            .field("http", &self.http)
             .finish()
     }
 }
@@ -96,7 +102,7 @@ impl ServerOptions {
     /// Plain HTTP/2 on `listen`, without authentication (KurrentDB's `--insecure`): for a
     /// trusted network or a single machine.
     pub fn insecure(listen: SocketAddr) -> Self {
-        ServerOptions { listen, tls: None, users: Vec::new(), advertise: None }
+        ServerOptions { listen, tls: None, users: Vec::new(), advertise: None, http: None }
     }
 
     /// TLS on `listen` with this certificate chain and private key (PEM). Every call but
@@ -108,6 +114,7 @@ impl ServerOptions {
             tls: Some(Identity::from_pem(certificate_pem, key_pem)),
             users: Vec::new(),
             advertise: None,
+            http: None,
         }
     }
 
@@ -124,18 +131,51 @@ impl ServerOptions {
         self.advertise = Some((host.into(), port));
         self
     }
+
+    /// Serves the HTTP face ([`http`]: `/metrics`, `/health`, the admin UI) on the protocol's
+    /// port too, with its TLS and users. Off unless set.
+    #[must_use]
+    pub fn http(mut self, http: HttpOptions) -> Self {
+        self.http = Some(http);
+        self
+    }
+
+    /// The same options on another address (how `chronik serve --http ADDR` gives the HTTP
+    /// face its own port with the protocol's TLS and users).
+    #[must_use]
+    pub fn listen_on(mut self, listen: SocketAddr) -> Self {
+        self.listen = listen;
+        self
+    }
+
+    /// Whether the HTTP face is served on the protocol's port ([`http`](Self::http)).
+    pub fn has_http(&self) -> bool {
+        self.http.is_some()
+    }
+
+    /// Whether the server uses TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Whom the server lets in: nobody is asked without TLS; over TLS, its users (by default
+    /// `admin`/`changeit`).
+    fn credentials(&self) -> Credentials {
+        if self.tls.is_none() {
+            return Credentials { users: None };
+        }
+        let users = if self.users.is_empty() { vec![("admin".into(), "changeit".into())] } else { self.users.clone() };
+        Credentials { users: Some(Arc::new(users)) }
+    }
 }
 
 /// A running server; [`shutdown`](Self::shutdown) stops it gracefully (calls in progress
 /// finish, subscriptions end). Dropping it stops it too.
 #[derive(Debug)]
 pub struct Server {
-    local_addr: SocketAddr,
     /// This server in the store's cluster (gossip lists it while it serves).
     membership: Option<crate::ClusterMembership>,
-    stop: Option<oneshot::Sender<()>>,
-    stopping: watch::Sender<bool>,
-    task: Option<JoinHandle<std::result::Result<(), tonic::transport::Error>>>,
+    serving: Serving,
 }
 
 impl Server {
@@ -145,64 +185,45 @@ impl Server {
     /// Errors: [`Error::Unavailable`] if the address cannot be bound,
     /// [`Error::InvalidArgument`] for a certificate or key that cannot be used.
     pub async fn start(store: EventStore, options: ServerOptions) -> Result<Server> {
-        let listener = TcpListener::bind(options.listen)
-            .await
-            .map_err(|e| Error::Unavailable(format!("cannot listen on {}: {e}", options.listen)))?;
-        let local_addr = listener.local_addr().map_err(|e| Error::Unavailable(e.to_string()))?;
-        let mut builder = tonic::transport::Server::builder();
-        let auth = match options.tls {
-            Some(identity) => {
-                // rustls takes its crypto from the process; a process that links two choices
-                // (ring and aws-lc-rs, through other libraries) has none until one is
-                // installed. Install aws-lc-rs, tonic's here, unless the application chose.
-                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-                builder = builder
-                    .tls_config(ServerTlsConfig::new().identity(identity))
-                    .map_err(|e| Error::InvalidArgument(format!("the TLS certificate or key cannot be used: {e}")))?;
-                let users =
-                    if options.users.is_empty() { vec![("admin".into(), "changeit".into())] } else { options.users };
-                Authenticate { users: Some(Arc::new(users)) }
-            }
-            None => Authenticate { users: None },
-        };
-        let (host, port) = options.advertise.unwrap_or_else(|| (local_addr.ip().to_string(), local_addr.port()));
+        let serving = Serving::bind(options.listen).await?;
+        let local_addr = serving.local_addr;
+        let credentials = options.credentials();
+        let (host, port) =
+            options.advertise.clone().unwrap_or_else(|| (local_addr.ip().to_string(), local_addr.port()));
         let membership = store.join_cluster(host, port).await?;
-        let stopping = watch::Sender::new(false);
-        let streams = streams::StreamsService::new(store.clone(), stopping.subscribe());
+        let http = options.http.is_some();
+        let routes: Routes = match options.http {
+            Some(http) => {
+                http::router(store.clone(), http, credentials.clone(), serving.clients(), serving.stopping()).into()
+            }
+            None => Routes::default(),
+        };
+        let streams = streams::StreamsService::new(store.clone(), serving.stopping());
         let streams = InterceptedService::new(
             StreamsServer::new(streams).max_decoding_message_size(MAX_MESSAGE_BYTES),
-            auth.clone(),
+            credentials.clone(),
         );
-        let store_for_gossip = store.clone();
-        let persistent = persistent::PersistentService::new(store, stopping.subscribe());
-        let persistent = PersistentSubscriptionsServer::with_interceptor(persistent, auth);
-        let router = builder
+        let persistent = persistent::PersistentService::new(store.clone(), serving.stopping());
+        let persistent = PersistentSubscriptionsServer::with_interceptor(persistent, credentials);
+        let routes = routes
             .add_service(streams)
             .add_service(persistent)
-            .add_service(GossipServer::new(gossip::GossipService { store: store_for_gossip }))
+            .add_service(GossipServer::new(gossip::GossipService { store }))
             .add_service(ServerFeaturesServer::new(features::FeaturesService));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let incoming = TcpListenerStream::new(listener).filter_map(|accepted| async move {
-            match accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream)) {
-                // Small messages (an ack, a one-event append) go out at once, not after the
-                // peer's delayed acknowledgement.
-                Ok(stream) => Some(Ok::<_, std::io::Error>(stream)),
-                Err(error) => {
-                    tracing::warn!(%error, "a connection could not be accepted");
-                    None
-                }
+        let serving = match serving.serve(options.tls, http, routes) {
+            Ok(serving) => serving,
+            Err(e) => {
+                membership.leave().await;
+                return Err(e);
             }
-        });
-        let task = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
-            let _ = stopped.await;
-        }));
-        tracing::info!(%local_addr, "serving the KurrentDB protocol");
-        Ok(Server { local_addr, membership: Some(membership), stop: Some(stop), stopping, task: Some(task) })
+        };
+        tracing::info!(%local_addr, http, "serving the KurrentDB protocol");
+        Ok(Server { membership: Some(membership), serving })
     }
 
     /// The address the server listens on (with the port the system chose for port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.serving.local_addr
     }
 
     /// Stops accepting calls and ends the long ones (subscriptions end with `Unavailable`, as
@@ -213,6 +234,87 @@ impl Server {
         if let Some(membership) = self.membership.take() {
             membership.leave().await;
         }
+        self.serving.shutdown().await
+    }
+}
+
+/// A listener and, once [`serve`](Self::serve) ran, the task serving it: what [`Server`] and
+/// [`http::HttpServer`] share.
+#[derive(Debug)]
+struct Serving {
+    local_addr: SocketAddr,
+    listener: Option<TcpListener>,
+    /// Open client connections.
+    clients: Arc<AtomicU64>,
+    stop: Option<oneshot::Sender<()>>,
+    stopping: watch::Sender<bool>,
+    task: Option<JoinHandle<std::result::Result<(), tonic::transport::Error>>>,
+}
+
+impl Serving {
+    async fn bind(listen: SocketAddr) -> Result<Serving> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|e| Error::Unavailable(format!("cannot listen on {listen}: {e}")))?;
+        let local_addr = listener.local_addr().map_err(|e| Error::Unavailable(e.to_string()))?;
+        Ok(Serving {
+            local_addr,
+            listener: Some(listener),
+            clients: Arc::default(),
+            stop: None,
+            stopping: watch::Sender::new(false),
+            task: None,
+        })
+    }
+
+    fn clients(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.clients)
+    }
+
+    /// Says when the server stops.
+    fn stopping(&self) -> Stopping {
+        self.stopping.subscribe()
+    }
+
+    /// Serves `routes` on the listener, with TLS if given; `http1` lets browsers in (HTTP/1.1
+    /// beside HTTP/2).
+    fn serve(mut self, tls: Option<Identity>, http1: bool, routes: Routes) -> Result<Serving> {
+        let Some(listener) = self.listener.take() else { return Ok(self) };
+        let mut builder = tonic::transport::Server::builder().accept_http1(http1);
+        if let Some(identity) = tls {
+            // rustls takes its crypto from the process; a process that links two choices
+            // (ring and aws-lc-rs, through other libraries) has none until one is installed.
+            // Install aws-lc-rs, tonic's here, unless the application chose.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            builder = builder
+                .tls_config(ServerTlsConfig::new().identity(identity))
+                .map_err(|e| Error::InvalidArgument(format!("the TLS certificate or key cannot be used: {e}")))?;
+        }
+        let clients = self.clients();
+        let incoming = TcpListenerStream::new(listener).filter_map(move |accepted| {
+            let clients = Arc::clone(&clients);
+            async move {
+                match accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream)) {
+                    // Small messages (an ack, a one-event append) go out at once, not after the
+                    // peer's delayed acknowledgement.
+                    Ok(stream) => Some(Ok::<_, std::io::Error>(Counted::new(stream, clients))),
+                    Err(error) => {
+                        tracing::warn!(%error, "a connection could not be accepted");
+                        None
+                    }
+                }
+            }
+        });
+        let (stop, stopped) = oneshot::channel::<()>();
+        let router = builder.add_routes(routes);
+        self.task = Some(tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+            let _ = stopped.await;
+        })));
+        self.stop = Some(stop);
+        Ok(self)
+    }
+
+    async fn shutdown(mut self) -> Result<()> {
         self.stopping.send_replace(true);
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -234,7 +336,7 @@ impl Server {
     }
 }
 
-impl Drop for Server {
+impl Drop for Serving {
     fn drop(&mut self) {
         self.stopping.send_replace(true);
         if let Some(stop) = self.stop.take() {
@@ -243,18 +345,18 @@ impl Drop for Server {
     }
 }
 
-/// HTTP basic authentication of calls, when the server has users (over TLS).
+/// HTTP basic authentication of calls and pages, when the server has users (over TLS).
 #[derive(Clone)]
-struct Authenticate {
+pub(crate) struct Credentials {
     users: Option<Arc<Vec<(String, String)>>>,
 }
 
-impl Interceptor for Authenticate {
-    fn call(&mut self, request: Request<()>) -> std::result::Result<Request<()>, Status> {
-        let Some(users) = &self.users else { return Ok(request) };
-        let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+impl Credentials {
+    /// Whether an `authorization` header lets a caller in; else why not.
+    fn check(&self, header: Option<&str>) -> std::result::Result<(), &'static str> {
+        let Some(users) = &self.users else { return Ok(()) };
         let Some(encoded) = header.and_then(|h| h.strip_prefix("Basic ")) else {
-            return Err(Status::unauthenticated("this server needs credentials (HTTP basic authentication)"));
+            return Err("this server needs credentials (HTTP basic authentication)");
         };
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded.trim())
@@ -264,6 +366,13 @@ impl Interceptor for Authenticate {
             .as_deref()
             .and_then(|d| d.split_once(':'))
             .is_some_and(|(name, password)| users.iter().any(|(n, p)| n == name && p == password));
-        if known { Ok(request) } else { Err(Status::unauthenticated("invalid user name or password")) }
+        if known { Ok(()) } else { Err("invalid user name or password") }
+    }
+}
+
+impl Interceptor for Credentials {
+    fn call(&mut self, request: Request<()>) -> std::result::Result<Request<()>, Status> {
+        let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok());
+        self.check(header).map(|()| request).map_err(Status::unauthenticated)
     }
 }

@@ -517,6 +517,22 @@ impl Storage {
 }
 
 impl Storage {
+    /// `postgres` or `sqlite`.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Storage::Postgres(_) => "postgres",
+            Storage::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// The read pool's open connections and, of those, the idle ones.
+    pub fn pool_status(&self) -> (u32, u32) {
+        match self {
+            Storage::Postgres(backend) => backend.pool_status(),
+            Storage::Sqlite(backend) => backend.pool_status(),
+        }
+    }
+
     /// Removes what retention hides (or measures it, in a dry run): see `scavenge.rs`.
     pub async fn scavenge(&self, options: &ScavengeOptions) -> Result<ScavengeReport> {
         match self {

@@ -51,6 +51,7 @@ struct Inner {
     config: Config,
     storage: Storage,
     runtime: Runtime,
+    started_at: chrono::DateTime<chrono::Utc>,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -92,7 +93,8 @@ impl EventStore {
         let storage = Storage::open(&config).await?;
         let runtime = Runtime::start(&config, storage.clone()).await?;
         tracing::info!(schema = %config.schema, "chronik store started");
-        Ok(EventStore { inner: Arc::new(Inner { config, storage, runtime }) })
+        let started_at = chrono::Utc::now();
+        Ok(EventStore { inner: Arc::new(Inner { config, storage, runtime, started_at }) })
     }
 
     /// Commits what is queued, stops the actors and closes the pool. Further calls on any clone
@@ -102,6 +104,20 @@ impl EventStore {
             tracing::info!(schema = %self.inner.config.schema, "chronik store stopped");
         }
         Ok(())
+    }
+
+    /// This store's figures on this node: write calls and events since it started here, group
+    /// commits, the writer's state and restarts, the head position, the read pool.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: chronik::EventStore) {
+    /// let s = store.statistics();
+    /// println!("head {}, {} events in {} batches", s.head_position, s.events_appended, s.batches);
+    /// # }
+    /// ```
+    pub fn statistics(&self) -> crate::metrics::StoreStatistics {
+        let store = crate::metrics::store_label(&self.inner.config);
+        self.inner.runtime.statistics(store, self.inner.started_at)
     }
 
     /// The configuration the store was started with.

@@ -92,6 +92,6 @@ impl EventStore {
         } else {
             self.ensure_writable("scavenge")?;
         }
-        self.inner.storage.scavenge(&options).await
+        self.inner.runtime.scavenge(&self.inner.storage, options).await
     }
 }

@@ -11,7 +11,8 @@ use crate::runtime::{LiveSubscription, SubscriberHandle, Subscription};
 use crate::store::Subscribers;
 use crate::subscriber::Subscriber;
 use crate::subscription::{
-    DropReason, ParkedEvent, SubscriptionInfo, SubscriptionKey, SubscriptionOptions, SubscriptionStatus,
+    DropReason, ParkedEvent, SubscriptionInfo, SubscriptionKey, SubscriptionOptions, SubscriptionStatistics,
+    SubscriptionStatus,
 };
 use crate::validate;
 
@@ -251,6 +252,19 @@ impl EventStore {
         self.ensure_open()?;
         let key = SubscriptionKey { stream: stream.to_string(), name: name.to_string() };
         self.inner.runtime.subscription_status(key).await
+    }
+
+    /// The named subscriptions running on this node, with what each is doing (`None` while it
+    /// waits for its lock or restarts).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) async fn running_subscriptions(&self) -> Result<Vec<(SubscriptionKey, Option<SubscriptionStatistics>)>> {
+        self.ensure_open()?;
+        let mut running = Vec::new();
+        for key in self.inner.runtime.running_subscriptions().await? {
+            let statistics = self.inner.runtime.subscription_statistics(key.clone()).await?;
+            running.push((key, statistics));
+        }
+        Ok(running)
     }
 
     /// Every named subscription stored in this store, with its settings, checkpoint, lag behind

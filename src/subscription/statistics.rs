@@ -45,6 +45,9 @@ pub struct SubscriptionStatistics {
     /// The time `delivered_recently` and `acked_recently` cover: 60 s, or less when this node
     /// took the subscription less than a minute ago.
     pub rate_window: Duration,
+    /// How long ago the last ack (or `Skip`) came; since this node took the subscription if
+    /// none came since. With events queued or in flight, a long one means a stalled consumer.
+    pub since_last_ack: Duration,
 }
 
 impl SubscriptionStatistics {

@@ -3,7 +3,8 @@
 //! It administers a store (`create`, `init`, `migrate`, `migrations`, `drop`, `reset`, `setup`)
 //! and works with its streams (`append`, `read`, `info`, `streams`, `delete`, `tail`), their
 //! retention (`metadata`, `scavenge`), its named subscriptions (`subscriptions`: the list,
-//! one subscription's settings, parked events, checkpoints, deletion) and its snapshots (`snapshot`). One file per group of
+//! one subscription's settings, parked events, checkpoints, deletion) and its snapshots (`snapshot`);
+//! `stats` shows its figures and `serve` serves it (`serve.rs`, `stats.rs`). One file per group of
 //! commands: `admin.rs`, `streams.rs`, `retention.rs`, `subscriptions.rs`, `snapshots.rs`; what
 //! they print is shaped in `output.rs`.
 //!
@@ -25,6 +26,7 @@ mod output;
 mod retention;
 mod serve;
 mod snapshots;
+mod stats;
 mod streams;
 mod subscriptions;
 
@@ -58,6 +60,7 @@ Examples:
   chronik metadata session-9 --max-age 1d         keep a day of events readable; `chronik scavenge` removes the rest
   chronik subscriptions                           checkpoints, lag and owners
   chronik subscriptions info '$all' projector     one subscription's settings and figures
+  chronik stats --watch                           head, append rate, lag and parked events, refreshed
   chronik --json info account-1                   machine-readable output
   chronik --database-url postgres://postgres@127.0.0.1:5432/postgres --schema accounts setup
 
@@ -135,6 +138,10 @@ enum Command {
     Snapshot(snapshots::SnapshotArgs),
     /// Print the events appended to a stream (or `$all`) from now on, until Ctrl-C.
     Tail(streams::TailArgs),
+    /// The store's figures: head, streams, append rate, subscriptions' lag and parked events,
+    /// nodes; `--watch` refreshes them.
+    #[command(after_help = stats::EXAMPLES)]
+    Stats(stats::StatsArgs),
     /// Serve the store over the KurrentDB gRPC protocol (for KurrentDB clients in any language)
     /// until SIGINT or SIGTERM.
     #[command(after_help = serve::EXAMPLES)]
@@ -168,7 +175,7 @@ impl Failure {
 
 impl From<chronik::Error> for Failure {
     fn from(err: chronik::Error) -> Failure {
-        Failure { kind: error_kind(&err), message: with_hint(&err) }
+        Failure { kind: chronik::Error::kind(&err), message: with_hint(&err) }
     }
 }
 
@@ -189,38 +196,6 @@ impl<T> Context<T> for chronik::Result<T> {
 
 /// What a command produces: an exit status (output is already printed).
 pub(crate) type Outcome = Result<ExitCode, Failure>;
-
-/// A name for each kind of library error, for `--json`.
-fn error_kind(err: &chronik::Error) -> &'static str {
-    use chronik::Error as E;
-    match err {
-        E::Config(_) => "config",
-        E::InvalidArgument(_) => "invalid_argument",
-        E::WrongExpectedVersion { .. } => "wrong_expected_version",
-        E::StreamExists => "stream_exists",
-        E::StreamNotFound => "stream_not_found",
-        E::StreamDeleted => "stream_deleted",
-        E::DuplicateEvent(_) => "duplicate_event",
-        E::AppendFailed { .. } => "append_failed",
-        E::NotFound => "not_found",
-        E::SnapshotNotFound => "snapshot_not_found",
-        E::SubscriptionNotFound => "subscription_not_found",
-        E::SubscriptionInUse => "subscription_in_use",
-        E::Migration(_) => "migration",
-        E::Database(_) => "database",
-        E::Unavailable(_) => "unavailable",
-        E::InDoubt(_) => "in_doubt",
-        E::Refused(_) => "refused",
-        E::ReadOnly(_) => "read_only",
-        E::NotSupported => "not_supported",
-        E::CannotAppendToAllStream | E::CannotDeleteAllStream => "invalid_argument",
-        E::SubscriptionAlreadyExists => "subscription_already_exists",
-        E::TooManySubscribers => "too_many_subscribers",
-        E::UnexpectedAck => "unexpected_ack",
-        E::Serialization(_) => "serialization",
-        _ => "error",
-    }
-}
 
 /// The error's message, with what to do about the mistakes a newcomer makes first.
 fn with_hint(err: &chronik::Error) -> String {
@@ -312,6 +287,7 @@ async fn run(cli: Cli) -> Outcome {
             let config = config.notification_poll_interval(poll);
             with_reader(config, async |store| streams::tail(store, &args, json).await).await
         }
+        Command::Stats(args) => with_reader(config, async |store| stats::stats(store, &args, json).await).await,
         Command::Serve(args) => serve::serve(config, args, json).await,
     }
 }

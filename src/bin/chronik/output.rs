@@ -5,7 +5,7 @@ use std::io::Write;
 
 use chronik::{JSON_CONTENT_TYPE, RecordedEvent};
 use comfy_table::{Table, presets};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::Failure;
 
@@ -31,50 +31,7 @@ pub(crate) fn shell_word(word: &str) -> String {
     }
 }
 
-/// An event for `--json`: JSON payloads and metadata decoded, anything else as a hex string
-/// (`data_encoding` / `metadata_encoding` say which).
-pub(crate) fn event_json(e: &RecordedEvent) -> Value {
-    let (data, data_encoding) = payload_json(&e.data, e.content_type == JSON_CONTENT_TYPE);
-    let (metadata, metadata_encoding) = match &e.metadata {
-        Some(bytes) => payload_json(bytes, true),
-        None => (Value::Null, "json"),
-    };
-    json!({
-        "event_number": e.event_number,
-        "event_id": e.event_id,
-        "stream_uuid": e.stream_uuid,
-        "stream_version": e.stream_version,
-        "global_position": e.global_position,
-        "event_type": e.event_type,
-        "content_type": e.content_type,
-        "correlation_id": e.correlation_id,
-        "causation_id": e.causation_id,
-        "created_at": e.created_at,
-        "data": data,
-        "data_encoding": data_encoding,
-        "metadata": metadata,
-        "metadata_encoding": metadata_encoding,
-    })
-}
-
-/// Decoded JSON when `is_json` and the bytes parse, else a hex string; with the encoding used.
-pub(crate) fn payload_json(bytes: &[u8], is_json: bool) -> (Value, &'static str) {
-    if is_json && let Ok(value) = serde_json::from_slice::<Value>(bytes) {
-        return (value, "json");
-    }
-    (Value::String(hex(bytes)), "hex")
-}
-
-/// Lower-case hex digits of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0x0f)] as char);
-    }
-    out
-}
+pub(crate) use chronik::json::{event as event_json, payload as payload_json};
 
 /// The `data` cell of the `read` table (and of a `tail` line): compact JSON, else `<N bytes content_type>`.
 pub(crate) fn data_text(e: &RecordedEvent) -> String {
@@ -155,7 +112,6 @@ mod tests {
     fn cells_are_truncated_on_char_boundaries() {
         assert_eq!(truncate("short", 10), "short");
         assert_eq!(truncate("ééééééé", 4), "ééé…");
-        assert_eq!(hex(&[0, 15, 255]), "000fff");
         assert_eq!(compact_json("{ \"b\" : [1, 2],\n \"a\": \"x \\\" y\" }"), r#"{"b":[1,2],"a":"x \" y"}"#);
     }
 

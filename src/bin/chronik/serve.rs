@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use chronik::server::http::{HttpOptions, HttpServer, install_prometheus};
 use chronik::server::{Server, ServerOptions};
 use chronik::{Config, EventStore};
 use clap::Args;
@@ -17,11 +18,14 @@ pub(crate) const EXAMPLES: &str = "\
 Examples:
   chronik serve --insecure                              plain HTTP/2 on 127.0.0.1:2113, no authentication
   chronik serve --tls-cert node.pem --tls-key node.key  TLS; calls need a user (default admin/changeit)
+  chronik serve --insecure --http 127.0.0.1:2114        the admin UI, /metrics and /health on a port of their own
+  chronik serve --insecure --no-ui                      /metrics and /health, no admin UI
   chronik --database-url postgres://postgres@127.0.0.1/postgres serve --insecure --listen 0.0.0.0:2113 --advertise node1:2113
 
 Clients connect with kurrentdb://127.0.0.1:2113?tls=false (insecure) or
 kurrentdb://admin:changeit@host:2113 (TLS). Users are set in the [server] section of the
-configuration file.";
+configuration file. The admin UI (http://127.0.0.1:2113/ by default) asks for the same users
+over TLS.";
 
 /// `chronik serve`'s options; they override the `[server]` section of the configuration.
 #[derive(Debug, Args)]
@@ -41,38 +45,97 @@ pub(crate) struct ServeArgs {
     /// host:port that gossip gives clients for this server (default: the listen address).
     #[arg(long, value_name = "HOST:PORT")]
     advertise: Option<String>,
+    /// Where `/metrics`, `/health` and the admin UI listen (default: the protocol's address).
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_http")]
+    http: Option<SocketAddr>,
+    /// No HTTP face: neither `/metrics`, `/health` nor the admin UI.
+    #[arg(long)]
+    no_http: bool,
+    /// `/metrics` and `/health` without the admin UI.
+    #[arg(long, conflicts_with = "no_http")]
+    no_ui: bool,
 }
 
 /// Serves the store until a signal asks it to stop.
 pub(crate) async fn serve(config: Config, args: ServeArgs, json: bool) -> Outcome {
-    let options = options(&config, args)?;
+    let (mut options, http) = options(&config, args)?;
+    let tls = options.is_tls();
+    // The recorder goes in before the store starts: the store takes its handles then.
+    let (own_port, http) = match http {
+        Some((at, http)) => {
+            let prometheus = install_prometheus().context(|| "cannot install the metrics recorder".into())?;
+            (at, Some(http.prometheus(prometheus)))
+        }
+        None => (None, None),
+    };
     let store = EventStore::start(config).await.context(|| "cannot open the store".into())?;
-    let server = match Server::start(store.clone(), options).await {
+    let mut beside = None;
+    match (own_port, http) {
+        (Some(at), Some(http)) => beside = Some((at, http)),
+        (None, Some(http)) => options = options.http(http),
+        _ => {}
+    }
+    let shared_port = options.has_http();
+    let server = match Server::start(store.clone(), options.clone()).await {
         Ok(server) => server,
         Err(e) => {
             let _ = store.shutdown().await;
             return Err(Failure::from(e));
         }
     };
+    let http_server = match beside {
+        Some((at, http)) => match HttpServer::start(store.clone(), options.listen_on(at), http).await {
+            Ok(http_server) => Some(http_server),
+            Err(e) => {
+                let _ = server.shutdown().await;
+                let _ = store.shutdown().await;
+                return Err(Failure::from(e));
+            }
+        },
+        None => None,
+    };
     let address = server.local_addr();
+    let http_address = http_server.as_ref().map(HttpServer::local_addr).or(shared_port.then_some(address));
     if json {
-        println!("{}", json!({ "listening": address.to_string() }));
+        println!("{}", json!({ "listening": address.to_string(), "http": http_address.map(|a| a.to_string()) }));
     } else {
         println!("chronik serves the KurrentDB protocol on {address}; Ctrl-C stops it");
+        if let Some(http_address) = http_address {
+            let scheme = if tls { "https" } else { "http" };
+            println!("admin UI, /metrics and /health at {scheme}://{http_address}/");
+        }
     }
     let signal = stop_signal().await;
     tracing::info!(signal, "stopping");
+    let http_stopped = match http_server {
+        Some(http_server) => http_server.shutdown().await,
+        None => Ok(()),
+    };
     let stopped = server.shutdown().await;
     let closed = store.shutdown().await;
     stopped.context(|| "the server did not stop cleanly".into())?;
+    http_stopped.context(|| "the HTTP face did not stop cleanly".into())?;
     closed.context(|| "cannot close the store cleanly".into())?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// The server's options: the command line over the configuration's `[server]` section.
-fn options(config: &Config, args: ServeArgs) -> Result<ServerOptions, Failure> {
+/// Where the HTTP face listens (`None`: on the protocol's port) and what it serves, unless
+/// it is off.
+type HttpChoice = Option<(Option<SocketAddr>, HttpOptions)>;
+
+/// The server's options and the HTTP face's: the command line over the configuration's
+/// `[server]` section.
+fn options(config: &Config, args: ServeArgs) -> Result<(ServerOptions, HttpChoice), Failure> {
     let server = &config.server;
     let listen = args.listen.unwrap_or(server.listen);
+    let http = if args.no_http || (!server.http && args.http.is_none()) {
+        None
+    } else {
+        let ui = server.admin_ui && !args.no_ui;
+        let options = if ui { HttpOptions::new() } else { HttpOptions::new().without_ui() };
+        let at = args.http.or(server.http_listen).filter(|at| *at != listen);
+        Some((at, options))
+    };
     let (cert, key) = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => (Some(cert), Some(key)),
         _ if args.insecure => (None, None),
@@ -105,7 +168,7 @@ fn options(config: &Config, args: ServeArgs) -> Result<ServerOptions, Failure> {
     if let Some((host, port)) = server.advertised()? {
         options = options.advertise(host, port);
     }
-    Ok(options)
+    Ok((options, http))
 }
 
 /// Waits for SIGINT (Ctrl-C) or, on Unix, SIGTERM; says which came.

@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use chronik::{Config, EventStore, ParkedEvent, SubscriptionInfo};
+use chronik::{Config, EventStore, SubscriptionInfo};
 use chrono::SecondsFormat;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
@@ -145,7 +145,7 @@ async fn find(store: &EventStore, stream: &str, name: &str) -> Result<Subscripti
 async fn show_checkpoint(store: &EventStore, args: &CheckpointArgs, json: bool) -> Outcome {
     let s = find(store, &args.stream, &args.name).await?;
     if json {
-        print_json(&subscription_json(&s))?;
+        print_json(&chronik::json::subscription(&s))?;
     } else {
         print_line(&format!(
             "subscription `{}` on `{}`: checkpoint {}, head {}, {} behind",
@@ -193,7 +193,7 @@ async fn delete(store: &EventStore, args: &DeleteArgs, json: bool) -> Outcome {
 pub(crate) async fn subscriptions(store: &EventStore, json: bool) -> Outcome {
     let list = store.list_subscriptions().await.context(|| "cannot list subscriptions".into())?;
     if json {
-        print_json(&Value::Array(list.iter().map(subscription_json).collect()))?;
+        print_json(&Value::Array(list.iter().map(chronik::json::subscription).collect()))?;
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
@@ -239,7 +239,7 @@ async fn info(store: &EventStore, args: &InfoArgs, json: bool) -> Outcome {
         None => Value::Null,
     };
     if json {
-        let mut value = subscription_json(&s);
+        let mut value = chronik::json::subscription(&s);
         value["parked"] = json!(s.parked);
         value["settings"] = settings;
         return print_json(&value).map(|()| ExitCode::SUCCESS);
@@ -278,21 +278,6 @@ async fn info(store: &EventStore, args: &InfoArgs, json: bool) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
-/// A subscription for `--json`.
-pub(crate) fn subscription_json(s: &SubscriptionInfo) -> Value {
-    json!({
-        "stream": s.stream,
-        "name": s.name,
-        "checkpoint": s.checkpoint,
-        "head": s.head,
-        "lag": s.lag,
-        "owner_pid": s.owner_pid,
-        "owner_application": s.owner_application,
-        "created_at": s.created_at,
-        "updated_at": s.updated_at,
-    })
-}
-
 /// `subscriptions parked STREAM NAME`.
 pub(crate) async fn parked(store: &EventStore, args: &ParkedArgs, json: bool) -> Outcome {
     let (stream, name) = (&args.stream, &args.name);
@@ -301,7 +286,7 @@ pub(crate) async fn parked(store: &EventStore, args: &ParkedArgs, json: bool) ->
         .await
         .context(|| format!("cannot list the parked events of subscription `{name}` on `{stream}`"))?;
     if json {
-        print_json(&Value::Array(list.iter().map(parked_json).collect()))?;
+        print_json(&Value::Array(list.iter().map(chronik::json::parked).collect()))?;
         return Ok(ExitCode::SUCCESS);
     }
     if list.is_empty() {
@@ -354,15 +339,4 @@ pub(crate) async fn replay_parked(store: &EventStore, args: &ParkedArgs, json: b
         ))?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A parked event for `--json`.
-pub(crate) fn parked_json(p: &ParkedEvent) -> Value {
-    json!({
-        "event_number": p.event_number,
-        "retry_count": p.retry_count,
-        "reason": p.reason,
-        "parked_at": p.parked_at,
-        "replay_requested": p.replay_requested,
-    })
 }

@@ -55,6 +55,7 @@ impl SubscriptionState {
         }
         // Handed over: the keeper writes it, or tells this actor its lock is gone.
         self.ledger.written(checkpoint, true);
+        self.metrics.checkpoint_written();
     }
 
     /// Writes the checkpoint if it moved (with the rows of replayed events that were acked).
@@ -67,7 +68,10 @@ impl SubscriptionState {
             return self.ledger.written(checkpoint, moved);
         }
         match self.write(myself, write).await {
-            WriteOutcome::Saved | WriteOutcome::RowGone => self.ledger.written(checkpoint, moved),
+            WriteOutcome::Saved | WriteOutcome::RowGone => {
+                self.ledger.written(checkpoint, moved);
+                self.metrics.checkpoint_written();
+            }
             WriteOutcome::NotOwner => {}
             WriteOutcome::Failed(e) => {
                 tracing::warn!(subscription = %self.key, error = %e, "checkpoint write failed; retrying later");

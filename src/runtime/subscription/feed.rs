@@ -169,6 +169,10 @@ impl SubscriptionState {
     /// Takes live events while live and there is room; anything else sends it back to storage.
     pub(super) fn take_live(&mut self, myself: &ActorRef<SubscriptionMsg>, feed: LiveFeed) {
         let all = self.is_all();
+        if let LiveFeed::Events { to, events, .. } = &feed {
+            let newest = if all { Some(*to) } else { events.last().map(|e| e.event_number) };
+            self.head = self.head.max(newest.unwrap_or(0));
+        }
         let (after, to, events) = match (&mut self.phase, feed) {
             (Phase::Waiting { .. }, _) | (Phase::CatchingUp { .. }, LiveFeed::Missed) => return,
             (Phase::CatchingUp { live_to, .. }, LiveFeed::Events { to, .. }) => {

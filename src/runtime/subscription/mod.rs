@@ -297,6 +297,7 @@ impl Actor for SubscriptionActor {
             }
         }
         state.deliver(&myself);
+        state.observe();
         Ok(())
     }
 }

@@ -81,6 +81,7 @@ impl SubscriptionState {
             }
         }
         let mut let_go = false;
+        self.metrics.retries.increment(again.len() as u64);
         for n in again {
             let_go |= self.tracker.retry(n, self.options.max_size);
         }
@@ -114,6 +115,7 @@ impl SubscriptionState {
             WriteOutcome::NotOwner | WriteOutcome::RowGone => return Ok(()),
             WriteOutcome::Failed(e) => return Err(e),
         }
+        self.metrics.parked.increment(parks.len() as u64);
         for (n, reason) in &parks {
             tracing::warn!(subscription = %self.key, event_number = n, reason, "event parked");
             self.ledger.park(*n);

@@ -27,6 +27,13 @@ impl SubscriptionState {
                     self.adopt(myself, settings);
                 }
                 self.reset(checkpoint);
+                // Where its stream ends now, for its lag (live events move it on).
+                match self.ctx.storage.head(&self.key.stream).await {
+                    Ok(head) => self.head = self.head.max(head),
+                    Err(e) => {
+                        tracing::debug!(subscription = %self.key, error = %e, "head not read; lag counts from what arrives")
+                    }
+                }
                 for nack in nacks {
                     self.restore(nack);
                 }

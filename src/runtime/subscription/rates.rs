@@ -18,13 +18,15 @@ struct Slot {
 #[derive(Debug)]
 pub struct Rates {
     started: Instant,
+    /// The last ack, else the start.
+    last_ack: Instant,
     slots: [Slot; SLOTS],
 }
 
 impl Rates {
     /// A count starting at `now`.
     pub fn new(now: Instant) -> Self {
-        Rates { started: now, slots: [Slot { second: u64::MAX, delivered: 0, acked: 0 }; SLOTS] }
+        Rates { started: now, last_ack: now, slots: [Slot { second: u64::MAX, delivered: 0, acked: 0 }; SLOTS] }
     }
 
     /// `events` were handed to subscribers at `now`.
@@ -35,6 +37,12 @@ impl Rates {
     /// `events` were acked at `now`.
     pub fn acked(&mut self, now: Instant, events: usize) {
         self.slot(now).acked += events as u64;
+        self.last_ack = self.last_ack.max(now);
+    }
+
+    /// How long before `now` the last ack came (since the count started, if none came).
+    pub fn since_last_ack(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.last_ack)
     }
 
     /// Events delivered within [`window`](Self::window) of `now`.
@@ -84,6 +92,7 @@ mod tests {
         rates.delivered(start + Duration::from_secs(30), 5);
         let at = |s: u64| start + Duration::from_secs(s);
         assert_eq!((rates.delivered_recently(at(30)), rates.acked_recently(at(30))), (15, 4));
+        assert_eq!(rates.since_last_ack(at(30)), Duration::from_millis(29_500));
         assert_eq!(rates.window(at(30)), Duration::from_secs(30));
         assert_eq!((rates.delivered_recently(at(60)), rates.acked_recently(at(60))), (5, 0), "second 0 has passed");
         assert_eq!(rates.window(at(600)), Duration::from_secs(60));

@@ -78,6 +78,7 @@ impl SubscriptionState {
             delivered_recently: self.rates.delivered_recently(now),
             acked_recently: self.rates.acked_recently(now),
             rate_window: self.rates.window(now),
+            since_last_ack: self.rates.since_last_ack(now),
         })
     }
 }

@@ -11,6 +11,7 @@ use ractor::ActorRef;
 use super::rates::Rates;
 use super::{Consumer, Delivery, INCARNATIONS, Ledger, SubscriptionArgs, SubscriptionMsg, Tracker};
 use crate::event::ALL;
+use crate::metrics::{SubscriptionFigures, SubscriptionMetrics};
 use crate::runtime::Context;
 use crate::runtime::locks::LockMsg;
 use crate::runtime::publisher::ListenerId;
@@ -108,11 +109,18 @@ pub struct SubscriptionState {
     /// Per subscriber, how often it was paused (see [`Delivery::epoch`]).
     pub(super) epochs: HashMap<u64, u64>,
     pub(super) paused: HashSet<u64>,
+    /// The newest event number (position, for `$all`) of its stream it has heard of: what its
+    /// lag is measured against.
+    pub(super) head: u64,
+    pub(super) metrics: SubscriptionMetrics,
 }
 
 impl SubscriptionState {
     pub(super) fn new(args: SubscriptionArgs) -> Self {
+        let metrics = SubscriptionMetrics::new(&args.ctx.metrics, &args.key.stream, &args.key.name);
         let mut state = SubscriptionState {
+            head: 0,
+            metrics,
             tracker: Tracker::new(args.options.buffer_size, 0),
             ledger: Ledger::new(0),
             rates: Rates::new(Instant::now()),
@@ -185,6 +193,21 @@ impl SubscriptionState {
         self.consumers.clear();
         self.ctx.hub.unlisten(&self.key.stream, self.listener).await;
         self.phase = Phase::Waiting { failures: 0, attempt: Phase::next_attempt() };
+        self.observe();
+    }
+
+    /// Shows its state in its gauges: while it is owned here, its lag, queue, events in flight,
+    /// subscribers and checkpoint; zeros (but the checkpoint) while another node has it.
+    pub(super) fn observe(&self) {
+        let owned = self.phase.is_owned();
+        let acked = self.tracker.acked();
+        self.metrics.show(&SubscriptionFigures {
+            lag: if owned { self.head.max(self.tracker.received()).saturating_sub(acked) } else { 0 },
+            queued: if owned { self.tracker.queued() } else { 0 },
+            in_flight: if owned { self.tracker.in_flight() } else { 0 },
+            consumers: if owned { self.consumers.len() } else { 0 },
+            checkpoint: acked,
+        });
     }
 
     pub(super) fn status(&self) -> SubscriptionStatus {

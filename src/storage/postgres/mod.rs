@@ -52,6 +52,11 @@ impl Backend for PgStorage {
 }
 
 impl PgStorage {
+    /// The pool's open connections and, of those, the idle ones.
+    pub fn pool_status(&self) -> (u32, u32) {
+        (self.pool.size(), u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX))
+    }
+
     /// Opens a pool of `config.pool_size` connections to the store's schema (lazily: the first
     /// use connects).
     fn connect_lazy(config: &Config) -> Result<Self> {

@@ -133,6 +133,12 @@ impl Backend for SqliteStorage {
 }
 
 impl SqliteStorage {
+    /// The read pool's open connections and, of those, the idle ones.
+    pub fn pool_status(&self) -> (u32, u32) {
+        let pool = &self.inner.pool;
+        (pool.size(), u32::try_from(pool.num_idle()).unwrap_or(u32::MAX))
+    }
+
     /// The storage of an opened store: a read pool on `read_options`, the write connection (if
     /// any) and the file's lock (if held).
     fn with(
