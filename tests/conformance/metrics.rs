@@ -146,3 +146,104 @@ async fn concurrent_appends_share_batches_and_a_killed_writer_is_counted() {
     assert_eq!(counter(&label, WRITER_RESTARTS, &[]), 1);
     assert_eq!(counter(&label, APPENDS, &["outcome=ok"]), 51);
 }
+
+/// Waits until `check` holds (gauges are set after the actor handled a message, just after it
+/// answered it).
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn labelled_gauge(store: &str, name: &str, labels: &[&str]) -> f64 {
+    f64::from_bits(
+        find(registry().get_gauge_handles(), store, name, labels)
+            .unwrap_or_else(|| panic!("no gauge {name} {labels:?}"))
+            .load(Ordering::SeqCst),
+    )
+}
+
+#[tokio::test]
+async fn a_subscription_shows_its_lag_flight_retries_parks_and_checkpoints() {
+    use chronik::metrics::{
+        SUBSCRIPTION_CHECKPOINT, SUBSCRIPTION_CHECKPOINT_TIME, SUBSCRIPTION_CHECKPOINT_WRITES, SUBSCRIPTION_CONSUMERS,
+        SUBSCRIPTION_IN_FLIGHT, SUBSCRIPTION_LAG, SUBSCRIPTION_PARKED, SUBSCRIPTION_QUEUED, SUBSCRIPTION_RETRIES,
+    };
+    use chronik::{NackAction, SubscriptionMessage, SubscriptionOptions};
+    registry();
+    let store = TestStore::start().await;
+    let label = store_label(&store.config);
+    let of = ["stream=work", "subscription=workers"];
+    store.append_to_stream("work", ExpectedVersion::NoStream, events("E", 1, 5)).await.unwrap();
+    let options = SubscriptionOptions::default().max_retry_count(1).checkpoint_threshold(1).buffer_size(5);
+    let mut sub = store.subscribe_to_stream("work", "workers", options).await.unwrap();
+    assert_eq!(next(&mut sub).await, SubscriptionMessage::Subscribed);
+    let got = receive(&mut sub, 5).await;
+    let g = |name: &str| labelled_gauge(&label, name, &of);
+    let c = |name: &str| counter(&label, name, &of);
+    eventually("five in flight, none queued, all behind", || {
+        (g(SUBSCRIPTION_IN_FLIGHT), g(SUBSCRIPTION_QUEUED), g(SUBSCRIPTION_LAG)) == (5.0, 0.0, 5.0)
+    })
+    .await;
+    assert_eq!(g(SUBSCRIPTION_CONSUMERS), 1.0);
+
+    sub.ack(&got[..2]).await.unwrap();
+    eventually("acked 2: checkpoint 2, lag 3, written", || {
+        (g(SUBSCRIPTION_CHECKPOINT), g(SUBSCRIPTION_LAG), g(SUBSCRIPTION_IN_FLIGHT)) == (2.0, 3.0, 3.0)
+            && c(SUBSCRIPTION_CHECKPOINT_WRITES) >= 1
+    })
+    .await;
+    let written_at = g(SUBSCRIPTION_CHECKPOINT_TIME);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!((now - written_at).abs() < 30.0, "a Unix time of just now: {written_at}");
+
+    sub.nack(&got[2], NackAction::Retry, "try again").await.unwrap();
+    assert_eq!(c(SUBSCRIPTION_RETRIES), 1);
+    let again = receive(&mut sub, 1).await;
+    assert_eq!(again[0].event_number, 3);
+    sub.nack(&again[0], NackAction::Retry, "still failing").await.unwrap();
+    assert_eq!((c(SUBSCRIPTION_RETRIES), c(SUBSCRIPTION_PARKED)), (1, 1), "past max_retry_count: parked, not retried");
+    sub.ack(&got[3..]).await.unwrap();
+    eventually("all done: lag 0, nothing in flight", || {
+        (g(SUBSCRIPTION_CHECKPOINT), g(SUBSCRIPTION_LAG), g(SUBSCRIPTION_IN_FLIGHT)) == (5.0, 0.0, 0.0)
+    })
+    .await;
+
+    store.append_to_stream("work", ExpectedVersion::Exact(5), events("E", 6, 2)).await.unwrap();
+    let fresh = receive(&mut sub, 2).await;
+    eventually("two new, in flight", || (g(SUBSCRIPTION_LAG), g(SUBSCRIPTION_IN_FLIGHT)) == (2.0, 2.0)).await;
+    sub.ack(&fresh).await.unwrap();
+    store.unsubscribe_from_stream("work", "workers").await.unwrap();
+    eventually("stopped here: zeros but the checkpoint", || {
+        (g(SUBSCRIPTION_CONSUMERS), g(SUBSCRIPTION_LAG), g(SUBSCRIPTION_CHECKPOINT)) == (0.0, 0.0, 7.0)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn scavenges_count_what_they_remove() {
+    use chronik::StreamMetadata;
+    use chronik::metrics::{SCAVENGE_PROGRESS, SCAVENGED};
+    registry();
+    let store = TestStore::start().await;
+    let label = store_label(&store.config);
+    for stream in ["keep-2", "keep-3"] {
+        store.append_to_stream(stream, ExpectedVersion::NoStream, events("E", 1, 6)).await.unwrap();
+    }
+    store
+        .set_stream_metadata("keep-2", ExpectedVersion::NoStream, StreamMetadata::default().max_count(2))
+        .await
+        .unwrap();
+    store
+        .set_stream_metadata("keep-3", ExpectedVersion::NoStream, StreamMetadata::default().max_count(3))
+        .await
+        .unwrap();
+    let planned = store.scavenge_with(chronik::ScavengeOptions::default().dry_run(true)).await.unwrap();
+    assert_eq!(planned.events_removed, 7);
+    let report = store.scavenge_with(chronik::ScavengeOptions::default().batch_size(2)).await.unwrap();
+    assert_eq!(report.events_removed, 7);
+    assert_eq!(counter(&label, SCAVENGED, &[]), 7, "a dry run removes nothing and is not counted");
+    assert_eq!(gauge(&label, SCAVENGE_PROGRESS), 1.0);
+}

@@ -97,3 +97,41 @@ async fn a_client_without_tls_cannot_talk_to_a_tls_server() {
     assert!(append(&plain, 1).await.is_err());
     assert!(store.stream_info("secure-1").await.is_err(), "nothing was written");
 }
+
+/// The admin UI beside the protocol over TLS asks for the protocol's users (HTTP basic, so a
+/// browser prompts); `/health` answers anyone; gRPC calls go on working on the same port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_ui_asks_for_the_servers_users() {
+    use chronik::server::http::HttpOptions;
+    let store = TestStore::start().await;
+    let certificate = Certificate::new();
+    let options = ServerOptions::tls(([127, 0, 0, 1], 0).into(), &certificate.cert_pem, &certificate.key_pem)
+        .user("ops", "s3cret")
+        .http(HttpOptions::new());
+    let server = Server::start(store.store.clone(), options).await.expect("the TLS server starts");
+    let https = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(certificate.cert_pem.as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let url = |path: &str| format!("https://{}{path}", server.local_addr());
+
+    let anonymous = https.get(url("/")).send().await.expect("an answer over TLS");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Basic realm=\"chronik\"", "a browser asks for a user");
+    let wrong = https.get(url("/api/overview")).basic_auth("ops", Some("guess")).send().await.unwrap();
+    assert_eq!(wrong.status().as_u16(), 401);
+    let page = https.get(url("/")).basic_auth("ops", Some("s3cret")).send().await.unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    assert!(page.text().await.unwrap().contains("app.js"));
+    let overview = https.get(url("/api/overview")).basic_auth("ops", Some("s3cret")).send().await.unwrap();
+    assert_eq!(overview.status().as_u16(), 200);
+    let health = https.get(url("/health")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200, "load balancers need no user");
+
+    let client = certificate.client(&server, "ops:s3cret@");
+    append(&client, 1).await.expect("gRPC on the same port");
+    let stats = https.get(url("/api/overview")).basic_auth("ops", Some("s3cret")).send().await.unwrap();
+    let stats: serde_json::Value = stats.json().await.unwrap();
+    assert_eq!(stats["events_appended"], 1, "{stats}");
+    server.shutdown().await.expect("stops");
+}

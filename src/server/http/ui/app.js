@@ -683,10 +683,10 @@
               h('span', { class: 'node-dot', 'aria-hidden': 'true' }),
               h('span', { class: 'node-main' },
                 h('span', { class: 'mono node-addr', text: `${n.address}:${n.port}` }),
-                h('span', { class: 'node-app', text: n.application || 'unnamed client' })),
-              h('span', { class: 'node-since', title: n.started_at, text: fmtAgo(n.started_at) })))));
+                h('span', { class: 'node-app', text: n.leader ? 'leader' : 'member' })),
+              h('span', { class: 'node-since', title: `joined ${n.joined_at}`, text: fmtAgo(n.joined_at) })))));
         } else {
-          nl.querySelectorAll('.node-since').forEach((el, i) => { if (nodes[i]) el.textContent = fmtAgo(nodes[i].started_at); });
+          nl.querySelectorAll('.node-since').forEach((el, i) => { if (nodes[i]) el.textContent = fmtAgo(nodes[i].joined_at); });
         }
       }
       redraw();
@@ -1081,9 +1081,22 @@
         h('section', { class: 'card' }, h('div', { class: 'card-head' }, h('h2', { class: 'card-title', text: 'Metadata' }), mdHint), mdPre)));
     dataPre.textContent = 'Loading…';
     mdPre.textContent = '';
+    const detailCards = [details.closest('.card'), dataPre.closest('.grid-event')];
 
     ctx.run(async () => {
-      const ev = await ctx.api('GET', `/api/event?stream=${enc(stream)}&number=${n}`);
+      let ev;
+      try {
+        ev = await ctx.api('GET', `/api/event?stream=${enc(stream)}&number=${n}`);
+      } catch (err) {
+        if (!(err instanceof Cancelled)) {
+          setText('event-type', err.status === 404 ? 'Event not found' : 'Event unavailable');
+          detailCards.forEach((c) => { if (c) c.hidden = true; });
+          app.appendChild(h('section', { class: 'card' }, h('div', { class: 'card-body empty-state' },
+            h('p', { text: err.message }),
+            h('a', { href: streamHref(stream), text: `← Back to ${stream}` }))));
+        }
+        throw err;
+      }
       setText('event-type', ev.event_type);
       document.title = `${ev.event_type} · ${stream}#${n} · chronik`;
       const link = isLink(ev, stream);
