@@ -123,6 +123,8 @@ mod index;
 pub mod json;
 mod metadata;
 pub mod metrics;
+#[cfg(feature = "otel")]
+pub mod otel;
 mod page;
 mod runtime;
 mod scavenge;
@@ -130,6 +132,7 @@ mod serializer;
 #[cfg(feature = "server")]
 pub mod server;
 mod snapshot;
+mod spans;
 mod storage;
 mod store;
 mod subscriber;

@@ -24,6 +24,7 @@
 
 use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
+use tracing::Instrument;
 
 use super::Subscription;
 use super::registry::RegistryMsg;
@@ -273,7 +274,11 @@ impl<S: Subscriber> RunnerState<S> {
 
     /// Runs the application on a chunk, catching a panic.
     async fn run(&mut self, chunk: &[RecordedEvent]) -> std::result::Result<(), Failure> {
-        match AssertUnwindSafe(self.subscriber.handle(chunk)).catch_unwind().await {
+        let span = crate::spans::deliver(&self.label, chunk);
+        #[cfg(feature = "otel")]
+        crate::otel::continue_trace(&span, chunk);
+        let handled = AssertUnwindSafe(self.subscriber.handle(chunk)).catch_unwind().instrument(span).await;
+        match handled {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(Failure { event: e.event_number(), park: e.parks(), reason: e.to_string() }),
             Err(panic) => {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use ractor::rpc::CallResult;
 use tokio::time::Instant;
+use tracing::Instrument;
 
 use super::Runtime;
 use super::writer::WriterMsg;
@@ -27,9 +28,21 @@ impl Runtime {
     /// through the writer's group commit and returns its outcome: one result per part.
     pub async fn write(&self, request: WriteRequest) -> WriteOutcome {
         let (started, entries) = (Instant::now(), request.len() as u64);
-        let outcome = self.submit(request).await;
+        let span = crate::spans::append(&request);
+        let outcome = self.submit(request).instrument(span.clone()).await;
         let stored = outcome.as_ref().map(|_| entries);
         self.inner.metrics.write_ended(started.elapsed(), stored);
+        match &outcome {
+            Ok(results) => {
+                span.record("outcome", "ok");
+                if let Some(last) = results.iter().map(|r| r.last_position).max() {
+                    span.record("position", last);
+                }
+            }
+            Err(e) => {
+                span.record("outcome", e.kind());
+            }
+        }
         outcome
     }
 

@@ -36,6 +36,7 @@ use super::write::resolve;
 use crate::error::{Error, Result};
 use crate::metrics::StoreMetrics;
 use crate::storage::{Storage, WriteOutcome, WriteRequest, WriterSession};
+use tracing::Instrument;
 
 /// Batches committed at the same time (see the module docs for why 1).
 pub const MAX_IN_FLIGHT: usize = 1;
@@ -178,15 +179,19 @@ impl Actor for Writer {
 fn start_batches(myself: &ActorRef<WriterMsg>, state: &mut WriterState) {
     while state.in_flight < MAX_IN_FLIGHT && !state.queue.is_empty() {
         let batch = next_batch(state);
+        let span = crate::spans::batch(batch.len(), batch.iter().map(|(r, _)| r.len()).sum());
         let conn = state.idle.pop();
         let storage = state.storage.clone();
         let (in_doubt_timeout, metrics) = (state.in_doubt_timeout, state.metrics.clone());
         let done = BatchDone { writer: myself.clone(), conn: None };
         state.in_flight += 1;
-        state.batches.spawn(async move {
-            let conn = commit_batch(&storage, conn, batch, in_doubt_timeout, &metrics).await;
-            done.with_connection(conn);
-        });
+        state.batches.spawn(
+            async move {
+                let conn = commit_batch(&storage, conn, batch, in_doubt_timeout, &metrics).await;
+                done.with_connection(conn);
+            }
+            .instrument(span),
+        );
     }
 }
 

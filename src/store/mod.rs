@@ -19,6 +19,7 @@ use crate::filter::EventFilter;
 use crate::page::{Page, PageRequest};
 use crate::runtime::Runtime;
 use crate::snapshot::SnapshotData;
+use crate::spans;
 use crate::storage::{Direction, Storage, WriteOp, WriteRequest};
 use crate::validate;
 
@@ -238,7 +239,8 @@ impl EventStore {
             return self.read_all_forward(start, count).await;
         }
         validate::stream_id(stream)?;
-        self.inner.storage.read_stream(stream, start, count, Direction::Forward).await
+        let read = self.inner.storage.read_stream(stream, start, count, Direction::Forward);
+        spans::traced(spans::read(stream, Some(start), count, "forward"), read).await
     }
 
     /// Reads up to `count` entries of `stream` with version <= `start`, newest first
@@ -254,13 +256,15 @@ impl EventStore {
             return self.read_all_backward(start, count).await;
         }
         validate::stream_id(stream)?;
-        self.inner.storage.read_stream(stream, start.unwrap_or(i64::MAX as u64), count, Direction::Backward).await
+        let read = self.inner.storage.read_stream(stream, start.unwrap_or(i64::MAX as u64), count, Direction::Backward);
+        spans::traced(spans::read(stream, start, count, "backward"), read).await
     }
 
     /// Reads up to `count` events of `$all` with global position >= `start`.
     pub async fn read_all_forward(&self, start: u64, count: u64) -> Result<Vec<RecordedEvent>> {
         self.ensure_open()?;
-        self.inner.storage.read_all(start, count, Direction::Forward).await
+        let read = self.inner.storage.read_all(start, count, Direction::Forward);
+        spans::traced(spans::read(ALL, Some(start), count, "forward"), read).await
     }
 
     /// Reads up to `count` events of `$all` that pass `filter`, with global position >= `start`.
@@ -278,7 +282,8 @@ impl EventStore {
     /// ```
     pub async fn read_all_filtered(&self, filter: &EventFilter, start: u64, count: u64) -> Result<Vec<RecordedEvent>> {
         self.ensure_open()?;
-        self.inner.storage.read_all_filtered(filter, start, count, Direction::Forward).await
+        let read = self.inner.storage.read_all_filtered(filter, start, count, Direction::Forward);
+        spans::traced(spans::read(ALL, Some(start), count, "forward"), read).await
     }
 
     /// Reads up to `count` events of `$all` that pass `filter`, with global position <= `start`,
@@ -290,15 +295,17 @@ impl EventStore {
         count: u64,
     ) -> Result<Vec<RecordedEvent>> {
         self.ensure_open()?;
-        let start = start.unwrap_or(i64::MAX as u64);
-        self.inner.storage.read_all_filtered(filter, start, count, Direction::Backward).await
+        let read =
+            self.inner.storage.read_all_filtered(filter, start.unwrap_or(i64::MAX as u64), count, Direction::Backward);
+        spans::traced(spans::read(ALL, start, count, "backward"), read).await
     }
 
     /// Reads up to `count` events of `$all` with global position <= `start`, newest first
     /// (`None`: from the end).
     pub async fn read_all_backward(&self, start: Option<u64>, count: u64) -> Result<Vec<RecordedEvent>> {
         self.ensure_open()?;
-        self.inner.storage.read_all(start.unwrap_or(i64::MAX as u64), count, Direction::Backward).await
+        let read = self.inner.storage.read_all(start.unwrap_or(i64::MAX as u64), count, Direction::Backward);
+        spans::traced(spans::read(ALL, start, count, "backward"), read).await
     }
 
     /// Streams `stream` forward from version `start`, reading `batch_size` entries at a time,

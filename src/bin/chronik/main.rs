@@ -215,8 +215,20 @@ async fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e, json),
     };
-    init_tracing(matches!(cli.command, Command::Serve(_)));
-    match run(cli).await {
+    let otlp = match &cli.command {
+        Command::Serve(args) => serve::otlp_endpoint(args),
+        _ => None,
+    };
+    let exporting = match init_tracing(matches!(cli.command, Command::Serve(_)), otlp) {
+        Ok(exporting) => exporting,
+        Err(Failure { message, .. }) => {
+            eprintln!("error: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = run(cli).await;
+    serve::stop_exporting(exporting);
+    match outcome {
         Ok(code) => code,
         Err(Failure { message, kind }) => {
             // One line, whatever the message holds.
@@ -248,12 +260,19 @@ fn usage_error(e: clap::Error, json: bool) -> ExitCode {
 
 /// Logs to stderr, filtered by `RUST_LOG` (default `warn`; for `serve` also chronik's own
 /// notices and a line per failed client connection, which tonic says at debug level).
-fn init_tracing(serving: bool) {
+/// With an OTLP endpoint (`serve --otlp-endpoint`, feature `otel`), spans are also exported
+/// there; the exporter is returned to be flushed at the end.
+fn init_tracing(serving: bool, otlp: Option<&str>) -> Result<serve::Exporting, Failure> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let default = if serving { SERVE_LOG } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let (exporting, layer) = serve::exporting(otlp)?;
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     // A second initialization cannot happen here; ignore the error rather than panic.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::registry().with(filter).with(fmt).with(layer).try_init();
+    Ok(exporting)
 }
 
 /// Loads the configuration and runs the command.

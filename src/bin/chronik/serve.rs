@@ -54,6 +54,62 @@ pub(crate) struct ServeArgs {
     /// `/metrics` and `/health` without the admin UI.
     #[arg(long, conflicts_with = "no_http")]
     no_ui: bool,
+    /// Export chronik's spans over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317).
+    #[cfg(feature = "otel")]
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
+}
+
+/// The OTLP endpoint `serve` was given, if any.
+pub(crate) fn otlp_endpoint(args: &ServeArgs) -> Option<&str> {
+    #[cfg(feature = "otel")]
+    return args.otlp_endpoint.as_deref();
+    #[cfg(not(feature = "otel"))]
+    {
+        let _ = args;
+        None
+    }
+}
+
+/// The span exporter `serve` runs, if it exports.
+#[cfg(feature = "otel")]
+pub(crate) type Exporting = Option<opentelemetry_sdk::trace::SdkTracerProvider>;
+/// Nothing: built without the `otel` feature.
+#[cfg(not(feature = "otel"))]
+pub(crate) type Exporting = ();
+
+/// The exporter for `otlp` and its layer of the tracing subscriber (none without one).
+#[cfg(feature = "otel")]
+pub(crate) fn exporting<S>(
+    otlp: Option<&str>,
+) -> Result<(Exporting, Option<impl tracing_subscriber::Layer<S>>), Failure>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    let Some(endpoint) = otlp else { return Ok((None, None)) };
+    let provider = chronik::otel::tracer_provider(endpoint, "chronik").map_err(Failure::from)?;
+    let layer = chronik::otel::layer(&provider);
+    Ok((Some(provider), Some(layer)))
+}
+
+/// Nothing to export without the `otel` feature.
+#[cfg(not(feature = "otel"))]
+pub(crate) fn exporting(
+    _otlp: Option<&str>,
+) -> Result<(Exporting, Option<tracing_subscriber::layer::Identity>), Failure> {
+    Ok(((), None))
+}
+
+/// Sends what the exporter still holds.
+pub(crate) fn stop_exporting(exporting: Exporting) {
+    #[cfg(feature = "otel")]
+    if let Some(provider) = exporting
+        && let Err(e) = provider.shutdown()
+    {
+        eprintln!("warning: spans not exported at exit: {e}");
+    }
+    #[cfg(not(feature = "otel"))]
+    let () = exporting;
 }
 
 /// Serves the store until a signal asks it to stop.

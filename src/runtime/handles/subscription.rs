@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tracing::Instrument;
 
 use ractor::RpcReplyPort;
 use ractor::rpc::CallResult;
@@ -167,12 +168,14 @@ impl Subscription {
         }
         let numbers: Vec<u64> = events.iter().map(|e| e.event_number).collect();
         self.forget_retries(|n| numbers.contains(&n));
+        let span = crate::spans::ack(&self.key.to_string(), events);
         self.call(|consumer, incarnation, reply| SubscriptionMsg::Ack {
             consumer,
             incarnation,
             acks: Acks::Events(numbers),
             reply,
         })
+        .instrument(span)
         .await
     }
 
