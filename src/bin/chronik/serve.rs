@@ -76,7 +76,7 @@ pub(crate) fn otlp_endpoint(args: &ServeArgs) -> Option<&str> {
 pub(crate) type Exporting = Option<opentelemetry_sdk::trace::SdkTracerProvider>;
 /// Nothing: built without the `otel` feature.
 #[cfg(not(feature = "otel"))]
-pub(crate) type Exporting = ();
+pub(crate) struct Exporting;
 
 /// The exporter for `otlp` and its layer of the tracing subscriber (none without one).
 #[cfg(feature = "otel")]
@@ -97,7 +97,7 @@ where
 pub(crate) fn exporting(
     _otlp: Option<&str>,
 ) -> Result<(Exporting, Option<tracing_subscriber::layer::Identity>), Failure> {
-    Ok(((), None))
+    Ok((Exporting, None))
 }
 
 /// Sends what the exporter still holds.
@@ -109,7 +109,7 @@ pub(crate) fn stop_exporting(exporting: Exporting) {
         eprintln!("warning: spans not exported at exit: {e}");
     }
     #[cfg(not(feature = "otel"))]
-    let () = exporting;
+    let Exporting = exporting;
 }
 
 /// Serves the store until a signal asks it to stop.
