@@ -1031,3 +1031,28 @@ fn a_scavenge_killed_half_way_is_finished_by_the_next_one() {
     assert_eq!(report["events_removed"].as_u64(), Some(left as u64 - 20), "{report}");
     assert_eq!(total(), 20, "one event per stream is left");
 }
+
+#[test]
+fn stats_show_the_head_streams_subscriptions_and_with_watch_the_rate() {
+    let cli = Cli::new();
+    cli.ok(&["setup"]);
+    for n in 1..=3 {
+        cli.ok(&["append", &format!("acc-{}", n % 2), "Deposited", &format!(r#"{{"amount":{n}}}"#)]);
+    }
+    let stats = cli.json(&["stats"]);
+    assert_eq!((stats["head_position"].as_u64(), stats["streams"].as_u64()), (Some(3), Some(2)), "{stats}");
+    assert_eq!(stats["appended_per_second"], Value::Null, "a rate needs --watch");
+    assert_eq!(stats["subscriptions"], serde_json::json!([]));
+    let table = cli.ok(&["stats"]);
+    assert!(table.contains("head position") && table.contains("streams"), "{table}");
+
+    let out = cli.run(&["--json", "stats", "--watch", "0.2", "--count", "2"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON lines")).collect();
+    assert_eq!(lines.len(), 2, "one object per refresh");
+    assert_eq!(lines[1]["appended_per_second"], 0.0, "nothing appended between the refreshes");
+
+    let line = cli.fail(&["stats", "--watch", "0"]);
+    assert!(line.contains("--watch"), "{line}");
+}

@@ -18,6 +18,8 @@ const BACKEND: common::Backend = common::Backend::Sqlite;
 struct Serving {
     child: Child,
     address: String,
+    /// Where the HTTP face listens, if it serves one.
+    http: Option<String>,
 }
 
 impl Serving {
@@ -40,7 +42,8 @@ impl Serving {
         BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut first).expect("a line");
         let printed: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first:?}"));
         let address = printed["listening"].as_str().expect("the address").to_string();
-        Serving { child, address }
+        let http = printed["http"].as_str().map(str::to_string);
+        Serving { child, address, http }
     }
 
     fn client(&self) -> Client {
@@ -122,8 +125,9 @@ async fn serve_takes_its_settings_from_the_server_section_and_stops_on_sigint() 
 fn a_failed_client_connection_is_logged_once() {
     use std::io::Write;
     let cli = Cli::new();
-    let serving = Serving::start_logging(&cli, &["--insecure", "--listen", "127.0.0.1:0"], None);
-    // An HTTP/1.1 request: not the protocol this server speaks.
+    let serving = Serving::start_logging(&cli, &["--insecure", "--listen", "127.0.0.1:0", "--no-http"], None);
+    assert_eq!(serving.http, None);
+    // An HTTP/1.1 request: without the HTTP face, not a protocol this server speaks.
     let mut stranger = std::net::TcpStream::connect(&serving.address).unwrap();
     stranger.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut reply = Vec::new();
@@ -142,4 +146,46 @@ fn a_busy_address_is_a_clear_error() {
     let address = taken.local_addr().unwrap().to_string();
     let line = cli.fail(&["serve", "--insecure", "--listen", &address]);
     assert!(line.contains(&address), "{line}");
+}
+
+/// `GET` of `path` at `address`: the status and the body.
+async fn get(address: &str, path: &str) -> (u16, String) {
+    let response = reqwest::get(format!("http://{address}{path}")).await.expect("an answer");
+    (response.status().as_u16(), response.text().await.expect("a body"))
+}
+
+#[tokio::test]
+async fn serve_serves_metrics_health_and_the_admin_ui_on_the_protocol_port() {
+    let cli = Cli::new();
+    let serving = Serving::start(&cli, &["--insecure", "--listen", "127.0.0.1:0"]);
+    assert_eq!(serving.http.as_deref(), Some(serving.address.as_str()), "one port for both");
+    assert_eq!(append_and_read(&serving.client(), "cli-3").await, vec![0]);
+    let (status, metrics) = get(&serving.address, "/metrics").await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("chronik_events_appended_total{store=") && metrics.contains("} 1"), "{metrics}");
+    assert!(metrics.contains("# TYPE chronik_append_duration_seconds histogram"), "buckets, not a summary: {metrics}");
+    let (status, page) = get(&serving.address, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("chronik"));
+    let (status, health) = get(&serving.address, "/health").await;
+    assert_eq!(status, 200, "{health}");
+    let (status, stderr) = serving.stop("-TERM");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+#[tokio::test]
+async fn serve_puts_the_http_face_on_its_own_port_or_leaves_the_ui_out() {
+    let cli = Cli::new();
+    let serving = Serving::start(&cli, &["--insecure", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--no-ui"]);
+    let http = serving.http.clone().expect("an HTTP address");
+    assert_ne!(http, serving.address, "a port of its own");
+    assert_eq!(get(&http, "/").await.0, 404, "no UI");
+    assert_eq!(get(&http, "/health").await.0, 200);
+    assert_eq!(get(&http, "/metrics").await.0, 200);
+    assert_eq!(append_and_read(&serving.client(), "cli-4").await, vec![0], "the protocol is where it was");
+    let (status, stderr) = serving.stop("-TERM");
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    let out = cli.run(&["serve", "--insecure", "--no-http", "--http", "127.0.0.1:0"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {}", common::cli::describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-http"));
 }

@@ -189,7 +189,8 @@ fn options(config: &Config, args: ServeArgs) -> Result<(ServerOptions, HttpChoic
     } else {
         let ui = server.admin_ui && !args.no_ui;
         let options = if ui { HttpOptions::new() } else { HttpOptions::new().without_ui() };
-        let at = args.http.or(server.http_listen).filter(|at| *at != listen);
+        // The protocol's own address means its port; port 0 always asks for a port of its own.
+        let at = args.http.or(server.http_listen).filter(|at| *at != listen || at.port() == 0);
         Some((at, options))
     };
     let (cert, key) = match (args.tls_cert, args.tls_key) {
