@@ -156,10 +156,17 @@ async fn the_admin_ui_shows_the_store_in_a_real_browser() {
     text_of(&browser, "#writer-state", |t| t.contains("running")).await;
     if docs {
         // Some traffic for the charts of the README's screenshot.
+        // Several writers at once, so that group commit shows in the batch sizes.
         for round in 0..60u64 {
-            let stream = format!("account-{}", 1 + round % 3);
-            let batch: Vec<_> = (0..1 + round % 7).map(|i| deposit(i + round)).collect();
-            store.append_to_stream(&stream, ExpectedVersion::Any, batch).await.unwrap();
+            let writers = (0..1 + round % 8).map(|w| {
+                let stream = format!("account-{}", 1 + (round + w) % 3);
+                let batch: Vec<_> = (0..1 + w % 3).map(|i| deposit(i + round)).collect();
+                let store = store.store.clone();
+                async move { store.append_to_stream(&stream, ExpectedVersion::Any, batch).await }
+            });
+            for written in futures::future::join_all(writers).await {
+                written.unwrap();
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }

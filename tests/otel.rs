@@ -77,7 +77,7 @@ async fn spans_are_exported_and_subscribers_continue_the_writers_trace() {
     tokio::spawn(serving);
     let provider = chronik::otel::tracer_provider(&format!("http://{address}"), "otel-test").expect("a provider");
     tracing_subscriber::registry()
-        .with(tracing_subscriber::EnvFilter::new("chronik=info,otel=info"))
+        .with(tracing_subscriber::EnvFilter::new("chronik=debug,otel=info"))
         .with(chronik::otel::layer(&provider))
         .init();
 

@@ -44,6 +44,7 @@ mod report;
 mod retention;
 mod sqlite;
 mod subscribe;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -54,6 +55,8 @@ use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 use uuid::Uuid;
 
 use measure::{Backend, Row};
@@ -101,6 +104,7 @@ pub enum Section {
     Categories,
     Retention,
     Grpc,
+    Telemetry,
 }
 
 /// What to run: a short or full run, and which sections (a bit per [`Section`]).
@@ -217,9 +221,12 @@ impl Bench {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
-        .with_writer(std::io::stderr)
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let (filter, reload) = tracing_subscriber::reload::Layer::new(filter);
+    let _ = SPANS.set(reload);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
     let args = Args::parse();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -243,6 +250,10 @@ async fn main() -> Result<()> {
             Backend::Postgres => postgres(plan, &progress).await?,
             Backend::Sqlite => sqlite::run(plan, &progress).await?,
         });
+    }
+    // Last: it installs the process' metrics recorder.
+    if plan.runs(Section::Telemetry) && backends.contains(&Backend::Postgres) {
+        rows.extend(postgres_telemetry(plan, &progress).await?);
     }
     progress.finish_and_clear();
     report::print(&rows);
@@ -269,11 +280,42 @@ fn steps(backend: Backend, plan: Plan) -> usize {
         (Section::Categories, index::steps(backend)),
         (Section::Retention, retention::steps(backend)),
         (Section::Grpc, if postgres { grpc::STEPS } else { 0 }),
+        (Section::Telemetry, if postgres { telemetry::STEPS } else { 0 }),
     ]
     .into_iter()
     .filter(|&(section, _)| plan.runs(section))
     .map(|(_, steps)| steps)
     .sum()
+}
+
+/// The filter of the suite's `tracing` subscriber, reloadable: the telemetry section switches
+/// chronik's spans on and off with it.
+static SPANS: std::sync::OnceLock<tracing_subscriber::reload::Handle<EnvFilter, tracing_subscriber::Registry>> =
+    std::sync::OnceLock::new();
+
+/// Enables chronik's spans (`chronik=info`) or not (the default filter, `warn`).
+pub fn spans(on: bool) -> Result<()> {
+    let filter = EnvFilter::new(if on { "warn,chronik=info" } else { "warn" });
+    match SPANS.get() {
+        Some(reload) => reload.reload(filter).map_err(|e| format!("cannot switch the spans: {e}").into()),
+        None => Err("the tracing subscriber is not reloadable".into()),
+    }
+}
+
+/// The telemetry section on PostgreSQL, in a scratch schema dropped at the end.
+async fn postgres_telemetry(plan: Plan, progress: &ProgressBar) -> Result<Vec<Row>> {
+    let schema = format!("bench_{}", Uuid::new_v4().simple());
+    let config = Config::from_env();
+    let url = if config.is_sqlite() { POSTGRES_URL.to_string() } else { config.database_url.clone() };
+    let config = config.database_url(url).schema(schema.as_str()).pool_size(POOL);
+    let pool = PgPoolOptions::new().max_connections(2).connect(&config.database_url).await?;
+    let raw = Raw::Postgres { pool: pool.clone(), schema: format!("{schema}_raw").into() };
+    let outcome = telemetry::run(plan, progress, &config, raw).await;
+    if let Err(e) = chronik::admin::drop(&config).await {
+        eprintln!("could not drop the bench store {schema}: {e}");
+    }
+    pool.close().await;
+    outcome
 }
 
 /// The PostgreSQL part, in scratch schemas dropped at the end whatever happened.

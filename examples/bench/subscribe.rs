@@ -208,7 +208,7 @@ async fn next(sub: &mut Subscription) -> Result<SubscriptionMessage> {
 /// Named `$all` subscriptions from `Origin`, one per name and all at once, each receiving and
 /// acking every event up to `head` (or as many as it can until `bench`'s deadline); one latency
 /// per delivered batch (receipt and ack).
-async fn catch_up(bench: &Bench, names: &[String], head: u64) -> Result<Measured> {
+pub async fn catch_up(bench: &Bench, names: &[String], head: u64) -> Result<Measured> {
     let started = Instant::now();
     let deadline = started + deadline(bench);
     let tasks: Vec<_> = names

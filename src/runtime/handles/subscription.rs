@@ -168,7 +168,7 @@ impl Subscription {
         }
         let numbers: Vec<u64> = events.iter().map(|e| e.event_number).collect();
         self.forget_retries(|n| numbers.contains(&n));
-        let span = crate::spans::ack(&self.key.to_string(), events);
+        let span = crate::spans::ack(&self.key, events);
         self.call(|consumer, incarnation, reply| SubscriptionMsg::Ack {
             consumer,
             incarnation,
