@@ -254,6 +254,14 @@ impl EventStore {
         self.inner.runtime.subscription_status(key).await
     }
 
+    /// The entries of `stream` (or `$all`) with these numbers, in one read (for the admin
+    /// UI's parked events); numbers with no entry are left out.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) async fn read_numbers(&self, stream: &str, numbers: &[u64]) -> Result<Vec<crate::RecordedEvent>> {
+        self.ensure_open()?;
+        self.inner.storage.read_numbers(stream, numbers).await
+    }
+
     /// The named subscriptions running on this node, with what each is doing (`None` while it
     /// waits for its lock or restarts).
     #[cfg_attr(not(feature = "server"), allow(dead_code))]

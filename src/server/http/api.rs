@@ -283,16 +283,16 @@ async fn delete_subscription(State(shared): Shares, Q(q): Q<SubscriptionQuery>) 
 async fn parked(State(shared): Shares, Q(q): Q<SubscriptionQuery>) -> Answer {
     let store = &shared.store;
     let list = store.parked_events(&q.stream, &q.name).await.map_err(error)?;
-    let mut out = Vec::with_capacity(list.len());
-    for (index, p) in list.iter().enumerate() {
-        let mut value = json::parked(p);
-        if index < PARKED_SHOWN {
-            let event = store.read_stream_forward(&q.stream, p.event_number, 1).await.map_err(error)?;
-            value["event"] =
-                event.iter().find(|e| e.event_number == p.event_number).map(json::event).unwrap_or(Value::Null);
-        }
-        out.push(value);
-    }
+    let shown: Vec<u64> = list.iter().take(PARKED_SHOWN).map(|p| p.event_number).collect();
+    let events = store.read_numbers(&q.stream, &shown).await.map_err(error)?;
+    let out = list
+        .iter()
+        .map(|p| {
+            let mut value = json::parked(p);
+            value["event"] = events.iter().find(|e| e.event_number == p.event_number).map_or(Value::Null, json::event);
+            value
+        })
+        .collect();
     Ok(Json(Value::Array(out)))
 }
 
