@@ -115,6 +115,12 @@ impl ServerConfig {
             }
             _ => {}
         }
+        if !self.http && self.http_listen.is_some() {
+            return Err(Error::config(
+                "server.http_listen",
+                "is set but server.http is false: remove one (http = false turns the HTTP face off)",
+            ));
+        }
         for (index, user) in self.users.iter().enumerate() {
             if user.name.is_empty() || user.name.contains(':') {
                 return Err(Error::config(format!("server.users[{index}].name"), "must be non-empty and without ':'"));
@@ -149,6 +155,16 @@ mod tests {
         assert!(err.contains("server.advertise"), "{err}");
         let config = Config::from_toml_str("[server]\nadvertise = \"db.example.com:2113\"").unwrap();
         assert_eq!(config.server.advertised().unwrap(), Some(("db.example.com".into(), 2113)));
+    }
+
+    #[test]
+    fn the_http_face_is_on_by_default_and_its_keys_agree() {
+        let config = Config::from_toml_str("[server]\nhttp_listen = \"127.0.0.1:2114\"\nadmin_ui = false").unwrap();
+        assert!(config.server.http && !config.server.admin_ui);
+        assert_eq!(config.server.http_listen, Some(([127, 0, 0, 1], 2114).into()));
+        let text = "[server]\nhttp = false\nhttp_listen = \"127.0.0.1:2114\"";
+        let err = Config::from_toml_str(text).unwrap_err().to_string();
+        assert!(err.contains("server.http_listen") && err.contains("http = false"), "{err}");
     }
 
     #[test]
