@@ -176,7 +176,8 @@ async fn serve_serves_metrics_health_and_the_admin_ui_on_the_protocol_port() {
 #[tokio::test]
 async fn serve_puts_the_http_face_on_its_own_port_or_leaves_the_ui_out() {
     let cli = Cli::new();
-    let serving = Serving::start(&cli, &["--insecure", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--no-ui"]);
+    let args = ["--insecure", "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--no-ui", "--stall-after", "2m"];
+    let serving = Serving::start(&cli, &args);
     let http = serving.http.clone().expect("an HTTP address");
     assert_ne!(http, serving.address, "a port of its own");
     assert_eq!(get(&http, "/").await.0, 404, "no UI");
@@ -188,4 +189,7 @@ async fn serve_puts_the_http_face_on_its_own_port_or_leaves_the_ui_out() {
     let out = cli.run(&["serve", "--insecure", "--no-http", "--http", "127.0.0.1:0"]);
     assert_eq!(out.status.code(), Some(2), "a usage error: {}", common::cli::describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--no-http"));
+    let out = cli.run(&["serve", "--insecure", "--stall-after", "soon"]);
+    assert_eq!(out.status.code(), Some(2), "a usage error: {}", common::cli::describe(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--stall-after"));
 }

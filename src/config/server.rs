@@ -3,8 +3,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
+
+/// How long a subscription may hold events without an ack before `/health` calls it stalled.
+const DEFAULT_STALL_AFTER: Duration = Duration::from_secs(60);
 
 /// The address `chronik serve` listens on by default: loopback, KurrentDB's port.
 const DEFAULT_LISTEN: ([u8; 4], u16) = ([127, 0, 0, 1], 2113);
@@ -54,6 +58,10 @@ pub struct ServerConfig {
     /// Serve the admin UI (and its JSON API) in the HTTP face. Default true; false leaves
     /// `/metrics` and `/health`.
     pub admin_ui: bool,
+    /// How long a running subscription may hold events (queued or in flight) without an ack
+    /// before `/health` calls it stalled and the node unready. Default 60 s.
+    #[serde(deserialize_with = "crate::duration::deserialize")]
+    pub stall_after: Duration,
 }
 
 /// A user of the server.
@@ -85,6 +93,7 @@ impl Default for ServerConfig {
             http: true,
             http_listen: None,
             admin_ui: true,
+            stall_after: DEFAULT_STALL_AFTER,
         }
     }
 }
@@ -162,6 +171,9 @@ mod tests {
         let config = Config::from_toml_str("[server]\nhttp_listen = \"127.0.0.1:2114\"\nadmin_ui = false").unwrap();
         assert!(config.server.http && !config.server.admin_ui);
         assert_eq!(config.server.http_listen, Some(([127, 0, 0, 1], 2114).into()));
+        assert_eq!(config.server.stall_after, std::time::Duration::from_secs(60));
+        let config = Config::from_toml_str("[server]\nstall_after = \"5m\"").unwrap();
+        assert_eq!(config.server.stall_after, std::time::Duration::from_secs(300));
         let text = "[server]\nhttp = false\nhttp_listen = \"127.0.0.1:2114\"";
         let err = Config::from_toml_str(text).unwrap_err().to_string();
         assert!(err.contains("server.http_listen") && err.contains("http = false"), "{err}");

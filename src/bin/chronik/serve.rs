@@ -54,6 +54,10 @@ pub(crate) struct ServeArgs {
     /// `/metrics` and `/health` without the admin UI.
     #[arg(long, conflicts_with = "no_http")]
     no_ui: bool,
+    /// How long a subscription may hold events without an ack before `/health` calls the
+    /// node unready (default: the configuration's, else 60s).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "no_http")]
+    stall_after: Option<std::time::Duration>,
     /// Export chronik's spans over OTLP/gRPC to this collector (e.g. http://127.0.0.1:4317).
     #[cfg(feature = "otel")]
     #[arg(long, value_name = "URL")]
@@ -188,7 +192,8 @@ fn options(config: &Config, args: ServeArgs) -> Result<(ServerOptions, HttpChoic
         None
     } else {
         let ui = server.admin_ui && !args.no_ui;
-        let options = if ui { HttpOptions::new() } else { HttpOptions::new().without_ui() };
+        let options = HttpOptions::new().stall_after(args.stall_after.unwrap_or(server.stall_after));
+        let options = if ui { options } else { options.without_ui() };
         // The protocol's own address means its port; port 0 always asks for a port of its own.
         let at = args.http.or(server.http_listen).filter(|at| *at != listen || at.port() == 0);
         Some((at, options))
