@@ -194,7 +194,14 @@ async fn a_scavenge_stopped_half_way_is_finished_by_the_next_one() {
     assert!(half < 500 && half > 50, "stopped half-way: {half} events left");
 
     let rest = scavenge_when_free(&store).await;
-    assert_eq!(rest.events_removed, half - 50, "the next scavenge removes the rest");
+    // The dropped scavenge's last transaction may have been committing when it was dropped,
+    // and commit after `half` was counted: at most one batch (20) less is left to remove.
+    let left = half - 50;
+    assert!(
+        (left.saturating_sub(20)..=left).contains(&rest.events_removed),
+        "the next scavenge removes the rest: {} of {left}",
+        rest.events_removed
+    );
     let mut expected = BTreeSet::new();
     for i in 0..10 {
         expected.extend(range(&format!("s-{i}"), 46, 50));
