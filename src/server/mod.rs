@@ -35,6 +35,7 @@ mod persistent;
 pub mod proto;
 mod read;
 mod streams;
+mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,11 +49,11 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::{Interceptor, Routes, interceptor::InterceptedService};
-use tonic::transport::{Identity, ServerTlsConfig};
 use tonic::{Request, Status};
 
 use self::connections::Counted;
 use self::http::HttpOptions;
+use self::tls::TlsIdentity;
 use crate::{Error, EventStore, Result};
 use proto::gossip::gossip_server::GossipServer;
 use proto::persistent::persistent_subscriptions_server::PersistentSubscriptionsServer;
@@ -80,7 +81,7 @@ const MAX_MESSAGE_BYTES: usize = 17 * 1024 * 1024;
 #[derive(Clone)]
 pub struct ServerOptions {
     listen: SocketAddr,
-    tls: Option<Identity>,
+    tls: Option<TlsIdentity>,
     users: Vec<(String, String)>,
     advertise: Option<(String, u16)>,
     http: Option<HttpOptions>,
@@ -111,7 +112,7 @@ impl ServerOptions {
     pub fn tls(listen: SocketAddr, certificate_pem: impl AsRef<[u8]>, key_pem: impl AsRef<[u8]>) -> Self {
         ServerOptions {
             listen,
-            tls: Some(Identity::from_pem(certificate_pem, key_pem)),
+            tls: Some(TlsIdentity::from_pem(certificate_pem.as_ref(), key_pem.as_ref())),
             users: Vec::new(),
             advertise: None,
             http: None,
@@ -277,39 +278,39 @@ impl Serving {
     }
 
     /// Serves `routes` on the listener, with TLS if given; `http1` lets browsers in (HTTP/1.1
-    /// beside HTTP/2).
-    fn serve(mut self, tls: Option<Identity>, http1: bool, routes: Routes) -> Result<Serving> {
+    /// beside HTTP/2, offered by ALPN too over TLS).
+    fn serve(mut self, tls: Option<TlsIdentity>, http1: bool, routes: Routes) -> Result<Serving> {
         let Some(listener) = self.listener.take() else { return Ok(self) };
-        let mut builder = tonic::transport::Server::builder().accept_http1(http1);
-        if let Some(identity) = tls {
-            // rustls takes its crypto from the process; a process that links two choices
-            // (ring and aws-lc-rs, through other libraries) has none until one is installed.
-            // Install aws-lc-rs, tonic's here, unless the application chose.
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-            builder = builder
-                .tls_config(ServerTlsConfig::new().identity(identity))
-                .map_err(|e| Error::InvalidArgument(format!("the TLS certificate or key cannot be used: {e}")))?;
-        }
-        let clients = self.clients();
-        let incoming = TcpListenerStream::new(listener).filter_map(move |accepted| {
-            let clients = Arc::clone(&clients);
-            async move {
-                match accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream)) {
-                    // Small messages (an ack, a one-event append) go out at once, not after the
-                    // peer's delayed acknowledgement.
-                    Ok(stream) => Some(Ok::<_, std::io::Error>(Counted::new(stream, clients))),
-                    Err(error) => {
-                        tracing::warn!(%error, "a connection could not be accepted");
-                        None
-                    }
-                }
-            }
-        });
+        let router = tonic::transport::Server::builder().accept_http1(http1).add_routes(routes);
         let (stop, stopped) = oneshot::channel::<()>();
-        let router = builder.add_routes(routes);
-        self.task = Some(tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+        let stopped = async {
             let _ = stopped.await;
-        })));
+        };
+        let task = match tls {
+            Some(identity) => {
+                let incoming = tls::incoming(listener, identity.acceptor(http1)?, self.clients());
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
+            }
+            None => {
+                let clients = self.clients();
+                let incoming = TcpListenerStream::new(listener).filter_map(move |accepted| {
+                    let clients = Arc::clone(&clients);
+                    async move {
+                        match accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream)) {
+                            // Small messages (an ack, a one-event append) go out at once, not
+                            // after the peer's delayed acknowledgement.
+                            Ok(stream) => Some(Ok::<_, std::io::Error>(Counted::new(stream, clients))),
+                            Err(error) => {
+                                tracing::warn!(%error, "a connection could not be accepted");
+                                None
+                            }
+                        }
+                    }
+                });
+                tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
+            }
+        };
+        self.task = Some(task);
         self.stop = Some(stop);
         Ok(self)
     }

@@ -135,3 +135,78 @@ async fn the_admin_ui_asks_for_the_servers_users() {
     assert_eq!(stats["events_appended"], 1, "{stats}");
     server.shutdown().await.expect("stops");
 }
+
+/// A client that speaks only HTTP/1.1 over TLS (Python's `requests`, Kubernetes' probes) reaches
+/// the HTTP face: the server offers `http/1.1` beside `h2` by ALPN when the face shares the
+/// port, and only `h2` when it does not. gRPC clients still get HTTP/2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_1_1_clients_reach_the_http_face_over_tls() {
+    use chronik::server::http::HttpOptions;
+    let store = TestStore::start().await;
+    let certificate = Certificate::new();
+    let trusting = |builder: reqwest::ClientBuilder| {
+        builder
+            .add_root_certificate(reqwest::Certificate::from_pem(certificate.cert_pem.as_bytes()).unwrap())
+            .build()
+            .unwrap()
+    };
+    let http1 = trusting(reqwest::Client::builder().http1_only());
+    let either = trusting(reqwest::Client::builder());
+    let options = ServerOptions::tls(([127, 0, 0, 1], 0).into(), &certificate.cert_pem, &certificate.key_pem)
+        .user("ops", "s3cret");
+    let with_face = Server::start(store.store.clone(), options.clone().http(HttpOptions::new())).await.unwrap();
+    let url = |server: &Server, path: &str| format!("https://{}{path}", server.local_addr());
+
+    let health = http1.get(url(&with_face, "/health")).send().await.expect("an HTTP/1.1 answer over TLS");
+    assert_eq!((health.status().as_u16(), health.version()), (200, reqwest::Version::HTTP_11));
+    let page = http1.get(url(&with_face, "/api/overview")).basic_auth("ops", Some("s3cret")).send().await.unwrap();
+    assert_eq!((page.status().as_u16(), page.version()), (200, reqwest::Version::HTTP_11));
+    let live = either.get(url(&with_face, "/health/live")).send().await.unwrap();
+    assert_eq!((live.status().as_u16(), live.version()), (200, reqwest::Version::HTTP_2), "h2 comes first");
+    append(&certificate.client(&with_face, "ops:s3cret@"), 1).await.expect("gRPC on the same port");
+
+    let without_face = Server::start(store.store.clone(), options).await.unwrap();
+    let refused = http1.get(url(&without_face, "/health")).send().await;
+    assert!(refused.is_err(), "without the HTTP face only h2 is offered: {refused:?}");
+    append(&certificate.client(&without_face, "ops:s3cret@"), 2).await.expect("gRPC without the HTTP face");
+    with_face.shutdown().await.expect("stops");
+    without_face.shutdown().await.expect("stops");
+}
+
+/// Clients that connect and never start their TLS handshake hold up nobody: each handshake runs
+/// on its own (and is given up after a time limit), so others are served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_handshake_holds_up_no_one() {
+    let store = TestStore::start().await;
+    let certificate = Certificate::new();
+    let server = tls_server(&store, &certificate, &[]).await;
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(tokio::net::TcpStream::connect(server.local_addr()).await.expect("a TCP connection"));
+    }
+    append(&certificate.client(&server, "admin:changeit@"), 1).await.expect("served beside the silent connections");
+    drop(silent);
+    server.shutdown().await.expect("stops");
+}
+
+/// A certificate or key that cannot be used stops the server from starting, naming which.
+#[tokio::test]
+async fn an_unusable_certificate_or_key_is_named() {
+    let store = TestStore::start().await;
+    let certificate = Certificate::new();
+    let other = Certificate::new();
+    let at = || std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    let cases = [
+        (ServerOptions::tls(at(), "not a certificate", &certificate.key_pem), "holds no certificate"),
+        (ServerOptions::tls(at(), &certificate.cert_pem, "not a key"), "the private key PEM"),
+        (ServerOptions::tls(at(), &certificate.cert_pem, &other.key_pem), "together"),
+    ];
+    for (options, named) in cases {
+        match Server::start(store.store.clone(), options).await {
+            Err(chronik::Error::InvalidArgument(message)) => {
+                assert!(message.contains("TLS certificate or key") && message.contains(named), "{message}")
+            }
+            other => panic!("expected InvalidArgument naming {named:?}, got {other:?}"),
+        }
+    }
+}

@@ -3,7 +3,7 @@
 //!
 //! It is served beside the KurrentDB protocol on the same port
 //! ([`ServerOptions::http`](super::ServerOptions::http), what `chronik serve` does unless told
-//! otherwise: browsers speak HTTP/1.1 or, over TLS, HTTP/2 to it), or on an address of its own
+//! otherwise: clients speak HTTP/1.1 or HTTP/2 to it, over TLS too), or on an address of its own
 //! with [`HttpServer`], which is also how an application that embeds chronik without the
 //! protocol shows its store. With TLS and users, the UI and its API ask for the protocol's
 //! credentials (HTTP basic); `/metrics` and `/health` answer anyone, as scrapers and load
