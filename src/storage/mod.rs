@@ -488,6 +488,7 @@ impl Storage {
         fn read_numbers(&self, stream: &str, numbers: &[u64]) -> Result<Vec<RecordedEvent>>;
         fn stream_info(&self, stream: &str) -> Result<StreamInfo>;
         fn paginate_streams(&self, request: &PageRequest) -> Result<Page<StreamInfo>>;
+        fn count_streams(&self, request: &PageRequest, search: Option<&str>) -> Result<u64>;
         fn delete_stream(&self, stream: &str, expected: ExpectedVersion, mode: DeleteMode) -> Result<()>;
         fn set_stream_metadata(&self, stream: &str, expected: ExpectedVersion, metadata: &StreamMetadata) -> Result<u64>;
         fn stream_metadata(&self, stream: &str) -> Result<Option<(u64, StreamMetadata)>>;

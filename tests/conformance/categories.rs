@@ -60,6 +60,7 @@ async fn category_and_type_streams_number_events_in_all_order() {
     assert_eq!(info.stream_version, 4, "the index's head");
     let listed = store.paginate_streams(chronik::PageRequest::default()).await.unwrap();
     assert!(listed.entries.iter().all(|s| !s.stream_uuid.starts_with('$')), "indexes are not listed");
+    assert_eq!(store.stream_count().await.unwrap(), listed.total_entries, "nor counted");
 }
 
 fn positions_of(events: &[RecordedEvent]) -> Vec<u64> {

@@ -537,6 +537,18 @@ async fn paginate_streams_lists_soft_deleted_streams_unless_asked_not_to() {
 }
 
 #[tokio::test]
+async fn stream_count_counts_what_the_default_page_lists() {
+    let store = TestStore::start().await;
+    assert_eq!(store.stream_count().await.unwrap(), 0);
+    create_streams(&store, &["live", "dead", "gone"]).await;
+    store.delete_stream("dead", ExpectedVersion::Any, DeleteMode::Soft).await.unwrap();
+    store.delete_stream("gone", ExpectedVersion::Any, DeleteMode::Recreatable).await.unwrap();
+    let page = store.paginate_streams(PageRequest::default()).await.unwrap();
+    assert_eq!(store.stream_count().await.unwrap(), page.total_entries, "{:?}", names(&page));
+    assert_eq!(page.total_entries, 3, "soft-deleted and emptied streams are listed by default, $all never");
+}
+
+#[tokio::test]
 async fn paginate_streams_rejects_page_zero_and_bad_page_sizes() {
     let store = TestStore::start().await;
     create_streams(&store, &["a"]).await;

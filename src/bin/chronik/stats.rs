@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use chronik::{EventStore, PageRequest};
+use chronik::EventStore;
 use clap::Args;
 use serde_json::{Value, json};
 
@@ -80,11 +80,7 @@ async fn sample(store: &EventStore, previous: Option<&Sample>) -> Result<Sample,
     let at = Instant::now();
     let newest = store.read_all_backward(None, 1).await.context(|| "cannot read the head".into())?;
     let head = newest.first().map_or(0, |e| e.global_position);
-    let streams = store
-        .paginate_streams(PageRequest::default().page_size(1))
-        .await
-        .context(|| "cannot count the streams".into())?
-        .total_entries;
+    let streams = store.stream_count().await.context(|| "cannot count the streams".into())?;
     let subscriptions = store.list_subscriptions().await.context(|| "cannot list the subscriptions".into())?;
     let nodes = store.cluster_members().await.context(|| "cannot list the nodes".into())?;
     let rate = previous.map(|p| {

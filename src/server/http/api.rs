@@ -92,7 +92,7 @@ pub(super) fn error(e: Error) -> Response {
 async fn overview(State(shared): Shares) -> Answer {
     let store = &shared.store;
     let s = store.statistics();
-    let streams = store.paginate_streams(PageRequest::default().page_size(1)).await.map_err(error)?;
+    let streams = shared.streams.get(store).await.map_err(error)?;
     let subscriptions = store.list_subscriptions().await.map_err(error)?;
     let nodes = store.cluster_members().await.map_err(error)?;
     let uptime = (chrono::Utc::now() - s.started_at).num_milliseconds().max(0) as f64 / 1000.0;
@@ -103,7 +103,7 @@ async fn overview(State(shared): Shares) -> Answer {
         "read_only": store.config().read_only,
         "head_position": s.head_position,
         "notifier_lag": s.notifier_lag,
-        "streams": streams.total_entries,
+        "streams": streams,
         "subscriptions": subscriptions.len(),
         "writer": {
             "state": if s.writer_running { "running" } else { "restarting" },

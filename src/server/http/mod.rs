@@ -27,6 +27,7 @@
 
 mod api;
 mod assets;
+mod counting;
 mod health;
 mod live;
 
@@ -135,6 +136,8 @@ pub(crate) struct Shared {
     /// Open client connections of the server serving this face.
     pub(crate) clients: Arc<AtomicU64>,
     pub(crate) stopping: Stopping,
+    /// The overview's stream count, kept while counting is dear.
+    pub(crate) streams: counting::StreamCount,
 }
 
 impl Shared {
@@ -155,7 +158,7 @@ pub(crate) fn router(
         tokio::spawn(upkeep(handle, stopping.clone()));
     }
     let ui = options.ui;
-    let shared = Arc::new(Shared { store, options, clients, stopping });
+    let shared = Arc::new(Shared { store, options, clients, stopping, streams: Default::default() });
     let open = Router::new()
         .route("/metrics", get(metrics))
         .route("/health", get(health::ready))
