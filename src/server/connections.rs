@@ -17,9 +17,22 @@ pub(super) struct Counted {
 }
 
 impl Counted {
-    pub(super) fn new(stream: TcpStream, open: Arc<AtomicU64>) -> Counted {
+    fn new(stream: TcpStream, open: Arc<AtomicU64>) -> Counted {
         open.fetch_add(1, Ordering::Relaxed);
         Counted { stream, open }
+    }
+}
+
+/// A connection the listener accepted, counted in `open`, with small messages (an ack, a
+/// one-event append) sent at once rather than after the peer's delayed acknowledgement
+/// (`TCP_NODELAY`); `None`, logged, when the accept failed.
+pub(super) fn accepted(accepted: io::Result<TcpStream>, open: &Arc<AtomicU64>) -> Option<Counted> {
+    match accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream)) {
+        Ok(stream) => Some(Counted::new(stream, Arc::clone(open))),
+        Err(error) => {
+            tracing::warn!(%error, "a connection could not be accepted");
+            None
+        }
     }
 }
 

@@ -51,7 +51,6 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::{Interceptor, Routes, interceptor::InterceptedService};
 use tonic::{Request, Status};
 
-use self::connections::Counted;
 use self::http::HttpOptions;
 use self::tls::TlsIdentity;
 use crate::{Error, EventStore, Result};
@@ -293,19 +292,8 @@ impl Serving {
             }
             None => {
                 let clients = self.clients();
-                let incoming = TcpListenerStream::new(listener).filter_map(move |accepted| {
-                    let clients = Arc::clone(&clients);
-                    async move {
-                        match accepted.and_then(|stream| stream.set_nodelay(true).map(|()| stream)) {
-                            // Small messages (an ack, a one-event append) go out at once, not
-                            // after the peer's delayed acknowledgement.
-                            Ok(stream) => Some(Ok::<_, std::io::Error>(Counted::new(stream, clients))),
-                            Err(error) => {
-                                tracing::warn!(%error, "a connection could not be accepted");
-                                None
-                            }
-                        }
-                    }
+                let incoming = TcpListenerStream::new(listener).filter_map(move |stream| {
+                    std::future::ready(connections::accepted(stream, &clients).map(Ok::<_, std::io::Error>))
                 });
                 tokio::spawn(router.serve_with_incoming_shutdown(incoming, stopped))
             }

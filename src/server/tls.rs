@@ -21,7 +21,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::connections::Counted;
+use super::connections::{self, Counted};
 use crate::{Error, Result};
 
 /// How long a client has to finish its TLS handshake before its connection is closed.
@@ -89,14 +89,10 @@ pub(super) fn incoming(
                 () = ready.closed() => return,
                 accepted = listener.accept() => accepted,
             };
-            let stream = match accepted.and_then(|(stream, _)| stream.set_nodelay(true).map(|()| stream)) {
-                Ok(stream) => Counted::new(stream, Arc::clone(&clients)),
-                Err(error) => {
-                    tracing::warn!(%error, "a connection could not be accepted");
-                    // Out of file descriptors, say: give the others time to close some.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
+            let Some(stream) = connections::accepted(accepted.map(|(stream, _)| stream), &clients) else {
+                // Out of file descriptors, say: give the others time to close some.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             };
             let (acceptor, ready) = (acceptor.clone(), ready.clone());
             tokio::spawn(async move {
