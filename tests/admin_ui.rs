@@ -99,6 +99,22 @@ async fn text_of(browser: &Client, css: &str, wanted: impl Fn(&str) -> bool) -> 
     }
 }
 
+/// Waits until the element `css` has the title `wanted`.
+async fn title_of(browser: &Client, css: &str, wanted: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let title = match browser.find(Locator::Css(css)).await {
+            Ok(element) => element.attr("title").await.ok().flatten(),
+            Err(_) => None,
+        };
+        if title.as_deref() == Some(wanted) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "`{css}` never had the title {wanted:?}; last: {title:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Waits until `css` matches `count` elements.
 async fn count_of(browser: &Client, css: &str, count: usize) {
     let deadline = Instant::now() + PATIENCE;
@@ -198,7 +214,14 @@ async fn the_admin_ui_shows_the_store_in_a_real_browser() {
     let data = text_of(&browser, "#event-data", |t| t.contains("\"amount\"")).await;
     assert!(data.contains("\"amount\": 30") && data.contains('\n'), "pretty-printed: {data}");
     text_of(&browser, "#event-metadata", |t| t.contains("alice")).await;
+    // The previous and next buttons are aimed at the neighbours the stream really has.
+    title_of(&browser, "#prev-event", "Event 2").await;
+    title_of(&browser, "#next-event", "Event 4").await;
     screenshot(&browser, "event").await;
+    browser.goto(&format!("{base}/#/event/account-2/5")).await.unwrap();
+    title_of(&browser, "#next-event", "This is the last event").await;
+    let next = browser.find(Locator::Css("#next-event")).await.unwrap();
+    assert_eq!(next.attr("disabled").await.unwrap().as_deref(), Some("true"), "nothing after the last event");
 
     // $all followed live: an event appended now shows up.
     browser.goto(&format!("{base}/#/live/%24all")).await.unwrap();

@@ -1152,20 +1152,15 @@
       const found = evs.find((e) => (dir === 'forward' ? e.event_number > n : e.event_number < n));
       return found ? found.event_number : null;
     };
-    neighbour('forward').then((v) => {
+    // Aims a button at the neighbour found that way, or disables it at the stream's end.
+    const aim = (dir, btn, end, set) => neighbour(dir).then((v) => {
       if (!ctx.alive) return;
-      nextTarget = v;
-      nextBtn.disabled = v === null;
-      nextBtn.title = v === null ? 'This is the last event' : `Event ${v}`;
+      set(v);
+      btn.disabled = v === null;
+      btn.title = v === null ? `This is the ${end} event` : `Event ${v}`;
     }, () => { /* keep the naive target */ });
-    if (n > 0) {
-      neighbour('backward').then((v) => {
-        if (!ctx.alive) return;
-        prevTarget = v;
-        prevBtn.disabled = v === null;
-        prevBtn.title = v === null ? 'This is the first event' : `Event ${v}`;
-      }, () => { /* keep the naive target */ });
-    }
+    aim('forward', nextBtn, 'last', (v) => { nextTarget = v; });
+    if (n > 0) aim('backward', prevBtn, 'first', (v) => { prevTarget = v; });
   }
 
   // ------------------------------------------------------------------ live
