@@ -193,3 +193,17 @@ async fn serve_puts_the_http_face_on_its_own_port_or_leaves_the_ui_out() {
     assert_eq!(out.status.code(), Some(2), "a usage error: {}", common::cli::describe(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--stall-after"));
 }
+
+/// A signal sent the moment `serve` says it listens stops it gracefully (exit 0, "stopping"
+/// logged): the signals are listened for before that line is printed, not after.
+#[cfg(unix)]
+#[test]
+fn a_signal_right_after_the_listening_line_stops_it_gracefully() {
+    let cli = Cli::new();
+    for signal in ["-TERM", "-INT", "-TERM", "-INT", "-TERM"] {
+        let serving = Serving::start_logging(&cli, &["--insecure", "--listen", "127.0.0.1:0", "--no-http"], None);
+        let (status, stderr) = serving.stop(signal);
+        assert_eq!(status.code(), Some(0), "{signal}: {stderr}");
+        assert!(stderr.contains("stopping"), "{signal}: {stderr}");
+    }
+}

@@ -118,6 +118,7 @@ pub(crate) fn stop_exporting(exporting: Exporting) {
 
 /// Serves the store until a signal asks it to stop.
 pub(crate) async fn serve(config: Config, args: ServeArgs, json: bool) -> Outcome {
+    let signals = StopSignals::listen();
     let (mut options, http) = options(&config, args)?;
     let tls = options.is_tls();
     // The recorder goes in before the store starts: the store takes its handles then.
@@ -165,7 +166,7 @@ pub(crate) async fn serve(config: Config, args: ServeArgs, json: bool) -> Outcom
             println!("admin UI, /metrics and /health at {scheme}://{http_address}/");
         }
     }
-    let signal = stop_signal().await;
+    let signal = signals.wait().await;
     tracing::info!(signal, "stopping");
     let http_stopped = match http_server {
         Some(http_server) => http_server.shutdown().await,
@@ -233,18 +234,36 @@ fn options(config: &Config, args: ServeArgs) -> Result<(ServerOptions, HttpChoic
     Ok((options, http))
 }
 
-/// Waits for SIGINT (Ctrl-C) or, on Unix, SIGTERM; says which came.
-async fn stop_signal() -> &'static str {
+/// SIGINT (Ctrl-C) and, on Unix, SIGTERM, listened for from the moment this is made: made before
+/// `serve` says it listens, so a signal sent right after that line (by a supervisor, a test)
+/// stops it gracefully instead of killing it with the signal's default action.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut terminate) = signal(SignalKind::terminate()) {
+    listeners: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl StopSignals {
+    fn listen() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listeners = signal(SignalKind::interrupt()).and_then(|i| Ok((i, signal(SignalKind::terminate())?)));
+            StopSignals { listeners: listeners.ok() }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// Waits for one of the signals; says which came.
+    async fn wait(self) -> &'static str {
+        #[cfg(unix)]
+        if let Some((mut interrupt, mut terminate)) = self.listeners {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return "SIGINT",
+                _ = interrupt.recv() => return "SIGINT",
                 _ = terminate.recv() => return "SIGTERM",
             }
         }
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
     }
-    let _ = tokio::signal::ctrl_c().await;
-    "SIGINT"
 }
